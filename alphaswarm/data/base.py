@@ -1,0 +1,383 @@
+"""Feed base class: the one interface every source of bars implements.
+
+A feed holds (or generates) OHLCV bars of a fixed set of symbols on one interval
+and calendar. It hands them out two ways:
+
+* :meth:`Feed.frame` -- a long pandas DataFrame, for vectorised research;
+* :meth:`Feed.groups` -- lists of :class:`~alphaswarm.model.Bar` sharing a
+  timestamp, in time order, for the engine's bar loop.
+
+Internally every feed produces *blocks*: column arrays (int64 epoch nanoseconds,
+symbols, float prices) sorted by ``(ts, symbol)`` and holding whole timestamp
+groups. ``frame`` and ``groups`` are built on blocks, so a subclass only has to
+implement :meth:`Feed._blocks`.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from alphaswarm.model import Bar
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+__all__ = [
+    "CALENDARS",
+    "Feed",
+    "FeedError",
+    "format_interval",
+    "parse_interval",
+]
+
+CALENDARS = ("equities", "24x7")
+"""Calendars a feed can follow.
+
+``equities`` means weekdays only and, for intraday intervals, bars between 14:30 and
+21:00 UTC (390 one-minute bars a day; holidays and daylight saving are ignored).
+``24x7`` means bars around the clock, every day.
+"""
+
+DAY = 86_400
+SESSION_OPEN_SECONDS = 14 * 3600 + 30 * 60  # 14:30 UTC
+SESSION_SECONDS = 390 * 60  # 14:30 -> 21:00
+TRADING_DAYS_PER_YEAR = 252
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": DAY, "w": 7 * DAY}
+_INTERVAL_RE = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
+
+
+class FeedError(ValueError):
+    """Raised for every data problem: bad files, bad columns, bad rows, bad settings.
+
+    The message names the file (or source), the column and the row when they apply.
+    """
+
+
+def parse_interval(interval: Any) -> int:
+    """Return the length of a bar interval in seconds.
+
+    Parameters
+    ----------
+    interval : str
+        ``"<n><unit>"`` with unit ``s``, ``m`` (or ``min``), ``h``, ``d`` or ``w``,
+        e.g. ``"1m"``, ``"5m"``, ``"1h"``, ``"1d"``.
+
+    Returns
+    -------
+    int
+        Seconds per bar, > 0.
+
+    Raises
+    ------
+    FeedError
+        If the string is not a valid interval.
+    """
+    match = _INTERVAL_RE.match(interval) if isinstance(interval, str) else None
+    if match is None or int(match.group(1)) <= 0:
+        raise FeedError(
+            f"interval: {interval!r} is not an interval; use <n><unit> with unit s, m, h, d "
+            "or w, e.g. '1m', '5m', '1h', '1d'"
+        )
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def format_interval(seconds: int) -> str:
+    """Return the canonical interval string for a number of seconds (``60 -> "1m"``)."""
+    for unit, size in (("w", 7 * DAY), ("d", DAY), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def bars_per_session(interval_seconds: int) -> int:
+    """Number of intraday bars of an equities session (390 for ``1m``, 1 for daily)."""
+    if interval_seconds >= DAY:
+        return 1
+    return math.ceil(SESSION_SECONDS / interval_seconds)
+
+
+def to_ns(value: Any, *, name: str, end: bool = False) -> int:
+    """Convert a date/timestamp bound to epoch nanoseconds (UTC).
+
+    Naive values are taken as UTC. With ``end=True`` a bare date (a ``date`` object
+    or a string without a time part) means the *end* of that day, so ``end`` bounds
+    are inclusive of the whole day.
+    """
+    try:
+        day_only = (isinstance(value, date) and not isinstance(value, datetime)) or (
+            isinstance(value, str) and len(value.strip()) <= 10
+        )
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise FeedError(f"{name}: cannot interpret {value!r} as a date or timestamp") from exc
+    if ts is pd.NaT:
+        raise FeedError(f"{name}: cannot interpret {value!r} as a date or timestamp")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ns = int(ts.as_unit("ns").value)
+    if end and day_only:
+        ns += DAY * 10**9 - 1
+    return ns
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Column arrays of whole timestamp groups, sorted by ``(ts, symbol)``.
+
+    ``ts`` is int64 epoch nanoseconds (UTC); ``symbol`` an object array of str; the
+    price and volume columns float64.
+    """
+
+    ts: np.ndarray
+    symbol: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def take(self, index: Any) -> Block:
+        """Return the rows selected by a slice, mask or index array."""
+        return Block(
+            self.ts[index],
+            self.symbol[index],
+            self.open[index],
+            self.high[index],
+            self.low[index],
+            self.close[index],
+            self.volume[index],
+        )
+
+    @staticmethod
+    def concat(blocks: list[Block]) -> Block:
+        """Concatenate blocks (in order)."""
+        if not blocks:
+            empty = np.empty(0)
+            return Block(np.empty(0, np.int64), np.empty(0, object), *(empty,) * 5)
+        if len(blocks) == 1:
+            return blocks[0]
+        cols = ("ts", "symbol", "open", "high", "low", "close", "volume")
+        return Block(*(np.concatenate([getattr(b, c) for b in blocks]) for c in cols))
+
+
+def group_starts(ts: np.ndarray) -> np.ndarray:
+    """Indices where a new timestamp group starts in a sorted ts array."""
+    if len(ts) == 0:
+        return np.empty(0, np.intp)
+    return np.concatenate(([0], np.flatnonzero(ts[1:] != ts[:-1]) + 1))
+
+
+class Feed(abc.ABC):
+    """Source of OHLCV bars for a fixed set of symbols.
+
+    Parameters
+    ----------
+    symbols : list of str
+        Symbols the feed serves.
+    interval : str
+        Bar interval, e.g. ``"1m"`` or ``"1d"``.
+    calendar : str
+        ``"equities"`` (weekdays, 14:30--21:00 UTC intraday) or ``"24x7"``.
+
+    Notes
+    -----
+    Bars with an interval of a day or longer are stamped at 00:00 UTC of their date.
+    """
+
+    kind: ClassVar[str] = "feed"
+
+    def __init__(self, symbols: Iterable[str], interval: str, calendar: str) -> None:
+        self.symbols: list[str] = check_symbols(symbols)
+        self.interval_seconds: int = parse_interval(interval)
+        self.interval: str = format_interval(self.interval_seconds)
+        if calendar not in CALENDARS:
+            raise FeedError(f"calendar: {calendar!r} is not one of {', '.join(CALENDARS)}")
+        self.calendar: str = calendar
+        if self.interval_seconds >= DAY and self.interval_seconds % DAY:
+            raise FeedError(
+                f"interval: {interval!r} is longer than a day but not a whole number of days"
+            )
+
+    # -- derived properties -------------------------------------------------------
+
+    @property
+    def periods_per_year(self) -> float:
+        """Bars per year, for annualising returns (1m equities = 252 * 390)."""
+        if self.calendar == "24x7":
+            return 365 * DAY / self.interval_seconds
+        if self.interval_seconds >= DAY:
+            return TRADING_DAYS_PER_YEAR / (self.interval_seconds // DAY)
+        return float(TRADING_DAYS_PER_YEAR * bars_per_session(self.interval_seconds))
+
+    @property
+    def bounded(self) -> bool:
+        """False when the feed can deliver bars forever (unbounded synthetic feed)."""
+        return True
+
+    # -- the interface subclasses implement ----------------------------------------
+
+    @abc.abstractmethod
+    def _blocks(self, start: int | None, end: int | None) -> Iterator[Block]:
+        """Yield blocks with ``start <= ts <= end`` (epoch ns, None = open) in time order.
+
+        Every block holds whole timestamp groups, so a group never straddles blocks.
+        """
+
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """Short content hash of the feed's identity, for caches and sweep keys."""
+
+    # -- public API ----------------------------------------------------------------
+
+    def covers(self, symbols: Iterable[str]) -> list[str]:
+        """Return the symbols of ``symbols`` this feed cannot serve (empty = all served).
+
+        Parameters
+        ----------
+        symbols : iterable of str
+            Symbols a bot trades.
+
+        Returns
+        -------
+        list of str
+            The missing ones, in the order given.
+        """
+        have = set(self.symbols)
+        return [s for s in symbols if s not in have]
+
+    def frame(self, start: Any = None, end: Any = None, limit: int | None = None) -> pd.DataFrame:
+        """Bars as a long DataFrame.
+
+        Parameters
+        ----------
+        start, end : str, datetime, date or pandas.Timestamp, optional
+            Inclusive bounds; a bare date as ``end`` includes that whole day.
+        limit : int, optional
+            Maximum number of timestamps (groups) to return.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``ts`` (datetime64[ns, UTC]), ``symbol``, ``open``, ``high``,
+            ``low``, ``close``, ``volume``, sorted by ``(ts, symbol)``.
+        """
+        block = Block.concat(list(self._read(start, end, limit)))
+        ts = pd.DatetimeIndex(block.ts.view("M8[ns]")).tz_localize("UTC")
+        return pd.DataFrame(
+            {
+                "ts": ts,
+                "symbol": pd.array(block.symbol, dtype="str"),
+                "open": block.open,
+                "high": block.high,
+                "low": block.low,
+                "close": block.close,
+                "volume": block.volume,
+            }
+        )
+
+    def groups(
+        self, start: Any = None, end: Any = None, limit: int | None = None
+    ) -> Iterator[list[Bar]]:
+        """Yield the bars of all symbols sharing a timestamp, one list per timestamp.
+
+        Parameters
+        ----------
+        start, end : str, datetime, date or pandas.Timestamp, optional
+            Inclusive bounds; a bare date as ``end`` includes that whole day.
+        limit : int, optional
+            Maximum number of groups (timestamps) to yield.
+
+        Yields
+        ------
+        list of Bar
+            Bars of one timestamp, sorted by symbol, in time order.
+        """
+        trusted = Bar.trusted
+        utc = UTC
+        for block in self._read(start, end, limit, stream=True):
+            starts = group_starts(block.ts)
+            stamps = [
+                d.replace(tzinfo=utc)
+                for d in block.ts[starts].view("M8[ns]").astype("M8[us]").tolist()
+            ]
+            sym = block.symbol.tolist()
+            o, h, lo = block.open.tolist(), block.high.tolist(), block.low.tolist()
+            c, v = block.close.tolist(), block.volume.tolist()
+            n = len(sym)
+            if len(stamps) == n:  # one bar per timestamp: the common single-symbol case
+                for i, ts in enumerate(stamps):
+                    yield [trusted(sym[i], ts, o[i], h[i], lo[i], c[i], v[i])]
+                continue
+            bounds = [*starts.tolist(), n]
+            for g, ts in enumerate(stamps):
+                yield [
+                    trusted(sym[i], ts, o[i], h[i], lo[i], c[i], v[i])
+                    for i in range(bounds[g], bounds[g + 1])
+                ]
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _read(
+        self, start: Any, end: Any, limit: int | None, *, stream: bool = False
+    ) -> Iterator[Block]:
+        """Blocks within the bounds, cut after ``limit`` timestamps.
+
+        Without ``stream`` an unbounded read (unbounded feed, no ``limit``, no ``end``)
+        is refused instead of running forever.
+        """
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 0
+        ):
+            raise FeedError(f"limit: expected an integer >= 0, got {limit!r}")
+        lo = None if start is None else to_ns(start, name="start")
+        hi = None if end is None else to_ns(end, name="end", end=True)
+        if lo is not None and hi is not None and lo > hi:
+            raise FeedError(f"start/end: start {start!r} is after end {end!r}")
+        if limit is None and hi is None and not stream and not self.bounded:
+            raise FeedError(f"{self!r} is unbounded: give limit= or end= (or build it with bars=)")
+        if limit == 0:
+            return
+        remaining = limit
+        for block in self._blocks(lo, hi):
+            if len(block) == 0:
+                continue
+            if remaining is not None:
+                starts = group_starts(block.ts)
+                if len(starts) >= remaining:
+                    cut = starts[remaining] if len(starts) > remaining else len(block)
+                    yield block.take(slice(0, cut))
+                    return
+                remaining -= len(starts)
+            yield block
+
+    def __repr__(self) -> str:
+        syms = ",".join(self.symbols[:5]) + (",..." if len(self.symbols) > 5 else "")
+        return f"{type(self).__name__}([{syms}], interval={self.interval!r})"
+
+
+def check_symbols(symbols: Any) -> list[str]:
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    try:
+        out = list(symbols)
+    except TypeError:
+        raise FeedError(f"symbols: expected a list of strings, got {symbols!r}") from None
+    if not out:
+        raise FeedError("symbols: at least one symbol is required")
+    for s in out:
+        if not isinstance(s, str) or not s.strip():
+            raise FeedError(f"symbols: expected non-empty strings, got {s!r}")
+    dupes = sorted({s for s in out if out.count(s) > 1})
+    if dupes:
+        raise FeedError(f"symbols: duplicated {', '.join(dupes)}")
+    return out

@@ -1,0 +1,363 @@
+"""Replay recorded bars from a CSV file, a Parquet file or a pandas DataFrame.
+
+The data are validated once, as whole columns, when the feed is built; every
+problem raises :class:`~alphaswarm.data.base.FeedError` naming the source, the
+column and the first offending row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from alphaswarm.data.base import DAY, Block, Feed, FeedError, format_interval
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+__all__ = ["ReplayFeed"]
+
+TIME_COLUMNS = ("ts", "timestamp", "datetime", "date", "time")
+SYMBOL_COLUMNS = ("symbol", "ticker")
+PRICE_COLUMNS = ("open", "high", "low", "close")
+
+
+class ReplayFeed(Feed):
+    """Bars recorded elsewhere, replayed in time order.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Long format (a time column -- ``ts``, ``timestamp``, ``datetime``, ``date``
+        or ``time`` -- plus ``symbol`` or ``ticker``) or a single-symbol frame with
+        ``symbol=``. A DatetimeIndex serves as the time column when there is none.
+        Column names are case-insensitive; ``open``, ``high``, ``low``, ``close`` are
+        required, ``volume`` is optional (0 when absent); other columns are ignored.
+        Naive timestamps are taken as UTC; numbers as epoch seconds.
+    symbol : str, optional
+        Symbol of a single-symbol frame; with a symbol column, keeps only that symbol.
+    interval : str, optional
+        Bar interval; inferred from the median spacing of timestamps when omitted.
+    calendar : str, optional
+        ``"equities"`` or ``"24x7"``; inferred (``24x7`` if any bar falls on a
+        weekend) when omitted.
+    source : str
+        Name of the data in error messages (the file path for the ``from_*`` helpers).
+
+    Raises
+    ------
+    FeedError
+        When a column is missing, a value is not a positive finite price, a volume is
+        negative, high/low do not contain open/close, a (symbol, ts) pair repeats, or
+        a timestamp cannot be parsed.
+    """
+
+    kind = "replay"
+
+    def __init__(
+        self,
+        data: pd.DataFrame,
+        *,
+        symbol: str | None = None,
+        interval: str | None = None,
+        calendar: str | None = None,
+        source: str = "DataFrame",
+    ) -> None:
+        self.source = source
+        block = _validate(data, symbol=symbol, source=source)
+        self._data = block
+        self._starts = np.concatenate(
+            (np.flatnonzero(block.ts[1:] != block.ts[:-1]) + 1, [len(block)])
+        )
+        symbols = sorted(set(block.symbol.tolist()))
+        if interval is None:
+            interval = _infer_interval(block.ts)
+        if calendar is None:
+            weekday = (block.ts // (DAY * 10**9) + 3) % 7  # 1970-01-01 was a Thursday
+            calendar = "24x7" if bool(np.any(weekday >= 5)) else "equities"
+        super().__init__(symbols, interval, calendar)
+        self._fingerprint: str | None = None
+
+    # -- constructors ----------------------------------------------------------------
+
+    @classmethod
+    def from_frame(cls, data: pd.DataFrame, **kwargs: Any) -> ReplayFeed:
+        """Build a feed from a DataFrame (see :class:`ReplayFeed` for the keywords)."""
+        return cls(data, **kwargs)
+
+    @classmethod
+    def from_csv(cls, path: str | Path, **kwargs: Any) -> ReplayFeed:
+        """Build a feed from a CSV file with a header row.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file.
+        **kwargs
+            ``symbol``, ``interval``, ``calendar`` as for :class:`ReplayFeed`.
+        """
+        path = Path(path)
+        try:
+            frame = pd.read_csv(path)
+        except FileNotFoundError:
+            raise FeedError(f"{path}: no such file") from None
+        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            raise FeedError(f"{path}: cannot read as CSV: {exc}") from exc
+        return cls(frame, source=str(path), **kwargs)
+
+    @classmethod
+    def from_parquet(cls, path: str | Path, **kwargs: Any) -> ReplayFeed:
+        """Build a feed from a Parquet file (needs pyarrow).
+
+        Parameters
+        ----------
+        path : str or Path
+            The file.
+        **kwargs
+            ``symbol``, ``interval``, ``calendar`` as for :class:`ReplayFeed`.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FeedError(f"{path}: no such file")
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError as exc:
+            raise FeedError(f"{path}: reading Parquet needs pyarrow: {exc}") from exc
+        except (ValueError, OSError) as exc:
+            raise FeedError(f"{path}: cannot read as Parquet: {exc}") from exc
+        return cls(frame, source=str(path), **kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> ReplayFeed:
+        """Build a feed from a ``.csv`` (optionally compressed) or ``.parquet`` file."""
+        name = str(path).lower()
+        if name.endswith((".parquet", ".pq")):
+            return cls.from_parquet(path, **kwargs)
+        if name.endswith((".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".csv.xz")):
+            return cls.from_csv(path, **kwargs)
+        raise FeedError(f"{path}: unknown file type; use .csv or .parquet")
+
+    # -- feed interface --------------------------------------------------------------
+
+    def select(self, symbols: Iterable[str]) -> ReplayFeed:
+        """Return a feed restricted to ``symbols``.
+
+        Raises
+        ------
+        FeedError
+            If some of them are not in the data (the message lists the available ones).
+        """
+        symbols = list(symbols)
+        missing = self.covers(symbols)
+        if missing:
+            raise FeedError(
+                f"{self.source}: no data for {', '.join(missing)}; "
+                f"available: {', '.join(self.symbols)}"
+            )
+        mask = np.isin(self._data.symbol, np.array(symbols, dtype=object))
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._data = self._data.take(mask)
+        ts = new._data.ts
+        new._starts = np.concatenate((np.flatnonzero(ts[1:] != ts[:-1]) + 1, [len(ts)]))
+        new.symbols = sorted(set(symbols))
+        new._fingerprint = None
+        return new
+
+    def _blocks(self, start: int | None, end: int | None) -> Iterator[Block]:
+        ts = self._data.ts
+        a = 0 if start is None else int(np.searchsorted(ts, start, "left"))
+        b = len(ts) if end is None else int(np.searchsorted(ts, end, "right"))
+        if a < b:
+            yield self._data.take(slice(a, b))
+
+    def __len__(self) -> int:
+        """Number of bars (rows), all symbols together."""
+        return len(self._data)
+
+    def fingerprint(self) -> str:
+        """Hash of the validated content (identical data in CSV and Parquet agree)."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            h.update(f"{self.interval}|{self.calendar}|".encode())
+            h.update("\x1f".join(self._data.symbol.tolist()).encode())
+            for col in ("ts", "open", "high", "low", "close", "volume"):
+                h.update(np.ascontiguousarray(getattr(self._data, col)).tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+
+# -- validation ----------------------------------------------------------------------
+
+
+def _infer_interval(ts: np.ndarray) -> str:
+    unique = np.unique(ts)
+    if len(unique) < 2:
+        return "1d"
+    seconds = int(np.median(np.diff(unique)) // 10**9)
+    if seconds <= 0:
+        return "1s"
+    if seconds >= DAY:
+        seconds = DAY * max(1, round(seconds / DAY))
+    return format_interval(seconds)
+
+
+def _row(frame: pd.DataFrame, pos: int) -> str:
+    label = frame.index[pos]
+    return f"row {pos}" if label == pos else f"row {pos} (index {label!r})"
+
+
+def _validate(data: Any, *, symbol: str | None, source: str) -> Block:
+    if not isinstance(data, pd.DataFrame):
+        raise FeedError(f"{source}: expected a pandas DataFrame, got {type(data).__name__}")
+    frame = data
+    names = [str(c).strip().lower() for c in frame.columns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise FeedError(f"{source}: duplicated columns (case-insensitive): {', '.join(dupes)}")
+    cols = dict(zip(names, frame.columns, strict=True))
+    time_col = next((c for c in TIME_COLUMNS if c in cols), None)
+    sym_col = next((c for c in SYMBOL_COLUMNS if c in cols), None)
+    missing = [c for c in PRICE_COLUMNS if c not in cols]
+    if time_col is None and not isinstance(frame.index, pd.DatetimeIndex):
+        missing.insert(0, "ts (or timestamp/datetime/date/time)")
+    if sym_col is None and symbol is None:
+        missing.append("symbol (or pass symbol=)")
+    if missing:
+        raise FeedError(
+            f"{source}: missing column(s): {', '.join(missing)}; found: "
+            f"{', '.join(map(str, frame.columns)) or 'none'}"
+        )
+    if symbol is not None and (not isinstance(symbol, str) or not symbol.strip()):
+        raise FeedError(f"symbol: expected a non-empty string, got {symbol!r}")
+    if len(frame) == 0:
+        raise FeedError(f"{source}: no rows")
+
+    # symbols
+    if sym_col is not None:
+        raw = frame[cols[sym_col]]
+        bad = ~raw.map(lambda s: isinstance(s, str) and bool(s.strip())).to_numpy(bool)
+        if bad.any():
+            pos = int(np.argmax(bad))
+            raise FeedError(
+                f"{source}: column {cols[sym_col]!r}, {_row(frame, pos)}: expected a "
+                f"non-empty symbol string, got {raw.iloc[pos]!r}"
+            )
+        symbols = raw.to_numpy(dtype=object)
+        if symbol is not None:
+            keep = symbols == symbol
+            if not keep.any():
+                available = ", ".join(sorted(set(symbols.tolist())))
+                raise FeedError(f"{source}: no rows for symbol {symbol!r}; available: {available}")
+            frame, symbols = frame.loc[keep], symbols[keep]
+    else:
+        symbols = np.full(len(frame), symbol, dtype=object)
+
+    ts = _timestamps(frame, cols.get(time_col) if time_col else None, source)
+
+    values: dict[str, np.ndarray] = {}
+    for name in (*PRICE_COLUMNS, "volume"):
+        if name == "volume" and name not in cols:
+            values[name] = np.zeros(len(frame))
+            continue
+        values[name] = _numeric(frame, cols[name], source, volume=name == "volume")
+    o, h, lo, c = (values[n] for n in PRICE_COLUMNS)
+    bad = (h < np.maximum(o, c)) | (lo > np.minimum(o, c))
+    if bad.any():
+        pos = int(np.argmax(bad))
+        raise FeedError(
+            f"{source}: {_row(frame, pos)} ({symbols[pos]}): high/low [{lo[pos]}, {h[pos]}] "
+            f"do not contain open {o[pos]} and close {c[pos]}"
+        )
+
+    order = np.lexsort((symbols.astype(str), ts))
+    ts_sorted, sym_sorted = ts[order], symbols[order]
+    dup = (ts_sorted[1:] == ts_sorted[:-1]) & (sym_sorted[1:] == sym_sorted[:-1])
+    if dup.any():
+        j = int(np.argmax(dup))
+        first, second = sorted((int(order[j]), int(order[j + 1])))
+        when = pd.Timestamp(int(ts_sorted[j]), tz="UTC").isoformat()
+        raise FeedError(
+            f"{source}: duplicate bar for ({sym_sorted[j]}, {when}) at {_row(frame, first)} "
+            f"and {_row(frame, second)}"
+        )
+    return Block(
+        ts_sorted,
+        np.array([str(s) for s in sym_sorted], dtype=object),
+        *(np.ascontiguousarray(values[n][order]) for n in (*PRICE_COLUMNS, "volume")),
+    )
+
+
+def _timestamps(frame: pd.DataFrame, column: Any, source: str) -> np.ndarray:
+    """Parse the time column (or DatetimeIndex) to int64 epoch ns, UTC."""
+    where = f"column {column!r}" if column is not None else "the index"
+    raw = frame.index.to_series(index=range(len(frame))) if column is None else frame[column]
+    try:
+        if pd.api.types.is_bool_dtype(raw):
+            raise TypeError("booleans are not timestamps")
+        if pd.api.types.is_numeric_dtype(raw):
+            parsed = pd.to_datetime(raw.astype("float64"), unit="s", utc=True, errors="coerce")
+        elif isinstance(raw.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(raw):
+            parsed = pd.to_datetime(raw, utc=True)
+        else:
+            parsed = pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
+        parsed = parsed.reset_index(drop=True)
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise FeedError(f"{source}: {where}: cannot parse timestamps: {exc}") from None
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        pos = int(np.argmax(bad))
+        raise FeedError(
+            f"{source}: {where}, {_row(frame, pos)}: {raw.iloc[pos]!r} is not a timestamp"
+        )
+    try:
+        return np.asarray(
+            pd.DatetimeIndex(parsed).tz_convert("UTC").tz_localize(None).as_unit("ns"),
+            dtype="M8[ns]",
+        ).view(np.int64)
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise FeedError(f"{source}: {where}: timestamps out of range: {exc}") from None
+
+
+def _numeric(frame: pd.DataFrame, column: Any, source: str, *, volume: bool) -> np.ndarray:
+    raw = frame[column]
+    if pd.api.types.is_bool_dtype(raw):
+        raise FeedError(f"{source}: column {column!r}: expected numbers, got booleans")
+    try:
+        arr = np.asarray(pd.to_numeric(raw, errors="coerce"), dtype="float64")
+    except (TypeError, ValueError):  # exotic objects (lists, complex, ...)
+        arr = np.array([_to_float(v) for v in raw.tolist()], dtype="float64")
+    nonnum = np.isnan(arr) & ~raw.isna().to_numpy()
+    if nonnum.any():
+        pos = int(np.argmax(nonnum))
+        raise FeedError(
+            f"{source}: column {column!r}, {_row(frame, pos)}: {raw.iloc[pos]!r} is not a number"
+        )
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        pos = int(np.argmax(bad))
+        raise FeedError(
+            f"{source}: column {column!r}, {_row(frame, pos)}: must be a finite number, "
+            f"got {raw.iloc[pos]!r}"
+        )
+    bad = arr < 0 if volume else arr <= 0
+    if bad.any():
+        pos = int(np.argmax(bad))
+        rule = ">= 0" if volume else "> 0"
+        raise FeedError(
+            f"{source}: column {column!r}, {_row(frame, pos)}: must be {rule}, got {arr[pos]}"
+        )
+    return arr
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")

@@ -1,0 +1,279 @@
+"""The frame envelope and the FrameBus that fans frames out to subscribers.
+
+Every engine event leaves a session as one JSON object::
+
+    {"task_id": "<paper_run_id>", "stage": "order.filled", "message": "BUY 10 DEMO @ 101.20",
+     "timestamp": "2026-11-24T10:31:00.123Z", "ts": 1795516260.123, "seq": 42, ...extras}
+
+``seq`` grows by one per frame within a run, so a client can detect gaps and
+resume. The bus never slows the publisher: each subscriber has a bounded
+buffer, and a slow one loses its oldest frames and is told how many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections import deque
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+#: Stages a session emits.
+STAGES = (
+    "session.started",
+    "metadata_gate",
+    "bar.received",
+    "signal.emitted",
+    "order.placed",
+    "order.rejected",
+    "order.filled",
+    "order.cancelled",
+    "equity.update",
+    "risk.halted",
+    "heartbeat",
+    "session.stopped",
+    "error",
+    "done",
+)
+#: Stages after which a run publishes nothing more.
+TERMINAL_STAGES = ("done",)
+LAGGED = "subscriber.lagged"
+
+
+def iso_timestamp(epoch: float) -> str:
+    """ISO-8601 UTC with milliseconds and a ``Z``."""
+    dt = datetime.fromtimestamp(epoch, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def json_safe(value: Any) -> Any:
+    """Replace NaN/inf floats by None and datetimes by ISO strings, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def make_frame(
+    task_id: str, stage: str, message: str, seq: int, *, now: float | None = None, **extras: Any
+) -> dict[str, Any]:
+    """Build one frame envelope.
+
+    Parameters
+    ----------
+    task_id : str
+        The paper run id.
+    stage : str
+        One of :data:`STAGES` (extensions may add their own).
+    message : str
+        A human sentence.
+    seq : int
+        Position of the frame within its run.
+    now : float, optional
+        Epoch seconds; the wall clock by default.
+    **extras
+        Stage-specific data.
+    """
+    ts = time.time() if now is None else now
+    frame = {
+        "task_id": task_id,
+        "stage": stage,
+        "message": message,
+        "timestamp": iso_timestamp(ts),
+        "ts": ts,
+        "seq": seq,
+    }
+    for key, value in extras.items():
+        frame[key] = json_safe(value)
+    return frame
+
+
+class Subscription:
+    """A bounded buffer of frames for one subscriber.
+
+    Use :meth:`drain` from periodic callbacks (the dashboard) or ``await get()``
+    from asyncio code (the WebSocket). When the buffer overflows the oldest
+    frames are dropped and the next read starts with a ``subscriber.lagged``
+    frame saying how many.
+    """
+
+    def __init__(self, bus: FrameBus, maxsize: int) -> None:
+        self._bus = bus
+        self._buffer: deque[dict[str, Any]] = deque()
+        self.maxsize = maxsize
+        self.dropped = 0
+        self._unreported = 0
+        self._lock = threading.Lock()
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+        self.closed = False
+
+    def _push(self, frame: dict[str, Any]) -> None:
+        with self._lock:
+            if len(self._buffer) >= self.maxsize:
+                self._buffer.popleft()
+                self.dropped += 1
+                self._unreported += 1
+            self._buffer.append(frame)
+            waiter = self._waiter
+        if waiter is not None:
+            loop, event = waiter
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # the waiting loop is closed
+                self._waiter = None
+
+    def _lag_frame(self) -> dict[str, Any] | None:
+        if not self._unreported:
+            return None
+        n, self._unreported = self._unreported, 0
+        return {
+            "stage": LAGGED,
+            "message": f"{n} frame(s) dropped: this subscriber was too slow",
+            "dropped": n,
+            "task_id": self._bus.task_id,
+            "seq": None,
+        }
+
+    def drain(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Take every buffered frame (at most ``limit``) without waiting."""
+        with self._lock:
+            out: list[dict[str, Any]] = []
+            lag = self._lag_frame()
+            if lag is not None:
+                out.append(lag)
+            n = len(self._buffer) if limit is None else min(limit, len(self._buffer))
+            for _ in range(n):
+                out.append(self._buffer.popleft())
+        return out
+
+    async def get(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Wait for at least one frame and return all that are buffered.
+
+        Returns an empty list on timeout or when the bus is closed and empty.
+        """
+        frames = self.drain()
+        if frames or self.closed:
+            return frames
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        self._waiter = (loop, event)
+        try:
+            frames = self.drain()  # a frame may have arrived before the waiter was set
+            if frames:
+                return frames
+            try:
+                await asyncio.wait_for(event.wait(), timeout)
+            except TimeoutError:
+                return []
+            return self.drain()
+        finally:
+            self._waiter = None
+
+    def close(self) -> None:
+        """Stop receiving frames."""
+        self.closed = True
+        self._bus.unsubscribe(self)
+        waiter = self._waiter
+        if waiter is not None:
+            loop, event = waiter
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:
+                pass
+
+
+class FrameBus:
+    """Fan frames of one run out to any number of subscribers.
+
+    Sync callbacks run in the publisher's thread and must be quick (exceptions
+    are logged, never raised into the engine); buffered subscriptions are
+    bounded. ``history`` keeps the last frames in memory for late joiners.
+
+    Parameters
+    ----------
+    task_id : str
+        The run id the frames belong to.
+    history : int
+        Frames kept in memory for :meth:`recent`.
+    """
+
+    def __init__(self, task_id: str = "", history: int = 2000) -> None:
+        self.task_id = task_id
+        self._callbacks: list[Callable[[dict[str, Any]], None]] = []
+        self._subs: list[Subscription] = []
+        self._recent: deque[dict[str, Any]] = deque(maxlen=history)
+        self._lock = threading.Lock()
+        self.published = 0
+        self.closed = False
+
+    @property
+    def has_subscribers(self) -> bool:
+        """True when anyone listens."""
+        return bool(self._callbacks or self._subs)
+
+    def subscribe(
+        self, callback: Callable[[dict[str, Any]], None] | None = None, *, maxsize: int = 10_000
+    ) -> Subscription | Callable[[dict[str, Any]], None]:
+        """Add a sync ``callback`` (returned as is) or, without one, a :class:`Subscription`."""
+        with self._lock:
+            if callback is not None:
+                self._callbacks.append(callback)
+                return callback
+            sub = Subscription(self, maxsize)
+            if self.closed:
+                sub.closed = True
+            self._subs.append(sub)
+            return sub
+
+    def unsubscribe(self, subscriber: Any) -> None:
+        """Remove a callback or subscription (unknown ones are ignored)."""
+        with self._lock:
+            if subscriber in self._callbacks:
+                self._callbacks.remove(subscriber)
+            if subscriber in self._subs:
+                self._subs.remove(subscriber)
+
+    def publish(self, frame: dict[str, Any]) -> None:
+        """Deliver one frame to every subscriber."""
+        self._recent.append(frame)
+        self.published += 1
+        for callback in list(self._callbacks):
+            try:
+                callback(frame)
+            except Exception:  # noqa: BLE001 - a subscriber never breaks the engine
+                log.exception("frame subscriber %r failed", callback)
+        for sub in list(self._subs):
+            sub._push(frame)
+
+    def recent(self, since_seq: int | None = None) -> list[dict[str, Any]]:
+        """Frames still held in memory (after ``since_seq`` when given)."""
+        frames = list(self._recent)
+        if since_seq is None:
+            return frames
+        return [f for f in frames if f.get("seq") is not None and f["seq"] > since_seq]
+
+    def close(self) -> None:
+        """Mark the bus finished and wake every waiting subscriber."""
+        self.closed = True
+        for sub in list(self._subs):
+            sub.closed = True
+            waiter = sub._waiter
+            if waiter is not None:
+                loop, event = waiter
+                try:
+                    loop.call_soon_threadsafe(event.set)
+                except RuntimeError:
+                    pass

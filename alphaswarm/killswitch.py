@@ -1,0 +1,390 @@
+"""The process kill switch: latched, fans out to every registered halt target.
+
+Components register halt targets by name: the kit registers ``paper`` (every
+paper session) and ``bots`` (every bot's sessions); ``agents``, ``rl``,
+``workflows``, ``terraform`` and ``quant-agents`` are open for extensions.
+``engage`` calls every target concurrently and returns per-target counts and
+the elapsed milliseconds. It stays engaged until :meth:`KillSwitch.reset`
+(or its ``ttl_seconds`` runs out).
+
+Modes: ``cancel`` (cancel open orders and close sessions, positions left as
+they are), ``flatten`` (also close every position), ``reduce_only`` (sessions
+go on, only orders that shrink exposure pass) and ``freeze`` (sessions go on,
+no new orders, open orders left working).
+
+It fails closed: if its state cannot be written or read back from the
+ledger, sessions treat it as engaged and refuse new orders.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import param
+
+from alphaswarm.model import ModelError
+
+if TYPE_CHECKING:
+    from alphaswarm.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+MODES = ("cancel", "flatten", "reduce_only", "freeze")
+#: Target names reserved for extensions, each with its HTTP halt route.
+EXTENSION_TARGETS = {
+    "agents": "/agents/halt",
+    "rl": "/rl/halt-all",
+    "workflows": "/workflows/halt",
+    "terraform": "/terraform/halt",
+    "quant-agents": "/quant-agents/halt",
+}
+
+HaltTarget = Callable[[str, str], int]
+
+
+class KillSwitch(param.Parameterized):
+    """One per process. Bind a widget to ``engaged``; call :meth:`engage` / :meth:`reset`."""
+
+    engaged = param.Boolean(default=False, constant=True, doc="Whether the switch is engaged.")
+    mode = param.Selector(
+        default="cancel", objects=list(MODES), constant=True, doc="Effect of the engagement."
+    )
+    reason = param.String(default="", constant=True, doc="Why it was engaged.")
+    engaged_at = param.Date(default=None, allow_None=True, constant=True, doc="When (UTC).")
+    ttl_seconds = param.Number(
+        default=None, allow_None=True, constant=True, doc="Releases itself after this long."
+    )
+    last = param.Dict(
+        default={},
+        constant=True,
+        doc="Per-target counts, failures and elapsed_ms of the last engage.",
+    )
+    halted_bots = param.List(
+        default=[], constant=True, doc="Bot ids halted by a per-bot engagement."
+    )
+    store_ok = param.Boolean(
+        default=True, constant=True, doc="False when the ledger state could not be read or written."
+    )
+
+    REFRESH_SECONDS: ClassVar[float] = 1.0
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._targets: dict[str, list[HaltTarget]] = {name: [] for name in EXTENSION_TARGETS}
+        self._bot_targets: list[Callable[[str, str, str], int]] = []
+        self._lock = threading.RLock()
+        self._ledger: Ledger | None = None
+        self._last_refresh = 0.0
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kill-switch")
+
+    # -- wiring -----------------------------------------------------------------------
+    def attach_ledger(self, ledger: Ledger | None) -> None:
+        """Persist the state in ``ledger`` (and read it back there)."""
+        self._ledger = ledger
+        if ledger is not None:
+            self.refresh(force=True)
+
+    def register(self, name: str, target: HaltTarget) -> None:
+        """Add a halt target under ``name``: ``target(reason, mode) -> count halted``."""
+        with self._lock:
+            self._targets.setdefault(name, []).append(target)
+
+    def unregister(self, name: str, target: HaltTarget | None = None) -> None:
+        """Remove one target (or every target) registered under ``name``."""
+        with self._lock:
+            if target is None:
+                self._targets[name] = []
+            elif target in self._targets.get(name, []):
+                self._targets[name].remove(target)
+
+    @property
+    def targets(self) -> list[str]:
+        """Names of every target, registered or reserved."""
+        return list(self._targets)
+
+    # -- halting ----------------------------------------------------------------------
+    def halt_target(self, name: str, reason: str, mode: str = "cancel") -> dict[str, Any]:
+        """Halt what is registered under ``name`` only; zero is a valid count."""
+        if name not in self._targets:
+            raise KeyError(f"unknown halt target {name!r}; known: {', '.join(self._targets)}")
+        t0 = time.perf_counter()
+        halted, failures = self._run_targets(name, list(self._targets[name]), reason, mode)
+        return {
+            "target": name,
+            "halted": halted,
+            "failures": failures,
+            "elapsed_ms": (time.perf_counter() - t0) * 1e3,
+        }
+
+    @staticmethod
+    def _run_targets(
+        name: str, targets: list[HaltTarget], reason: str, mode: str
+    ) -> tuple[int, list[str]]:
+        halted, failures = 0, []
+        for target in targets:
+            try:
+                halted += int(target(reason, mode) or 0)
+            except Exception as exc:  # noqa: BLE001 - one failing target never stops the rest
+                log.exception("halt target %s failed", name)
+                failures.append(f"{name}: {type(exc).__name__}: {exc}")
+        return halted, failures
+
+    def engage(
+        self,
+        reason: str = "kill switch engaged",
+        *,
+        mode: str = "cancel",
+        ttl_seconds: float | None = None,
+        bot: str | None = None,
+        actor: str = "python",
+    ) -> dict[str, Any]:
+        """Engage: latch, then halt every target concurrently.
+
+        Parameters
+        ----------
+        reason : str
+            Recorded in the ledger's audit log and on every stopped run.
+        mode : str
+            ``cancel`` (default), ``flatten``, ``reduce_only`` or ``freeze``.
+        ttl_seconds : float, optional
+            Release automatically after this many seconds.
+        bot : str, optional
+            Halt only this bot's sessions (and refuse its new ones) instead of everything.
+        actor : str
+            Who engaged it (``api``, ``dashboard``, ``python``, ``account-risk``).
+
+        Returns
+        -------
+        dict
+            ``{engaged, mode, reason, targets: {name: {halted, failures}}, failures,
+            elapsed_ms}``.
+        """
+        if mode not in MODES:
+            raise ModelError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+        if ttl_seconds is not None and (
+            isinstance(ttl_seconds, bool)
+            or not isinstance(ttl_seconds, int | float)
+            or not 0 < ttl_seconds < 10 * 365 * 86400
+        ):
+            raise ModelError(f"ttl_seconds: must be a number > 0, got {ttl_seconds!r}")
+        t0 = time.perf_counter()
+        now = datetime.now(UTC)
+        failures: list[str] = []
+        with self._lock:
+            if bot is not None:
+                with param.edit_constant(self):
+                    self.halted_bots = sorted({*self.halted_bots, bot})
+                targets = {f"bot:{bot}": [lambda r, m: self._halt_bot_sessions(bot, r, m)]}
+            else:
+                with param.edit_constant(self):
+                    self.param.update(
+                        engaged=True,
+                        mode=mode,
+                        reason=reason,
+                        engaged_at=now,
+                        ttl_seconds=ttl_seconds,
+                    )
+                targets = {name: list(ts) for name, ts in self._targets.items()}
+            if not self._persist(actor, "kill_switch.engage", reason, mode, ttl_seconds, bot):
+                failures.append("ledger: kill switch state could not be written (failing closed)")
+        futures = {
+            name: self._pool.submit(self._run_targets, name, ts, reason, mode)
+            for name, ts in targets.items()
+        }
+        per_target = {}
+        for name, future in futures.items():
+            halted, target_failures = future.result()
+            per_target[name] = {"halted": halted, "failures": target_failures}
+            failures.extend(target_failures)
+        elapsed_ms = (time.perf_counter() - t0) * 1e3
+        result = {
+            "engaged": self.engaged,
+            "mode": mode,
+            "reason": reason,
+            "bot": bot,
+            "ttl_seconds": ttl_seconds,
+            "engaged_at": now.isoformat(),
+            "targets": per_target,
+            "failures": failures,
+            "elapsed_ms": elapsed_ms,
+        }
+        with param.edit_constant(self):
+            self.last = result
+        return result
+
+    def register_bot_halt(self, target: Callable[[str, str, str], int]) -> None:
+        """Register ``target(bot_id, reason, mode) -> count`` for per-bot halts."""
+        with self._lock:
+            self._bot_targets.append(target)
+
+    def _halt_bot_sessions(self, bot_id: str, reason: str, mode: str) -> int:
+        return sum(int(t(bot_id, reason, mode) or 0) for t in list(self._bot_targets))
+
+    def halt_bot(self, bot_id: str, reason: str = "bot halted", mode: str = "cancel") -> dict:
+        """Stop one bot's sessions without latching anything; zero is a valid count."""
+        t0 = time.perf_counter()
+        halted, failures = self._run_targets(
+            f"bot:{bot_id}", [lambda r, m: self._halt_bot_sessions(bot_id, r, m)], reason, mode
+        )
+        return {
+            "target": f"bot:{bot_id}",
+            "halted": halted,
+            "failures": failures,
+            "elapsed_ms": (time.perf_counter() - t0) * 1e3,
+        }
+
+    def reset(self, *, bot: str | None = None, actor: str = "python") -> dict[str, Any]:
+        """Release the switch (or only the per-bot halt of ``bot``)."""
+        with self._lock, param.edit_constant(self):
+            if bot is not None:
+                self.halted_bots = [b for b in self.halted_bots if b != bot]
+            else:
+                self.param.update(
+                    engaged=False, reason="", engaged_at=None, ttl_seconds=None, halted_bots=[]
+                )
+            self._persist(actor, "kill_switch.reset", "", self.mode, None, bot)
+        return self.state()
+
+    # -- state ------------------------------------------------------------------------
+    def _persist(
+        self,
+        actor: str,
+        action: str,
+        reason: str,
+        mode: str,
+        ttl_seconds: float | None,
+        bot: str | None,
+    ) -> bool:
+        if self._ledger is None:
+            return True
+        try:
+            self._ledger.set_kill_switch(
+                self.engaged,
+                self.mode,
+                self.reason,
+                ttl_seconds=self.ttl_seconds,
+                scope={"halted_bots": list(self.halted_bots)},
+            )
+            self._ledger.audit(
+                actor,
+                action,
+                {"reason": reason, "mode": mode, "ttl_seconds": ttl_seconds, "bot": bot},
+            )
+        except Exception:  # noqa: BLE001 - fail closed
+            log.exception("kill switch state could not be written")
+            with param.edit_constant(self):
+                self.store_ok = False
+            return False
+        with param.edit_constant(self):
+            self.store_ok = True
+        return True
+
+    def refresh(self, force: bool = False) -> None:
+        """Re-read the ledger row (at most once per second unless ``force``)."""
+        if self._ledger is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_refresh < self.REFRESH_SECONDS:
+            return
+        self._last_refresh = now
+        try:
+            row = self._ledger.kill_switch_state()
+        except Exception:  # noqa: BLE001 - fail closed
+            log.exception("kill switch state could not be read")
+            with param.edit_constant(self):
+                self.store_ok = False
+            return
+        with self._lock, param.edit_constant(self):
+            self.store_ok = True
+            if row.get("engaged") and not self.engaged:
+                self.param.update(
+                    engaged=True,
+                    mode=row.get("mode") or "cancel",
+                    reason=row.get("reason") or "",
+                    engaged_at=row.get("engaged_at"),
+                    ttl_seconds=row.get("ttl_seconds"),
+                )
+            scope = row.get("scope") or {}
+            if scope.get("halted_bots") and set(scope["halted_bots"]) - set(self.halted_bots):
+                self.halted_bots = sorted({*self.halted_bots, *scope["halted_bots"]})
+
+    def _expire(self) -> None:
+        if self.engaged and self.ttl_seconds and self.engaged_at is not None:
+            at = self.engaged_at
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            if (datetime.now(UTC) - at).total_seconds() >= self.ttl_seconds:
+                self.reset(actor="ttl")
+                if self._ledger is not None:
+                    try:
+                        self._ledger.audit(
+                            "ttl", "kill_switch.expired", {"ttl_seconds": self.ttl_seconds}
+                        )
+                    except Exception:  # noqa: BLE001
+                        log.exception("could not record the kill switch expiry")
+
+    def order_mode(self, bot_id: str | None = None) -> str | None:
+        """The trading mode the switch imposes on a session: None when it imposes nothing.
+
+        ``frozen`` when the state store is broken (fail closed) or in ``freeze``,
+        ``reduce_only`` in that mode, ``halted`` for a halted bot or a latched
+        cancel/flatten engagement.
+        """
+        self.refresh()
+        self._expire()
+        if not self.store_ok:
+            return "frozen"
+        if bot_id is not None and bot_id in self.halted_bots:
+            return "halted"
+        if not self.engaged:
+            return None
+        if self.mode == "reduce_only":
+            return "reduce_only"
+        if self.mode == "freeze":
+            return "frozen"
+        return "halted"
+
+    def check_start(self, bot_id: str | None = None) -> None:
+        """Raise :class:`KillSwitchEngaged` if new sessions must not start."""
+        mode = self.order_mode(bot_id)
+        if mode is not None:
+            why = self.reason or ("ledger state unavailable" if not self.store_ok else "bot halted")
+            raise KillSwitchEngaged(f"kill switch engaged ({mode}): {why}")
+
+    def state(self) -> dict[str, Any]:
+        """``{engaged, mode, reason, engaged_at, ttl_seconds, halted_bots, store_ok, last}``."""
+        self._expire()
+        return {
+            "engaged": self.engaged,
+            "mode": self.mode,
+            "reason": self.reason,
+            "engaged_at": self.engaged_at.isoformat() if self.engaged_at else None,
+            "ttl_seconds": self.ttl_seconds,
+            "halted_bots": list(self.halted_bots),
+            "store_ok": self.store_ok,
+            "targets": self.targets,
+            "last": self.last,
+        }
+
+
+class KillSwitchEngaged(ModelError):
+    """A session may not start (or trade) while the kill switch is engaged."""
+
+
+_default: KillSwitch | None = None
+_default_lock = threading.Lock()
+
+
+def kill_switch() -> KillSwitch:
+    """The process-wide kill switch."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = KillSwitch(name="kill_switch")
+        return _default

@@ -1,0 +1,373 @@
+"""The ledger schema: SQLAlchemy Core tables, one per kind of record.
+
+The tables are plain :class:`sqlalchemy.Table` objects on one :data:`metadata` (no
+ORM). The same schema serves SQLite (the embedded default) and PostgreSQL. It is
+created and upgraded by the Alembic migrations in ``alphaswarm/ledger/migrations``;
+a test checks that those migrations and this module agree.
+
+Times are stored as UTC. :class:`UTCDateTime` accepts timezone-aware datetimes
+(naive ones are taken as UTC), pandas Timestamps, ISO-8601 strings and epoch seconds,
+and always returns timezone-aware UTC datetimes, also from SQLite, which has no
+timezone-aware type.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "UTCDateTime",
+    "audit_log",
+    "backtest_runs",
+    "bot_versions",
+    "bots",
+    "kill_switch",
+    "metadata",
+    "paper_equity",
+    "paper_fills",
+    "paper_frames",
+    "paper_orders",
+    "paper_trading_runs",
+    "risk_events",
+    "sweep_trials",
+    "sweeps",
+    "to_utc",
+    "utcnow",
+]
+
+#: Constraint names are deterministic so migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    """Return the current time as a timezone-aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def to_utc(value: Any) -> datetime | None:
+    """Interpret ``value`` as a point in time and return it as an aware UTC datetime.
+
+    Parameters
+    ----------
+    value
+        ``None``, a datetime (naive values are taken as UTC), a pandas Timestamp, an
+        ISO-8601 string (a trailing ``Z`` is allowed) or epoch seconds.
+
+    Returns
+    -------
+    datetime or None
+        The same instant in UTC, or ``None`` for ``None`` / NaT.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` cannot be read as a timestamp.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        # pandas.NaT is a datetime subclass whose comparisons are all False.
+        if value != value:
+            return None
+        if hasattr(value, "to_pydatetime"):
+            value = value.to_pydatetime()
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    if isinstance(value, bool):
+        raise ValueError(f"cannot interpret {value!r} as a timestamp")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot interpret {value!r} as a timestamp")
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO-8601 timestamp") from None
+        return to_utc(parsed)
+    to_pydatetime = getattr(value, "to_pydatetime", None)
+    if to_pydatetime is not None:
+        return to_utc(to_pydatetime())
+    raise ValueError(f"cannot interpret {value!r} ({type(value).__name__}) as a timestamp")
+
+
+class UTCDateTime(TypeDecorator):
+    """A ``DateTime(timezone=True)`` that stores UTC and always returns aware UTC values.
+
+    SQLite keeps datetimes as text without an offset, so values are converted to UTC
+    and stripped of their tzinfo before they are bound there; on the way out naive
+    values are marked as UTC. PostgreSQL gets a ``timestamptz``.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Convert ``value`` to UTC (naive UTC for SQLite)."""
+        ts = to_utc(value)
+        if ts is not None and dialect.name == "sqlite":
+            return ts.replace(tzinfo=None)
+        return ts
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return ``value`` as an aware UTC datetime."""
+        return to_utc(value)
+
+
+def _ts(name: str, **kwargs: Any) -> Column:
+    return Column(name, UTCDateTime(), **kwargs)
+
+
+def _json() -> JSON:
+    # Python None is stored as SQL NULL, not as the JSON text "null".
+    return JSON(none_as_null=True)
+
+
+bots = Table(
+    "bots",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    _ts("created_at", nullable=False, default=utcnow),
+)
+
+bot_versions = Table(
+    "bot_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("bot_id", String(128), ForeignKey("bots.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("spec_hash", String(128), nullable=False),
+    Column("spec", _json(), nullable=False),
+    _ts("created_at", nullable=False, default=utcnow),
+    UniqueConstraint("bot_id", "version"),
+    UniqueConstraint("bot_id", "spec_hash"),
+)
+
+backtest_runs = Table(
+    "backtest_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("bot_id", String(128), nullable=False, index=True),
+    Column("bot_version", Integer),
+    _ts("started_at"),
+    _ts("ended_at"),
+    _ts("created_at", nullable=False, default=utcnow),
+    Column("bars", Integer),
+    _ts("start_ts"),
+    _ts("end_ts"),
+    Column("sharpe", Float),
+    Column("sortino", Float),
+    Column("max_drawdown", Float),
+    Column("total_return", Float),
+    Column("num_trades", Integer),
+    Column("win_rate", Float),
+    Column("exposure", Float),
+    Column("final_equity", Float),
+    Column("starting_cash", Float),
+    Column("fill_rule", String(64)),
+    Column("config", _json()),
+)
+
+paper_trading_runs = Table(
+    "paper_trading_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("bot_id", String(128), nullable=False, index=True),
+    Column("bot_version", Integer),
+    Column("task_id", String(64)),
+    Column("run_name", String(256)),
+    Column("status", String(32), nullable=False, default="running", index=True),
+    Column("starting_cash", Float),
+    Column("total_pnl", Float),
+    Column("realized_pnl", Float),
+    Column("final_equity", Float),
+    Column("max_drawdown", Float),
+    Column("num_fills", Integer, nullable=False, default=0),
+    Column("bars_seen", Integer, nullable=False, default=0),
+    Column("orders_submitted", Integer, nullable=False, default=0),
+    _ts("started_at", nullable=False, default=utcnow),
+    _ts("last_heartbeat_at"),
+    _ts("ended_at"),
+    Column("stop_reason", Text),
+    Column("error", Text),
+    Column("config", _json()),
+    Column("state", _json()),
+    Column("owner", String(256)),
+    _ts("last_bar_ts"),
+    Index("ix_paper_trading_runs_started_at", "started_at"),
+)
+
+_RUN_FK = "paper_trading_runs.id"
+
+paper_orders = Table(
+    "paper_orders",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "paper_run_id",
+        String(64),
+        ForeignKey(_RUN_FK, ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("type", String(32), nullable=False, default="market"),
+    Column("qty", Float, nullable=False),
+    Column("limit_price", Float),
+    Column("stop_price", Float),
+    Column("trail_pct", Float),
+    Column("time_in_force", String(16)),
+    Column("status", String(32), nullable=False, default="new"),
+    Column("filled_qty", Float, nullable=False, default=0.0),
+    Column("avg_fill_price", Float),
+    Column("reason_code", String(64)),
+    Column("reason", Text),
+    Column("parent_id", String(64)),
+    Column("tag", String(256)),
+    _ts("created_at", nullable=False, default=utcnow),
+    _ts("updated_at", nullable=False, default=utcnow),
+)
+
+paper_fills = Table(
+    "paper_fills",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "paper_run_id",
+        String(64),
+        ForeignKey(_RUN_FK, ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("order_id", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("qty", Float, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("commission", Float, nullable=False, default=0.0),
+    Column("slippage", Float, nullable=False, default=0.0),
+    _ts("filled_at", nullable=False),
+    Index("ix_paper_fills_paper_run_id_filled_at", "paper_run_id", "filled_at"),
+)
+
+paper_equity = Table(
+    "paper_equity",
+    metadata,
+    Column("paper_run_id", String(64), ForeignKey(_RUN_FK, ondelete="CASCADE"), nullable=False),
+    _ts("ts", nullable=False),
+    Column("equity", Float, nullable=False),
+    Column("cash", Float),
+    PrimaryKeyConstraint("paper_run_id", "ts"),
+)
+
+paper_frames = Table(
+    "paper_frames",
+    metadata,
+    Column("paper_run_id", String(64), ForeignKey(_RUN_FK, ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False, autoincrement=False),
+    Column("stage", String(64), nullable=False),
+    Column("frame", _json(), nullable=False),
+    PrimaryKeyConstraint("paper_run_id", "seq"),
+)
+
+risk_events = Table(
+    "risk_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "paper_run_id",
+        String(64),
+        ForeignKey(_RUN_FK, ondelete="CASCADE"),
+        nullable=True,
+        index=True,
+    ),
+    _ts("at", nullable=False, default=utcnow),
+    Column("order_id", String(64)),
+    Column("limit", String(64), nullable=False),
+    Column("value", Float),
+    Column("threshold", Float),
+    Column("action", String(32), nullable=False),
+    Column("message", Text),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _ts("at", nullable=False, default=utcnow),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(128), nullable=False, index=True),
+    Column("detail", _json()),
+)
+
+kill_switch = Table(
+    "kill_switch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("engaged", Boolean(create_constraint=False), nullable=False, default=False),
+    Column("mode", String(32)),
+    Column("reason", Text),
+    _ts("engaged_at"),
+    Column("ttl_seconds", Float, nullable=True),
+    Column("scope", _json()),
+    _ts("updated_at", nullable=False, default=utcnow),
+)
+
+sweeps = Table(
+    "sweeps",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("bot_id", String(128)),
+    _ts("created_at", nullable=False, default=utcnow),
+    Column("config", _json()),
+    Column("status", String(32), nullable=False, default="running"),
+)
+
+sweep_trials = Table(
+    "sweep_trials",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sweep_id", String(64), ForeignKey("sweeps.id", ondelete="CASCADE"), nullable=False),
+    Column("trial_key", String(128), nullable=False),
+    Column("params", _json()),
+    Column("metrics", _json()),
+    Column("status", String(32), nullable=False, default="done"),
+    Column("error", Text),
+    _ts("created_at", nullable=False, default=utcnow),
+    UniqueConstraint("sweep_id", "trial_key"),
+)

@@ -1,0 +1,71 @@
+"""Process-wide defaults: the ledger, and the engine loop that paces paper sessions.
+
+Paper sessions started from a thread without a running asyncio loop (a script,
+the server) run on one shared background loop, so the engine never competes
+with the web server's loop and a notebook's loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alphaswarm.ledger import Ledger
+
+_lock = threading.Lock()
+_ledger: Ledger | None = None
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def get_ledger() -> Ledger:
+    """The process's default ledger (``ALPHASWARM_DB_URL`` or ``~/.alphaswarm/ledger.db``)."""
+    global _ledger
+    with _lock:
+        if _ledger is None:
+            from alphaswarm.ledger import Ledger
+
+            _ledger = Ledger()
+            _attach(_ledger)
+        return _ledger
+
+
+def set_ledger(ledger: Ledger | str | None) -> Ledger | None:
+    """Make ``ledger`` (or a URL) the default for sessions, backtests and the kill switch."""
+    global _ledger
+    from alphaswarm.ledger import Ledger
+
+    if isinstance(ledger, str):
+        ledger = Ledger(url=ledger)
+    with _lock:
+        _ledger = ledger
+    _attach(ledger)
+    return ledger
+
+
+def _attach(ledger: Ledger | None) -> None:
+    from alphaswarm.killswitch import kill_switch
+
+    kill_switch().attach_ledger(ledger)
+
+
+def engine_loop() -> asyncio.AbstractEventLoop:
+    """The shared background loop sessions run on when the caller has none."""
+    global _loop, _thread
+    with _lock:
+        if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            _thread = threading.Thread(target=run, name="alphaswarm-engine", daemon=True)
+            _thread.start()
+            ready.wait()
+            _loop = loop
+        return _loop

@@ -1,0 +1,143 @@
+"""The registry of paper sessions in this process, and its kill-switch targets."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import param
+
+from alphaswarm.killswitch import kill_switch
+
+if TYPE_CHECKING:
+    from alphaswarm.trading.session import PaperSession
+
+log = logging.getLogger(__name__)
+
+
+class SessionRegistry(param.Parameterized):
+    """Every paper session of this process, live and recently finished.
+
+    ``version`` increments whenever a session starts or ends, so views can
+    watch one number.
+    """
+
+    version = param.Integer(default=0, constant=True, doc="Bumped on every start and end.")
+    keep_finished = param.Integer(
+        default=500, bounds=(0, None), doc="Finished sessions kept in memory for the views."
+    )
+    account_max_daily_loss = param.Number(
+        default=None,
+        allow_None=True,
+        bounds=(0, None),
+        doc="Engage the kill switch when the running sessions together lose more than this "
+        "since their start.",
+    )
+    account_max_drawdown_pct = param.Number(
+        default=None,
+        allow_None=True,
+        bounds=(0, 1),
+        doc="Engage the kill switch when the combined equity of running sessions falls this "
+        "fraction below its peak.",
+    )
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._lock = threading.RLock()
+        self._sessions: OrderedDict[str, PaperSession] = OrderedDict()
+        self._combined_peak = 0.0
+
+    def _bump(self) -> None:
+        with param.edit_constant(self):
+            self.version += 1
+
+    def add(self, session: PaperSession) -> None:
+        """Register a started session."""
+        with self._lock:
+            self._sessions[session.paper_run_id] = session
+            finished = [k for k, s in self._sessions.items() if s.finished]
+            for key in finished[: max(len(finished) - self.keep_finished, 0)]:
+                del self._sessions[key]
+        self._bump()
+
+    def ended(self, session: PaperSession) -> None:
+        """Called by a session when it has finished."""
+        self._bump()
+
+    def get(self, run_id: str) -> PaperSession | None:
+        """The session with ``run_id`` if it lives in this process."""
+        return self._sessions.get(run_id)
+
+    def sessions(self) -> list[PaperSession]:
+        """All known sessions, oldest first."""
+        with self._lock:
+            return list(self._sessions.values())
+
+    def running(self, bot_id: str | None = None) -> list[PaperSession]:
+        """Sessions that have not finished (of ``bot_id`` when given)."""
+        return [
+            s for s in self.sessions() if not s.finished and (bot_id is None or s.bot_id == bot_id)
+        ]
+
+    def stop_many(
+        self, sessions: list[PaperSession], status: str, reason: str, mode: str = "cancel"
+    ) -> int:
+        """Stop ``sessions`` at once, their final rows written in one transaction."""
+        from alphaswarm.trading.session import PaperSession
+
+        return PaperSession.finish_many(sessions, status, reason, mode)
+
+    # -- kill-switch targets ----------------------------------------------------------
+    def halt_all(self, reason: str, mode: str) -> int:
+        """Kill-switch target ``paper``: stop (or restrict) every running session."""
+        running = self.running()
+        if mode in ("reduce_only", "freeze"):
+            return len(running)  # they keep running; the order gate restricts them
+        return self.stop_many(running, "killed", reason, mode)
+
+    def halt_bot(self, bot_id: str, reason: str, mode: str) -> int:
+        """Per-bot target: stop every running session of ``bot_id``."""
+        running = self.running(bot_id)
+        if mode in ("reduce_only", "freeze"):
+            return len(running)
+        return self.stop_many(running, "stopped", reason, mode)
+
+    def check_account(self) -> None:
+        """Engage the kill switch when the account-level limits are broken."""
+        if self.account_max_daily_loss is None and self.account_max_drawdown_pct is None:
+            return
+        running = self.running()
+        if not running:
+            return
+        start = sum(s.starting_cash for s in running)
+        equity = sum(s.equity for s in running)
+        self._combined_peak = max(self._combined_peak, equity)
+        loss = start - equity
+        dd = (self._combined_peak - equity) / self._combined_peak if self._combined_peak else 0
+        reason = None
+        if self.account_max_daily_loss is not None and loss > self.account_max_daily_loss:
+            reason = f"account loss {loss:,.2f} > {self.account_max_daily_loss:,.2f}"
+        elif self.account_max_drawdown_pct is not None and dd > self.account_max_drawdown_pct:
+            reason = f"account drawdown {dd:.2%} > {self.account_max_drawdown_pct:.2%}"
+        if reason is not None and not kill_switch().engaged:
+            log.warning("account limit broken: %s", reason)
+            kill_switch().engage(f"account limit: {reason}", actor="account-risk")
+
+
+_registry: SessionRegistry | None = None
+_registry_lock = threading.Lock()
+
+
+def registry() -> SessionRegistry:
+    """The process-wide session registry (registers the kill-switch targets once)."""
+    global _registry
+    with _registry_lock:
+        if _registry is None:
+            _registry = SessionRegistry(name="sessions")
+            ks = kill_switch()
+            ks.register("paper", _registry.halt_all)
+            ks.register("bots", lambda reason, mode: _registry.halt_all(reason, mode))
+            ks.register_bot_halt(_registry.halt_bot)
+        return _registry

@@ -1,0 +1,740 @@
+"""PaperSession: the tutorial's paper-trading session as one Param object.
+
+gate → start → frames → fills → risk halt, stop or kill → final ledger row.
+``start()`` returns at once; the session runs on the caller's asyncio loop
+(Jupyter) or on the shared engine loop. Every way out (duration reached, end
+of data, stop, risk halt, kill switch, exception) writes the final
+``paper_trading_runs`` row with a non-NULL ``total_pnl``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import param
+
+from alphaswarm.bots import Bot
+from alphaswarm.frames import FrameBus, make_frame
+from alphaswarm.killswitch import kill_switch
+from alphaswarm.model import ModelError
+from alphaswarm.runtime import engine_loop, get_ledger
+from alphaswarm.trading.engine import Engine
+from alphaswarm.trading.gate import GateRefused, GateResult, check_gate
+from alphaswarm.trading.paper_trading import SimulatedBroker
+from alphaswarm.trading.registry import registry
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from alphaswarm.data.base import Feed
+    from alphaswarm.ledger import Ledger
+    from alphaswarm.model import Bar
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = ("completed", "stopped", "halted", "killed", "failed", "refused")
+_OUTPUT_EVERY = 0.1  # seconds between updates of the Param outputs during fast replays
+_MIN_SLEEP = 0.002
+
+
+class PaperSession(param.Parameterized):
+    """A paper-trading session of one bot.
+
+    Configure with the params, call :meth:`start`, watch the read-only outputs
+    (``status``, ``equity``, ``positions`` ...), subscribe to ``frames`` (a
+    :class:`~alphaswarm.frames.FrameBus`) and read the ledger through the
+    DataFrame properties. Displayed in a notebook, it renders the live
+    dashboard components.
+    """
+
+    bot = param.ClassSelector(class_=Bot, doc="The bot to trade.")
+    starting_cash = param.Number(
+        default=100_000.0, bounds=(0, None), inclusive_bounds=(False, True), doc="Initial cash."
+    )
+    duration_minutes = param.Number(
+        default=60,
+        allow_None=True,
+        bounds=(0, None),
+        inclusive_bounds=(False, True),
+        doc="Session length in minutes of bar time; None runs until stopped or the data ends.",
+    )
+    speed = param.Number(
+        default=1.0,
+        bounds=(0, None),
+        doc="1 = real time; 60 = a minute bar per second; 0 = as fast as bars come.",
+    )
+    poll_interval = param.Number(
+        default=1.0,
+        bounds=(0, None),
+        inclusive_bounds=(False, True),
+        doc="Seconds of session time between polls of the simulated broker, stop and kill state.",
+    )
+    heartbeat_seconds = param.Number(
+        default=30.0,
+        bounds=(0, None),
+        inclusive_bounds=(False, True),
+        doc="Emit a heartbeat frame when no bar has arrived for this many seconds of session time.",
+    )
+    state_flush_every = param.Integer(
+        default=10, bounds=(1, None), doc="Write the state snapshot every N bars."
+    )
+    max_bars = param.Integer(
+        default=None, allow_None=True, bounds=(1, None), doc="Stop after this many bar groups."
+    )
+    start_at = param.Parameter(
+        default=None, doc="Replay from this bar time (date-like); the feed's start by default."
+    )
+    run_name = param.String(default="", doc="A label for the run.")
+    force = param.Boolean(default=False, doc="Override a gate refusal (needs a reason).")
+    reason = param.String(default="", doc="Why the gate is forced; written to the audit log.")
+    gate_rules = param.Dict(
+        default={}, doc="Gate thresholds overriding the defaults (min_sharpe, max_drawdown ...)."
+    )
+    feed = param.Parameter(default=None, doc="Feed override; the bot's data block otherwise.")
+    ledger = param.Parameter(default=None, doc="Ledger override; the process default otherwise.")
+
+    paper_run_id = param.String(default="", constant=True, doc="The run id (also the task_id).")
+    bot_id = param.String(default="", constant=True, doc="The bot's ledger id.")
+    bot_version = param.Integer(default=None, allow_None=True, constant=True, doc="Bot version.")
+    status = param.Selector(
+        default="created",
+        objects=["created", "gating", "running", "stopping", *FINAL_STATUSES],
+        constant=True,
+        doc="Lifecycle: created → gating → running → stopping → a final status.",
+    )
+    equity = param.Number(default=0.0, constant=True, doc="Cash plus positions.")
+    cash = param.Number(default=0.0, constant=True, doc="Cash.")
+    positions = param.Dict(default={}, constant=True, doc="Open positions by symbol.")
+    num_fills = param.Integer(default=0, constant=True, doc="Fills so far.")
+    bars_seen = param.Integer(default=0, constant=True, doc="Bars processed so far.")
+    total_pnl = param.Number(default=0.0, constant=True, doc="Equity minus starting cash.")
+    realized_pnl = param.Number(default=0.0, constant=True, doc="Realised P&L net of commission.")
+    last_frame = param.Dict(default={}, constant=True, doc="The latest frame.")
+    stop_reason = param.String(default="", constant=True, doc="Why the session ended.")
+    error = param.String(default="", constant=True, doc="The exception of a failed session.")
+    gate = param.Dict(default={}, constant=True, doc="The paper gate's result.")
+    started_at = param.Date(default=None, allow_None=True, constant=True, doc="Start (UTC).")
+    ended_at = param.Date(default=None, allow_None=True, constant=True, doc="End (UTC).")
+
+    def __init__(self, bot: Bot | dict | str | None = None, **params: Any) -> None:
+        if bot is not None:
+            params["bot"] = Bot.coerce(bot)
+        super().__init__(**params)
+        self.frames = FrameBus()
+        self._lock = threading.RLock()
+        self._seq = 0
+        self._pending: list[dict[str, Any]] = []
+        self._engine: Engine | None = None
+        self._finished = False
+        self._done = threading.Event()
+        self._stop_requested = False
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: Any = None
+        self._fills_written = 0
+        self._last_output = 0.0
+        self._last_bar_ts: datetime | None = None
+        self._last_bar_wall = 0.0
+        self._last_heartbeat = 0.0
+        self._ledger: Ledger | None = None
+
+    # -- properties -------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        """True once the final row is written."""
+        return self._finished
+
+    @property
+    def engine(self) -> Engine | None:
+        """The engine (after start)."""
+        return self._engine
+
+    @property
+    def ledger_(self) -> Ledger:
+        """The ledger this session writes to."""
+        if self._ledger is None:
+            self._ledger = self.ledger or get_ledger()
+        return self._ledger
+
+    @property
+    def fills(self) -> pd.DataFrame:
+        """Fills of this run, from the ledger."""
+        return self.ledger_.fills(self.paper_run_id)
+
+    @property
+    def orders(self) -> pd.DataFrame:
+        """Orders of this run, from the ledger."""
+        return self.ledger_.orders(self.paper_run_id)
+
+    @property
+    def equity_curve(self) -> pd.DataFrame:
+        """Equity points of this run, from the ledger."""
+        return self.ledger_.equity(self.paper_run_id)
+
+    @property
+    def frames_df(self) -> pd.DataFrame:
+        """Frames of this run, from the ledger."""
+        return self.ledger_.frames(self.paper_run_id)
+
+    @property
+    def run(self) -> dict[str, Any] | None:
+        """The ``paper_trading_runs`` row."""
+        return self.ledger_.get_run(self.paper_run_id)
+
+    # -- frames -----------------------------------------------------------------------
+    def _positions_snapshot(self) -> dict[str, dict[str, float]]:
+        engine = self._engine
+        if engine is None:
+            return {}
+        return {
+            s: {
+                "qty": p.qty,
+                "avg_price": p.avg_price,
+                "last_price": p.last_price,
+                "unrealized_pnl": p.unrealized_pnl,
+                "realized_pnl": p.realized_pnl,
+            }
+            for s, p in engine.broker.positions.items()
+            if p.qty
+        }
+
+    def _frame(self, stage: str, message: str, **extras: Any) -> dict[str, Any]:
+        self._seq += 1
+        if self._engine is not None:
+            extras.setdefault("equity", self._engine.broker.equity)
+            extras.setdefault("positions", self._positions_snapshot())
+        frame = make_frame(self.paper_run_id, stage, message, self._seq, **extras)
+        self._pending.append(frame)
+        return frame
+
+    def _listener(self, stage: str, message: str, extras: dict[str, Any]) -> None:
+        self._frame(stage, message, **extras)
+
+    def _publish_pending(self) -> None:
+        frames, self._pending = self._pending, []
+        for frame in frames:
+            self.frames.publish(frame)
+        if frames:
+            with param.edit_constant(self):
+                self.last_frame = frames[-1]
+
+    # -- start ------------------------------------------------------------------------
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> PaperSession:
+        """Gate the bot, create the run row and start trading; returns at once.
+
+        Parameters
+        ----------
+        loop : asyncio loop, optional
+            Where to run; by default the running loop of this thread (Jupyter) or
+            the shared background engine loop.
+
+        Raises
+        ------
+        GateRefused
+            When the paper gate refuses (``.result.errors`` lists every rule).
+        KillSwitchEngaged
+            While the kill switch is engaged.
+        """
+        if self.status != "created":
+            raise ModelError(f"status: this session is already {self.status}; create a new one")
+        if self.bot is None:
+            raise ModelError("bot: a PaperSession needs a bot")
+        if self.force and not self.reason.strip():
+            raise ModelError("reason: forcing the gate needs a non-empty reason")
+        ledger = self.ledger_
+        bot = self.bot
+        bot_id, version, _ = ledger.register_bot(bot.name, bot.spec, bot.spec_hash)
+        kill_switch().check_start(bot_id)
+        feed = self.feed if self.feed is not None else bot.make_feed()
+        self._feed: Feed = feed
+        run_id = f"paper-{uuid.uuid4().hex[:10]}"
+        self.frames.task_id = run_id
+        with param.edit_constant(self):
+            self.param.update(paper_run_id=run_id, bot_id=bot_id, bot_version=version)
+            self.status = "gating"
+        result = check_gate(
+            bot, ledger, feed, bot_id=bot_id, bot_version=version, **self.gate_rules
+        )
+        if result.errors and self.force:
+            result.forced, result.reason = True, self.reason
+        with param.edit_constant(self):
+            self.gate = result.to_frame_extras()
+        gate_frame = self._gate_frame(result)
+        if not result.passed:
+            self._pending.clear()
+            self.frames.publish(gate_frame)
+            self.frames.close()
+            with param.edit_constant(self):
+                self.param.update(status="refused", last_frame=gate_frame, stop_reason="gate")
+            raise GateRefused(result)
+        self._create_run(ledger, result)
+        return self._launch(loop)
+
+    def _gate_frame(self, result: GateResult) -> dict[str, Any]:
+        if result.forced:
+            message = f"paper gate forced: {self.reason} (overrode {len(result.errors)} rule(s))"
+        elif result.errors:
+            message = "paper gate refused: " + "; ".join(result.errors)
+        else:
+            message = f"paper gate {result.status}" + (
+                ": " + "; ".join(result.warnings) if result.warnings else ""
+            )
+        return self._frame("metadata_gate", message, **result.to_frame_extras())
+
+    def _create_run(self, ledger: Ledger, gate: GateResult) -> None:
+        bot = self.bot
+        now = datetime.now(UTC)
+        broker_config = bot.broker_config()
+        config = {
+            "bot": bot.spec,
+            "spec_hash": bot.spec_hash,
+            "starting_cash": self.starting_cash,
+            "duration_minutes": self.duration_minutes,
+            "speed": self.speed,
+            "poll_interval": self.poll_interval,
+            "heartbeat_seconds": self.heartbeat_seconds,
+            "max_bars": self.max_bars,
+            "start_at": str(self.start_at) if self.start_at is not None else None,
+            "broker": broker_config.to_dict(),
+            "fill_rule": broker_config.intrabar_rule,
+            "feed": self._feed.fingerprint(),
+            "gate": gate.to_frame_extras(),
+        }
+        ledger.create_paper_run(
+            {
+                "id": self.paper_run_id,
+                "bot_id": self.bot_id,
+                "bot_version": self.bot_version,
+                "task_id": self.paper_run_id,
+                "run_name": self.run_name or f"{bot.name} {now:%Y-%m-%d %H:%M}",
+                "status": "running",
+                "starting_cash": self.starting_cash,
+                "final_equity": self.starting_cash,
+                "total_pnl": 0.0,
+                "realized_pnl": 0.0,
+                "started_at": now,
+                "last_heartbeat_at": now,
+                "config": config,
+            }
+        )
+        if gate.forced:
+            ledger.audit(
+                "python",
+                "paper_gate.forced",
+                {
+                    "paper_run_id": self.paper_run_id,
+                    "bot_id": self.bot_id,
+                    "reason": self.reason,
+                    "errors": gate.errors,
+                },
+            )
+        broker = SimulatedBroker(
+            self.starting_cash, broker_config, id_prefix=f"{self.paper_run_id}-"
+        )
+        bot_id = self.bot_id
+        ks = kill_switch()
+        self._engine = Engine(
+            bot.make_strategy(),
+            broker,
+            bot.risk_limits(),
+            listener=self._listener,
+            order_gate=lambda: ks.order_mode(bot_id),
+            record_equity=False,
+        )
+        self._frame(
+            "session.started",
+            f"paper session {self.paper_run_id} started for {bot.name} "
+            f"with {self.starting_cash:,.0f} cash",
+            run_id=self.paper_run_id,
+            bot_id=self.bot_id,
+            bot_version=self.bot_version,
+            starting_cash=self.starting_cash,
+            duration_minutes=self.duration_minutes,
+            speed=self.speed,
+            cash=self.starting_cash,
+        )
+        ledger.write_batch(self.paper_run_id, frames=list(self._pending))
+        with param.edit_constant(self):
+            self.param.update(
+                status="running",
+                started_at=now,
+                equity=self.starting_cash,
+                cash=self.starting_cash,
+            )
+        self._publish_pending()
+        registry().add(self)
+
+    def _launch(self, loop: asyncio.AbstractEventLoop | None) -> PaperSession:
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = engine_loop()
+        self._loop = loop
+        try:
+            running_here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            running_here = False
+        if running_here:
+            self._task = loop.create_task(self._run())
+        else:
+            self._task = asyncio.run_coroutine_threadsafe(self._run(), loop)
+        return self
+
+    # -- the loop ---------------------------------------------------------------------
+    async def _run(self) -> None:
+        self._wake = asyncio.Event()
+        try:
+            await self._trade()
+        except Exception as exc:  # noqa: BLE001 - every way out writes the final row
+            log.exception("paper session %s failed", self.paper_run_id)
+            self._finish(
+                "failed", f"error: {type(exc).__name__}", error=f"{type(exc).__name__}: {exc}"
+            )
+        finally:
+            if not self._finished:
+                self._finish("stopped", "session task ended")
+
+    async def _trade(self) -> None:
+        groups = self._feed.groups(start=self.start_at, limit=self.max_bars)
+        duration = (
+            timedelta(minutes=self.duration_minutes) if self.duration_minutes is not None else None
+        )
+        first_ts: datetime | None = None
+        prev_ts: datetime | None = None
+        yield_every = 20
+        n = 0
+        self._last_bar_wall = self._last_heartbeat = time.monotonic()
+        while not self._finished:
+            group = next(groups, None)
+            if group is None:
+                self._finish("completed", "end of data")
+                return
+            ts = group[0].ts
+            if first_ts is None:
+                first_ts = ts
+            if duration is not None and ts >= first_ts + duration:
+                self._finish("completed", f"duration of {self.duration_minutes:g} minutes reached")
+                return
+            if self.speed > 0 and prev_ts is not None:
+                await self._pace((ts - prev_ts).total_seconds() / self.speed)
+                if self._finished:
+                    return
+            with self._lock:
+                if self._finished:
+                    return
+                self._process(group)
+            prev_ts = ts
+            engine = self._engine
+            if engine.halted is not None:
+                self._finish("halted", f"risk limit {engine.halted.limit}: {engine.halted.message}")
+                return
+            registry().check_account()
+            n += 1
+            if self.speed == 0 and n % yield_every == 0:
+                await asyncio.sleep(0)
+
+    async def _pace(self, real_seconds: float) -> None:
+        """Wait ``real_seconds``, polling stop, kill and heartbeat every poll interval."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + real_seconds
+        poll = max(self.poll_interval / self.speed, _MIN_SLEEP)
+        while not self._finished:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(poll, remaining))
+            except TimeoutError:
+                pass
+            self._poll()
+
+    def _poll(self) -> None:
+        """Between bars: heartbeats and the kill switch's state."""
+        if self._finished:
+            return
+        now = time.monotonic()
+        session_idle = (now - max(self._last_bar_wall, self._last_heartbeat)) * max(
+            self.speed, 1e-9
+        )
+        if session_idle >= self.heartbeat_seconds:
+            with self._lock:
+                if self._finished:
+                    return
+                self._last_heartbeat = now
+                idle = (now - self._last_bar_wall) * self.speed
+                self._frame(
+                    "heartbeat",
+                    f"no bar for {idle:.0f} s of session time",
+                    idle_seconds=idle,
+                    last_bar_ts=self._last_bar_ts.isoformat() if self._last_bar_ts else None,
+                )
+                self.ledger_.write_batch(
+                    self.paper_run_id,
+                    frames=list(self._pending),
+                    run_update={"last_heartbeat_at": datetime.now(UTC)},
+                )
+                self._publish_pending()
+        kill_switch().order_mode(self.bot_id)  # refreshes the shared state at most once a second
+
+    def _process(self, group: list[Bar]) -> None:
+        engine = self._engine
+        engine.step(group)
+        self._last_bar_ts = group[0].ts
+        self._last_bar_wall = time.monotonic()
+        self._flush(flush_state=engine.bars_seen // len(group) % self.state_flush_every == 0)
+        now = time.monotonic()
+        if now - self._last_output >= _OUTPUT_EVERY or self.speed > 0:
+            self._last_output = now
+            self._update_outputs()
+
+    def _batch(self, run_update: dict[str, Any] | None = None, flush_state: bool = False) -> dict:
+        engine = self._engine
+        broker = engine.broker
+        orders = [o.to_dict() for o in broker.dirty_orders.values()]
+        for o, order in zip(orders, broker.dirty_orders.values(), strict=True):
+            o["updated_at"] = order.updated_at
+            o["created_at"] = order.created_at
+        broker.dirty_orders.clear()
+        fills = [{**f.to_dict(), "filled_at": f.ts} for f in broker.fills[self._fills_written :]]
+        self._fills_written = len(broker.fills)
+        risk_events = engine.risk_events
+        engine.risk_events = []
+        summary = engine.summary()
+        update = {
+            "bars_seen": summary["bars_seen"],
+            "orders_submitted": summary["orders_submitted"],
+            "num_fills": summary["num_fills"],
+            "total_pnl": summary["total_pnl"],
+            "realized_pnl": summary["realized_pnl"],
+            "final_equity": summary["final_equity"],
+            "max_drawdown": summary["max_drawdown"],
+            "last_heartbeat_at": datetime.now(UTC),
+        }
+        if flush_state:
+            update["state"] = self._state_snapshot()
+        update.update(run_update or {})
+        equity = []
+        if engine.last_ts is not None:
+            equity = [
+                {"ts": engine.last_ts, "equity": summary["final_equity"], "cash": broker.cash}
+            ]
+        return {
+            "orders": orders,
+            "fills": fills,
+            "equity": equity,
+            "frames": list(self._pending),
+            "risk_events": [{**r, "paper_run_id": self.paper_run_id} for r in risk_events],
+            "run_update": update,
+        }
+
+    def _state_snapshot(self) -> dict[str, Any]:
+        engine = self._engine
+        broker = engine.broker
+        return {
+            "cash": broker.cash,
+            "equity": broker.equity,
+            "positions": self._positions_snapshot(),
+            "bars_seen": engine.bars_seen,
+            "orders_submitted": engine.orders_submitted,
+            "num_fills": len(broker.fills),
+            "open_orders": [o.id for o in broker.open_orders],
+            "last_bar_ts": engine.last_ts.isoformat() if engine.last_ts else None,
+            "peak_equity": engine.state.peak_equity,
+            "mode": engine.trading_mode(),
+        }
+
+    def _flush(self, flush_state: bool = False) -> None:
+        batch = self._batch(flush_state=flush_state)
+        self.ledger_.write_batch(self.paper_run_id, **batch)
+        self._publish_pending()
+
+    def _update_outputs(self) -> None:
+        engine = self._engine
+        if engine is None:
+            return
+        broker = engine.broker
+        equity = broker.equity
+        with param.edit_constant(self):
+            self.param.update(
+                equity=equity,
+                cash=broker.cash,
+                positions=self._positions_snapshot(),
+                num_fills=len(broker.fills),
+                bars_seen=engine.bars_seen,
+                total_pnl=equity - self.starting_cash,
+                realized_pnl=broker.realized_pnl,
+            )
+
+    # -- ending -----------------------------------------------------------------------
+    def _prepare_finish(
+        self, status: str, reason: str, mode: str = "cancel", error: str = ""
+    ) -> dict[str, Any] | None:
+        """Under the lock: cancel, flatten, build the final batch. None if already done."""
+        with self._lock:
+            if self._finished:
+                return None
+            self._finished = True
+            engine = self._engine
+            with param.edit_constant(self):
+                self.status = "stopping"
+            code = "kill_switch" if status == "killed" else "session_end"
+            cancelled = engine.cancel_all(code, reason) if engine else []
+            flattened = engine.flatten(reason) if engine and mode == "flatten" else []
+            if error:
+                self._frame("error", error, error=error)
+            summary = engine.summary() if engine else {}
+            result = {
+                "paper_run_id": self.paper_run_id,
+                "status": status,
+                "stop_reason": reason,
+                **summary,
+                "error": error or None,
+            }
+            self._frame(
+                "session.stopped",
+                f"session {status}: {reason}",
+                status=status,
+                reason=reason,
+                mode=mode,
+                orders_cancelled=[o.id for o in cancelled],
+                positions_flattened=[f.symbol for f in flattened],
+                cash=engine.broker.cash if engine else self.starting_cash,
+            )
+            self._frame("done", f"session {status}", result=result)
+            now = datetime.now(UTC)
+            batch = self._batch(
+                run_update={
+                    "status": status,
+                    "stop_reason": reason,
+                    "ended_at": now,
+                    "error": error or None,
+                },
+                flush_state=True,
+            )
+            return {"batch": batch, "status": status, "reason": reason, "error": error, "at": now}
+
+    def _complete_finish(self, prepared: dict[str, Any]) -> None:
+        """After the final batch is committed: publish, update outputs, wake waiters."""
+        self._publish_pending()
+        self.frames.close()
+        self._update_outputs()
+        with param.edit_constant(self):
+            self.param.update(
+                status=prepared["status"],
+                stop_reason=prepared["reason"],
+                error=prepared["error"],
+                ended_at=prepared["at"],
+            )
+        self._done.set()
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
+        registry().ended(self)
+
+    def _finish(self, status: str, reason: str, mode: str = "cancel", error: str = "") -> bool:
+        prepared = self._prepare_finish(status, reason, mode, error)
+        if prepared is None:
+            return False
+        try:
+            self.ledger_.write_batch(self.paper_run_id, **prepared["batch"])
+        except Exception:  # noqa: BLE001 - never leave a running row behind
+            log.exception(
+                "final batch of %s failed; writing the final row alone", self.paper_run_id
+            )
+            self._write_final_row_only(prepared)
+        self._complete_finish(prepared)
+        return True
+
+    def _write_final_row_only(self, prepared: dict[str, Any]) -> None:
+        update = dict(prepared["batch"]["run_update"])
+        update.pop("state", None)
+        try:
+            self.ledger_.finalize_paper_run(self.paper_run_id, **update)
+        except Exception:  # noqa: BLE001
+            log.exception("could not finalise paper run %s", self.paper_run_id)
+
+    @staticmethod
+    def finish_many(
+        sessions: list[PaperSession], status: str, reason: str, mode: str = "cancel"
+    ) -> int:
+        """Stop several sessions, writing all final rows in one transaction per ledger."""
+        prepared = [(s, s._prepare_finish(status, reason, mode)) for s in sessions]
+        prepared = [(s, p) for s, p in prepared if p is not None]
+        by_ledger: dict[int, list[tuple[PaperSession, dict]]] = {}
+        for s, p in prepared:
+            by_ledger.setdefault(id(s.ledger_), []).append((s, p))
+        for group in by_ledger.values():
+            ledger = group[0][0].ledger_
+            try:
+                ledger.write_batches([(s.paper_run_id, p["batch"]) for s, p in group])
+            except Exception:  # noqa: BLE001
+                log.exception("combined final write failed; writing each run alone")
+                for s, p in group:
+                    try:
+                        ledger.write_batch(s.paper_run_id, **p["batch"])
+                    except Exception:  # noqa: BLE001
+                        s._write_final_row_only(p)
+        for s, p in prepared:
+            s._complete_finish(p)
+        return len(prepared)
+
+    def stop(self, reason: str = "stopped by user") -> bool:
+        """Stop now: cancel open orders, write the final row (status ``stopped``)."""
+        if self.status in ("created",):
+            raise ModelError("status: the session has not started")
+        return self._finish("stopped", reason)
+
+    def kill(self, reason: str = "kill switch", mode: str = "cancel") -> bool:
+        """Stop now with status ``killed`` (what the kill switch does to each session)."""
+        return self._finish("killed", reason, mode)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the session has finished (True) or ``timeout`` passed (False)."""
+        return self._done.wait(timeout)
+
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """Await the end of the session without blocking the loop."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._done.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    # -- display ----------------------------------------------------------------------
+    def __panel__(self) -> Any:
+        """The live session view (dashboard components)."""
+        from alphaswarm.ui.session_view import SessionView
+
+        return SessionView(session=self)
+
+    def show(self, **kwargs: Any) -> Any:
+        """Open the live session view in a browser tab (``panel serve`` style)."""
+        import panel as pn
+
+        return pn.panel(self.__panel__()).show(**kwargs)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        import panel as pn
+
+        return pn.panel(self.__panel__())._repr_mimebundle_(include, exclude)
+
+    def __repr__(self) -> str:
+        return (
+            f"PaperSession(id={self.paper_run_id!r}, bot={self.bot.name if self.bot else None!r}, "
+            f"status={self.status!r}, equity={self.equity:,.2f}, fills={self.num_fills})"
+        )
+
+    def explain(self, order_id: str) -> dict[str, Any]:
+        """One order's life: its signal, risk checks, fills and why it is open or closed."""
+        from alphaswarm.explain import explain_order
+
+        return explain_order(self.ledger_, self.paper_run_id, order_id)

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Run the whole test suite the way CI does: venv, system packages, lint, pytest.
+#
+#   scripts/test.sh                 # everything
+#   scripts/test.sh tests/ledger -q # arguments go to pytest
+#
+# System packages (PostgreSQL server for the ledger tests, Chromium for the browser
+# tests, curl) are installed with apt-get only when missing, and only when running
+# as root or with sudo available.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON="${PYTHON:-python3}"
+
+if [[ ! -x .venv/bin/python ]]; then
+    echo "==> creating .venv with ${PYTHON}"
+    "${PYTHON}" -m venv .venv
+fi
+
+echo "==> installing alphaswarm[test,notebook] (editable)"
+.venv/bin/python -m pip install --quiet -e '.[test,notebook]'
+
+missing=()
+if [[ ! -x /usr/bin/chromium ]]; then
+    missing+=(chromium)
+fi
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    missing+=(postgresql)
+fi
+if ! command -v curl >/dev/null 2>&1; then
+    missing+=(curl)
+fi
+
+if ((${#missing[@]})); then
+    sudo_cmd=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo_cmd=(sudo -n)
+        else
+            sudo_cmd=(none)
+        fi
+    fi
+    if [[ "${sudo_cmd[*]-}" == "none" ]]; then
+        echo "==> missing system packages: ${missing[*]} (not root, no sudo: tests needing them skip)" >&2
+    else
+        echo "==> installing system packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        "${sudo_cmd[@]}" apt-get update
+        "${sudo_cmd[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+    fi
+fi
+
+echo "==> ruff check"
+.venv/bin/ruff check .
+
+echo "==> pytest $*"
+status=0
+.venv/bin/python -m pytest "$@" || status=$?
+if [[ ${status} -eq 5 ]]; then
+    echo "pytest collected no tests: treating that as a failure" >&2
+    exit 1
+fi
+exit "${status}"

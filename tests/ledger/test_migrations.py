@@ -1,0 +1,206 @@
+"""Ledger schema migrations: created by Alembic, upgraded on first use, safe to race."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.pool import NullPool
+
+from alphaswarm.ledger import Ledger, LedgerError, default_url
+from alphaswarm.ledger import migrate
+from alphaswarm.ledger.schema import metadata
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def revisions() -> list[str]:
+    """Shipped revisions, oldest first."""
+    script = ScriptDirectory.from_config(migrate.alembic_config())
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def raw_engine(url: str):
+    return create_engine(url, poolclass=NullPool)
+
+
+def tables(url: str) -> set[str]:
+    engine = raw_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def version(url: str) -> list[str]:
+    engine = raw_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    finally:
+        engine.dispose()
+
+
+def test_migrations_ship_in_the_package():
+    assert (migrate.MIGRATIONS_DIR / "env.py").is_file()
+    assert (migrate.MIGRATIONS_DIR / "script.py.mako").is_file()
+    assert revisions()[0] == "0001"
+    assert migrate.head_revision() == revisions()[-1]
+    assert not (REPO / "alembic.ini").exists()
+
+
+def test_first_use_creates_schema_via_alembic(ledger_url):
+    assert tables(ledger_url) == set()
+    with Ledger(url=ledger_url) as led:
+        assert led.list_runs() == []  # first use
+    assert tables(ledger_url) == set(metadata.tables) | {"alembic_version"}
+    assert version(ledger_url) == [migrate.head_revision()]
+
+
+def test_migrations_match_schema_module(ledger_url):
+    with Ledger(url=ledger_url) as led:
+        led.ensure_schema()
+    engine = raw_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            diff = compare_metadata(ctx, metadata)
+    finally:
+        engine.dispose()
+    assert diff == []
+
+
+def test_existing_ledger_is_upgraded_on_first_use(ledger_url):
+    """A ledger left at an older revision (here: the first, or none) is brought to head."""
+    revs = revisions()
+    engine = raw_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE notes (body VARCHAR(20))")  # not ours; kept
+            migrate.upgrade(conn, revs[0])
+            conn.exec_driver_sql(
+                "INSERT INTO paper_trading_runs (id, bot_id, status, num_fills, bars_seen, "
+                "orders_submitted, started_at) VALUES ('old-run', 'b', 'stopped', 3, 0, 0, "
+                "'2025-01-02 03:04:05')"
+            )
+        with engine.connect() as conn:
+            assert migrate.current_revision(conn) == revs[0]
+    finally:
+        engine.dispose()
+
+    with Ledger(url=ledger_url) as led:
+        run = led.get_run("old-run")
+        assert run["num_fills"] == 3 and run["started_at"].year == 2025
+        led.ensure_schema()
+    assert version(ledger_url) == [migrate.head_revision()]
+    assert "notes" in tables(ledger_url)
+
+
+def test_every_revision_downgrades_and_upgrades(ledger_url):
+    revs = revisions()
+    cfg_engine = raw_engine(ledger_url)
+    try:
+        for rev in revs:
+            with cfg_engine.begin() as conn:
+                migrate.upgrade(conn, rev)
+            with cfg_engine.connect() as conn:
+                assert migrate.current_revision(conn) == rev
+        with cfg_engine.begin() as conn:
+            command.downgrade(migrate.alembic_config(conn), "base")
+        assert tables(ledger_url) <= {"alembic_version"}
+    finally:
+        cfg_engine.dispose()
+    with Ledger(url=ledger_url) as led:
+        assert led.ensure_schema() == revs[-1]
+
+
+def test_newer_ledger_is_refused(ledger_url):
+    engine = raw_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+            conn.exec_driver_sql("INSERT INTO alembic_version VALUES ('9999_future')")
+    finally:
+        engine.dispose()
+    with Ledger(url=ledger_url) as led, pytest.raises(LedgerError, match="9999_future"):
+        led.list_runs()
+
+
+def test_tables_without_version_are_refused(ledger_url):
+    engine = raw_engine(ledger_url)
+    try:
+        metadata.create_all(engine)
+    finally:
+        engine.dispose()
+    with Ledger(url=ledger_url) as led, pytest.raises(LedgerError, match="no alembic_version"):
+        led.ensure_schema()
+
+
+def test_upgrade_false_refuses_old_schema(ledger_url):
+    with Ledger(url=ledger_url, upgrade=False) as led, pytest.raises(LedgerError, match="upgrade"):
+        led.list_bots()
+    assert "paper_trading_runs" not in tables(ledger_url)
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from alphaswarm.ledger import Ledger
+
+    url, k = sys.argv[1], int(sys.argv[2])
+    with Ledger(url=url) as led:
+        bot_id, version, _ = led.register_bot("Race Bot", {"spec": 1}, "race-hash")
+        led.create_paper_run({"id": f"run-{k}", "bot_id": bot_id})
+        led.write_batch(f"run-{k}", frames=[{"seq": 1, "stage": "session.started"}])
+    print(bot_id, version)
+    """
+)
+
+
+def test_processes_racing_to_open_a_new_ledger(ledger_url):
+    """Several processes opening the same new ledger at once: one migrates, none crash."""
+    n = 4
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, ledger_url, str(k)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for k in range(n)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert out.split() == ["race-bot", "1"]
+    assert version(ledger_url) == [migrate.head_revision()]
+    with Ledger(url=ledger_url) as led:
+        assert sorted(r["id"] for r in led.list_runs()) == [f"run-{k}" for k in range(n)]
+        assert len(led.bot_versions("race-bot")) == 1
+
+
+def test_default_url(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALPHASWARM_DB_URL", "postgresql+psycopg://u@db/ledger")
+    assert default_url() == "postgresql+psycopg://u@db/ledger"
+    assert Ledger().url == "postgresql+psycopg://u@db/ledger"
+    monkeypatch.delenv("ALPHASWARM_DB_URL")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_url() == f"sqlite:///{tmp_path / '.alphaswarm' / 'ledger.db'}"
+    assert (tmp_path / ".alphaswarm").is_dir()
+
+
+def test_unreachable_database_raises_ledger_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with Ledger(url=f"sqlite:///{blocker}/x/ledger.db") as led, pytest.raises(LedgerError):
+        led.list_runs()
