@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 FINAL_STATUSES = ("completed", "stopped", "halted", "killed", "failed", "refused")
 _OUTPUT_EVERY = 0.1  # seconds between updates of the Param outputs during fast replays
 _MIN_SLEEP = 0.002
+_REPLAY_FLUSH_SECONDS = 0.05
 
 
 class PaperSession(param.Parameterized):
@@ -143,6 +144,9 @@ class PaperSession(param.Parameterized):
         self._last_bar_wall = 0.0
         self._last_heartbeat = 0.0
         self._ledger: Ledger | None = None
+        self._unflushed = 0
+        self._last_flush = 0.0
+        self._state_flushed_at = -1
 
     # -- properties -------------------------------------------------------------------
     @property
@@ -488,9 +492,22 @@ class PaperSession(param.Parameterized):
         engine = self._engine
         engine.step(group)
         self._last_bar_ts = group[0].ts
-        self._last_bar_wall = time.monotonic()
-        self._flush(flush_state=engine.bars_seen // len(group) % self.state_flush_every == 0)
-        now = time.monotonic()
+        now = self._last_bar_wall = time.monotonic()
+        self._unflushed += 1
+        # Paced sessions commit every bar; a speed-0 replay commits every 50 ms or 500
+        # bars. Frames are always published after the commit that holds their rows.
+        if (
+            self.speed > 0
+            or self._unflushed >= 500
+            or now - self._last_flush >= _REPLAY_FLUSH_SECONDS
+            or engine.halted is not None
+        ):
+            flush_state = engine.bar_index // self.state_flush_every > self._state_flushed_at
+            self._flush(flush_state=flush_state)
+            if flush_state:
+                self._state_flushed_at = engine.bar_index // self.state_flush_every
+            self._unflushed = 0
+            self._last_flush = now
         if now - self._last_output >= _OUTPUT_EVERY or self.speed > 0:
             self._last_output = now
             self._update_outputs()
@@ -732,6 +749,8 @@ class PaperSession(param.Parameterized):
             f"PaperSession(id={self.paper_run_id!r}, bot={self.bot.name if self.bot else None!r}, "
             f"status={self.status!r}, equity={self.equity:,.2f}, fills={self.num_fills})"
         )
+
+    __str__ = __repr__
 
     def explain(self, order_id: str) -> dict[str, Any]:
         """One order's life: its signal, risk checks, fills and why it is open or closed."""
