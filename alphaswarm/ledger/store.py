@@ -912,6 +912,69 @@ class Ledger(param.Parameterized):
             For an unknown run, an unknown column, a duplicate fill or frame, or a value
             that cannot be stored; then nothing of the batch is written.
         """
+        batch = self._prepare_batch(
+            run_id, orders, fills, equity, frames, risk_events, run_update, utcnow()
+        )
+        with self._write() as conn:
+            self._apply_batch(conn, batch)
+
+    def write_batches(self, batches: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Write the batches of several runs in ONE transaction.
+
+        Used to stop many sessions at once (kill switch, stop-all) with one commit.
+
+        Parameters
+        ----------
+        batches : iterable of (str, dict)
+            ``(run_id, batch)`` pairs; ``batch`` holds the keyword arguments of
+            :meth:`write_batch` (``orders``, ``fills``, ``equity``, ``frames``,
+            ``risk_events``, ``run_update``).
+
+        Raises
+        ------
+        LedgerError
+            If any batch is bad; then nothing of any batch is written.
+        """
+        allowed = {"orders", "fills", "equity", "frames", "risk_events", "run_update"}
+        now = utcnow()
+        prepared = []
+        for run_id, batch in batches:
+            unknown = set(batch) - allowed
+            if unknown:
+                raise LedgerError(
+                    f"write_batches: unknown keys {sorted(unknown)} for run {run_id!r}; "
+                    f"allowed: {sorted(allowed)}"
+                )
+            prepared.append(
+                self._prepare_batch(
+                    run_id,
+                    batch.get("orders", ()),
+                    batch.get("fills", ()),
+                    batch.get("equity", ()),
+                    batch.get("frames", ()),
+                    batch.get("risk_events", ()),
+                    batch.get("run_update"),
+                    now,
+                )
+            )
+        if not prepared:
+            return
+        with self._write() as conn:
+            for batch in prepared:
+                self._apply_batch(conn, batch)
+
+    def _prepare_batch(
+        self,
+        run_id: str,
+        orders: Iterable[Any],
+        fills: Iterable[Any],
+        equity: Iterable[Any],
+        frames: Iterable[Any],
+        risk_events: Iterable[Any],
+        run_update: Mapping[str, Any] | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Validate one batch before any SQL runs."""
         fixed = {"paper_run_id": run_id}
         order_rows = [
             _row(paper_orders, o, "order", aliases={"order_id": "id"}, fixed=fixed) for o in orders
@@ -919,27 +982,36 @@ class Ledger(param.Parameterized):
         fill_rows = [
             _row(paper_fills, f, "fill", aliases={"fill_id": "id"}, fixed=fixed) for f in fills
         ]
-        equity_rows = [_row(paper_equity, e, "equity point", fixed=fixed) for e in equity]
-        frame_rows = [self._frame_row(run_id, f) for f in frames]
-        risk_rows = [_row(risk_events_table, r, "risk event", fixed=fixed) for r in risk_events]
-        values = _fields(paper_trading_runs, run_update or {}, "run_update")
-        values.setdefault("last_heartbeat_at", utcnow())
-        for rows, key in ((order_rows, "id"), (fill_rows, "id")):
+        for rows in (order_rows, fill_rows):
             for r in rows:
-                if not r.get(key):
-                    raise LedgerError(f"write_batch: every order and fill needs an {key!r}: {r}")
-        with self._write() as conn:
-            self._update_run(conn, run_id, values)
-            if order_rows:
-                self._upsert_many(conn, paper_orders, order_rows, keep=("created_at",))
-            if fill_rows:
-                self._insert_many(conn, paper_fills, fill_rows)
-            if equity_rows:
-                self._upsert_many(conn, paper_equity, equity_rows)
-            if frame_rows:
-                self._insert_many(conn, paper_frames, frame_rows)
-            if risk_rows:
-                self._insert_many(conn, risk_events_table, risk_rows)
+                if not r.get("id"):
+                    raise LedgerError(f"write_batch: every order and fill needs an 'id': {r}")
+        values = _fields(paper_trading_runs, run_update or {}, "run_update")
+        values.setdefault("last_heartbeat_at", now)
+        return {
+            "run_id": run_id,
+            "run_update": values,
+            "orders": order_rows,
+            "fills": fill_rows,
+            "equity": [_row(paper_equity, e, "equity point", fixed=fixed) for e in equity],
+            "frames": [self._frame_row(run_id, f) for f in frames],
+            "risk_events": [
+                _row(risk_events_table, r, "risk event", fixed=fixed) for r in risk_events
+            ],
+        }
+
+    def _apply_batch(self, conn: Connection, batch: Mapping[str, Any]) -> None:
+        self._update_run(conn, batch["run_id"], batch["run_update"])
+        if batch["orders"]:
+            self._upsert_many(conn, paper_orders, batch["orders"], keep=("created_at",))
+        if batch["fills"]:
+            self._insert_many(conn, paper_fills, batch["fills"])
+        if batch["equity"]:
+            self._upsert_many(conn, paper_equity, batch["equity"])
+        if batch["frames"]:
+            self._insert_many(conn, paper_frames, batch["frames"])
+        if batch["risk_events"]:
+            self._insert_many(conn, risk_events_table, batch["risk_events"])
 
     @staticmethod
     def _frame_row(run_id: str, data: Any) -> dict[str, Any]:

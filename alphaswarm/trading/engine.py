@@ -204,7 +204,10 @@ class Engine:
         self.history = History(history_window)
         self._use_history = getattr(strategy, "uses_history", True)
         self.record_equity = record_equity
-        self.state = AccountState(equity=broker.equity, cash=broker.cash)
+        # Share the broker's positions dict so pre-trade and utilisation checks see holdings.
+        self.state = AccountState(
+            equity=broker.equity, cash=broker.cash, positions=broker.positions
+        )
         self.ctx = EngineContext(self)
         self.mode = "active"
         self.halted: RiskDecision | None = None

@@ -28,7 +28,7 @@ from alphaswarm.model import (
 )
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import date, datetime
 
     from alphaswarm.model import Bar
 
@@ -159,6 +159,8 @@ class SimulatedBroker:
         self._order_seq = 0
         self._fill_seq = 0
         self._bar_index = 0
+        # order id -> trading day of the first bar a DAY order could fill on
+        self._live_day: dict[str, date] = {}
         self._rule = IntrabarRule(self.config.intrabar_rule)
         self._slip = self.config.slippage_bps / 1e4
         self._has_commission = bool(
@@ -266,6 +268,7 @@ class SimulatedBroker:
         return done
 
     def _close(self, order: Order, status: OrderStatus, code: str, reason: str) -> None:
+        self._live_day.pop(order.id, None)
         order.status = status
         order.reason_code, order.reason = code, reason
         if order in self.open_orders:
@@ -283,18 +286,31 @@ class SimulatedBroker:
 
     # -- bars -------------------------------------------------------------------------
     def begin_bar(self, ts: datetime) -> list[BrokerEvent]:
-        """Expire DAY orders from an earlier trading day than ``ts``."""
+        """Expire DAY orders whose trading day ended before ``ts``.
+
+        A DAY order's day is the day of the first bar it could fill on (the bar after
+        placement), so an order placed on the last bar of a day -- every order, with
+        daily bars -- works for the whole of the next day instead of expiring unseen.
+        """
         events: list[BrokerEvent] = []
         if not self.open_orders:
             return events
         day = ts.date()
+        live = self._live_day
         for order in list(self.open_orders):
-            if order.request.time_in_force is TimeInForce.DAY and order.created_at.date() < day:
+            if order.request.time_in_force is not TimeInForce.DAY:
+                continue
+            order_day = live.get(order.id)
+            if order_day is None:
+                # every open order was placed on an earlier step: this bar is its first
+                live[order.id] = day
+            elif order_day < day:
+                del live[order.id]
                 self._close(
                     order,
                     OrderStatus.CANCELLED,
                     "day_expired",
-                    f"day order expired at the end of {order.created_at.date().isoformat()} "
+                    f"day order expired at the end of {order_day.isoformat()} "
                     f"with {order.remaining:g} unfilled",
                 )
                 events.append(BrokerEvent("cancelled", order))
@@ -538,6 +554,7 @@ class SimulatedBroker:
             order.status = OrderStatus.FILLED
             order.reason_code, order.reason = "", ""
             self.open_orders.remove(order)
+            self._live_day.pop(order.id, None)
         else:
             order.status = OrderStatus.PARTIALLY_FILLED
             order.reason_code = "partial"

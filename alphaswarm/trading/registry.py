@@ -48,6 +48,7 @@ class SessionRegistry(param.Parameterized):
         self._lock = threading.RLock()
         self._sessions: OrderedDict[str, PaperSession] = OrderedDict()
         self._combined_peak = 0.0
+        self._peak_key: frozenset[str] = frozenset()
 
     def _bump(self) -> None:
         with param.edit_constant(self):
@@ -112,7 +113,10 @@ class SessionRegistry(param.Parameterized):
         if not running:
             return
         start = sum(s.starting_cash for s in running)
-        equity = sum(s.equity for s in running)
+        equity = sum(s.engine.broker.equity if s.engine else s.equity for s in running)
+        key = frozenset(s.paper_run_id for s in running)
+        if key != self._peak_key:  # a session started or ended: the combined curve restarts
+            self._peak_key, self._combined_peak = key, equity
         self._combined_peak = max(self._combined_peak, equity)
         loss = start - equity
         dd = (self._combined_peak - equity) / self._combined_peak if self._combined_peak else 0

@@ -1,0 +1,363 @@
+"""The frame pump and the base class of every live dashboard component.
+
+Streaming done right: the engine never waits for the UI. Each browser session
+(each Bokeh document) owns exactly one :class:`FramePump`, which runs one
+periodic callback. On every tick it drains one
+:class:`~alphaswarm.frames.Subscription` per watched session and hands each
+component the frames of its run in one batch, so each component makes at most
+one model update per tick. Components that have no session (the kill switch,
+the runs list) are polled on the same tick. Nothing here attaches a param
+watcher to an engine-side object: all engine state is *pulled* on the tick.
+
+When the browser session is destroyed the pump stops its callback, closes its
+subscriptions and drops its components.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pandas as pd
+import panel as pn
+import param
+
+from alphaswarm.runtime import get_ledger
+from alphaswarm.trading.session import PaperSession
+
+if TYPE_CHECKING:
+    from alphaswarm.frames import Subscription
+    from alphaswarm.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+#: Pumps of live server documents, keyed by ``id(document)``.
+_PUMPS: dict[int, FramePump] = {}
+_PUMPS_LOCK = threading.Lock()
+
+
+def to_timestamp(value: Any) -> pd.Timestamp | None:
+    """A naive UTC :class:`pandas.Timestamp` (what Bokeh plots best), or None."""
+    if value is None or value is pd.NaT:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    if ts is pd.NaT:
+        return None
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def as_frame_dict(value: Any) -> dict[str, Any]:
+    """A frame read back from the ledger (a dict, or JSON text on some dialects)."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str | bytes):
+        try:
+            out = json.loads(value)
+        except ValueError:
+            return {}
+        return out if isinstance(out, dict) else {}
+    return {}
+
+
+class FramePump:
+    """One periodic callback per browser session that feeds every live component.
+
+    Parameters
+    ----------
+    period : int
+        Milliseconds between ticks (250 to 1000).
+    stop_when_idle : bool
+        Stop the periodic callback once every watched session has finished and
+        its last frames were delivered (used for notebook views, which have no
+        session-destroyed event).
+    """
+
+    PERIOD_BOUNDS: ClassVar[tuple[int, int]] = (250, 1000)
+
+    def __init__(self, period: int = 500, *, stop_when_idle: bool = False) -> None:
+        lo, hi = self.PERIOD_BOUNDS
+        if not lo <= period <= hi:
+            raise ValueError(f"period: expected {lo} to {hi} ms, got {period}")
+        self.period = int(period)
+        self.stop_when_idle = stop_when_idle
+        self._lock = threading.RLock()
+        self._components: list[LiveView] = []
+        self._subs: dict[str, tuple[PaperSession, Subscription]] = {}
+        self._callback: Any = None
+        self.ticks = 0
+        self.closed = False
+        self.last_tick_ms = 0.0
+
+    # -- the pump of the current document -------------------------------------------
+    @classmethod
+    def current(cls) -> FramePump:
+        """The pump of the current browser session (created and started on first use).
+
+        Outside a server session (a notebook cell, a test) a fresh pump is returned;
+        it starts itself when an asyncio loop runs in this thread (Jupyter) and
+        stops once its sessions have finished.
+        """
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            pump = cls(stop_when_idle=True)
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return pump  # no loop: the caller ticks by hand
+            pump.start()
+            return pump
+        key = id(doc)
+        with _PUMPS_LOCK:
+            pump = _PUMPS.get(key)
+            if pump is not None and not pump.closed:
+                return pump
+            pump = _PUMPS[key] = cls()
+        pump.start()
+
+        def _destroyed(_context: Any, key: int = key, ref: Any = weakref.ref(pump)) -> None:
+            with _PUMPS_LOCK:
+                _PUMPS.pop(key, None)
+            p = ref()
+            if p is not None:
+                p.close()
+
+        pn.state.on_session_destroyed(_destroyed)
+        return pump
+
+    @staticmethod
+    def live_pumps() -> int:
+        """How many browser sessions currently own a pump (for leak checks)."""
+        with _PUMPS_LOCK:
+            return len(_PUMPS)
+
+    # -- lifecycle ------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True while the periodic callback is scheduled."""
+        return self._callback is not None
+
+    def start(self) -> None:
+        """Schedule the periodic callback (once)."""
+        if self._callback is not None or self.closed:
+            return
+        self._callback = pn.state.add_periodic_callback(self.tick, period=self.period)
+
+    def stop(self) -> None:
+        """Cancel the periodic callback; components and subscriptions stay."""
+        cb, self._callback = self._callback, None
+        if cb is not None:
+            try:
+                cb.stop()
+            except Exception:  # noqa: BLE001 - the document may already be gone
+                log.debug("periodic callback stop failed", exc_info=True)
+
+    def close(self) -> None:
+        """Stop, close every subscription and drop every component."""
+        self.stop()
+        with self._lock:
+            self.closed = True
+            subs, self._subs = self._subs, {}
+            components, self._components = self._components, []
+        for _session, sub in subs.values():
+            sub.close()
+        for component in components:
+            component._pump_closed()
+
+    # -- registration ---------------------------------------------------------------
+    def subscribe(self, session: PaperSession | None) -> None:
+        """Make sure the frames of ``session`` are buffered for the next tick."""
+        if session is None or session.finished:
+            return
+        with self._lock:
+            if session.paper_run_id not in self._subs:
+                self._subs[session.paper_run_id] = (session, session.frames.subscribe())
+
+    def attach(self, component: LiveView) -> None:
+        """Feed ``component`` from now on (subscribing to its session if needed)."""
+        self.subscribe(component.session)
+        with self._lock:
+            if component in self._components:
+                return
+            self._components.append(component)
+        if self.closed:
+            self.closed = False
+            self.start()
+
+    def detach(self, component: LiveView) -> None:
+        """Stop feeding ``component``; close its run's subscription when nobody is left."""
+        with self._lock:
+            if component in self._components:
+                self._components.remove(component)
+            self._release_unused()
+
+    def _release_unused(self) -> None:
+        wanted = {c.run_id for c in self._components if c.session is not None}
+        for run_id in [r for r in self._subs if r not in wanted]:
+            _session, sub = self._subs.pop(run_id)
+            sub.close()
+
+    @property
+    def components(self) -> list[LiveView]:
+        """The components fed by this pump."""
+        with self._lock:
+            return list(self._components)
+
+    @property
+    def subscriptions(self) -> int:
+        """Open frame subscriptions."""
+        with self._lock:
+            return len(self._subs)
+
+    # -- the tick -------------------------------------------------------------------
+    def tick(self) -> None:
+        """Drain every subscription and give each component its frames in one batch."""
+        t0 = time.perf_counter()
+        with self._lock:
+            batches: dict[str, list[dict[str, Any]]] = {}
+            for run_id, (session, sub) in list(self._subs.items()):
+                frames = sub.drain()
+                batches[run_id] = frames
+                if sub.closed and not frames and session.finished:
+                    # the bus is closed and everything was delivered: stop listening
+                    del self._subs[run_id]
+                    sub.close()
+            components = list(self._components)
+        for component in components:
+            try:
+                component.refresh(batches.get(component.run_id, []))
+            except Exception:  # noqa: BLE001 - one broken view never stops the others
+                log.exception("dashboard component %s failed to update", type(component).__name__)
+        self.ticks += 1
+        self.last_tick_ms = (time.perf_counter() - t0) * 1e3
+        if self.stop_when_idle and not self._subs and self.running:
+            if all(c.session is None or c.session.finished for c in components):
+                self.stop()
+
+
+class LiveView(pn.viewable.Viewer):
+    """Base of the dashboard components: bound to a live session or a finished run.
+
+    Subclasses build their Panel objects in :meth:`_build`, load what happened
+    before they were created in :meth:`_load` (live: the bus's recent frames and
+    the ledger; finished: the ledger only), and apply each tick's new frames in
+    :meth:`_update` with at most one model update.
+
+    Parameters
+    ----------
+    session : PaperSession or str, optional
+        The live session, or the id of a run to read back from the ledger.
+    """
+
+    session = param.ClassSelector(
+        class_=PaperSession,
+        default=None,
+        allow_None=True,
+        doc="The live paper session shown; None for a finished run read from the ledger.",
+    )
+    run_id = param.String(default="", doc="The paper run shown (taken from the session if any).")
+    pump = param.Parameter(
+        default=None,
+        doc="The FramePump feeding this component; the current browser session's by default.",
+    )
+    ledger = param.Parameter(
+        default=None, doc="Ledger to read history from; the session's or the process default."
+    )
+
+    def __init__(self, session: PaperSession | str | None = None, **params: Any) -> None:
+        if isinstance(session, str):
+            params.setdefault("run_id", session)
+            session = None
+        if session is not None:
+            params["session"] = session
+            params.setdefault("run_id", session.paper_run_id)
+        super().__init__(**params)
+        self._last_seq = 0
+        self._closed = False
+        self._build()
+        if self.pump is None:
+            self.pump = FramePump.current()
+        # subscribe before reading the history, so no frame falls between the two
+        self.pump.subscribe(self.session)
+        try:
+            self._load()
+        except Exception:  # noqa: BLE001 - a view without history is better than none
+            log.exception("%s could not load the history of %s", type(self).__name__, self.run_id)
+        self.pump.attach(self)
+
+    # -- helpers --------------------------------------------------------------------
+    @property
+    def live(self) -> bool:
+        """True while bound to a session that has not finished."""
+        return self.session is not None and not self.session.finished
+
+    def ledger_(self) -> Ledger:
+        """Where history is read from."""
+        if self.ledger is not None:
+            return self.ledger
+        if self.session is not None:
+            return self.session.ledger_
+        return get_ledger()
+
+    def run_row(self) -> dict[str, Any] | None:
+        """The ``paper_trading_runs`` row of the run (None if unknown)."""
+        if not self.run_id:
+            return None
+        return self.ledger_().get_run(self.run_id)
+
+    def recent_frames(self) -> list[dict[str, Any]]:
+        """Frames the live session still holds in memory (for late joiners)."""
+        if self.session is None:
+            return []
+        return self.session.frames.recent()
+
+    def _new(self, frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Frames not seen yet (by ``seq``); lag notices always pass."""
+        out = []
+        last = self._last_seq
+        for frame in frames:
+            seq = frame.get("seq")
+            if seq is None:
+                out.append(frame)
+            elif seq > last:
+                out.append(frame)
+                last = seq
+        self._last_seq = last
+        return out
+
+    # -- the pump's entry point -----------------------------------------------------
+    def refresh(self, frames: list[dict[str, Any]]) -> None:
+        """Apply one tick: the new frames of this run (possibly none) in one update."""
+        if self._closed:
+            return
+        self._update(self._new(frames))
+
+    def close(self) -> None:
+        """Stop receiving ticks (the browser session or the selection moved on)."""
+        self._closed = True
+        if self.pump is not None:
+            self.pump.detach(self)
+
+    def _pump_closed(self) -> None:
+        self._closed = True
+
+    # -- for subclasses -------------------------------------------------------------
+    def _build(self) -> None:
+        """Create the Panel objects."""
+
+    def _load(self) -> None:
+        """Load the history (recent frames of a live session, or the ledger)."""
+        if self.session is not None:
+            self._update(self._new(self.recent_frames()))
+
+    def _update(self, frames: list[dict[str, Any]]) -> None:
+        """Apply new frames (and poll engine state) with one model update."""

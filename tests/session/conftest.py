@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+import alphaswarm as aw
+from alphaswarm.killswitch import kill_switch
+from alphaswarm.trading.registry import registry
+
+DEMO_RISK = {
+    "max_order_notional": 50_000,
+    "max_position_qty": 1000,
+    "max_drawdown_pct": 0.20,
+    "max_daily_loss": 5000,
+    "max_orders_per_minute": 30,
+    "kill_switch_attached": True,
+}
+
+
+def demo_bot(**overrides) -> aw.Bot:
+    spec = {
+        "name": "sma-demo",
+        "strategy": "sma_cross",
+        "params": {"fast": 10, "slow": 30},
+        "universe": ["DEMO"],
+        "data": {"feed": "synthetic", "seed": 7, "interval": "1m"},
+        "risk": dict(DEMO_RISK),
+    }
+    spec.update(overrides)
+    return aw.Bot(spec)
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    led = aw.set_ledger(f"sqlite:///{tmp_path}/ledger.db")
+    yield led
+    for s in registry().running():
+        s.stop("test teardown")
+    kill_switch().reset(actor="test")
+    aw.set_ledger(None)
+    led.close()
+
+
+@pytest.fixture
+def bot(ledger) -> aw.Bot:
+    bot = demo_bot()
+    aw.backtest(bot, ledger=ledger)
+    return bot
+
+
+@pytest.fixture
+def make_bot():
+    return demo_bot
