@@ -306,10 +306,9 @@ class Feed(abc.ABC):
         utc = UTC
         for block in self._read(start, end, limit, stream=True):
             starts = group_starts(block.ts)
-            stamps = [
-                d.replace(tzinfo=utc)
-                for d in block.ts[starts].view("M8[ns]").astype("M8[us]").tolist()
-            ]
+            stamps = list(
+                pd.DatetimeIndex(block.ts[starts].view("M8[ns]")).tz_localize(utc).to_pydatetime()
+            )
             sym = block.symbol.tolist()
             o, h, lo = block.open.tolist(), block.high.tolist(), block.low.tolist()
             c, v = block.close.tolist(), block.volume.tolist()

@@ -62,6 +62,8 @@ class AccountState:
     order_times: deque = field(default_factory=deque)
     last_equity: float = 0.0
     max_drawdown: float = 0.0
+    _day_starts: Any = None
+    _day_ends: Any = None
 
     def __post_init__(self) -> None:
         self.peak_equity = max(self.peak_equity, self.equity)
@@ -77,11 +79,14 @@ class AccountState:
             dd = (self.peak_equity - equity) / self.peak_equity
             if dd > self.max_drawdown:
                 self.max_drawdown = dd
-        day = now.date()
-        if day != self.day:
-            if self.day is not None:
-                self.day_start_equity = self.last_equity
-            self.day = day
+        if self._day_ends is None or now >= self._day_ends or now < self._day_starts:
+            day = now.date()
+            if day != self.day:
+                if self.day is not None:
+                    self.day_start_equity = self.last_equity
+                self.day = day
+            self._day_starts = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            self._day_ends = self._day_starts + timedelta(days=1)
         self.last_equity = equity
 
     @property
@@ -188,6 +193,19 @@ class RiskLimits(param.Parameterized):
         "max_daily_loss_pct",
         "price_collar_bps",
     )
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._compile()
+        self.param.watch(self._compile, [*self.LIMIT_KEYS, "universe"])
+
+    def _compile(self, *_: Any) -> None:
+        """Cache the set limits as plain values: param lookups are too slow per bar."""
+        self._state_checks = [
+            (k, getattr(self, k))
+            for k in ("max_drawdown_pct", "max_daily_loss", "max_daily_loss_pct")
+            if getattr(self, k) is not None
+        ]
 
     @classmethod
     def from_spec(cls, risk: dict[str, Any] | None, universe: list[str]) -> RiskLimits:
@@ -322,19 +340,20 @@ class RiskLimits(param.Parameterized):
     # -- post-bar -------------------------------------------------------------------
     def check_state(self, state: AccountState) -> RiskDecision | None:
         """Return the first account-level limit ``state`` breaks, else ``None``."""
-        checks = (
-            ("max_drawdown_pct", state.drawdown, "drawdown"),
-            ("max_daily_loss", state.daily_loss, "daily loss"),
-            (
-                "max_daily_loss_pct",
-                state.daily_loss / state.day_start_equity if state.day_start_equity > 0 else 0.0,
-                "daily loss / day start equity",
-            ),
-        )
-        for limit, value, what in checks:
-            breach = self._above(limit, value, what)
-            if breach is not None:
-                return breach
+        for limit, threshold in self._state_checks:
+            if limit == "max_drawdown_pct":
+                peak = state.peak_equity
+                value, what = ((peak - state.equity) / peak if peak > 0 else 0.0), "drawdown"
+            elif limit == "max_daily_loss":
+                value, what = state.day_start_equity - state.equity, "daily loss"
+            else:
+                start = state.day_start_equity
+                value = (start - state.equity) / start if start > 0 else 0.0
+                what = "daily loss / day start equity"
+            if value > threshold:
+                return RiskDecision(
+                    limit, value, threshold, f"{what} {value:,.4g} > {threshold:,.4g}"
+                )
         return None
 
     def utilisation(self, state: AccountState) -> list[dict[str, Any]]:

@@ -271,6 +271,9 @@ class Engine:
             for event in broker.begin_bar(ts):
                 self._on_broker_event(event)
         prices = self.state.prices
+        positions = broker.positions
+        last_bars = self.last_bars
+        use_history = self._use_history
         for bar in bars:
             self.bars_seen += 1
             if listener is not None:
@@ -282,13 +285,22 @@ class Engine:
             if broker.open_orders:
                 for event in broker.process_bar(bar, idx):
                     self._on_broker_event(event)
-            broker.mark(bar.symbol, bar.close)
-            prices[bar.symbol] = bar.close
-            self.last_bars[bar.symbol] = bar
-            if self._use_history:
+            symbol, close = bar.symbol, bar.close
+            pos = positions.get(symbol)
+            if pos is not None:
+                pos.last_price = close
+            prices[symbol] = close
+            last_bars[symbol] = bar
+            if use_history:
                 self.history.push(bar)
-        equity = broker.equity
-        self.state.update(equity, broker.cash, ts)
+        equity = broker.cash
+        invested = False
+        for pos in positions.values():
+            if pos.qty:
+                equity += pos.qty * pos.last_price
+                invested = True
+        state = self.state
+        state.update(equity, broker.cash, ts)
         if self.halted is None:
             ctx = self.ctx
             on_bar = self.strategy.on_bar
@@ -297,26 +309,18 @@ class Engine:
                 signal = on_bar(bar, ctx)
                 if signal is not None:
                     self._on_signal(signal, bar)
-        if any(p.qty for p in broker.positions.values()):
+        if invested:
             self.bars_in_market += 1
-        self._record_equity(ts, equity)
-        if self.halted is None:
-            breach = self.risk.check_state(self.state)
-            if breach is not None:
-                self.halt(breach)
-
-    def _record_equity(self, ts: datetime, equity: float) -> None:
         if self.record_equity:
             self.equity_ts.append(ts)
             self.equity_values.append(equity)
-            self.cash_values.append(self.broker.cash)
-        if self.listener is not None:
-            self._emit(
-                "equity.update",
-                f"equity {equity:,.2f}",
-                equity=equity,
-                cash=self.broker.cash,
-            )
+            self.cash_values.append(broker.cash)
+        if listener is not None:
+            self._emit("equity.update", f"equity {equity:,.2f}", equity=equity, cash=broker.cash)
+        if self.halted is None:
+            breach = self.risk.check_state(state)
+            if breach is not None:
+                self.halt(breach)
 
     def _on_signal(self, signal: str, bar: Bar) -> None:
         if signal not in SIGNALS:

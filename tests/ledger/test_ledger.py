@@ -423,6 +423,33 @@ def test_write_batch_is_atomic(ledger, bad):
     assert ledger.risk_events().empty
 
 
+def test_write_batches_is_one_transaction(ledger):
+    make_run(ledger, "pr-1")
+    make_run(ledger, "pr-2")
+    final = {"status": "stopped", "stop_reason": "kill switch", "total_pnl": 3.0}
+    with pytest.raises(LedgerError):
+        ledger.write_batches(
+            [
+                ("pr-1", {"fills": [fill("f1", "o1", 1.0, T0)], "run_update": final}),
+                ("pr-2", {"fills": [fill("f1", "o1", 1.0, T0)], "run_update": final}),  # dup id
+            ]
+        )
+    assert {r["status"] for r in ledger.list_runs()} == {"running"}
+    assert count(ledger, s.paper_fills) == 0
+    with pytest.raises(LedgerError, match="unknown keys"):
+        ledger.write_batches([("pr-1", {"fill": []})])
+
+    ledger.write_batches(
+        [
+            ("pr-1", {"fills": [fill("f1", "o1", 1.0, T0)], "run_update": final}),
+            ("pr-2", {"frames": [{"seq": 1, "stage": "done"}], "run_update": final}),
+        ]
+    )
+    assert {r["status"] for r in ledger.list_runs()} == {"stopped"}
+    assert ledger.frames_after("pr-2", 0) == [{"seq": 1, "stage": "done"}]
+    ledger.write_batches([])
+
+
 def test_write_batch_unknown_run(ledger):
     with pytest.raises(LedgerError, match="unknown paper run 'ghost'"):
         ledger.write_batch("ghost", fills=[fill("f1", "o1", 1.0, T0)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from alphaswarm.ledger import Ledger, LedgerError, default_url
-from alphaswarm.ledger import migrate
+from alphaswarm.ledger import Ledger, LedgerError, default_url, migrate
 from alphaswarm.ledger.schema import metadata
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,10 +153,15 @@ def test_upgrade_false_refuses_old_schema(ledger_url):
 
 CHILD = textwrap.dedent(
     """
-    import sys
+    import sys, time
+    from pathlib import Path
     from alphaswarm.ledger import Ledger
 
-    url, k = sys.argv[1], int(sys.argv[2])
+    url, k, sync = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+    (sync / f"ready-{k}").touch()
+    deadline = time.monotonic() + 60
+    while not (sync / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
     with Ledger(url=url) as led:
         bot_id, version, _ = led.register_bot("Race Bot", {"spec": 1}, "race-hash")
         led.create_paper_run({"id": f"run-{k}", "bot_id": bot_id})
@@ -166,12 +171,14 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_processes_racing_to_open_a_new_ledger(ledger_url):
+def test_processes_racing_to_open_a_new_ledger(ledger_url, tmp_path):
     """Several processes opening the same new ledger at once: one migrates, none crash."""
     n = 4
+    sync = tmp_path / "sync"
+    sync.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD, ledger_url, str(k)],
+            [sys.executable, "-c", CHILD, ledger_url, str(k), str(sync)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -179,7 +186,17 @@ def test_processes_racing_to_open_a_new_ledger(ledger_url):
         )
         for k in range(n)
     ]
-    outputs = [p.communicate(timeout=120) for p in procs]
+    try:
+        # Imports done in every child: release them together so they really race.
+        deadline = time.monotonic() + 60
+        while len(list(sync.glob("ready-*"))) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (sync / "go").touch()
+        outputs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
         assert out.split() == ["race-bot", "1"]
