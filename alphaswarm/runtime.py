@@ -47,8 +47,11 @@ def set_ledger(ledger: Ledger | str | None) -> Ledger | None:
 
 def _attach(ledger: Ledger | None) -> None:
     from alphaswarm.killswitch import kill_switch
+    from alphaswarm.recovery import recover_orphans
 
     kill_switch().attach_ledger(ledger)
+    if ledger is not None:
+        recover_orphans(ledger)
 
 
 def engine_loop() -> asyncio.AbstractEventLoop:

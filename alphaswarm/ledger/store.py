@@ -1133,7 +1133,10 @@ class Ledger(param.Parameterized):
         }
 
     def mark_crashed(
-        self, older_than_seconds: float, exclude_owner: str | None = None
+        self,
+        older_than_seconds: float,
+        exclude_owner: str | None = None,
+        run_ids: Iterable[str] | None = None,
     ) -> list[str]:
         """Mark running runs whose heartbeat stopped as crashed.
 
@@ -1150,6 +1153,8 @@ class Ledger(param.Parameterized):
             Heartbeat age, in seconds, after which a run counts as gone.
         exclude_owner : str, optional
             Skip the runs of this owner (e.g. this process, whose sessions are alive).
+        run_ids : iterable of str, optional
+            Only consider these runs.
 
         Returns
         -------
@@ -1164,6 +1169,11 @@ class Ledger(param.Parameterized):
         )
         if exclude_owner is not None:
             stmt = stmt.where(or_(runs.c.owner.is_(None), runs.c.owner != exclude_owner))
+        if run_ids is not None:
+            ids = list(run_ids)
+            if not ids:
+                return []
+            stmt = stmt.where(runs.c.id.in_(ids))
         crashed: list[str] = []
         with self._write() as conn:
             for run_id, starting_cash in conn.execute(stmt.with_for_update()).all():
