@@ -11,14 +11,10 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PYTHON="${PYTHON:-python3}"
-
-if [[ ! -x .venv/bin/python ]]; then
-    echo "==> creating .venv with ${PYTHON}"
-    "${PYTHON}" -m venv .venv
-fi
+source scripts/bootstrap.sh
 
 echo "==> installing alphaswarm[test,notebook] (editable)"
+.venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test,notebook]'
 
 missing=()
