@@ -76,6 +76,7 @@ class BacktestResult:
     def plot(self) -> Any:
         """Equity curve over a drawdown area (HoloViews)."""
         import holoviews as hv
+        import holoviews.plotting.bokeh  # noqa: F401 - registers the renderer outside notebooks
 
         eq = self.equity.reset_index()
         curve = hv.Curve(eq, "ts", "equity", label="equity").opts(

@@ -62,12 +62,43 @@ def drawdown_series(equity: pd.Series) -> pd.Series:
     return equity / equity.cummax() - 1.0
 
 
-def round_trips(fills: Iterable[Fill]) -> pd.DataFrame:
+def _fills_from_frame(frame: pd.DataFrame) -> list[Fill]:
+    from alphaswarm.model import Fill, Side
+
+    ts_col = "filled_at" if "filled_at" in frame else "ts"
+    frame = frame.sort_values(ts_col, kind="stable")
+    return [
+        Fill(str(i), str(o), s, Side(side), float(q), float(p), float(c), t)
+        for i, o, s, side, q, p, c, t in zip(
+            frame.get("id", frame.get("fill_id", pd.Series(range(len(frame))))),
+            frame["order_id"],
+            frame["symbol"],
+            frame["side"],
+            frame["qty"],
+            frame["price"],
+            frame["commission"],
+            frame[ts_col],
+            strict=True,
+        )
+    ]
+
+
+def round_trips(fills: Iterable[Fill] | pd.DataFrame) -> pd.DataFrame:
     """Match fills FIFO per symbol into closed trades.
 
-    Returns a DataFrame with symbol, direction, qty, entry/exit time and price,
-    commission and net pnl per trade.
+    Parameters
+    ----------
+    fills : iterable of Fill, or DataFrame
+        Fills in time order, or a fills DataFrame as ``Ledger.fills(run_id)`` returns.
+
+    Returns
+    -------
+    DataFrame
+        One row per closed trade: symbol, direction, qty, entry/exit time and price,
+        commission and net pnl.
     """
+    if isinstance(fills, pd.DataFrame):
+        fills = _fills_from_frame(fills)
     open_lots: dict[str, deque] = {}
     rows: list[dict[str, Any]] = []
     for f in fills:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import param
 
 from alphaswarm.bots import Bot
+from alphaswarm.data.live import FeedEvent, is_live
 from alphaswarm.frames import FrameBus, make_frame
 from alphaswarm.killswitch import kill_switch
 from alphaswarm.model import ModelError
@@ -120,6 +121,11 @@ class PaperSession(param.Parameterized):
     stop_reason = param.String(default="", constant=True, doc="Why the session ended.")
     error = param.String(default="", constant=True, doc="The exception of a failed session.")
     gate = param.Dict(default={}, constant=True, doc="The paper gate's result.")
+    feed_state = param.Dict(
+        default={},
+        constant=True,
+        doc="A live feed's state: connected, last_bar_age, gaps, reconnects (empty otherwise).",
+    )
     started_at = param.Date(default=None, allow_None=True, constant=True, doc="Start (UTC).")
     ended_at = param.Date(default=None, allow_None=True, constant=True, doc="End (UTC).")
 
@@ -235,8 +241,10 @@ class PaperSession(param.Parameterized):
         Parameters
         ----------
         loop : asyncio loop, optional
-            Where to run; by default the running loop of this thread (Jupyter) or
-            the shared background engine loop.
+            Where to run. By default the shared engine loop, a background thread, so
+            the call returns at once in a notebook cell, a script or a server, and
+            :meth:`wait` works everywhere. Pass ``asyncio.get_running_loop()`` to run
+            on the caller's loop instead (then use ``await session.wait_async()``).
 
         Raises
         ------
@@ -375,11 +383,7 @@ class PaperSession(param.Parameterized):
         registry().add(self)
 
     def _launch(self, loop: asyncio.AbstractEventLoop | None) -> PaperSession:
-        if loop is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = engine_loop()
+        loop = loop or engine_loop()
         self._loop = loop
         try:
             running_here = asyncio.get_running_loop() is loop
@@ -406,6 +410,9 @@ class PaperSession(param.Parameterized):
                 self._finish("stopped", "session task ended")
 
     async def _trade(self) -> None:
+        if is_live(self._feed):
+            await self._trade_live()
+            return
         groups = self._feed.groups(start=self.start_at, limit=self.max_bars)
         duration = (
             timedelta(minutes=self.duration_minutes) if self.duration_minutes is not None else None
@@ -444,6 +451,108 @@ class PaperSession(param.Parameterized):
             if self.speed == 0 and n % yield_every == 0:
                 await asyncio.sleep(0)
 
+    @property
+    def _clock(self) -> float:
+        """Session seconds per wall second: 1 on a real-time feed (``speed`` is ignored)."""
+        feed = getattr(self, "_feed", None)
+        return 1.0 if is_live(feed) and feed.realtime else self.speed
+
+    async def _trade_live(self) -> None:
+        """Trade the bars a live feed streams, turning its events into ``feed.*`` frames."""
+        feed = self._feed
+        duration = (
+            timedelta(minutes=self.duration_minutes) if self.duration_minutes is not None else None
+        )
+        first_ts: datetime | None = None
+        n = 0
+        started = self._last_bar_wall = self._last_heartbeat = time.monotonic()
+        timeout = self.poll_interval / self._clock if self._clock > 0 else self.poll_interval
+        async with feed.stream(speed=self.speed) as stream:
+            while not self._finished:
+                item = await stream.next(timeout)
+                if self._finished:
+                    return
+                if item is None or isinstance(item, FeedEvent):
+                    if item is not None and item.kind == "end":
+                        self._finish("completed", "end of data")
+                        return
+                    if item is not None:
+                        self._feed_event(item)
+                    self._poll()
+                    if feed.realtime and duration is not None:
+                        if time.monotonic() - started >= duration.total_seconds():
+                            self._finish(
+                                "completed",
+                                f"duration of {self.duration_minutes:g} minutes reached",
+                            )
+                    continue
+                ts = item[0].ts
+                first_ts = first_ts or ts
+                if duration is not None and ts >= first_ts + duration:
+                    self._finish(
+                        "completed", f"duration of {self.duration_minutes:g} minutes reached"
+                    )
+                    return
+                with self._lock:
+                    if self._finished:
+                        return
+                    self._process(item)
+                engine = self._engine
+                if engine.halted is not None:
+                    self._finish(
+                        "halted", f"risk limit {engine.halted.limit}: {engine.halted.message}"
+                    )
+                    return
+                registry().check_account()
+                n += 1
+                if self.max_bars is not None and n >= self.max_bars:
+                    self._finish("completed", f"max_bars of {self.max_bars} reached")
+                    return
+                if self._clock > 0 or n % 20 == 0:
+                    self._poll()
+                    await asyncio.sleep(0)
+
+    def _feed_event(self, event: FeedEvent) -> None:
+        """A live feed event → a ``feed.<kind>`` frame; a gap also → a ``risk_events`` row."""
+        feed = self._feed
+        with self._lock:
+            if self._finished:
+                return
+            self._frame(
+                f"feed.{event.kind}",
+                event.message,
+                feed=feed.kind,
+                symbol=event.symbol,
+                detail=event.data,
+                feed_state=feed.state(),
+            )
+            risk = []
+            if event.kind == "gap":
+                risk.append(
+                    {
+                        "at": event.data.get("to_ts") or datetime.now(UTC),
+                        "order_id": None,
+                        "limit": "feed.gap",
+                        "value": float(event.data.get("missing", 0)),
+                        "threshold": float(getattr(feed, "gap_tolerance", 0)),
+                        "action": "feed.gap",
+                        "message": event.message,
+                    }
+                )
+            if self._unflushed:
+                self._engine.risk_events.extend(risk)
+                self._flush()
+                self._unflushed = 0
+            else:
+                self.ledger_.write_batch(
+                    self.paper_run_id,
+                    frames=list(self._pending),
+                    risk_events=[{**r, "paper_run_id": self.paper_run_id} for r in risk],
+                )
+                self._publish_pending()
+        if event.kind == "stalled" and feed.halt_on_stall:
+            self._finish("halted", f"feed stalled: {event.message}")
+
     async def _pace(self, real_seconds: float) -> None:
         """Wait ``real_seconds``, polling stop, kill and heartbeat every poll interval."""
         loop = asyncio.get_running_loop()
@@ -465,15 +574,18 @@ class PaperSession(param.Parameterized):
         if self._finished:
             return
         now = time.monotonic()
+        if is_live(self._feed):
+            with param.edit_constant(self):
+                self.feed_state = self._feed.state()
         session_idle = (now - max(self._last_bar_wall, self._last_heartbeat)) * max(
-            self.speed, 1e-9
+            self._clock, 1e-9
         )
         if session_idle >= self.heartbeat_seconds:
             with self._lock:
                 if self._finished:
                     return
                 self._last_heartbeat = now
-                idle = (now - self._last_bar_wall) * self.speed
+                idle = (now - self._last_bar_wall) * self._clock
                 self._frame(
                     "heartbeat",
                     f"no bar for {idle:.0f} s of session time",
@@ -497,7 +609,7 @@ class PaperSession(param.Parameterized):
         # Paced sessions commit every bar; a speed-0 replay commits every 50 ms or 500
         # bars. Frames are always published after the commit that holds their rows.
         if (
-            self.speed > 0
+            self._clock > 0
             or self._unflushed >= 500
             or now - self._last_flush >= _REPLAY_FLUSH_SECONDS
             or engine.halted is not None
@@ -508,7 +620,7 @@ class PaperSession(param.Parameterized):
                 self._state_flushed_at = engine.bar_index // self.state_flush_every
             self._unflushed = 0
             self._last_flush = now
-        if now - self._last_output >= _OUTPUT_EVERY or self.speed > 0:
+        if now - self._last_output >= _OUTPUT_EVERY or self._clock > 0:
             self._last_output = now
             self._update_outputs()
 
@@ -715,6 +827,16 @@ class PaperSession(param.Parameterized):
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the session has finished (True) or ``timeout`` passed (False)."""
+        if not self._done.is_set() and self._loop is not None:
+            try:
+                here = asyncio.get_running_loop() is self._loop
+            except RuntimeError:
+                here = False
+            if here:
+                raise ModelError(
+                    "wait: this session runs on the calling thread's event loop, so blocking "
+                    "here would stop it; use `await session.wait_async()`"
+                )
         return self._done.wait(timeout)
 
     async def wait_async(self, timeout: float | None = None) -> bool:

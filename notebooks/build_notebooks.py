@@ -1,0 +1,236 @@
+"""Write the tutorial notebooks from their cell sources (outputs stripped).
+
+Run ``python notebooks/build_notebooks.py`` after editing a cell here; the
+``.ipynb`` files are what users open with ``jupyter lab notebooks/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat as nbf
+
+HERE = Path(__file__).parent
+
+
+def md(text: str) -> nbf.NotebookNode:
+    return nbf.v4.new_markdown_cell(text.strip())
+
+
+def code(text: str) -> nbf.NotebookNode:
+    return nbf.v4.new_code_cell(text.strip())
+
+
+FIRST_SESSION = [
+    md("""
+# Your first paper trading session
+
+The tutorial end to end from cells: author a bot, backtest it, pass the paper gate,
+start a paper session that renders live below its cell, watch its frames, break a
+risk limit on purpose, engage and reset the kill switch, and finish with the
+tutorial's SQL and the same questions answered with pandas.
+
+Everything lands in the default ledger (`~/.alphaswarm/ledger.db`, or
+`ALPHASWARM_DB_URL`).
+"""),
+    code("""
+import panel as pn
+import alphaswarm as aw
+
+pn.extension("tabulator")
+ledger = aw.get_ledger()
+ledger.url
+"""),
+    md("## 1. Author a bot\n\nFrom YAML (the same text `POST /bots` accepts) ..."),
+    code("""
+bot = aw.Bot.from_yaml('''
+name: sma-demo
+strategy: sma_cross
+params: {fast: 10, slow: 30}
+universe: [DEMO]
+data: {feed: synthetic, seed: 7, interval: 1m}
+risk: {max_order_notional: 50000, max_position_qty: 1000, max_drawdown_pct: 0.20,
+       max_daily_loss: 5000, max_orders_per_minute: 30, kill_switch_attached: true}
+''')
+bot
+"""),
+    md("... or from Python. The same spec gives the same content hash."),
+    code("""
+same = aw.Bot(
+    name="sma-demo", strategy="sma_cross", params={"fast": 10, "slow": 30},
+    universe=["DEMO"], data={"feed": "synthetic", "seed": 7, "interval": "1m"},
+    risk={"max_order_notional": 50000, "max_position_qty": 1000, "max_drawdown_pct": 0.20,
+          "max_daily_loss": 5000, "max_orders_per_minute": 30, "kill_switch_attached": True},
+)
+same.spec_hash == bot.spec_hash
+"""),
+    md("## 2. Backtest it\n\nTwenty trading days of minute bars through the same engine a paper session uses."),
+    code("""
+result = bot.backtest(bars=7800)
+result
+"""),
+    code("result.plot()"),
+    code("result.trades.tail()"),
+    md("## 3. The paper gate\n\nA recent backtest of this bot version with Sharpe >= 0.5 and drawdown <= 20 %, the kill switch attached, and a feed that serves the universe."),
+    code("""
+gate = aw.check_gate(bot, ledger, bot.make_feed())
+gate.status, gate.errors, gate.warnings
+"""),
+    md("## 4. Start a paper session\n\n`start()` returns at once; the session renders live below the cell (equity, fills, frames, positions, risk, and a stop button). `speed=600` replays ten minute-bars per second."),
+    code("""
+session = aw.PaperSession(bot, starting_cash=100_000, duration_minutes=120, speed=600)
+fills_seen = []  # every event is a frame; a callback sees each one as it happens
+session.frames.subscribe(lambda f: fills_seen.append(f) if f["stage"] == "order.filled" else None)
+session.start()
+"""),
+    md("## 5. Watch its frames\n\nEach frame is `{task_id, stage, message, timestamp, seq, equity, positions, ...}`; they are also in the ledger, so a late reader can replay them."),
+    code("""
+session.wait(120)
+session.status, session.num_fills, round(session.total_pnl, 2)
+"""),
+    code("session.frames_df.stage.value_counts()"),
+    code("""
+first_fill = session.frames_df.query("stage == 'order.filled'").frame.iloc[0]
+first_fill["message"], first_fill["equity"], first_fill["positions"]
+"""),
+    md("## 6. Break a risk limit on purpose\n\nA bot with a one-dollar daily loss limit halts on its first losing bar: `risk.halted`, open orders cancelled, positions flattened, status `halted`."),
+    code("""
+fragile = aw.Bot(bot.spec | {"name": "fragile", "risk": {"max_daily_loss": 1, "kill_switch_attached": True}})
+fragile.backtest(bars=2000)
+halted = aw.PaperSession(fragile, speed=0, duration_minutes=None, max_bars=5000,
+                         force=True, reason="tutorial: demonstrate a risk halt").start()
+halted.wait(60)
+halted.status, halted.stop_reason
+"""),
+    code("""
+frames = halted.frames_df
+frames[frames.stage == "risk.halted"].frame.iloc[0]
+"""),
+    md("## 7. The kill switch\n\nOne call stops every running session at once (cancel open orders, write the final rows) and latches until reset."),
+    code("""
+running = [aw.PaperSession(bot, speed=60, duration_minutes=None).start() for _ in range(3)]
+report = aw.kill_switch().engage("tutorial drill")
+report["targets"], round(report["elapsed_ms"], 1), [s.status for s in running]
+"""),
+    code("""
+try:
+    aw.PaperSession(bot, speed=0).start()
+except aw.KillSwitchEngaged as refused:
+    print(refused)
+aw.kill_switch().reset()
+aw.kill_switch().engaged
+"""),
+    md("## 8. Inspect the ledger\n\nThe tutorial's two queries, verbatim:"),
+    code("""
+last_run = ledger.sql('''
+SELECT id, bot_id, status, total_pnl, num_fills, started_at, ended_at
+FROM paper_trading_runs ORDER BY started_at DESC LIMIT 1;
+''')
+last_run
+"""),
+    code("""
+ledger.sql('''
+SELECT order_id, symbol, side, qty, price, filled_at
+FROM paper_fills
+WHERE paper_run_id = :run_id
+ORDER BY filled_at;
+''', run_id=session.paper_run_id)
+"""),
+    md("The same questions with pandas:"),
+    code("""
+runs = ledger.runs()
+runs.sort_values("started_at").tail(1)[["id", "bot_id", "status", "total_pnl", "num_fills", "started_at", "ended_at"]]
+"""),
+    code("ledger.fills(session.paper_run_id).sort_values('filled_at').head()"),
+    md("### Verify\n\n- the session delivered at least one `order.filled` frame\n- its `paper_trading_runs` row has a non-NULL `total_pnl`\n- the kill switch closed the drill sessions"),
+    code("""
+assert len(fills_seen) >= 1
+assert ledger.get_run(session.paper_run_id)["total_pnl"] is not None
+assert {ledger.get_run(s.paper_run_id)["status"] for s in running} == {"killed"}
+"""),
+]
+
+LEDGER_WITH_PANDAS = [
+    md("""
+# The ledger as data
+
+Runs, fills, slippage and commission, P&L attribution per symbol and a frames
+timeline: every question as a DataFrame and a plot. First we make some history:
+a two-symbol bot with commission and slippage, paper traded at full speed.
+"""),
+    code("""
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import alphaswarm as aw
+
+hv.extension("bokeh")
+ledger = aw.get_ledger()
+bot = aw.Bot(
+    name="pairs-demo", strategy="mean_reversion", params={"window": 30, "entry_z": 1.5, "exit_z": 0.2},
+    universe=["AAA", "BBB"], data={"feed": "synthetic", "seed": 11, "interval": "1m"},
+    broker={"slippage_bps": 2, "commission_per_share": 0.005, "commission_min": 1.0},
+    risk={"max_position_pct": 0.5, "kill_switch_attached": True},
+)
+bot.backtest(bars=3900)
+session = aw.PaperSession(bot, speed=0, duration_minutes=None, max_bars=3900,
+                          force=True, reason="ledger notebook history").start()
+session.wait(120), session.status
+"""),
+    md("## Runs"),
+    code("ledger.runs()[['id', 'bot_id', 'status', 'starting_cash', 'total_pnl', 'num_fills', 'bars_seen', 'started_at', 'ended_at']].tail()"),
+    md("## Fills, slippage and commission"),
+    code("""
+fills = ledger.fills(session.paper_run_id)
+costs = fills.groupby(["symbol", "side"]).agg(
+    fills=("qty", "size"), qty=("qty", "sum"), commission=("commission", "sum"), slippage=("slippage", "sum")
+)
+costs
+"""),
+    code("""
+fills["notional"] = fills.qty * fills.price
+(fills.commission.sum() + fills.slippage.sum()) / fills.notional.sum() * 1e4  # cost in bps of traded value
+"""),
+    md("## P&L attribution per symbol\n\nFIFO round trips from the fills, net of commission."),
+    code("""
+from alphaswarm.metrics import round_trips
+
+trips = round_trips(fills)
+trips.groupby("symbol").pnl.agg(["count", "sum", "mean"])
+"""),
+    code("hv.Bars(trips.groupby('symbol').pnl.sum().reset_index(), 'symbol', 'pnl').opts(title='net P&L by symbol')"),
+    md("## Equity and drawdown"),
+    code("""
+equity = ledger.equity(session.paper_run_id).set_index("ts")
+equity["drawdown"] = equity.equity / equity.equity.cummax() - 1
+(hv.Curve(equity.equity, label="equity") + hv.Area(equity.drawdown, label="drawdown")).cols(1)
+"""),
+    md("## Frames timeline"),
+    code("""
+frames = ledger.frames(session.paper_run_id)
+timeline = frames[frames.stage != "bar.received"].groupby("stage").seq.count()
+timeline
+"""),
+    code("""
+frames["minute"] = pd.to_datetime([f.get("ts") for f in frames.frame], unit="s").floor("s")
+hv.Scatter(frames[frames.stage.isin(["order.placed", "order.filled", "signal.emitted"])], "seq", "stage").opts(
+    jitter=0.2, size=4, title="events by sequence number", width=700
+)
+"""),
+    md("## Risk events and audit log"),
+    code("ledger.risk_events(session.paper_run_id).head()"),
+    code("ledger.audit_rows().tail()"),
+]
+
+
+def write(name: str, cells: list[nbf.NotebookNode]) -> None:
+    nb = nbf.v4.new_notebook()
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nbf.write(nb, HERE / name)
+
+
+if __name__ == "__main__":
+    write("01-first-paper-session.ipynb", FIRST_SESSION)
+    write("03-ledger-with-pandas.ipynb", LEDGER_WITH_PANDAS)
