@@ -3,6 +3,7 @@
 * :class:`SyntheticFeed` -- seeded GBM bars with regimes (the default);
 * :class:`ReplayFeed` -- recorded bars from CSV, Parquet or a DataFrame;
 * :class:`SampleFeed` -- real daily bars of AAPL, GOOG, IBM, MSFT, 2000--2013;
+* live feeds (``alpaca``, ``ccxt``, ``recording``) -- see :mod:`alphaswarm.data.live`;
 * :func:`make_feed` -- build one of them from a bot's ``data:`` block.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alphaswarm.data.base import CALENDARS, Feed, FeedError, format_interval, parse_interval
+from alphaswarm.data.live import LIVE_FEED_KEYS, make_live_feed
 from alphaswarm.data.replay import ReplayFeed
 from alphaswarm.data.sample import SampleFeed, available_symbols
 from alphaswarm.data.synthetic import SyntheticFeed
@@ -46,6 +48,7 @@ FEED_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "replay": ("feed", "path", "interval", "calendar"),
     "sample": ("feed",),
+    **LIVE_FEED_KEYS,
 }
 """Keys a ``data:`` block may hold, per feed kind."""
 
@@ -63,8 +66,10 @@ def make_feed(
     data : dict, optional
         ``{feed: synthetic, seed, interval, start, start_price, drift, volatility,
         regimes, calendar, bars}``, ``{feed: replay, path, interval, calendar}`` (path
-        to a ``.csv`` or ``.parquet`` file) or ``{feed: sample}``. ``feed`` defaults to
-        ``synthetic``; ``None`` means ``SyntheticFeed(universe, seed=7)``.
+        to a ``.csv`` or ``.parquet`` file), ``{feed: sample}`` or a live feed
+        (``alpaca``, ``ccxt``, ``recording``: see
+        :func:`alphaswarm.data.live.make_live_feed`). ``feed`` defaults to ``synthetic``;
+        ``None`` means ``SyntheticFeed(universe, seed=7)``.
     universe : list of str
         Symbols the bot trades. A replay feed is restricted to them (all of the
         file's symbols when empty); a sample feed loads them (``AAPL`` when empty).
@@ -97,6 +102,8 @@ def make_feed(
             f"data: unknown key(s) {', '.join(map(repr, unknown))} for feed {kind!r}; "
             f"allowed: {', '.join(allowed)}"
         )
+    if kind in LIVE_FEED_KEYS:
+        return make_live_feed(data, universe, base_dir=base_dir)
     options = {k: v for k, v in data.items() if k != "feed"}
     if kind == "synthetic":
         return SyntheticFeed(universe, **options)

@@ -40,6 +40,7 @@ from sqlalchemy import (
     Float,
     Integer,
     and_,
+    bindparam,
     create_engine,
     event,
     func,
@@ -960,8 +961,41 @@ class Ledger(param.Parameterized):
         if not prepared:
             return
         with self._write() as conn:
-            for batch in prepared:
-                self._apply_batch(conn, batch)
+            self._apply_batches(conn, prepared)
+
+    def _apply_batches(self, conn: Connection, prepared: list[dict[str, Any]]) -> None:
+        """Apply several runs' batches with one statement per table (executemany)."""
+        runs = paper_trading_runs
+        by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for batch in prepared:
+            values = batch["run_update"]
+            by_keys.setdefault(tuple(sorted(values)), []).append(
+                {"_run_id": batch["run_id"], **{f"_v_{k}": v for k, v in values.items()}}
+            )
+        for keys, params in by_keys.items():
+            stmt = (
+                update(runs)
+                .where(runs.c.id == bindparam("_run_id"))
+                .values({k: bindparam(f"_v_{k}") for k in keys})
+            )
+            found = conn.execute(stmt, params).rowcount
+            if found != len(params):
+                missing = [p["_run_id"] for p in params]
+                raise LedgerError(f"write_batches: unknown paper run among {missing}")
+        merged = {key: [] for key in ("orders", "fills", "equity", "frames", "risk_events")}
+        for batch in prepared:
+            for key, rows in merged.items():
+                rows.extend(batch[key])
+        if merged["orders"]:
+            self._upsert_many(conn, paper_orders, merged["orders"], keep=("created_at",))
+        if merged["fills"]:
+            self._insert_many(conn, paper_fills, merged["fills"])
+        if merged["equity"]:
+            self._upsert_many(conn, paper_equity, merged["equity"])
+        if merged["frames"]:
+            self._insert_many(conn, paper_frames, merged["frames"])
+        if merged["risk_events"]:
+            self._insert_many(conn, risk_events_table, merged["risk_events"])
 
     def _prepare_batch(
         self,

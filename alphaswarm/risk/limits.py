@@ -262,7 +262,11 @@ class RiskLimits(param.Parameterized):
         signed = request.qty * request.side.sign
         pending = state.pending.get(symbol, 0.0)
         new_pos = held + pending + signed
-        reduces = abs(new_pos) < abs(held + pending) - 1e-12 and (held + pending) * signed < 0
+        current = held + pending
+        # reducing = moving toward zero without crossing it (a flip opens a new position)
+        reduces = (
+            abs(new_pos) < abs(current) - 1e-12 and current * signed < 0 and new_pos * current >= 0
+        )
         if mode in ("frozen", "halted"):
             return RiskDecision(mode, 1.0, 0.0, f"trading is {mode}: no new orders")
         if mode == "reduce_only" and not reduces:

@@ -289,6 +289,8 @@ class Engine:
             pos = positions.get(symbol)
             if pos is not None:
                 pos.last_price = close
+            else:  # first bar of the symbol: the broker must know its price too
+                broker.mark(symbol, close)
             prices[symbol] = close
             last_bars[symbol] = bar
             if use_history:

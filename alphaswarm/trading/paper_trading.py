@@ -469,6 +469,7 @@ class SimulatedBroker:
         req = order.request
         qty = order.remaining
         cap_note = ""
+        cancel_rest: tuple[str, str] | None = None
         mp = self.config.max_participation
         if mp is not None and volume_cap:
             cap = mp * bar.volume
@@ -485,7 +486,11 @@ class SimulatedBroker:
             if pos.qty <= 1e-12:
                 self._cancel_event(order, "short_disabled", "nothing left to sell", events)
                 return
-            qty = min(qty, pos.qty)
+            if qty > pos.qty:
+                # the rest could only fill by going short: it must not wait for a new position
+                qty = pos.qty
+                cap_note = f"reduced to {qty:g}, the held quantity: short selling disabled"
+                cancel_rest = ("short_disabled", cap_note)
         if req.side is Side.BUY and not self.config.allow_margin:
             cost = qty * price + self.commission_for(qty, price)
             if cost > self.cash + 1e-9:
@@ -501,6 +506,7 @@ class SimulatedBroker:
                     return
                 qty = affordable
                 cap_note = f"reduced to {qty:g} by available cash {self.cash:.2f}"
+                cancel_rest = ("insufficient_cash", cap_note)
         commission = self.commission_for(qty, price)
         self._fill_seq += 1
         fill = Fill(
@@ -520,8 +526,8 @@ class SimulatedBroker:
             if order.is_open:
                 order.reason_code, order.reason = "partial", cap_note
         events.append(BrokerEvent("filled", order, fill))
-        if order.is_open and cap_note.startswith("reduced"):
-            self._cancel_event(order, "insufficient_cash", cap_note, events)
+        if order.is_open and cancel_rest is not None:
+            self._cancel_event(order, *cancel_rest, events)
         if req.is_bracket and order.parent_id is None:
             self._sync_children(order, bar)
         if order.oco_group is not None:
@@ -618,9 +624,12 @@ class SimulatedBroker:
         for sibling in list(self.open_orders):
             if sibling.oco_group != order.oco_group or sibling is order:
                 continue
-            if order.status is OrderStatus.FILLED:
+            if not order.is_open:  # filled, or its remainder cancelled: the group is done
                 self._cancel_event(
-                    sibling, "oco_cancelled", f"one-cancels-other: {order.id} filled", events
+                    sibling,
+                    "oco_cancelled",
+                    f"one-cancels-other: {order.id} {order.status.value}",
+                    events,
                 )
             else:
                 sibling.request.qty = max(sibling.request.qty - fill.qty, sibling.filled_qty)

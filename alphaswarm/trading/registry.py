@@ -51,8 +51,12 @@ class SessionRegistry(param.Parameterized):
         self._peak_key: frozenset[str] = frozenset()
 
     def _bump(self) -> None:
-        with param.edit_constant(self):
+        p = self.param["version"]
+        p.constant = False
+        try:
             self.version += 1
+        finally:
+            p.constant = True
 
     def add(self, session: PaperSession) -> None:
         """Register a started session."""

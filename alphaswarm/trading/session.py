@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_OUTPUTS = (
+    "paper_run_id", "bot_id", "bot_version", "status", "equity", "cash", "positions",
+    "num_fills", "bars_seen", "total_pnl", "realized_pnl", "last_frame", "stop_reason",
+    "error", "gate", "started_at", "ended_at",
+)  # fmt: skip
 FINAL_STATUSES = ("completed", "stopped", "halted", "killed", "failed", "refused")
 _OUTPUT_EVERY = 0.1  # seconds between updates of the Param outputs during fast replays
 _MIN_SLEEP = 0.002
@@ -133,6 +138,8 @@ class PaperSession(param.Parameterized):
         if bot is not None:
             params["bot"] = Bot.coerce(bot)
         super().__init__(**params)
+        for name in _OUTPUTS:  # instance copies now, not on the kill switch's clock
+            self.param[name]
         self.frames = FrameBus()
         self._lock = threading.RLock()
         self._seq = 0
@@ -151,8 +158,20 @@ class PaperSession(param.Parameterized):
         self._last_heartbeat = 0.0
         self._ledger: Ledger | None = None
         self._unflushed = 0
+        self._equity_points: list[dict[str, Any]] = []
         self._last_flush = 0.0
         self._state_flushed_at = -1
+
+    def _set_outputs(self, **values: Any) -> None:
+        """Set read-only outputs (unlocking only those params: ``edit_constant`` is slow)."""
+        params = [self.param[name] for name in values]
+        for p in params:
+            p.constant = False
+        try:
+            self.param.update(**values)
+        finally:
+            for p in params:
+                p.constant = True
 
     # -- properties -------------------------------------------------------------------
     @property
@@ -231,8 +250,7 @@ class PaperSession(param.Parameterized):
         for frame in frames:
             self.frames.publish(frame)
         if frames:
-            with param.edit_constant(self):
-                self.last_frame = frames[-1]
+            self._set_outputs(last_frame=frames[-1])
 
     # -- start ------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> PaperSession:
@@ -267,23 +285,19 @@ class PaperSession(param.Parameterized):
         self._feed: Feed = feed
         run_id = f"paper-{uuid.uuid4().hex[:10]}"
         self.frames.task_id = run_id
-        with param.edit_constant(self):
-            self.param.update(paper_run_id=run_id, bot_id=bot_id, bot_version=version)
-            self.status = "gating"
+        self._set_outputs(paper_run_id=run_id, bot_id=bot_id, bot_version=version, status="gating")
         result = check_gate(
             bot, ledger, feed, bot_id=bot_id, bot_version=version, **self.gate_rules
         )
         if result.errors and self.force:
             result.forced, result.reason = True, self.reason
-        with param.edit_constant(self):
-            self.gate = result.to_frame_extras()
+        self._set_outputs(gate=result.to_frame_extras())
         gate_frame = self._gate_frame(result)
         if not result.passed:
             self._pending.clear()
             self.frames.publish(gate_frame)
             self.frames.close()
-            with param.edit_constant(self):
-                self.param.update(status="refused", last_frame=gate_frame, stop_reason="gate")
+            self._set_outputs(status="refused", last_frame=gate_frame, stop_reason="gate")
             raise GateRefused(result)
         self._create_run(ledger, result)
         return self._launch(loop)
@@ -372,13 +386,9 @@ class PaperSession(param.Parameterized):
             cash=self.starting_cash,
         )
         ledger.write_batch(self.paper_run_id, frames=list(self._pending))
-        with param.edit_constant(self):
-            self.param.update(
-                status="running",
-                started_at=now,
-                equity=self.starting_cash,
-                cash=self.starting_cash,
-            )
+        self._set_outputs(
+            status="running", started_at=now, equity=self.starting_cash, cash=self.starting_cash
+        )
         self._publish_pending()
         registry().add(self)
 
@@ -458,66 +468,68 @@ class PaperSession(param.Parameterized):
         return 1.0 if is_live(feed) and feed.realtime else self.speed
 
     async def _trade_live(self) -> None:
-        """Trade the bars a live feed streams, turning its events into ``feed.*`` frames."""
+        """Trade the bars a live feed streams, turning its events into ``feed.*`` frames.
+
+        The stream (and its recording) is closed before the final row is written.
+        """
         feed = self._feed
         duration = (
             timedelta(minutes=self.duration_minutes) if self.duration_minutes is not None else None
         )
+        reached = f"duration of {self.duration_minutes or 0:g} minutes reached"
         first_ts: datetime | None = None
         n = 0
+        ending: tuple[str, str] | None = None
         started = self._last_bar_wall = self._last_heartbeat = time.monotonic()
         timeout = self.poll_interval / self._clock if self._clock > 0 else self.poll_interval
         async with feed.stream(speed=self.speed) as stream:
-            while not self._finished:
+            while not self._finished and ending is None:
                 item = await stream.next(timeout)
                 if self._finished:
-                    return
+                    break
                 if item is None or isinstance(item, FeedEvent):
                     if item is not None and item.kind == "end":
-                        self._finish("completed", "end of data")
-                        return
-                    if item is not None:
-                        self._feed_event(item)
+                        ending = ("completed", "end of data")
+                    elif item is not None:
+                        ending = self._feed_event(item)
                     self._poll()
                     if feed.realtime and duration is not None:
                         if time.monotonic() - started >= duration.total_seconds():
-                            self._finish(
-                                "completed",
-                                f"duration of {self.duration_minutes:g} minutes reached",
-                            )
+                            ending = ending or ("completed", reached)
                     continue
                 ts = item[0].ts
                 first_ts = first_ts or ts
                 if duration is not None and ts >= first_ts + duration:
-                    self._finish(
-                        "completed", f"duration of {self.duration_minutes:g} minutes reached"
-                    )
-                    return
+                    ending = ("completed", reached)
+                    break
                 with self._lock:
                     if self._finished:
-                        return
+                        break
                     self._process(item)
-                engine = self._engine
-                if engine.halted is not None:
-                    self._finish(
-                        "halted", f"risk limit {engine.halted.limit}: {engine.halted.message}"
-                    )
-                    return
+                halted = self._engine.halted
+                if halted is not None:
+                    ending = ("halted", f"risk limit {halted.limit}: {halted.message}")
+                    break
                 registry().check_account()
                 n += 1
                 if self.max_bars is not None and n >= self.max_bars:
-                    self._finish("completed", f"max_bars of {self.max_bars} reached")
-                    return
+                    ending = ("completed", f"max_bars of {self.max_bars} reached")
+                    break
                 if self._clock > 0 or n % 20 == 0:
                     self._poll()
                     await asyncio.sleep(0)
+        if ending is not None:
+            self._finish(*ending)
 
-    def _feed_event(self, event: FeedEvent) -> None:
-        """A live feed event → a ``feed.<kind>`` frame; a gap also → a ``risk_events`` row."""
+    def _feed_event(self, event: FeedEvent) -> tuple[str, str] | None:
+        """A feed event → a ``feed.<kind>`` frame (a gap also → a ``risk_events`` row).
+
+        Returns the session's ending when the event halts it (a stall with ``halt_on_stall``).
+        """
         feed = self._feed
         with self._lock:
             if self._finished:
-                return
+                return None
             self._frame(
                 f"feed.{event.kind}",
                 event.message,
@@ -551,7 +563,8 @@ class PaperSession(param.Parameterized):
                 )
                 self._publish_pending()
         if event.kind == "stalled" and feed.halt_on_stall:
-            self._finish("halted", f"feed stalled: {event.message}")
+            return ("halted", f"feed stalled: {event.message}")
+        return None
 
     async def _pace(self, real_seconds: float) -> None:
         """Wait ``real_seconds``, polling stop, kill and heartbeat every poll interval."""
@@ -575,8 +588,7 @@ class PaperSession(param.Parameterized):
             return
         now = time.monotonic()
         if is_live(self._feed):
-            with param.edit_constant(self):
-                self.feed_state = self._feed.state()
+            self._set_outputs(feed_state=self._feed.state())
         session_idle = (now - max(self._last_bar_wall, self._last_heartbeat)) * max(
             self._clock, 1e-9
         )
@@ -603,6 +615,9 @@ class PaperSession(param.Parameterized):
     def _process(self, group: list[Bar]) -> None:
         engine = self._engine
         engine.step(group)
+        self._equity_points.append(
+            {"ts": engine.last_ts, "equity": engine.state.equity, "cash": engine.broker.cash}
+        )
         self._last_bar_ts = group[0].ts
         now = self._last_bar_wall = time.monotonic()
         self._unflushed += 1
@@ -650,11 +665,12 @@ class PaperSession(param.Parameterized):
         if flush_state:
             update["state"] = self._state_snapshot()
         update.update(run_update or {})
-        equity = []
-        if engine.last_ts is not None:
-            equity = [
-                {"ts": engine.last_ts, "equity": summary["final_equity"], "cash": broker.cash}
-            ]
+        equity, self._equity_points = self._equity_points, []
+        if engine.last_ts is not None:  # the latest value (after a flatten, say) wins
+            if equity and equity[-1]["ts"] == engine.last_ts:
+                equity.pop()
+            point = {"ts": engine.last_ts, "equity": summary["final_equity"], "cash": broker.cash}
+            equity.append(point)
         return {
             "orders": orders,
             "fills": fills,
@@ -685,22 +701,26 @@ class PaperSession(param.Parameterized):
         self.ledger_.write_batch(self.paper_run_id, **batch)
         self._publish_pending()
 
-    def _update_outputs(self) -> None:
+    def _output_values(self) -> dict[str, Any]:
         engine = self._engine
         if engine is None:
-            return
+            return {}
         broker = engine.broker
         equity = broker.equity
-        with param.edit_constant(self):
-            self.param.update(
-                equity=equity,
-                cash=broker.cash,
-                positions=self._positions_snapshot(),
-                num_fills=len(broker.fills),
-                bars_seen=engine.bars_seen,
-                total_pnl=equity - self.starting_cash,
-                realized_pnl=broker.realized_pnl,
-            )
+        return {
+            "equity": equity,
+            "cash": broker.cash,
+            "positions": self._positions_snapshot(),
+            "num_fills": len(broker.fills),
+            "bars_seen": engine.bars_seen,
+            "total_pnl": equity - self.starting_cash,
+            "realized_pnl": broker.realized_pnl,
+        }
+
+    def _update_outputs(self) -> None:
+        values = self._output_values()
+        if values:
+            self._set_outputs(**values)
 
     # -- ending -----------------------------------------------------------------------
     def _prepare_finish(
@@ -712,8 +732,7 @@ class PaperSession(param.Parameterized):
                 return None
             self._finished = True
             engine = self._engine
-            with param.edit_constant(self):
-                self.status = "stopping"
+            self._set_outputs(status="stopping")
             code = "kill_switch" if status == "killed" else "session_end"
             cancelled = engine.cancel_all(code, reason) if engine else []
             flattened = engine.flatten(reason) if engine and mode == "flatten" else []
@@ -752,16 +771,20 @@ class PaperSession(param.Parameterized):
 
     def _complete_finish(self, prepared: dict[str, Any]) -> None:
         """After the final batch is committed: publish, update outputs, wake waiters."""
-        self._publish_pending()
+        frames, self._pending = self._pending, []
+        for frame in frames:
+            self.frames.publish(frame)
         self.frames.close()
-        self._update_outputs()
-        with param.edit_constant(self):
-            self.param.update(
-                status=prepared["status"],
-                stop_reason=prepared["reason"],
-                error=prepared["error"],
-                ended_at=prepared["at"],
-            )
+        outputs = self._output_values()
+        if frames:
+            outputs["last_frame"] = frames[-1]
+        self._set_outputs(
+            **outputs,
+            status=prepared["status"],
+            stop_reason=prepared["reason"],
+            error=prepared["error"],
+            ended_at=prepared["at"],
+        )
         self._done.set()
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None and not loop.is_closed():

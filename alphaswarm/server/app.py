@@ -1,0 +1,404 @@
+"""One Tornado server: the Panel dashboard and the REST + WebSocket API on the same port.
+
+>>> from alphaswarm.server import serve
+>>> serve(port=8000, demo=True)  # doctest: +SKIP
+
+``make_routes`` gives the API routes for any Tornado/Bokeh server;
+``alphaswarm.server.routes`` exposes them for ``panel serve --plugins``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from tornado.web import RequestHandler
+
+from alphaswarm.server import handlers as h
+from alphaswarm.server.openapi import openapi_document
+from alphaswarm.server.security import (
+    TOKEN_COOKIE,
+    Security,
+    ServerConfigError,
+    check_bind,
+    is_public_path,
+)
+from alphaswarm.server.ws import PaperSocket
+
+if TYPE_CHECKING:
+    from bokeh.server.server import Server
+    from tornado.httputil import HTTPServerRequest
+    from tornado.ioloop import IOLoop
+
+    from alphaswarm.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ServerConfigError", "ServerThread", "build_server", "make_routes", "serve"]
+
+#: Path prefixes of the API; unknown paths under them get a JSON 404.
+API_PREFIXES = (
+    "bots",
+    "paper",
+    "kill-switch",
+    "agents",
+    "rl",
+    "workflows",
+    "terraform",
+    "quant-agents",
+    "ws",
+)
+
+
+class OpenAPIHandler(h.BaseHandler):
+    """``GET /openapi.json``."""
+
+    def get(self) -> None:
+        """Answer the GET."""
+        self.send(openapi_document())
+
+
+def make_routes(
+    ledger: Ledger | None = None, security: Security | None = None
+) -> list[tuple[str, type[RequestHandler], dict[str, Any]]]:
+    """The REST and WebSocket routes, for ``extra_patterns`` of a Panel/Bokeh server.
+
+    Parameters
+    ----------
+    ledger : Ledger, optional
+        The ledger the handlers use; the process default when ``None``.
+    security : Security, optional
+        The token settings (``$ALPHASWARM_TOKEN`` when ``None``).
+
+    Returns
+    -------
+    list of (pattern, handler class, kwargs)
+    """
+    security = security if security is not None else Security.from_env()
+    kw: dict[str, Any] = {"ledger": ledger, "security": security}
+    bot = r"/bots/([^/]+)"
+    run = r"/paper/([^/]+)"
+    routes: list[tuple[str, type[RequestHandler], dict[str, Any]]] = [
+        (r"/health", h.HealthHandler, kw),
+        (r"/openapi.json", OpenAPIHandler, kw),
+        (r"/bots", h.BotsHandler, kw),
+        (r"/bots/halt-all", h.HaltTargetHandler, {**kw, "target": "bots"}),
+        (bot, h.BotHandler, kw),
+        (bot + "/versions", h.BotVersionsHandler, kw),
+        (bot + "/backtest", h.BacktestHandler, kw),
+        (bot + "/paper", h.PaperStartHandler, kw),
+        (bot + "/halt", h.BotHaltHandler, kw),
+        (r"/paper", h.RunsHandler, kw),
+        (r"/paper/stop-all", h.StopAllHandler, kw),
+        (run, h.RunHandler, kw),
+        (run + "/fills", h.FillsHandler, kw),
+        (run + "/stop", h.RunStopHandler, kw),
+        (r"/kill-switch", h.KillSwitchHandler, kw),
+        (r"/kill-switch/reset", h.KillSwitchResetHandler, kw),
+        (r"/ws/paper/([^/]+)", PaperSocket, kw),
+    ]
+    for path, target in h.EXTENSION_ROUTES.items():
+        routes.append((path, h.HaltTargetHandler, {**kw, "target": target}))
+    api = "|".join(API_PREFIXES)
+    routes.append((rf"/(?:{api})(?:/.*)?", h.NotFoundHandler, kw))
+    return routes
+
+
+# --------------------------------------------------------------------------- dashboard
+
+
+def _placeholder() -> Any:
+    import panel as pn
+
+    return pn.Column(
+        pn.pane.Markdown(
+            "# alphaswarm\n\n**PAPER: simulated execution**\n\n"
+            "The dashboard is not installed in this build. The API is live: "
+            "[`/openapi.json`](/openapi.json), [`/bots`](/bots), [`/paper`](/paper), "
+            "[`/kill-switch`](/kill-switch)."
+        ),
+        name="alphaswarm",
+    )
+
+
+def dashboard_app() -> Any:
+    """The dashboard for one browser session (``alphaswarm.ui.app.dashboard``, imported lazily).
+
+    A placeholder page answers while that module does not exist.
+    """
+    try:
+        from alphaswarm.ui.app import dashboard
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("alphaswarm.ui.app", "alphaswarm.ui"):
+            raise
+        return _placeholder()
+    except ImportError:
+        log.exception("the dashboard could not be imported")
+        return _placeholder()
+    return dashboard()
+
+
+# --------------------------------------------------------------------------- server
+
+
+class _TokenCookieHandler(RequestHandler):
+    """``GET /page?token=...``: remember the token in a cookie and drop it from the URL."""
+
+    def initialize(self, token: str) -> None:
+        """Take the route kwargs."""
+        self.token = token
+
+    def get(self) -> None:
+        """Set the cookie and redirect."""
+        from urllib.parse import urlencode
+
+        self.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="Strict", path="/")
+        rest = {k: v[-1].decode() for k, v in self.request.query_arguments.items() if k != "token"}
+        self.redirect(self.request.path + ("?" + urlencode(rest) if rest else ""))
+
+
+class _UnauthorizedHandler(h.BaseHandler):
+    def prepare(self) -> None:
+        """Always 401."""
+        from alphaswarm.server.errors import ApiError
+
+        self.set_header("WWW-Authenticate", 'Bearer realm="alphaswarm"')
+        raise ApiError(401, "this server needs 'Authorization: Bearer <token>' (or ?token=)")
+
+
+def _guard(server: Server, security: Security) -> None:
+    """Put the token rule in front of every route (dashboard pages and Bokeh's socket too)."""
+    app = server._tornado
+    app.settings["default_handler_class"] = h.NotFoundHandler
+    app.settings["default_handler_args"] = {"security": security}
+    if security.token is None:
+        return
+    find_handler = app.find_handler
+
+    def guarded(request: HTTPServerRequest, **kwargs: Any) -> Any:
+        if is_public_path(request.path):
+            return find_handler(request, **kwargs)
+        if not security.authorized(request):
+            return app.get_handler_delegate(request, _UnauthorizedHandler, {"security": security})
+        api = request.path.strip("/").split("/")[0] in (*API_PREFIXES, "health", "openapi.json")
+        if request.method == "GET" and "token" in request.query_arguments and not api:
+            return app.get_handler_delegate(request, _TokenCookieHandler, {"token": security.token})
+        return find_handler(request, **kwargs)
+
+    app.find_handler = guarded
+
+
+def build_server(
+    address: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    ledger: Ledger | None = None,
+    token: str | None = None,
+    dashboard: bool = True,
+    loop: IOLoop | None = None,
+    num_procs: int = 1,
+    show: bool = False,
+) -> Server:
+    """Create (not start) the Panel/Bokeh server with the API routes.
+
+    Parameters
+    ----------
+    address, port : str, int
+        Where to listen.
+    ledger : Ledger, optional
+        The ledger (the process default otherwise).
+    token : str, optional
+        Bearer token (``$ALPHASWARM_TOKEN`` otherwise); required off loopback.
+    dashboard : bool
+        Serve the dashboard at ``/`` (a minimal page otherwise).
+    loop : IOLoop, optional
+        The IOLoop to run on (the current one otherwise).
+    num_procs : int
+        Bokeh worker processes.
+    show : bool
+        Open a browser tab once started.
+
+    Raises
+    ------
+    ServerConfigError
+        A non-loopback address without a token.
+    """
+    from panel.io.server import get_server
+
+    security = Security.from_env(token)
+    check_bind(address, security)
+    routes = make_routes(ledger, security)
+    hosts = {f"localhost:{port}", f"127.0.0.1:{port}", f"{address}:{port}"}
+    server = get_server(
+        {"/": dashboard_app if dashboard else _placeholder},
+        port=port,
+        address=address,
+        websocket_origin=sorted(hosts),
+        loop=loop,
+        show=show,
+        start=False,
+        title="alphaswarm",
+        verbose=False,
+        extra_patterns=routes,
+        num_procs=num_procs,
+    )
+    _guard(server, security)
+    return server
+
+
+def _prepare_ledger(db_url: str | None) -> Ledger:
+    from alphaswarm.ledger.store import process_owner
+    from alphaswarm.runtime import get_ledger, set_ledger
+
+    ledger = set_ledger(db_url) if db_url else get_ledger()
+    assert ledger is not None
+    ledger.ensure_schema()
+    try:
+        crashed = ledger.mark_crashed(90.0, exclude_owner=process_owner())
+        if crashed:
+            log.warning("marked %d orphaned run(s) crashed: %s", len(crashed), ", ".join(crashed))
+    except Exception:  # noqa: BLE001 - recovery is best effort; serving must go on
+        log.exception("could not mark orphaned runs")
+    return ledger
+
+
+def serve(
+    address: str = "127.0.0.1",
+    port: int = 8000,
+    db_url: str | None = None,
+    demo: bool = False,
+    show: bool = False,
+    token: str | None = None,
+    dashboard: bool = True,
+    num_procs: int = 1,
+) -> None:
+    """Serve the dashboard and the API until interrupted (blocking).
+
+    Parameters
+    ----------
+    address : str
+        Bind address; anything but loopback needs a token.
+    port : int
+        Port (8000 makes the tutorial's ``localhost:8000`` URLs work).
+    db_url : str, optional
+        Ledger URL; ``$ALPHASWARM_DB_URL`` or ``~/.alphaswarm/ledger.db`` otherwise.
+    demo : bool
+        Register, backtest and start the demo bot (idempotent).
+    show : bool
+        Open a browser tab.
+    token : str, optional
+        Require ``Authorization: Bearer <token>`` everywhere (``$ALPHASWARM_TOKEN``).
+    dashboard : bool
+        Serve the dashboard at ``/``.
+    num_procs : int
+        Worker processes (keep 1 with SQLite).
+
+    Raises
+    ------
+    ServerConfigError
+        A non-loopback address without a token.
+    """
+    check_bind(address, Security.from_env(token))
+    ledger = _prepare_ledger(db_url)
+    server = build_server(
+        address, port, ledger=ledger, token=token, dashboard=dashboard, num_procs=num_procs,
+        show=show,
+    )  # fmt: skip
+    server.start()
+    if demo:
+        from alphaswarm.server.demo import ensure_demo
+
+        session = ensure_demo(ledger)
+        if session is not None:
+            log.info("demo session %s running at speed 60", session.paper_run_id)
+    print(f"alphaswarm serving http://{address}:{server.port}/ (API: /openapi.json)")  # noqa: T201
+    try:
+        server.io_loop.start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        _stop_sessions("server shut down")
+
+
+def _stop_sessions(reason: str) -> None:
+    """Give every session of this process its final row before the process exits."""
+    from alphaswarm.trading.registry import registry
+
+    running = registry().running()
+    if running:
+        log.info("stopping %d paper session(s): %s", len(running), reason)
+        registry().stop_many(running, "stopped", reason)
+
+
+class ServerThread:
+    """The server running on a background thread (tests, notebooks).
+
+    Parameters
+    ----------
+    address, port : str, int
+        Where to listen (pick a free port yourself; 0 is not supported).
+    ledger : Ledger, optional
+        The ledger.
+    token : str, optional
+        Bearer token.
+    dashboard : bool
+        Serve the dashboard.
+    """
+
+    def __init__(
+        self,
+        address: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        ledger: Ledger | None = None,
+        token: str | None = None,
+        dashboard: bool = True,
+    ) -> None:
+        self.address, self.port = address, port
+        self._kwargs = {"ledger": ledger, "token": token, "dashboard": dashboard}
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.server: Server | None = None
+        self._thread = threading.Thread(target=self._run, name="alphaswarm-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """``http://address:port``."""
+        return f"http://{self.address}:{self.port}"
+
+    def _run(self) -> None:
+        from tornado.ioloop import IOLoop
+
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        loop = IOLoop.current()
+        try:
+            self.server = build_server(self.address, self.port, loop=loop, **self._kwargs)
+            self.server.start()
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._loop = loop
+        loop.add_callback(self._ready.set)
+        loop.start()
+        self.server.stop()
+        loop.close(all_fds=True)
+
+    def start(self, timeout: float = 30.0) -> ServerThread:
+        """Start and wait until listening."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the server did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server and its thread."""
+        loop = getattr(self, "_loop", None)
+        if loop is not None:
+            loop.add_callback(loop.stop)
+        self._thread.join(timeout)

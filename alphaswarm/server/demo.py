@@ -1,0 +1,85 @@
+"""``alphaswarm serve --demo``: a demo bot that honestly passes the gate, trading at once.
+
+Idempotent: the same spec is the same bot version, a fresh backtest of that
+version is reused, and a demo session already running in this process is reused.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from alphaswarm.backtest import backtest
+from alphaswarm.bots import Bot
+from alphaswarm.killswitch import KillSwitchEngaged, kill_switch
+from alphaswarm.runtime import engine_loop, get_ledger
+from alphaswarm.trading.registry import registry
+from alphaswarm.trading.session import PaperSession
+
+if TYPE_CHECKING:
+    from alphaswarm.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+DEMO_SPEC: dict[str, Any] = {
+    "name": "sma-demo",
+    "strategy": "sma_cross",
+    "params": {"fast": 10, "slow": 30},
+    "universe": ["DEMO"],
+    "data": {"feed": "synthetic", "seed": 7, "interval": "1m"},
+    "risk": {
+        "max_order_notional": 50000,
+        "max_position_qty": 1000,
+        "max_drawdown_pct": 0.20,
+        "max_daily_loss": 5000,
+        "max_orders_per_minute": 30,
+        "kill_switch_attached": True,
+    },
+}
+DEMO_SPEED = 60.0
+DEMO_RUN_NAME = "demo"
+
+
+def demo_bot() -> Bot:
+    """The demo bot."""
+    return Bot(DEMO_SPEC)
+
+
+def ensure_demo(ledger: Ledger | None = None, *, speed: float = DEMO_SPEED) -> PaperSession | None:
+    """Register the demo bot, backtest it when needed and start (or reuse) its session.
+
+    Parameters
+    ----------
+    ledger : Ledger, optional
+        The ledger (the process default otherwise).
+    speed : float
+        Session speed: 60 plays a minute bar per second.
+
+    Returns
+    -------
+    PaperSession or None
+        The running demo session; ``None`` while the kill switch refuses new sessions.
+    """
+    ledger = ledger or get_ledger()
+    bot = demo_bot()
+    bot_id, version, _ = ledger.register_bot(bot.name, bot.spec, bot.spec_hash)
+    latest = ledger.latest_backtest(bot_id, version)
+    fresh = latest is not None and (
+        latest.get("created_at") or datetime.min.replace(tzinfo=UTC)
+    ) > (datetime.now(UTC) - timedelta(hours=12))
+    if not fresh:
+        result = backtest(bot, ledger=ledger)
+        log.info("demo backtest %s: sharpe %.2f", result.id, result.metrics["sharpe"])
+    for session in registry().running(bot_id):
+        if session.run_name == DEMO_RUN_NAME:
+            return session
+    try:
+        session = PaperSession(
+            bot, ledger=ledger, speed=speed, duration_minutes=None, run_name=DEMO_RUN_NAME
+        )
+        kill_switch().check_start(bot_id)
+        return session.start(loop=engine_loop())
+    except KillSwitchEngaged as exc:
+        log.warning("demo session not started: %s", exc)
+        return None

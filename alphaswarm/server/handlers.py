@@ -1,0 +1,701 @@
+"""REST handlers: the HTTP table of DESIGN.md, JSON in and out.
+
+Every handler validates the whole request before it touches the ledger, runs
+blocking work (ledger writes, backtests, stopping sessions) in a thread
+executor so the IOLoop stays free, and answers errors as
+``{"error": ..., "detail": ...}`` (see :mod:`alphaswarm.server.errors`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pandas as pd
+from tornado.web import HTTPError, RequestHandler
+
+from alphaswarm.backtest import backtest
+from alphaswarm.bots import Bot, BotSpecError
+from alphaswarm.killswitch import EXTENSION_TARGETS, MODES, KillSwitchEngaged, kill_switch
+from alphaswarm.model import ModelError
+from alphaswarm.runtime import engine_loop, get_ledger
+from alphaswarm.server.body import parse_body
+from alphaswarm.server.errors import (
+    ERROR_CODES,
+    MAX_BODY_BYTES,
+    ApiError,
+    bad_request,
+    conflict,
+    invalid,
+    not_found,
+)
+from alphaswarm.server.security import Security, same_origin
+from alphaswarm.trading.gate import GateRefused
+from alphaswarm.trading.registry import registry
+from alphaswarm.trading.session import FINAL_STATUSES, PaperSession
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from alphaswarm.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+#: Most bars one backtest request may ask for.
+MAX_BACKTEST_BARS = 2_000_000
+#: Longest text accepted for ``reason`` fields.
+MAX_REASON = 1000
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def jsonable(value: Any) -> Any:
+    """Turn ledger rows, DataFrames, timestamps and numpy scalars into plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, pd.DataFrame):
+        return jsonable(value.to_dict("records"))
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    if value is pd.NaT:
+        return None
+    if isinstance(value, datetime | date | pd.Timestamp):
+        return value.isoformat()
+    item = getattr(value, "item", None)
+    if callable(item) and type(value).__module__ == "numpy":
+        return jsonable(item())
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    """Serialise ``value`` as strict JSON (no NaN)."""
+    return json.dumps(jsonable(value), allow_nan=False)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _number(body: dict, key: str, *, minimum: float | None = None, exclusive: bool = False,
+            maximum: float | None = None, integer: bool = False) -> float | int | None:  # fmt: skip
+    """Read an optional number: wrong type is 400, a bad value 422."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad_request(f"{key}: expected a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise invalid(f"{key}: must be a finite number, got {value}")
+    if integer and float(value) != int(value):
+        raise invalid(f"{key}: expected a whole number, got {value}")
+    if minimum is not None and (value <= minimum if exclusive else value < minimum):
+        op = ">" if exclusive else ">="
+        raise invalid(f"{key}: must be {op} {minimum:g}, got {value}")
+    if maximum is not None and value > maximum:
+        raise invalid(f"{key}: must be <= {maximum:g}, got {value}")
+    return int(value) if integer else float(value)
+
+
+def _string(body: dict, key: str, max_len: int = MAX_REASON) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"{key}: expected a string, got {type(value).__name__}")
+    if len(value) > max_len:
+        raise invalid(f"{key}: at most {max_len} characters, got {len(value)}")
+    if "\x00" in value:
+        raise invalid(f"{key}: NUL characters are not allowed")
+    return value
+
+
+def _boolean(body: dict, key: str) -> bool | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise bad_request(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
+def _check_keys(body: dict, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(str(k) for k in body if k not in allowed)
+    if unknown:
+        raise invalid(
+            f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}",
+            allowed=list(allowed),
+        )
+
+
+def _date(body: dict, key: str) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, datetime | date):
+        value = value.isoformat()  # YAML bodies turn 2024-01-01 into a date
+    if not isinstance(value, str):
+        raise bad_request(f"{key}: expected a date string like 2024-01-01, got {value!r}")
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise invalid(f"{key}: cannot interpret {value!r} as a date (use 2024-01-01)") from None
+    if ts is pd.NaT or not 1970 <= ts.year <= 2200:
+        raise invalid(f"{key}: {value!r} is out of range (1970-2200)")
+    return value
+
+
+# --------------------------------------------------------------------------- base
+
+
+class BaseHandler(RequestHandler):
+    """JSON in and out, the token and origin rules, the size limit and JSON errors.
+
+    Parameters (route kwargs)
+    -------------------------
+    ledger : Ledger or None
+        The ledger to use; the process default (:func:`alphaswarm.runtime.get_ledger`)
+        when ``None``.
+    security : Security
+        Token settings.
+    """
+
+    STATE_CHANGING: ClassVar[tuple[str, ...]] = ("POST", "PUT", "PATCH", "DELETE")
+
+    def initialize(self, ledger: Ledger | None = None, security: Security | None = None) -> None:
+        """Take the route kwargs."""
+        self._ledger = ledger
+        self.security = security or Security()
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger this server writes to."""
+        return self._ledger if self._ledger is not None else get_ledger()
+
+    def set_default_headers(self) -> None:
+        """JSON responses, never cached."""
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def check_xsrf_cookie(self) -> None:
+        """Cross-site requests are refused by the origin rule in :meth:`prepare` instead."""
+
+    def prepare(self) -> None:
+        """Apply the token, origin and size rules before any handler runs."""
+        if not self.security.authorized(self.request):
+            self.set_header("WWW-Authenticate", 'Bearer realm="alphaswarm"')
+            raise ApiError(401, "this server needs 'Authorization: Bearer <token>'")
+        if self.request.method in self.STATE_CHANGING and not same_origin(
+            self.request.headers.get("Origin"), self.request.host
+        ):
+            raise ApiError(
+                403,
+                f"cross-origin request refused: Origin {self.request.headers.get('Origin')!r} "
+                f"is not this server ({self.request.host})",
+            )
+        length = self.request.headers.get("Content-Length")
+        size = len(self.request.body or b"")
+        try:
+            size = max(size, int(length)) if length else size
+        except ValueError:
+            raise bad_request(f"Content-Length: not a number ({length!r})") from None
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, f"the body is {size} bytes; at most {MAX_BODY_BYTES} are accepted")
+
+    # -- output ---------------------------------------------------------------------
+    def send(self, value: Any, status: int = 200) -> None:
+        """Write ``value`` as the JSON response."""
+        self.set_status(status)
+        self.finish(dumps(value))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Answer every error as JSON ``{error, detail}``."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            self.set_status(exc.status)
+            body = exc.body()
+        elif isinstance(exc, HTTPError):
+            body = {
+                "error": ERROR_CODES.get(status_code, "error"),
+                "detail": exc.log_message % exc.args if exc.log_message else self._reason,
+            }
+        elif status_code >= 500:
+            if exc is not None:
+                log.error("%s %s failed", self.request.method, self.request.path, exc_info=exc)
+                detail = f"unexpected {type(exc).__name__}; see the server log"
+            else:
+                detail = self._reason
+            body = {"error": "internal_error", "detail": detail}
+        else:
+            body = {"error": ERROR_CODES.get(status_code, "error"), "detail": self._reason}
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(dumps(body))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Log expected API errors briefly and unexpected ones with their traceback."""
+        if isinstance(value, ApiError):
+            log.info("%s %s -> %d: %s", self.request.method, self.request.path, value.status,
+                     value.detail)  # fmt: skip
+            return
+        super().log_exception(typ, value, tb)
+
+    # -- input ----------------------------------------------------------------------
+    def body_mapping(self, *, required: bool = False, bot_spec: bool = False) -> dict[str, Any]:
+        """The body parsed (JSON, else YAML) and checked to be a mapping."""
+        data = parse_body(self.request.body or b"", required=required, bot_spec=bot_spec)
+        if data is None and not required:
+            return {}
+        if not isinstance(data, dict):
+            raise bad_request(
+                f"the body must be a JSON object (a mapping), got {type(data).__name__}"
+            )
+        return data
+
+    def query_int(self, name: str, minimum: int = 0) -> int | None:
+        """An optional whole-number query argument."""
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise bad_request(f"{name}: expected a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise invalid(f"{name}: must be >= {minimum}, got {value}")
+        return value
+
+    async def blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` in the thread executor."""
+        from functools import partial
+
+        from tornado.ioloop import IOLoop
+
+        return await IOLoop.current().run_in_executor(None, partial(fn, *args, **kwargs))
+
+    def bot_or_404(self, bot_id: str) -> dict[str, Any]:
+        """The ledger's bot record, or a 404."""
+        bot = self.ledger.get_bot(bot_id)
+        if bot is None:
+            raise not_found(f"no bot {bot_id!r}; GET /bots lists them")
+        return bot
+
+    def run_or_404(self, run_id: str) -> dict[str, Any]:
+        """The ledger's paper run, or a 404."""
+        run = self.ledger.get_run(run_id)
+        if run is None:
+            raise not_found(f"no paper run {run_id!r}; GET /paper lists them")
+        return run
+
+
+class NotFoundHandler(BaseHandler):
+    """JSON 404 for unknown API routes."""
+
+    def prepare(self) -> None:
+        """Apply the token, origin and size rules before any handler runs."""
+        super().prepare()
+        raise not_found(f"no route {self.request.method} {self.request.path}; see /openapi.json")
+
+
+class HealthHandler(BaseHandler):
+    """``GET /health``: liveness."""
+
+    def get(self) -> None:
+        """Answer the GET."""
+        self.send({"status": "ok"})
+
+
+# --------------------------------------------------------------------------- bots
+
+
+def _bot_view(bot: dict[str, Any]) -> dict[str, Any]:
+    out = dict(bot)
+    out["bot_id"] = bot["id"]
+    out["version"] = bot.get("latest_version")
+    return out
+
+
+class BotsHandler(BaseHandler):
+    """``GET /bots`` lists bots; ``POST /bots`` creates one (or a new version)."""
+
+    async def get(self) -> None:
+        """Answer the GET."""
+        bots = await self.blocking(self.ledger.list_bots)
+        self.send({"bots": [_bot_view(b) for b in bots]})
+
+    async def post(self) -> None:
+        """Answer the POST."""
+        data = self.body_mapping(required=True, bot_spec=True)
+        try:
+            bot = Bot(data)
+        except BotSpecError as exc:
+            raise invalid(str(exc)) from None
+        except ModelError as exc:
+            raise invalid(str(exc)) from None
+        bot_id, version, created = await self.blocking(
+            self.ledger.register_bot, bot.name, bot.spec, bot.spec_hash
+        )
+        self.send(
+            {
+                "bot_id": bot_id,
+                "version": version,
+                "spec_hash": bot.spec_hash,
+                "name": bot.name,
+                "created": created,
+            },
+            201 if created else 200,
+        )
+
+
+class BotHandler(BaseHandler):
+    """``GET /bots/{id}``: the bot, its latest ``backtest_runs`` reference and ``sharpe``."""
+
+    async def get(self, bot_id: str) -> None:
+        """Answer the GET."""
+        bot = await self.blocking(self.bot_or_404, bot_id)
+        self.send(_bot_view(bot))
+
+
+class BotVersionsHandler(BaseHandler):
+    """``GET /bots/{id}/versions``."""
+
+    async def get(self, bot_id: str) -> None:
+        """Answer the GET."""
+        await self.blocking(self.bot_or_404, bot_id)
+        versions = await self.blocking(self.ledger.bot_versions, bot_id)
+        self.send({"bot_id": bot_id, "versions": versions})
+
+
+class BacktestHandler(BaseHandler):
+    """``POST /bots/{id}/backtest`` with ``{bars}`` or ``{start, end}`` → metrics."""
+
+    KEYS = ("bars", "start", "end", "starting_cash")
+
+    async def post(self, bot_id: str) -> None:
+        """Answer the POST."""
+        body = self.body_mapping()
+        _check_keys(body, self.KEYS)
+        bars = _number(body, "bars", minimum=1, maximum=MAX_BACKTEST_BARS, integer=True)
+        start, end = _date(body, "start"), _date(body, "end")
+        cash = _number(body, "starting_cash", minimum=0, exclusive=True, maximum=1e15)
+        if start and end and pd.Timestamp(start) > pd.Timestamp(end):
+            raise invalid(f"start {start} is after end {end}")
+        await self.blocking(self.bot_or_404, bot_id)
+        spec = await self.blocking(self.ledger.bot_spec, bot_id)
+        try:
+            bot = Bot(spec)
+            result = await self.blocking(
+                backtest,
+                bot,
+                # a date range is capped at MAX_BACKTEST_BARS bar times too
+                bars if bars is not None or not (start or end) else MAX_BACKTEST_BARS,
+                start=start,
+                end=end,
+                starting_cash=cash if cash is not None else 100_000.0,
+                ledger=self.ledger,
+            )
+        except ModelError as exc:
+            raise invalid(str(exc)) from None
+        self.send(
+            {
+                "backtest_id": result.id,
+                "id": result.id,
+                "bot_id": result.bot_id,
+                "bot_version": result.bot_version,
+                "bars": result.bars,
+                "elapsed_seconds": result.elapsed,
+                "halted": result.halted,
+                "metrics": result.metrics,
+                **result.metrics,
+            },
+            201,
+        )
+
+
+class PaperStartHandler(BaseHandler):
+    """``POST /bots/{id}/paper``: gate, then start a session on the engine loop."""
+
+    KEYS = ("starting_cash", "duration_minutes", "speed", "force", "reason", "run_name", "max_bars")
+
+    async def post(self, bot_id: str) -> None:
+        """Answer the POST."""
+        body = self.body_mapping()
+        _check_keys(body, self.KEYS)
+        params: dict[str, Any] = {}
+        cash = _number(body, "starting_cash", minimum=0, exclusive=True, maximum=1e15)
+        params["starting_cash"] = cash if cash is not None else 100_000.0
+        params["duration_minutes"] = _number(
+            body, "duration_minutes", minimum=0, exclusive=True, maximum=10 * 365 * 1440
+        )
+        speed = _number(body, "speed", minimum=0, maximum=1e6)
+        if speed is not None:
+            params["speed"] = speed
+        max_bars = _number(body, "max_bars", minimum=1, integer=True, maximum=10**9)
+        if max_bars is not None:
+            params["max_bars"] = max_bars
+        force = _boolean(body, "force") or False
+        reason = _string(body, "reason") or ""
+        run_name = _string(body, "run_name", 200)
+        if force and not reason.strip():
+            raise invalid("reason: forcing the gate needs a non-empty reason")
+        params.update(force=force, reason=reason)
+        if run_name:
+            params["run_name"] = run_name
+        await self.blocking(self.bot_or_404, bot_id)
+        try:
+            session = await self.blocking(self._start, bot_id, params)
+        except GateRefused as exc:
+            result = exc.result
+            raise conflict(
+                str(exc),
+                "gate_refused",
+                errors=list(result.errors),
+                warnings=list(result.warnings),
+                gate=result.to_frame_extras(),
+            ) from None
+        except KillSwitchEngaged as exc:
+            raise conflict(str(exc), "kill_switch_engaged", kill_switch=_ks_state()) from None
+        except ModelError as exc:
+            raise invalid(str(exc)) from None
+        run_id = session.paper_run_id
+        self.send(
+            {
+                "paper_run_id": run_id,
+                "task_id": run_id,
+                "stream_url": f"/ws/paper/{run_id}",
+                "status": session.status,
+                "bot_id": session.bot_id,
+                "bot_version": session.bot_version,
+                "gate": session.gate,
+            },
+            201,
+        )
+
+    def _start(self, bot_id: str, params: dict[str, Any]) -> PaperSession:
+        bot = Bot(self.ledger.bot_spec(bot_id))
+        kill_switch().check_start(bot_id)
+        session = PaperSession(bot, ledger=self.ledger, **params)
+        return session.start(loop=engine_loop())
+
+
+class BotHaltHandler(BaseHandler):
+    """``POST /bots/{id}/halt``: stop that bot's sessions and refuse new ones until reset."""
+
+    async def post(self, bot_id: str) -> None:
+        """Answer the POST."""
+        body = self.body_mapping()
+        _check_keys(body, ("reason", "mode"))
+        reason = _string(body, "reason") or f"bot {bot_id} halted via api"
+        mode = _mode(body)
+        await self.blocking(self.bot_or_404, bot_id)
+        result = await self.blocking(kill_switch().engage, reason, mode=mode, bot=bot_id,
+                                     actor="api")  # fmt: skip
+        target = result["targets"].get(f"bot:{bot_id}", {"halted": 0, "failures": []})
+        self.send(
+            {
+                "target": f"bot:{bot_id}",
+                "halted": target["halted"],
+                "failures": result["failures"],
+                "elapsed_ms": result["elapsed_ms"],
+                "halted_bots": list(kill_switch().halted_bots),
+            }
+        )
+
+
+# --------------------------------------------------------------------------- paper runs
+
+
+def _run_view(run: dict[str, Any]) -> dict[str, Any]:
+    out = dict(run)
+    out["paper_run_id"] = run["id"]
+    out["stream_url"] = f"/ws/paper/{run['id']}"
+    session = registry().get(run["id"])
+    if session is not None and not session.finished:
+        out["live"] = {
+            "status": session.status,
+            "equity": session.equity,
+            "cash": session.cash,
+            "positions": session.positions,
+            "num_fills": session.num_fills,
+            "bars_seen": session.bars_seen,
+            "total_pnl": session.total_pnl,
+        }
+    return out
+
+
+class RunsHandler(BaseHandler):
+    """``GET /paper[?status=&bot_id=&limit=]``: runs, newest first."""
+
+    async def get(self) -> None:
+        """Answer the GET."""
+        status = self.get_query_argument("status", None) or None
+        bot_id = self.get_query_argument("bot_id", None) or None
+        limit = self.query_int("limit", 1)
+        runs = await self.blocking(self.ledger.list_runs, status, bot_id, limit)
+        self.send({"runs": [_run_view(r) for r in runs]})
+
+
+class RunHandler(BaseHandler):
+    """``GET /paper/{id}``."""
+
+    async def get(self, run_id: str) -> None:
+        """Answer the GET."""
+        run = await self.blocking(self.run_or_404, run_id)
+        self.send(_run_view(run))
+
+
+class FillsHandler(BaseHandler):
+    """``GET /paper/{id}/fills``."""
+
+    async def get(self, run_id: str) -> None:
+        """Answer the GET."""
+        await self.blocking(self.run_or_404, run_id)
+        fills = await self.blocking(self.ledger.fills, run_id)
+        self.send({"paper_run_id": run_id, "fills": jsonable(fills)})
+
+
+class RunStopHandler(BaseHandler):
+    """``POST /paper/{id}/stop``: stop one session (idempotent)."""
+
+    async def post(self, run_id: str) -> None:
+        """Answer the POST."""
+        body = self.body_mapping()
+        _check_keys(body, ("reason",))
+        reason = _string(body, "reason") or "stopped via api"
+        run = await self.blocking(self.run_or_404, run_id)
+        session = registry().get(run_id)
+        stopped = False
+        if session is not None and not session.finished:
+            stopped = await self.blocking(session.stop, reason)
+        elif run["status"] not in FINAL_STATUSES:
+            raise conflict(
+                f"paper run {run_id} is {run['status']} but not in this server process; "
+                "stop it where it runs (or engage the kill switch)"
+            )
+        run = await self.blocking(self.run_or_404, run_id)
+        self.send({"paper_run_id": run_id, "stopped": stopped, "status": run["status"]})
+
+
+def _halt_body(handler: BaseHandler) -> tuple[str, str]:
+    body = handler.body_mapping()
+    _check_keys(body, ("reason", "mode"))
+    reason = _string(body, "reason") or f"{handler.request.path} via api"
+    return reason, _mode(body)
+
+
+def _mode(body: dict[str, Any]) -> str:
+    mode = _string(body, "mode", 40) or "cancel"
+    if mode not in MODES:
+        raise invalid(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+    return mode
+
+
+class StopAllHandler(BaseHandler):
+    """``POST /paper/stop-all``: stop every running paper session of this process."""
+
+    async def post(self) -> None:
+        """Answer the POST."""
+        reason, mode = _halt_body(self)
+        self.send(await self.blocking(self._stop_all, reason, mode))
+
+    @staticmethod
+    def _stop_all(reason: str, mode: str) -> dict[str, Any]:
+        import time
+
+        t0 = time.perf_counter()
+        failures: list[str] = []
+        halted = 0
+        try:
+            halted = registry().stop_many(registry().running(), "stopped", reason, mode)
+        except Exception as exc:  # noqa: BLE001 - a halt route never 5xx's on a target
+            log.exception("paper stop-all failed")
+            failures.append(f"paper: {type(exc).__name__}: {exc}")
+        return {
+            "target": "paper",
+            "halted": halted,
+            "failures": failures,
+            "elapsed_ms": (time.perf_counter() - t0) * 1e3,
+        }
+
+
+class HaltTargetHandler(BaseHandler):
+    """``POST /bots/halt-all`` and the extension routes: halt one named kill-switch target."""
+
+    def initialize(self, target: str = "", **kwargs: Any) -> None:
+        """Take the route kwargs."""
+        super().initialize(**kwargs)
+        self.target = target
+
+    async def post(self) -> None:
+        """Answer the POST."""
+        reason, mode = _halt_body(self)
+        self.send(await self.blocking(self._halt, reason, mode))
+
+    def _halt(self, reason: str, mode: str) -> dict[str, Any]:
+        try:
+            return kill_switch().halt_target(self.target, reason, mode)
+        except Exception as exc:  # noqa: BLE001 - listed, never a 5xx
+            log.exception("halt target %s failed", self.target)
+            return {
+                "target": self.target,
+                "halted": 0,
+                "failures": [f"{self.target}: {type(exc).__name__}: {exc}"],
+                "elapsed_ms": 0.0,
+            }
+
+
+# --------------------------------------------------------------------------- kill switch
+
+
+def _ks_state() -> dict[str, Any]:
+    return jsonable(kill_switch().state())
+
+
+class KillSwitchHandler(BaseHandler):
+    """``GET /kill-switch`` state; ``POST /kill-switch`` engage (fans out to every target)."""
+
+    def get(self) -> None:
+        """Answer the GET."""
+        self.send(_ks_state())
+
+    async def post(self) -> None:
+        """Answer the POST."""
+        body = self.body_mapping()
+        _check_keys(body, ("reason", "mode", "ttl_seconds"))
+        reason = _string(body, "reason") or "kill switch engaged via api"
+        mode = _mode(body)
+        ttl = _number(body, "ttl_seconds", minimum=0, exclusive=True, maximum=365 * 86400)
+        try:
+            result = await self.blocking(
+                kill_switch().engage, reason, mode=mode, ttl_seconds=ttl, actor="api"
+            )
+        except ModelError as exc:
+            raise invalid(str(exc)) from None
+        self.send({**result, "state": _ks_state()})
+
+
+class KillSwitchResetHandler(BaseHandler):
+    """``POST /kill-switch/reset``: release it (or only one bot's halt with ``{"bot": id}``)."""
+
+    async def post(self) -> None:
+        """Answer the POST."""
+        body = self.body_mapping()
+        _check_keys(body, ("bot",))
+        bot = _string(body, "bot", 200)
+        state = await self.blocking(kill_switch().reset, bot=bot, actor="api")
+        self.send(jsonable(state))
+
+
+#: Extension halt routes and the kill-switch target each one halts.
+EXTENSION_ROUTES = {path: name for name, path in EXTENSION_TARGETS.items()}

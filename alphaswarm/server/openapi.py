@@ -1,0 +1,486 @@
+"""The hand-written OpenAPI 3.0 description of the HTTP API (``GET /openapi.json``).
+
+Good enough for schemathesis: every route, its request body and its responses,
+with the JSON schemas the handlers enforce (unknown keys are refused, numbers
+bounded).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alphaswarm import __version__
+from alphaswarm.killswitch import EXTENSION_TARGETS, MODES
+from alphaswarm.server.errors import MAX_BODY_BYTES
+
+_NUM = {"type": "number"}
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_BOOL = {"type": "boolean"}
+_ANY_OBJ = {"type": "object", "additionalProperties": True}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], required: tuple[str, ...] = (), extra: bool = False) -> dict:
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = list(required)
+    schema["additionalProperties"] = extra
+    return schema
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _resp(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description}
+    out["content"] = _json(schema or _ref("Error"))
+    return out
+
+
+_ERRORS = {
+    "400": _resp("Malformed body (neither JSON nor YAML) or a value of the wrong type."),
+    "401": _resp("A token is configured and the request did not carry it."),
+    "403": _resp("Cross-origin request refused."),
+    "413": _resp(f"Body larger than {MAX_BODY_BYTES} bytes."),
+    "422": _resp("Invalid values (negative cash, NaN, unknown keys ...)."),
+}
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    body: dict[str, Any] | None = None,
+    body_required: bool = False,
+    params: list[dict[str, Any]] | None = None,
+    errors: tuple[str, ...] = ("401",),
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
+    for code in errors:
+        op["responses"].setdefault(code, _ERRORS[code])
+    if body is not None:
+        op["requestBody"] = {"required": body_required, "content": _json(body)}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"},
+    }
+
+
+_POST_ERRORS = ("400", "401", "403", "413", "422")
+_BOT_ID = _path_param("bot_id", "The bot id (the slug of its name).")
+_RUN_ID = _path_param("paper_run_id", "The paper run id (also the frames' task_id).")
+_HALT_BODY = _obj({"reason": {"type": "string", "maxLength": 1000}, "mode": {"enum": list(MODES)}})
+
+
+def _schemas() -> dict[str, Any]:
+    ts = {"type": "string", "format": "date-time", "nullable": True}
+    backtest_ref = _obj(
+        {
+            "id": _STR,
+            "created_at": ts,
+            "sharpe": {"type": "number", "nullable": True},
+            "max_drawdown": {"type": "number", "nullable": True},
+            "bot_version": _INT,
+        },
+        extra=True,
+    )
+    return {
+        "Error": _obj({"error": _STR, "detail": _STR}, ("error", "detail"), extra=True),
+        "BotSpec": {
+            "type": "object",
+            "description": "A bot spec (alphaswarm.bots.Bot); YAML is accepted too.",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                "strategy": _STR,
+                "params": _ANY_OBJ,
+                "universe": {"type": "array", "items": _STR, "minItems": 1},
+                "data": _ANY_OBJ,
+                "risk": _ANY_OBJ,
+                "broker": _ANY_OBJ,
+                "gate": _ANY_OBJ,
+                "kind": {"enum": ["trading"]},
+                "description": _STR,
+                "strategy_config": _STR,
+                "engine": {"enum": ["event_driven"]},
+                "metrics": {"type": "array"},
+                "deploy_target": {"enum": ["paper", "backtest_only"]},
+                "extras": _ANY_OBJ,
+            },
+            "additionalProperties": False,
+        },
+        "BotCreated": _obj(
+            {"bot_id": _STR, "version": _INT, "spec_hash": _STR, "name": _STR, "created": _BOOL},
+            ("bot_id", "version", "spec_hash"),
+            extra=True,
+        ),
+        "Bot": _obj(
+            {
+                "id": _STR,
+                "bot_id": _STR,
+                "name": _STR,
+                "version": {"type": "integer", "nullable": True},
+                "latest_version": {"type": "integer", "nullable": True},
+                "spec": {"type": "object", "nullable": True},
+                "spec_hash": {"type": "string", "nullable": True},
+                "created_at": ts,
+                "backtest_runs": {**backtest_ref, "nullable": True},
+                "sharpe": {"type": "number", "nullable": True},
+            },
+            ("id", "bot_id", "name", "backtest_runs", "sharpe"),
+            extra=True,
+        ),
+        "BotList": _obj({"bots": {"type": "array", "items": _ref("Bot")}}, ("bots",)),
+        "BotVersions": _obj(
+            {"bot_id": _STR, "versions": {"type": "array", "items": _ANY_OBJ}},
+            ("bot_id", "versions"),
+        ),
+        "BacktestRequest": _obj(
+            {
+                "bars": {"type": "integer", "minimum": 1, "maximum": 2_000_000},
+                "start": {"type": "string", "example": "2024-01-01"},
+                "end": {"type": "string", "example": "2024-06-30"},
+                "starting_cash": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+            }
+        ),
+        "BacktestResult": _obj(
+            {
+                "backtest_id": _STR,
+                "bot_id": _STR,
+                "bot_version": _INT,
+                "bars": _INT,
+                "metrics": _ANY_OBJ,
+                "sharpe": {"type": "number", "nullable": True},
+            },
+            ("backtest_id", "metrics"),
+            extra=True,
+        ),
+        "PaperRequest": _obj(
+            {
+                "starting_cash": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+                "duration_minutes": {
+                    "type": "number",
+                    "nullable": True,
+                    "exclusiveMinimum": True,
+                    "minimum": 0,
+                },
+                "speed": {"type": "number", "minimum": 0, "maximum": 1e6},
+                "force": _BOOL,
+                "reason": {"type": "string", "maxLength": 1000},
+                "run_name": {"type": "string", "maxLength": 200},
+                "max_bars": {"type": "integer", "minimum": 1},
+            }
+        ),
+        "PaperStarted": _obj(
+            {
+                "paper_run_id": _STR,
+                "task_id": _STR,
+                "stream_url": _STR,
+                "status": _STR,
+                "bot_id": _STR,
+                "bot_version": _INT,
+                "gate": _ANY_OBJ,
+            },
+            ("paper_run_id", "task_id", "stream_url", "status"),
+            extra=True,
+        ),
+        "GateRefused": _obj(
+            {
+                "error": {"enum": ["gate_refused"]},
+                "detail": _STR,
+                "errors": {"type": "array", "items": _STR},
+                "warnings": {"type": "array", "items": _STR},
+                "gate": _ANY_OBJ,
+            },
+            ("error", "detail", "errors"),
+            extra=True,
+        ),
+        "Run": _obj(
+            {
+                "id": _STR,
+                "paper_run_id": _STR,
+                "bot_id": _STR,
+                "status": _STR,
+                "total_pnl": {"type": "number", "nullable": True},
+                "num_fills": {"type": "integer", "nullable": True},
+                "started_at": ts,
+                "ended_at": ts,
+                "stream_url": _STR,
+            },
+            ("id", "status"),
+            extra=True,
+        ),
+        "RunList": _obj({"runs": {"type": "array", "items": _ref("Run")}}, ("runs",)),
+        "Fills": _obj(
+            {
+                "paper_run_id": _STR,
+                "fills": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "order_id": _STR,
+                            "symbol": _STR,
+                            "side": _STR,
+                            "qty": _NUM,
+                            "price": _NUM,
+                            "filled_at": ts,
+                        },
+                        extra=True,
+                    ),
+                },
+            },
+            ("paper_run_id", "fills"),
+        ),
+        "Stopped": _obj(
+            {"paper_run_id": _STR, "stopped": _BOOL, "status": _STR},
+            ("paper_run_id", "stopped", "status"),
+        ),
+        "Halted": _obj(
+            {
+                "target": _STR,
+                "halted": {"type": "integer", "minimum": 0},
+                "failures": {"type": "array", "items": _STR},
+                "elapsed_ms": _NUM,
+            },
+            ("target", "halted", "failures"),
+            extra=True,
+        ),
+        "KillSwitchState": _obj(
+            {
+                "engaged": _BOOL,
+                "mode": {"enum": list(MODES)},
+                "reason": _STR,
+                "engaged_at": {"type": "string", "nullable": True},
+                "ttl_seconds": {"type": "number", "nullable": True},
+                "halted_bots": {"type": "array", "items": _STR},
+                "store_ok": _BOOL,
+                "last": _ANY_OBJ,
+            },
+            ("engaged", "mode", "reason", "engaged_at", "last"),
+            extra=True,
+        ),
+        "KillSwitchEngage": _obj(
+            {
+                "reason": {"type": "string", "maxLength": 1000},
+                "mode": {"enum": list(MODES)},
+                "ttl_seconds": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+            }
+        ),
+        "KillSwitchEngaged": _obj(
+            {
+                "engaged": _BOOL,
+                "mode": _STR,
+                "reason": _STR,
+                "targets": {"type": "object", "additionalProperties": _ANY_OBJ},
+                "failures": {"type": "array", "items": _STR},
+                "elapsed_ms": _NUM,
+                "state": _ref("KillSwitchState"),
+            },
+            ("engaged", "targets", "failures", "elapsed_ms"),
+            extra=True,
+        ),
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.0 document of every route.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable OpenAPI 3.0.3 document.
+    """
+    halt = {
+        "post": _op(
+            "Halt every target registered under this name (zero is a valid count).",
+            {"200": _resp("Halted (idempotent).", _ref("Halted"))},
+            body=_HALT_BODY,
+            errors=_POST_ERRORS,
+        )
+    }
+    paths: dict[str, Any] = {
+        "/health": {"get": _op("Liveness.", {"200": _resp("Ready.", _obj({"status": _STR}))})},
+        "/openapi.json": {"get": _op("This document.", {"200": _resp("OpenAPI.", _ANY_OBJ)})},
+        "/bots": {
+            "get": _op("List bots.", {"200": _resp("Bots.", _ref("BotList"))}),
+            "post": _op(
+                "Create a bot (or a new version) from JSON or YAML, whatever the Content-Type.",
+                {
+                    "200": _resp("Same spec: the existing version.", _ref("BotCreated")),
+                    "201": _resp("New bot or new version.", _ref("BotCreated")),
+                },
+                body=_ref("BotSpec"),
+                body_required=True,
+                errors=_POST_ERRORS,
+            ),
+        },
+        "/bots/{bot_id}": {
+            "get": _op(
+                "A bot with its latest backtest_runs reference and sharpe.",
+                {"200": _resp("Bot.", _ref("Bot")), "404": _resp("Unknown bot.")},
+                params=[_BOT_ID],
+            )
+        },
+        "/bots/{bot_id}/versions": {
+            "get": _op(
+                "The versions of a bot.",
+                {"200": _resp("Versions.", _ref("BotVersions")), "404": _resp("Unknown bot.")},
+                params=[_BOT_ID],
+            )
+        },
+        "/bots/{bot_id}/backtest": {
+            "post": _op(
+                "Backtest the bot's current version over {bars} or {start, end}.",
+                {
+                    "201": _resp("Backtest recorded.", _ref("BacktestResult")),
+                    "404": _resp("Unknown bot."),
+                },
+                body=_ref("BacktestRequest"),
+                params=[_BOT_ID],
+                errors=_POST_ERRORS,
+            )
+        },
+        "/bots/{bot_id}/paper": {
+            "post": _op(
+                "Start a paper session (paper gate first).",
+                {
+                    "201": _resp("Started.", _ref("PaperStarted")),
+                    "404": _resp("Unknown bot."),
+                    "409": _resp(
+                        "Gate refusal (every failing rule) or kill switch engaged.",
+                        {"oneOf": [_ref("GateRefused"), _ref("Error")]},
+                    ),
+                },
+                body=_ref("PaperRequest"),
+                params=[_BOT_ID],
+                errors=_POST_ERRORS,
+            )
+        },
+        "/bots/{bot_id}/halt": {
+            "post": _op(
+                "Halt one bot: stop its sessions and refuse new ones until reset.",
+                {"200": _resp("Halted.", _ref("Halted")), "404": _resp("Unknown bot.")},
+                body=_HALT_BODY,
+                params=[_BOT_ID],
+                errors=_POST_ERRORS,
+            )
+        },
+        "/bots/halt-all": {
+            "post": _op(
+                "Stop every paper session of every bot.",
+                {"200": _resp("Halted (idempotent).", _ref("Halted"))},
+                body=_HALT_BODY,
+                errors=_POST_ERRORS,
+            )
+        },
+        "/paper": {
+            "get": _op(
+                "Paper runs, newest first.",
+                {"200": _resp("Runs.", _ref("RunList"))},
+                params=[
+                    {"name": "status", "in": "query", "schema": _STR},
+                    {"name": "bot_id", "in": "query", "schema": _STR},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                ],
+                errors=("400", "401", "422"),
+            )
+        },
+        "/paper/stop-all": {
+            "post": _op(
+                "Stop every running paper session.",
+                {"200": _resp("Stopped (idempotent).", _ref("Halted"))},
+                body=_HALT_BODY,
+                errors=_POST_ERRORS,
+            )
+        },
+        "/paper/{paper_run_id}": {
+            "get": _op(
+                "One paper run.",
+                {"200": _resp("Run.", _ref("Run")), "404": _resp("Unknown run.")},
+                params=[_RUN_ID],
+            )
+        },
+        "/paper/{paper_run_id}/fills": {
+            "get": _op(
+                "The fills of a run.",
+                {"200": _resp("Fills.", _ref("Fills")), "404": _resp("Unknown run.")},
+                params=[_RUN_ID],
+            )
+        },
+        "/paper/{paper_run_id}/stop": {
+            "post": _op(
+                "Stop one session (idempotent).",
+                {
+                    "200": _resp("Stopped, or already final.", _ref("Stopped")),
+                    "404": _resp("Unknown run."),
+                    "409": _resp("Running in another process."),
+                },
+                body=_obj({"reason": {"type": "string", "maxLength": 1000}}),
+                params=[_RUN_ID],
+                errors=_POST_ERRORS,
+            )
+        },
+        "/kill-switch": {
+            "get": _op("Kill switch state.", {"200": _resp("State.", _ref("KillSwitchState"))}),
+            "post": _op(
+                "Engage: fan out to every halt target; latched until reset.",
+                {"200": _resp("Engaged.", _ref("KillSwitchEngaged"))},
+                body=_ref("KillSwitchEngage"),
+                errors=_POST_ERRORS,
+            ),
+        },
+        "/kill-switch/reset": {
+            "post": _op(
+                "Release the kill switch (or one bot's halt with {bot}).",
+                {"200": _resp("Released.", _ref("KillSwitchState"))},
+                body=_obj({"bot": {"type": "string", "maxLength": 200}}),
+                errors=_POST_ERRORS,
+            )
+        },
+        "/ws/paper/{paper_run_id}": {
+            "get": {
+                "summary": "WebSocket: JSON frames of one run; ?since=SEQ replays from the ledger.",
+                "description": "Upgrade to a WebSocket. Frames follow the envelope {task_id, "
+                "stage, message, timestamp, ts, seq, ...}. Closes with 1000 after `done`, "
+                "4404 for an unknown run.",
+                "parameters": [
+                    _RUN_ID,
+                    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "responses": {"101": {"description": "Switching protocols."}},
+            }
+        },
+    }
+    for name, route in EXTENSION_TARGETS.items():
+        paths[route] = {
+            "post": {**halt["post"], "summary": f"Halt the '{name}' kill-switch targets."}
+        }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "alphaswarm paper-trading API",
+            "version": __version__,
+            "description": "REST + WebSocket API of `alphaswarm serve` (same port as the "
+            "dashboard). Bodies are parsed as JSON, then YAML, whatever the Content-Type.",
+        },
+        "servers": [{"url": "http://localhost:8000"}],
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "paths": paths,
+    }

@@ -1,0 +1,208 @@
+"""``WS /ws/paper/{id}``: the JSON frames of one paper run, live, with ``?since=`` resume.
+
+Order of operations, so nothing is lost or sent twice:
+
+1. subscribe to the live session's FrameBus (when it runs in this process);
+2. replay from the ledger every stored frame with ``seq > since`` (a session
+   commits a frame before it publishes it, so whatever was published before
+   step 1 is already stored);
+3. forward live frames, skipping any ``seq`` already sent;
+4. close with code 1000 after the ``done`` frame.
+
+A run that lives in another process (a shared PostgreSQL ledger) is followed by
+polling the ledger. An unknown run gets an ``error`` frame and close code 4404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from tornado.ioloop import IOLoop
+from tornado.web import HTTPError
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from alphaswarm.frames import make_frame
+from alphaswarm.runtime import get_ledger
+from alphaswarm.server.security import Security, same_origin
+from alphaswarm.trading.registry import registry
+from alphaswarm.trading.session import FINAL_STATUSES
+
+if TYPE_CHECKING:
+    from alphaswarm.frames import Subscription
+    from alphaswarm.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_ERROR = 4500
+#: Seconds between ledger polls when the run lives in another process.
+POLL_SECONDS = 0.25
+
+
+class PaperSocket(WebSocketHandler):
+    """Stream the frames of one paper run.
+
+    Parameters (route kwargs)
+    -------------------------
+    ledger : Ledger or None
+        Where stored frames are read (the process default when ``None``).
+    security : Security
+        Token settings.
+    """
+
+    def initialize(self, ledger: Ledger | None = None, security: Security | None = None) -> None:
+        """Take the route kwargs."""
+        self._ledger = ledger
+        self.security = security or Security()
+        self._closed = False
+        self._sub: Subscription | None = None
+        self._last_seq = 0
+        self._pump: asyncio.Task | None = None
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger frames are replayed from."""
+        return self._ledger if self._ledger is not None else get_ledger()
+
+    def check_origin(self, origin: str) -> bool:
+        """Refuse upgrades from any origin but the server's own (tornado answers 403)."""
+        return same_origin(origin, self.request.host)
+
+    def prepare(self) -> None:
+        """Refuse the upgrade without the token (when one is set)."""
+        if not self.security.authorized(self.request):
+            raise HTTPError(401, "this server needs 'Authorization: Bearer <token>' or ?token=")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Errors before the upgrade are JSON too."""
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        detail = exc.log_message if isinstance(exc, HTTPError) and exc.log_message else None
+        self.finish(json.dumps({"error": "websocket", "detail": detail or self._reason}))
+
+    async def open(self, run_id: str) -> None:  # type: ignore[override]
+        """Start streaming (the work runs in a task so ``on_message`` stays responsive)."""
+        self.run_id = run_id
+        raw = self.get_query_argument("since", None)
+        since: int | None = None
+        if raw not in (None, ""):
+            try:
+                since = int(raw)
+                if since < 0:
+                    raise ValueError
+            except ValueError:
+                await self._fail(
+                    CLOSE_BAD_REQUEST, f"since: expected a whole number >= 0, got {raw!r}"
+                )
+                return
+        self._pump = asyncio.ensure_future(self._stream(since))
+
+    async def _send(self, frame: dict[str, Any]) -> bool:
+        if self._closed:
+            return False
+        try:
+            await self.write_message(json.dumps(frame, default=str))
+        except WebSocketClosedError:
+            self._closed = True
+            return False
+        seq = frame.get("seq")
+        if isinstance(seq, int):
+            self._last_seq = max(self._last_seq, seq)
+        return True
+
+    async def _fail(self, code: int, message: str) -> None:
+        frame = make_frame(getattr(self, "run_id", ""), "error", message, None, error=message)
+        await self._send(frame)
+        self.close(code, message[:120])
+
+    async def _replay(self, after: int) -> bool:
+        """Send stored frames with ``seq > after``; True once ``done`` was sent."""
+        loop = IOLoop.current()
+        frames = await loop.run_in_executor(None, self.ledger.frames_after, self.run_id, after)
+        for frame in frames:
+            seq = frame.get("seq")
+            if isinstance(seq, int) and seq <= self._last_seq:
+                continue
+            if not await self._send(frame):
+                return True
+            if frame.get("stage") == "done":
+                return True
+        return False
+
+    async def _stream(self, since: int | None) -> None:
+        try:
+            await self._stream_inner(since)
+        except Exception as exc:  # noqa: BLE001 - the socket closes with a reason, never hangs
+            log.exception("websocket stream of %s failed", self.run_id)
+            if not self._closed:
+                await self._fail(CLOSE_ERROR, f"stream failed: {type(exc).__name__}")
+            return
+        if not self._closed:
+            self.close(CLOSE_NORMAL, "done")
+
+    async def _stream_inner(self, since: int | None) -> None:
+        session = registry().get(self.run_id)
+        if session is not None and not session.finished:
+            self._sub = session.frames.subscribe()
+        loop = IOLoop.current()
+        run = await loop.run_in_executor(None, self.ledger.get_run, self.run_id)
+        if run is None and session is None:
+            await self._fail(CLOSE_NOT_FOUND, f"unknown paper run {self.run_id!r}")
+            return
+        live = self._sub is not None
+        # without ?since= a live run streams from now on; a finished one replays it all
+        if since is not None or not live:
+            self._last_seq = since or 0
+            if await self._replay(self._last_seq):
+                return
+        if live:
+            await self._forward_live()
+        else:
+            await self._follow_ledger()
+
+    async def _forward_live(self) -> None:
+        sub = self._sub
+        assert sub is not None
+        while not self._closed:
+            frames = await sub.get(timeout=5.0)
+            for frame in frames:
+                seq = frame.get("seq")
+                if isinstance(seq, int) and seq <= self._last_seq:
+                    continue
+                if not await self._send(frame):
+                    return
+                if frame.get("stage") == "done":
+                    return
+            if not frames and sub.closed:
+                # the bus closed without us seeing done (dropped as lag): finish from the ledger
+                await self._replay(self._last_seq)
+                return
+
+    async def _follow_ledger(self) -> None:
+        """The run lives elsewhere (or is finished): poll the ledger until it ends."""
+        loop = IOLoop.current()
+        deadline_idle = time.monotonic() + 3600
+        while not self._closed and time.monotonic() < deadline_idle:
+            run = await loop.run_in_executor(None, self.ledger.get_run, self.run_id)
+            if await self._replay(self._last_seq):
+                return
+            if run is None or run["status"] in FINAL_STATUSES:
+                await self._replay(self._last_seq)
+                return
+            await asyncio.sleep(POLL_SECONDS)
+
+    def on_message(self, message: str | bytes) -> None:
+        """Clients have nothing to say; messages are ignored."""
+
+    def on_close(self) -> None:
+        """Stop forwarding."""
+        self._closed = True
+        if self._sub is not None:
+            self._sub.close()
