@@ -18,6 +18,7 @@ from alphaswarm.killswitch import KillSwitch, KillSwitchEngaged, kill_switch
 from alphaswarm.ledger import Ledger
 from alphaswarm.model import ModelError
 from alphaswarm.runtime import get_ledger, set_ledger
+from alphaswarm.sweep import SweepResult, sweep, walk_forward
 from alphaswarm.trading.gate import GateRefused, check_gate
 from alphaswarm.trading.registry import registry
 from alphaswarm.trading.session import PaperSession
@@ -41,4 +42,7 @@ __all__ = [
     "kill_switch",
     "registry",
     "set_ledger",
+    "sweep",
+    "walk_forward",
+    "SweepResult",
 ]

@@ -1,0 +1,343 @@
+"""Run trials: in-process (``serial``) or as Dask futures on a local or remote cluster.
+
+The Dask runner keeps a bounded window of tasks in flight (three per worker thread)
+and refills it from ``as_completed``. Trials are batched so one task runs about
+``target_seconds`` (the batch size adapts to the measured time per trial, and
+shrinks at the tail so every worker stays busy). Tasks carry a small
+:class:`~alphaswarm.sweep.trials.TrialBase` and a data reference; only a window that
+exists solely on the client is scattered, once. A task that fails (a lost worker, an
+exception outside a trial) is retried by Dask up to ``retries`` times; a batch that
+still fails is split into single trials, and a single trial that still fails is
+recorded as failed. Cancelling releases every future in flight.
+
+One default ``LocalCluster`` per process (one single-threaded worker process per
+core) is started on first use and reused by later sweeps; :func:`close_local_cluster`
+stops it (it is also stopped at interpreter exit).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import math
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from alphaswarm.sweep.trials import run_batch
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from alphaswarm.sweep.trials import DataRef, TrialBase, WindowData
+
+__all__ = ["BACKENDS", "Job", "RunStats", "Runner", "close_local_cluster", "local_client"]
+
+BACKENDS = ("local", "serial", "dask")
+
+_LOCAL: dict[str, Any] = {}
+_LOCAL_LOCK = threading.Lock()
+
+
+def local_client(n_workers: int | None = None) -> Any:
+    """The process's default ``LocalCluster`` client (started on first use).
+
+    Parameters
+    ----------
+    n_workers : int, optional
+        Worker processes (one thread each); default one per core. A different number
+        than the running cluster's restarts it.
+    """
+    from distributed import Client, LocalCluster
+
+    n = int(n_workers or os.cpu_count() or 1)
+    with _LOCAL_LOCK:
+        if _LOCAL.get("n") == n and _LOCAL["client"].status == "running":
+            return _LOCAL["client"]
+        _close_local()
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
+        client = Client(cluster, set_as_default=False)
+        _LOCAL.update(n=n, cluster=cluster, client=client)
+        return client
+
+
+def _close_local() -> None:
+    client, cluster = _LOCAL.pop("client", None), _LOCAL.pop("cluster", None)
+    _LOCAL.pop("n", None)
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def close_local_cluster() -> None:
+    """Stop the default local cluster, if one was started."""
+    with _LOCAL_LOCK:
+        _close_local()
+
+
+atexit.register(close_local_cluster)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One trial to run: its key, parameters, bar slice and warm-up."""
+
+    key: str
+    params: dict[str, Any]
+    lo: int
+    hi: int
+    warmup: int = 0
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The form :func:`~alphaswarm.sweep.trials.run_batch` takes."""
+        return (self.key, self.params, self.lo, self.hi, self.warmup)
+
+
+@dataclass
+class RunStats:
+    """What a run measured: tasks, trial compute seconds, wall seconds, workers."""
+
+    tasks: int = 0
+    trials: int = 0
+    compute: float = 0.0
+    wall: float = 0.0
+    workers: int = 1
+    retried_batches: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def overhead_per_task(self) -> float:
+        """Seconds per task not spent in trials: ``(wall x workers - compute) / tasks``."""
+        if not self.tasks:
+            return 0.0
+        return max(self.wall * self.workers - self.compute, 0.0) / self.tasks
+
+
+class Runner:
+    """Runs jobs on a backend and reports finished rows.
+
+    Parameters
+    ----------
+    backend : str
+        ``"local"`` (the default LocalCluster), ``"serial"`` (in this process) or
+        ``"dask"`` (the given ``client``).
+    client : distributed.Client or str, optional
+        A client, or a scheduler address ``tcp://host:port`` (implies Dask).
+    n_workers : int, optional
+        Workers of the local cluster (default one per core).
+    retries : int
+        Dask retries of a failed task before it is split and recorded.
+    target_seconds : float
+        Aimed duration of one task.
+    window_per_slot : int
+        Tasks in flight per worker thread.
+    """
+
+    def __init__(
+        self,
+        backend: str = "local",
+        client: Any = None,
+        n_workers: int | None = None,
+        retries: int = 2,
+        target_seconds: float = 1.0,
+        window_per_slot: int = 3,
+    ) -> None:
+        if client is not None and backend == "local":
+            backend = "dask"
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+        if backend == "dask" and client is None:
+            raise ValueError("backend 'dask' needs client= (a Client or 'tcp://host:port')")
+        self.backend = backend
+        self.client = client
+        self.n_workers = n_workers
+        self.retries = retries
+        self.target_seconds = target_seconds
+        self.window_per_slot = window_per_slot
+        self.stats = RunStats()
+        self._trial_seconds: float | None = None
+
+    # -- batching ------------------------------------------------------------------------
+    def _observe(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self.stats.compute += row.get("elapsed", 0.0)
+            self.stats.trials += 1
+            t = row.get("elapsed", 0.0)
+            prev = self._trial_seconds
+            self._trial_seconds = t if prev is None else 0.8 * prev + 0.2 * t
+
+    def _batch_size(self, pending: int, slots: int) -> int:
+        if self._trial_seconds is None:
+            return 1
+        size = max(1, int(self.target_seconds / max(self._trial_seconds, 1e-6)))
+        fair = max(1, math.ceil(pending / (2 * slots)))  # leave work for every worker
+        return max(1, min(size, fair, 1000))
+
+    # -- entry point ---------------------------------------------------------------------
+    def run(
+        self,
+        base: TrialBase,
+        data: DataRef | None,
+        window: WindowData,
+        jobs: list[Job],
+        on_rows: Callable[[list[dict[str, Any]]], None],
+        cancel: threading.Event,
+    ) -> str:
+        """Run ``jobs``; call ``on_rows`` with each batch of finished rows.
+
+        Parameters
+        ----------
+        base : TrialBase
+            Shared trial settings.
+        data : DataRef or None
+            The window by reference (workers load it); ``None`` scatters ``window``.
+        window : WindowData
+            The window in memory on the client (the serial backend runs on it).
+        jobs : list of Job
+            Trials to run.
+        on_rows : callable
+            Receives lists of row dicts (see :func:`~alphaswarm.sweep.trials.run_batch`).
+        cancel : threading.Event
+            Set to stop: futures are cancelled and ``"cancelled"`` returned.
+
+        Returns
+        -------
+        str
+            ``"done"`` or ``"cancelled"``.
+        """
+        t0 = time.perf_counter()
+        try:
+            if self.backend == "serial":
+                return self._run_serial(base, window, jobs, on_rows, cancel)
+            return self._run_dask(base, data, window, jobs, on_rows, cancel)
+        finally:
+            self.stats.wall = time.perf_counter() - t0
+
+    def _run_serial(
+        self,
+        base: TrialBase,
+        window: WindowData,
+        jobs: list[Job],
+        on_rows: Callable[[list[dict[str, Any]]], None],
+        cancel: threading.Event,
+    ) -> str:
+        self.stats.workers = 1
+        for job in jobs:
+            if cancel.is_set():
+                return "cancelled"
+            rows = run_batch(base, window, [job.as_tuple()])
+            self.stats.tasks += 1
+            self._observe(rows)
+            on_rows(rows)
+        return "done"
+
+    def _connect(self) -> tuple[Any, bool]:
+        if self.backend == "local":
+            return local_client(self.n_workers), False
+        if isinstance(self.client, str):
+            from distributed import Client
+
+            return Client(self.client, set_as_default=False), True
+        return self.client, False
+
+    def _run_dask(
+        self,
+        base: TrialBase,
+        data: DataRef | None,
+        window: WindowData,
+        jobs: list[Job],
+        on_rows: Callable[[list[dict[str, Any]]], None],
+        cancel: threading.Event,
+    ) -> str:
+        from distributed import as_completed
+
+        client, owned = self._connect()
+        try:
+            if not client.scheduler_info().get("workers"):
+                client.wait_for_workers(1, timeout=60)
+            slots = max(sum(client.nthreads().values()), 1)
+            self.stats.workers = slots
+            data_arg: Any = data if data is not None else client.scatter(window, hash=False)
+            pending = list(reversed(jobs))  # pop() from the end keeps the given order
+            inflight: dict[Any, tuple[list[Job], int]] = {}
+            ac = as_completed(loop=client.loop)
+            tag = uuid.uuid4().hex[:8]
+
+            def submit(batch: list[Job], attempt: int) -> None:
+                digest = hashlib.sha1("".join(j.key for j in batch).encode()).hexdigest()[:12]
+                fut = client.submit(
+                    run_batch,
+                    base,
+                    data_arg,
+                    [j.as_tuple() for j in batch],
+                    key=f"alphaswarm-trials-{tag}-{digest}-{attempt}",
+                    retries=self.retries,
+                    pure=False,
+                )
+                inflight[fut] = (batch, attempt)
+                ac.add(fut)
+                self.stats.tasks += 1
+                self.stats.batch_sizes.append(len(batch))
+
+            window_size = self.window_per_slot * slots
+            while pending or inflight:
+                if cancel.is_set():
+                    client.cancel(list(inflight))
+                    inflight.clear()
+                    return "cancelled"
+                while pending and len(inflight) < window_size:
+                    size = self._batch_size(len(pending), slots)
+                    submit([pending.pop() for _ in range(min(size, len(pending)))], 0)
+                ready = ac.next_batch(block=False) if ac.has_ready() else []
+                if not ready:
+                    time.sleep(0.005)
+                    continue
+                for fut in ready:
+                    entry = inflight.pop(fut, None)
+                    if entry is None:
+                        continue
+                    batch, attempt = entry
+                    if fut.status == "finished":
+                        rows = fut.result()
+                        self._observe(rows)
+                        on_rows(rows)
+                    elif fut.status == "error":
+                        self._failed(fut, batch, attempt, submit, on_rows)
+                    fut.release()
+            return "done"
+        finally:
+            if owned:
+                client.close()
+
+    def _failed(
+        self,
+        fut: Any,
+        batch: list[Job],
+        attempt: int,
+        submit: Callable[[list[Job], int], None],
+        on_rows: Callable[[list[dict[str, Any]]], None],
+    ) -> None:
+        self.stats.retried_batches += 1
+        if len(batch) > 1:
+            for job in batch:  # isolate the trial that breaks the task
+                submit([job], attempt + 1)
+            return
+        exc = fut.exception()
+        error = f"{type(exc).__name__}: {exc} (task failed after {self.retries} retries)"
+        on_rows(
+            [
+                {
+                    "key": batch[0].key,
+                    "status": "failed",
+                    "error": error,
+                    "metrics": None,
+                    "elapsed": 0.0,
+                }
+            ]
+        )

@@ -1,0 +1,320 @@
+"""Sweeps on real Dask clusters: a LocalCluster and a `dask scheduler` + 2 `dask worker` processes.
+
+Same metrics as serial; a worker killed mid-sweep loses no trial; a sweep cancelled
+halfway resumes to exactly the grid with no duplicates; progress reaches the count.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from alphaswarm.ledger import Ledger
+from alphaswarm.sweep import sweep
+from tests.sweep.helpers import BARS, GRID, assert_same_metrics, small_bot
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = [
+    # distributed's own shutdown chatter (closing comms while a worker dies / the
+    # cluster stops); narrowly scoped to this module.
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore:.*Port .* is already in use.*:UserWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:distributed.*"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:tornado.*"),
+    pytest.mark.timeout(240),
+]
+
+KILL_GRID = {"fast": [2, 3, 4, 5, 6, 8, 10, 12], "slow": [20, 25, 30, 40, 50]}
+KILL_BARS = 2500
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def serial_reference():
+    return sweep(small_bot(), GRID, bars=BARS, backend="serial", ledger=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def kill_reference():
+    return sweep(
+        small_bot(), KILL_GRID, bars=KILL_BARS, backend="serial", ledger=False, progress=False
+    )
+
+
+@pytest.fixture(scope="module")
+def local_client():
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(2, timeout=60)
+        yield client
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cli_cluster(tmp_path_factory):
+    """`dask scheduler` and `dask worker --nworkers 2` as subprocesses on 127.0.0.1."""
+    root = tmp_path_factory.mktemp("dask")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = str(VENV_BIN / "dask")
+    logs = [open(root / "scheduler.log", "w"), open(root / "workers.log", "w")]  # noqa: SIM115
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=logs[0],
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    workers = subprocess.Popen(
+        [
+            dask,
+            "worker",
+            address,
+            "--nworkers",
+            "2",
+            "--nthreads",
+            "1",
+            "--memory-limit",
+            "1GiB",
+            "--no-dashboard",
+            "--local-directory",
+            str(root),
+        ],
+        stdout=logs[1],
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client = Client(address, timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        with client:
+            client.wait_for_workers(2, timeout=60)
+            yield address, client
+    finally:
+        for proc in (workers, scheduler):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in (workers, scheduler):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for log in logs:
+            log.close()
+
+
+@pytest.fixture
+def led(tmp_path):
+    with Ledger(url=f"sqlite:///{tmp_path}/sweeps.db") as ledger:
+        yield ledger
+
+
+def rows_in_ledger(ledger: Ledger, sweep_id: str) -> tuple[int, int]:
+    with ledger.engine.connect() as conn:
+        return tuple(
+            conn.execute(
+                text(
+                    "SELECT count(*), count(DISTINCT trial_key) FROM sweep_trials "
+                    "WHERE sweep_id = :s"
+                ),
+                {"s": sweep_id},
+            ).one()
+        )
+
+
+def kill_one_worker_when(client, res, at: int) -> int:
+    """Wait until ``at`` trials finished, then SIGKILL one worker process; its pid."""
+    deadline = time.monotonic() + 60
+    while res.progress.finished < at and not res.done:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not res.done, "the sweep finished before a worker could be killed"
+    pids = client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    os.kill(victim, signal.SIGKILL)
+    return victim
+
+
+# ----------------------------------------------------------------------------- LocalCluster
+
+
+def test_local_cluster_same_metrics_as_serial(local_client, serial_reference):
+    res = sweep(small_bot(), GRID, bars=BARS, client=local_client, ledger=False, progress=False)
+    assert res.status == "done"
+    assert_same_metrics(res.trials, serial_reference.trials)
+    assert res.report["dsr"] == serial_reference.report["dsr"]
+    assert res.report["pbo"] == serial_reference.report["pbo"]
+
+
+def test_local_cluster_scatters_client_only_data(local_client, serial_reference):
+    bot = small_bot()
+    frame = bot.make_feed().frame(limit=BARS)
+    res = sweep(bot, GRID, feed=frame, client=local_client, ledger=False, progress=False)
+    assert res.trials["sharpe"].tolist() == serial_reference.trials["sharpe"].tolist()
+
+
+def test_local_cluster_worker_killed_mid_sweep_loses_no_trial(local_client, kill_reference, led):
+    res = sweep(
+        small_bot(),
+        KILL_GRID,
+        bars=KILL_BARS,
+        client=local_client,
+        ledger=led,
+        progress=False,
+        wait=False,
+        target_seconds=0.2,
+    )
+    kill_one_worker_when(local_client, res, 8)
+    res.wait(120)
+    assert res.status == "done", res.error
+    assert (res.trials["status"] == "done").all()
+    assert len(res.trials) == 40 and rows_in_ledger(led, res.sweep_id) == (40, 40)
+    assert_same_metrics_kill(res.trials, kill_reference.trials)
+    local_client.wait_for_workers(2, timeout=60)
+
+
+def assert_same_metrics_kill(a, b):
+    cols = ["trial_key", "fast", "slow", "sharpe", "total_return", "num_trades", "sr"]
+    key = "trial_key"
+    assert a[cols].sort_values(key).values.tolist() == b[cols].sort_values(key).values.tolist()
+
+
+def test_local_cluster_cancel_halfway_resumes_to_exactly_the_grid(
+    local_client, kill_reference, led
+):
+    bot = small_bot()
+    res = sweep(
+        bot,
+        KILL_GRID,
+        bars=KILL_BARS,
+        client=local_client,
+        ledger=led,
+        name="cancel-local",
+        progress=False,
+        wait=False,
+        target_seconds=0.1,
+    )
+    res.progress.param.watch(lambda e: res.cancel() if e.new >= 20 else None, "done")
+    res.wait(120)
+    assert res.status == "cancelled"
+    kept = rows_in_ledger(led, res.sweep_id)[0]
+    assert 20 <= kept < 40
+    resumed = sweep(
+        bot,
+        KILL_GRID,
+        bars=KILL_BARS,
+        client=local_client,
+        ledger=led,
+        name="cancel-local",
+        progress=False,
+    )
+    assert resumed.status == "done" and resumed.progress.resumed == kept
+    assert resumed.stats.trials == 40 - kept
+    assert rows_in_ledger(led, resumed.sweep_id) == (40, 40)
+    assert resumed.progress.finished == 40 and resumed.progress.value == 100
+    assert_same_metrics_kill(resumed.trials, kill_reference.trials)
+
+
+def test_default_local_backend(serial_reference):
+    from alphaswarm.sweep.runner import close_local_cluster
+
+    try:
+        res = sweep(small_bot(), GRID, bars=BARS, n_workers=2, ledger=False, progress=True)
+    finally:
+        close_local_cluster()
+    assert_same_metrics(res.trials, serial_reference.trials)
+    assert res.progress.done == 12
+
+
+# ----------------------------------------------------------------------------- dask CLI cluster
+
+
+def test_cli_cluster_same_metrics_as_serial(cli_cluster, serial_reference):
+    address, _ = cli_cluster
+    res = sweep(small_bot(), GRID, bars=BARS, client=address, ledger=False, progress=False)
+    assert res.status == "done"
+    assert_same_metrics(res.trials, serial_reference.trials)
+
+
+def test_cli_cluster_worker_killed_mid_sweep_loses_no_trial(cli_cluster, kill_reference, led):
+    address, client = cli_cluster
+    res = sweep(
+        small_bot(),
+        KILL_GRID,
+        bars=KILL_BARS,
+        client=client,
+        ledger=led,
+        progress=False,
+        wait=False,
+        target_seconds=0.2,
+    )
+    kill_one_worker_when(client, res, 8)
+    res.wait(120)
+    assert res.status == "done", res.error
+    assert (res.trials["status"] == "done").all()
+    assert rows_in_ledger(led, res.sweep_id) == (40, 40)
+    assert res.progress.finished == 40
+    assert_same_metrics_kill(res.trials, kill_reference.trials)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_cli_cluster_cancel_halfway_resumes(cli_cluster, kill_reference, led):
+    address, _ = cli_cluster
+    bot = small_bot()
+    res = sweep(
+        bot,
+        KILL_GRID,
+        bars=KILL_BARS,
+        client=address,
+        ledger=led,
+        name="cancel-cli",
+        progress=False,
+        wait=False,
+        target_seconds=0.1,
+    )
+    res.progress.param.watch(lambda e: res.cancel() if e.new >= 20 else None, "done")
+    res.wait(120)
+    assert res.status == "cancelled"
+    kept = rows_in_ledger(led, res.sweep_id)[0]
+    resumed = sweep(
+        bot,
+        KILL_GRID,
+        bars=KILL_BARS,
+        client=address,
+        ledger=led,
+        name="cancel-cli",
+        progress=False,
+    )
+    assert resumed.progress.resumed == kept < 40
+    assert rows_in_ledger(led, resumed.sweep_id) == (40, 40)
+    assert_same_metrics_kill(resumed.trials, kill_reference.trials)
