@@ -12,6 +12,8 @@ The notebook API::
 
 from __future__ import annotations
 
+__version__ = "0.1.0"  # first: submodules read it while the package imports
+
 from alphaswarm.backtest import BacktestResult, backtest
 from alphaswarm.bots import Bot, BotSpecError
 from alphaswarm.killswitch import KillSwitch, KillSwitchEngaged, kill_switch
@@ -22,8 +24,6 @@ from alphaswarm.sweep import SweepResult, sweep, walk_forward
 from alphaswarm.trading.gate import GateRefused, check_gate
 from alphaswarm.trading.registry import registry
 from alphaswarm.trading.session import PaperSession
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BacktestResult",
