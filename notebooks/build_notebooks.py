@@ -150,6 +150,62 @@ assert {ledger.get_run(s.paper_run_id)["status"] for s in running} == {"killed"}
 """),
 ]
 
+BACKTEST_RESEARCH = [
+    md("""
+# Backtest research
+
+Compare strategies and parameters on real daily prices (the public-domain AAPL, MSFT,
+IBM and GOOG series that `bokeh_sampledata` ships, 2000-2013) and on the synthetic
+minute feed: a results table sorted by Sharpe, equity curves overlaid, drawdowns, and a
+parameter grid with a progress bar and an overfitting report.
+"""),
+    code("""
+import holoviews as hv
+import pandas as pd
+import alphaswarm as aw
+
+hv.extension("bokeh")
+SYMBOLS = ["AAPL", "MSFT", "IBM", "GOOG"]
+STRATEGIES = {
+    "sma_cross": {"fast": 20, "slow": 100, "allocation": 0.95},
+    "mean_reversion": {"window": 20, "entry_z": 2.0, "exit_z": 0.5, "allocation": 0.95},
+    "buy_and_hold": {"allocation": 0.95},
+}
+"""),
+    md("## Every strategy on every symbol"),
+    code("""
+def daily_bot(strategy, symbol):
+    return aw.Bot(name=f"{strategy}-{symbol}", strategy=strategy, params=STRATEGIES[strategy],
+                  universe=[symbol], data={"feed": "sample"}, risk={"kill_switch_attached": True})
+
+results = {(s, sym): daily_bot(s, sym).backtest(store=False) for s in STRATEGIES for sym in SYMBOLS}
+table = pd.DataFrame([{"strategy": s, "symbol": sym, **r.metrics} for (s, sym), r in results.items()])
+table.sort_values("sharpe", ascending=False).round(3)
+"""),
+    md("## Equity curves overlaid (AAPL)"),
+    code("""
+hv.Overlay([hv.Curve(results[(s, "AAPL")].equity.equity, label=s) for s in STRATEGIES]).opts(
+    width=750, height=320, legend_position="top_left", title="AAPL, daily, $100k start"
+)
+"""),
+    md("## Drawdowns"),
+    code("""
+hv.Overlay([hv.Area(results[(s, "AAPL")].equity.drawdown, label=s).opts(alpha=0.35) for s in STRATEGIES]).opts(
+    width=750, height=250, title="drawdown from the running peak"
+)
+"""),
+    md("## A parameter grid on the synthetic minute feed\n\nEvery trial is a full backtest; the sweep shows a progress bar, keeps its trials in the ledger (run it again and it resumes), and reports how likely the winner is luck (Deflated Sharpe Ratio, PBO)."),
+    code("""
+bot = aw.Bot(name="sma-grid", strategy="sma_cross", params={"fast": 10, "slow": 30},
+             universe=["DEMO"], data={"feed": "synthetic", "seed": 7, "interval": "1m"},
+             risk={"kill_switch_attached": True})
+result = aw.sweep(bot, grid={"fast": [5, 10, 20], "slow": [30, 60, 120]}, bars=3900, backend="serial")
+result.trials.sort_values("sharpe", ascending=False)[["fast", "slow", "sharpe", "max_drawdown", "total_return", "num_trades"]].head()
+"""),
+    code("result.report"),
+    code("result.heatmap('fast', 'slow')"),
+]
+
 LEDGER_WITH_PANDAS = [
     md("""
 # The ledger as data
@@ -233,4 +289,5 @@ def write(name: str, cells: list[nbf.NotebookNode]) -> None:
 
 if __name__ == "__main__":
     write("01-first-paper-session.ipynb", FIRST_SESSION)
+    write("02-backtest-research.ipynb", BACKTEST_RESEARCH)
     write("03-ledger-with-pandas.ipynb", LEDGER_WITH_PANDAS)
