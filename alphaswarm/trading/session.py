@@ -88,6 +88,13 @@ class PaperSession(param.Parameterized):
         inclusive_bounds=(False, True),
         doc="Emit a heartbeat frame when no bar has arrived for this many seconds of session time.",
     )
+    max_idle_seconds = param.Number(
+        default=300.0,
+        allow_None=True,
+        bounds=(0, None),
+        doc="In a paced replay, a gap between bars longer than this (seconds of bar time, "
+        "e.g. a night or a weekend) is compressed to it; None paces every gap in full.",
+    )
     state_flush_every = param.Integer(
         default=10, bounds=(1, None), doc="Write the state snapshot every N bars."
     )
@@ -435,7 +442,9 @@ class PaperSession(param.Parameterized):
         while not self._finished:
             group = next(groups, None)
             if group is None:
-                self._finish("completed", "end of data")
+                reached_max = self.max_bars is not None and n >= self.max_bars
+                why = f"max_bars {self.max_bars} reached" if reached_max else "end of data"
+                self._finish("completed", why)
                 return
             ts = group[0].ts
             if first_ts is None:
@@ -444,7 +453,10 @@ class PaperSession(param.Parameterized):
                 self._finish("completed", f"duration of {self.duration_minutes:g} minutes reached")
                 return
             if self.speed > 0 and prev_ts is not None:
-                await self._pace((ts - prev_ts).total_seconds() / self.speed)
+                gap = (ts - prev_ts).total_seconds()
+                if self.max_idle_seconds is not None:
+                    gap = min(gap, self.max_idle_seconds)  # nights and weekends pass quickly
+                await self._pace(gap / self.speed)
                 if self._finished:
                     return
             with self._lock:

@@ -195,6 +195,7 @@ def test_heartbeat_on_stalled_feed(ledger, make_bot):
         feed=feed,
         speed=3600,
         heartbeat_seconds=300,
+        max_idle_seconds=None,
         duration_minutes=None,
         force=True,
         reason="heartbeat test",
