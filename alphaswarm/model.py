@@ -296,6 +296,22 @@ class OrderRequest:
         if not isinstance(self.tag, str):
             raise ModelError(f"tag: expected a string, got {type(self.tag).__name__}")
 
+    @classmethod
+    def market(cls, symbol: str, side: Side, qty: float, tag: str = "") -> OrderRequest:
+        """A market order built by the engine from checked values (no per-field checks).
+
+        ``qty`` must be a finite number > 0 and ``symbol`` a known symbol; strategies
+        use the validating constructor through the context's ``buy``/``sell``.
+        """
+        if not qty > 0 or qty == float("inf"):
+            raise ModelError(f"qty: must be a finite number > 0, got {qty}")
+        req = object.__new__(cls)
+        req.symbol, req.side, req.qty, req.type = symbol, side, float(qty), OrderType.MARKET
+        req.limit_price = req.stop_price = req.trail_pct = None
+        req.take_profit = req.stop_loss = None
+        req.time_in_force, req.tag = TimeInForce.DAY, tag
+        return req
+
     @property
     def is_bracket(self) -> bool:
         """True when the request carries take-profit or stop-loss children."""

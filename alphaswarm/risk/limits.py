@@ -201,6 +201,9 @@ class RiskLimits(param.Parameterized):
 
     def _compile(self, *_: Any) -> None:
         """Cache the set limits as plain values: param lookups are too slow per bar."""
+        self._t = {k: getattr(self, k) for k in self.LIMIT_KEYS}
+        self._universe = list(self.universe)
+        self._universe_set = frozenset(self._universe)
         self._state_checks = [
             (k, getattr(self, k))
             for k in ("max_drawdown_pct", "max_daily_loss", "max_daily_loss_pct")
@@ -277,9 +280,10 @@ class RiskLimits(param.Parameterized):
                 f"reduce-only: {request.side.value} {request.qty:g} {symbol} would not "
                 f"shrink the position {held + pending:g}",
             )
-        if self.universe and symbol not in self.universe:
+        t = self._t
+        if self._universe_set and symbol not in self._universe_set:
             return RiskDecision(
-                "universe", 1.0, 0.0, f"{symbol} is not in the universe {self.universe}"
+                "universe", 1.0, 0.0, f"{symbol} is not in the universe {self._universe}"
             )
         last = state.prices.get(symbol)
         price = request.limit_price or request.stop_price or last
@@ -303,38 +307,38 @@ class RiskLimits(param.Parameterized):
                 ("max_position_pct", new_value / equity, "position / equity"),
                 ("max_gross_exposure", (gross_other + new_value) / equity, "gross / equity"),
             ]
-            if len(self.universe) > 1 and gross_other + new_value > 0:
+            if len(self._universe) > 1 and gross_other + new_value > 0:
                 share = new_value / (gross_other + new_value)
                 checks.append(("max_concentration_pct", share, "share of gross exposure"))
             for limit, value, what in checks:
                 denial = self._above(limit, value, what)
                 if denial is not None:
                     return denial
-        if self.max_orders_per_minute is not None:
+        if t["max_orders_per_minute"] is not None:
             count = state.orders_in_last_minute()
-            if count >= self.max_orders_per_minute:
+            if count >= t["max_orders_per_minute"]:
                 return RiskDecision(
                     "max_orders_per_minute",
                     count + 1,
-                    self.max_orders_per_minute,
-                    f"orders per minute {count + 1} > {self.max_orders_per_minute}",
+                    t["max_orders_per_minute"],
+                    f"orders per minute {count + 1} > {t['max_orders_per_minute']}",
                 )
-        if self.price_collar_bps is not None and last and request.type is not OrderType.MARKET:
+        if t["price_collar_bps"] is not None and last and request.type is not OrderType.MARKET:
             ref = request.limit_price or request.stop_price
             if ref is not None:
                 bps = abs(ref - last) / last * 1e4
-                if bps > self.price_collar_bps:
+                if bps > t["price_collar_bps"]:
                     return RiskDecision(
                         "price_collar_bps",
                         bps,
-                        self.price_collar_bps,
+                        t["price_collar_bps"],
                         f"price {ref:.2f} is {bps:.0f} bps from the last close {last:.2f} "
-                        f"(collar {self.price_collar_bps:g} bps)",
+                        f"(collar {t['price_collar_bps']:g} bps)",
                     )
         return None
 
     def _above(self, limit: str, value: float, what: str) -> RiskDecision | None:
-        threshold = getattr(self, limit)
+        threshold = self._t[limit]
         if threshold is None or not value > threshold:
             if threshold is not None and math.isnan(value):
                 return RiskDecision(limit, value, threshold, f"{what} undefined (equity <= 0)")

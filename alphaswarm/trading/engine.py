@@ -18,7 +18,6 @@ from alphaswarm.model import (
     Order,
     OrderRequest,
     OrderStatus,
-    OrderType,
     Side,
 )
 from alphaswarm.risk.limits import AccountState, RiskDecision, RiskLimits
@@ -147,7 +146,7 @@ class EngineContext:
         if abs(delta) < 1e-9:
             return None
         side = Side.BUY if delta > 0 else Side.SELL
-        return self._engine.place(OrderRequest(sym, side, abs(delta), OrderType.MARKET))
+        return self._engine.place(OrderRequest.market(sym, side, abs(delta)))
 
     def flat(self, symbol: str | None = None) -> Order | None:
         """Close the position in ``symbol``."""
@@ -394,6 +393,8 @@ class Engine:
         denial = self.risk.check_order(request, state, self.trading_mode())
         if denial is not None:
             self._risk_event(denial, "denied", None)
+            if self.listener is None:
+                return None
             self._emit(
                 "order.rejected",
                 f"{request.side.value.upper()} {request.qty:g} {request.symbol} denied: "
@@ -417,6 +418,8 @@ class Engine:
         order = self.broker.submit(request, ts, self.bar_index)
         self.orders_submitted += 1
         state.order_times.append(ts)
+        if self.listener is None:
+            return order
         if order.status is OrderStatus.REJECTED:
             self._emit(
                 "order.rejected",
