@@ -48,6 +48,11 @@ class SessionRegistry(param.Parameterized):
         self._lock = threading.RLock()
         self._sessions: OrderedDict[str, PaperSession] = OrderedDict()
         self._combined_peak = 0.0
+        #: Set while sessions are being stopped in bulk; running sessions pause meanwhile.
+        self.halting = threading.Event()
+        self._halt_all_lock = threading.Lock()
+        self._halting_lock = threading.Lock()
+        self._halts_in_progress = 0
         self._peak_key: frozenset[str] = frozenset()
 
     def _bump(self) -> None:
@@ -89,18 +94,31 @@ class SessionRegistry(param.Parameterized):
     def stop_many(
         self, sessions: list[PaperSession], status: str, reason: str, mode: str = "cancel"
     ) -> int:
-        """Stop ``sessions`` at once, their final rows written in one transaction."""
+        """Stop ``sessions`` at once, their final rows written in one transaction.
+
+        While it runs, ``halting`` is set so sessions take no new bar.
+        """
         from alphaswarm.trading.session import PaperSession
 
-        return PaperSession.finish_many(sessions, status, reason, mode)
+        with self._halting_lock:
+            self._halts_in_progress += 1
+            self.halting.set()
+        try:
+            return PaperSession.finish_many(sessions, status, reason, mode)
+        finally:
+            with self._halting_lock:
+                self._halts_in_progress -= 1
+                if not self._halts_in_progress:
+                    self.halting.clear()
 
     # -- kill-switch targets ----------------------------------------------------------
     def halt_all(self, reason: str, mode: str) -> int:
         """Kill-switch target ``paper``: stop (or restrict) every running session."""
-        running = self.running()
-        if mode in ("reduce_only", "freeze"):
-            return len(running)  # they keep running; the order gate restricts them
-        return self.stop_many(running, "killed", reason, mode)
+        with self._halt_all_lock:  # the paper and bots targets run at once: one does the work
+            running = self.running()
+            if mode in ("reduce_only", "freeze"):
+                return len(running)  # they keep running; the order gate restricts them
+            return self.stop_many(running, "killed", reason, mode)
 
     def halt_bot(self, bot_id: str, reason: str, mode: str) -> int:
         """Per-bot target: stop every running session of ``bot_id``."""

@@ -22,7 +22,8 @@ import param
 from alphaswarm.bots import Bot
 from alphaswarm.data.live import FeedEvent, is_live
 from alphaswarm.frames import FrameBus, make_frame
-from alphaswarm.killswitch import kill_switch
+from alphaswarm.killswitch import KillSwitchEngaged, kill_switch
+from alphaswarm.ledger.store import KillSwitchRefusal
 from alphaswarm.model import ModelError
 from alphaswarm.runtime import engine_loop, get_ledger
 from alphaswarm.trading.engine import Engine
@@ -170,12 +171,19 @@ class PaperSession(param.Parameterized):
         self._state_flushed_at = -1
 
     def _set_outputs(self, **values: Any) -> None:
-        """Set read-only outputs (unlocking only those params: ``edit_constant`` is slow)."""
+        """Set read-only outputs, unlocking only those params.
+
+        ``edit_constant`` and ``param.update`` walk every parameter; on the kill
+        switch's clock, with hundreds of sessions, plain setattr in one watcher batch
+        is several times cheaper.
+        """
         params = [self.param[name] for name in values]
         for p in params:
             p.constant = False
         try:
-            self.param.update(**values)
+            with param.parameterized.batch_call_watchers(self):
+                for name, value in values.items():
+                    setattr(self, name, value)
         finally:
             for p in params:
                 p.constant = True
@@ -306,7 +314,23 @@ class PaperSession(param.Parameterized):
             self.frames.close()
             self._set_outputs(status="refused", last_frame=gate_frame, stop_reason="gate")
             raise GateRefused(result)
-        self._create_run(ledger, result)
+        try:
+            self._create_run(ledger, result)
+        except KillSwitchRefusal as exc:
+            # Engaged (maybe by another process) before our run row could be written:
+            # nothing was written; follow the row here too, then refuse.
+            kill_switch().refresh(force=True)
+            self._pending.clear()
+            self.frames.close()
+            self._set_outputs(status="refused", stop_reason="kill switch")
+            raise KillSwitchEngaged(str(exc)) from None
+        ks = kill_switch()
+        if ks.engaged and ks.mode in ("cancel", "flatten"):
+            # The kill committed after our run row (the row lock orders them) but its
+            # fan-out may have listed this process's sessions before we registered:
+            # stop now. registry().add() happens before this read, and an engagement
+            # sets ``engaged`` before listing, so one of the two always sees the other.
+            self._finish("killed", ks.reason or "kill switch", ks.mode)
         return self._launch(loop)
 
     def _gate_frame(self, result: GateResult) -> dict[str, Any]:
@@ -354,7 +378,9 @@ class PaperSession(param.Parameterized):
                 "started_at": now,
                 "last_heartbeat_at": now,
                 "config": config,
-            }
+            },
+            # Row-lock ordering with the kill switch, across every process on the ledger.
+            check_kill_switch=True,
         )
         if gate.forced:
             ledger.audit(
@@ -459,6 +485,7 @@ class PaperSession(param.Parameterized):
                 await self._pace(gap / self.speed)
                 if self._finished:
                     return
+            await _yield_to_halts()
             with self._lock:
                 if self._finished:
                     return
@@ -514,6 +541,7 @@ class PaperSession(param.Parameterized):
                 if duration is not None and ts >= first_ts + duration:
                     ending = ("completed", reached)
                     break
+                await _yield_to_halts()
                 with self._lock:
                     if self._finished:
                         break
@@ -781,7 +809,7 @@ class PaperSession(param.Parameterized):
             )
             return {"batch": batch, "status": status, "reason": reason, "error": error, "at": now}
 
-    def _complete_finish(self, prepared: dict[str, Any]) -> None:
+    def _complete_finish(self, prepared: dict[str, Any], wake_loop: bool = True) -> None:
         """After the final batch is committed: publish, update outputs, wake waiters."""
         frames, self._pending = self._pending, []
         for frame in frames:
@@ -798,10 +826,15 @@ class PaperSession(param.Parameterized):
             ended_at=prepared["at"],
         )
         self._done.set()
+        if wake_loop:
+            self._wake_runner()
+        registry().ended(self)
+
+    def _wake_runner(self) -> None:
+        """Wake the session's task if it waits between bars (it then sees it finished)."""
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None and not loop.is_closed():
             loop.call_soon_threadsafe(wake.set)
-        registry().ended(self)
 
     def _finish(self, status: str, reason: str, mode: str = "cancel", error: str = "") -> bool:
         prepared = self._prepare_finish(status, reason, mode, error)
@@ -846,8 +879,13 @@ class PaperSession(param.Parameterized):
                         ledger.write_batch(s.paper_run_id, **p["batch"])
                     except Exception:  # noqa: BLE001
                         s._write_final_row_only(p)
+        loops: dict[int, tuple[asyncio.AbstractEventLoop, list[PaperSession]]] = {}
         for s, p in prepared:
-            s._complete_finish(p)
+            s._complete_finish(p, wake_loop=False)
+            if s._loop is not None and not s._loop.is_closed():
+                loops.setdefault(id(s._loop), (s._loop, []))[1].append(s)
+        for loop, group in loops.values():  # one wake-up per loop, not one per session
+            loop.call_soon_threadsafe(_wake_all, group)
         return len(prepared)
 
     def stop(self, reason: str = "stopped by user") -> bool:
@@ -914,3 +952,16 @@ class PaperSession(param.Parameterized):
         from alphaswarm.explain import explain_order
 
         return explain_order(self.ledger_, self.paper_run_id, order_id)
+
+
+def _wake_all(sessions: list[PaperSession]) -> None:
+    for session in sessions:
+        if session._wake is not None:
+            session._wake.set()
+
+
+async def _yield_to_halts() -> None:
+    """While a kill or stop-all is stopping sessions, take no new bar: it gets the CPU."""
+    halting = registry().halting
+    while halting.is_set():
+        await asyncio.sleep(0.001)
