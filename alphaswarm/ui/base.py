@@ -69,6 +69,24 @@ def as_frame_dict(value: Any) -> dict[str, Any]:
     return {}
 
 
+def stream_rows(table: pn.widgets.Tabulator, rows: pd.DataFrame, rollover: int) -> None:
+    """Append ``rows`` to a Tabulator, keeping at most ``rollover`` rows.
+
+    Streams when the table is on screen; before it is rendered the value is
+    replaced instead (a stream into a table with no model is not shown once the
+    table renders).
+    """
+    if table._models:
+        table.stream(rows, rollover=rollover, follow=True)
+        return
+    current = table.value
+    if current is None or not len(current):
+        table.value = rows.tail(rollover).reset_index(drop=True)
+    else:
+        merged = pd.concat([current, rows], ignore_index=True)
+        table.value = merged.tail(rollover).reset_index(drop=True)
+
+
 class FramePump:
     """One periodic callback per browser session that feeds every live component.
 
@@ -92,7 +110,7 @@ class FramePump:
         self.stop_when_idle = stop_when_idle
         self._lock = threading.RLock()
         self._components: list[LiveView] = []
-        self._subs: dict[str, tuple[PaperSession, Subscription]] = {}
+        self._subs: dict[int, tuple[PaperSession, Subscription]] = {}  # by id(session)
         self._callback: Any = None
         self.ticks = 0
         self.closed = False
@@ -100,16 +118,21 @@ class FramePump:
 
     # -- the pump of the current document -------------------------------------------
     @classmethod
-    def current(cls) -> FramePump:
+    def current(cls, period: int = 500) -> FramePump:
         """The pump of the current browser session (created and started on first use).
 
         Outside a server session (a notebook cell, a test) a fresh pump is returned;
         it starts itself when an asyncio loop runs in this thread (Jupyter) and
         stops once its sessions have finished.
+
+        Parameters
+        ----------
+        period : int
+            Milliseconds between ticks, used when the pump is created here.
         """
         doc = pn.state.curdoc
         if doc is None or doc.session_context is None:
-            pump = cls(stop_when_idle=True)
+            pump = cls(period, stop_when_idle=True)
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
@@ -121,10 +144,12 @@ class FramePump:
             pump = _PUMPS.get(key)
             if pump is not None and not pump.closed:
                 return pump
-            pump = _PUMPS[key] = cls()
+            pump = _PUMPS[key] = cls(period)
         pump.start()
 
-        def _destroyed(_context: Any, key: int = key, ref: Any = weakref.ref(pump)) -> None:
+        ref = weakref.ref(pump)
+
+        def _destroyed(_context: Any) -> None:
             with _PUMPS_LOCK:
                 _PUMPS.pop(key, None)
             p = ref()
@@ -150,7 +175,10 @@ class FramePump:
         """Schedule the periodic callback (once)."""
         if self._callback is not None or self.closed:
             return
-        self._callback = pn.state.add_periodic_callback(self.tick, period=self.period)
+        callback = pn.state.add_periodic_callback(self.tick, period=self.period, start=False)
+        callback.log = False  # one line per tick per browser would flood the server log
+        callback.start()
+        self._callback = callback
 
     def stop(self) -> None:
         """Cancel the periodic callback; components and subscriptions stay."""
@@ -176,22 +204,22 @@ class FramePump:
     # -- registration ---------------------------------------------------------------
     def subscribe(self, session: PaperSession | None) -> None:
         """Make sure the frames of ``session`` are buffered for the next tick."""
-        if session is None or session.finished:
+        if session is None or session.finished or self.closed:
             return
         with self._lock:
-            if session.paper_run_id not in self._subs:
-                self._subs[session.paper_run_id] = (session, session.frames.subscribe())
+            if id(session) not in self._subs:
+                self._subs[id(session)] = (session, session.frames.subscribe())
 
     def attach(self, component: LiveView) -> None:
         """Feed ``component`` from now on (subscribing to its session if needed)."""
+        if self.closed:  # the browser session is gone
+            component._pump_closed()
+            return
         self.subscribe(component.session)
         with self._lock:
             if component in self._components:
                 return
             self._components.append(component)
-        if self.closed:
-            self.closed = False
-            self.start()
 
     def detach(self, component: LiveView) -> None:
         """Stop feeding ``component``; close its run's subscription when nobody is left."""
@@ -201,9 +229,9 @@ class FramePump:
             self._release_unused()
 
     def _release_unused(self) -> None:
-        wanted = {c.run_id for c in self._components if c.session is not None}
-        for run_id in [r for r in self._subs if r not in wanted]:
-            _session, sub = self._subs.pop(run_id)
+        wanted = {id(c.session) for c in self._components if c.session is not None}
+        for key in [k for k in self._subs if k not in wanted]:
+            _session, sub = self._subs.pop(key)
             sub.close()
 
     @property
@@ -223,20 +251,26 @@ class FramePump:
         """Drain every subscription and give each component its frames in one batch."""
         t0 = time.perf_counter()
         with self._lock:
-            batches: dict[str, list[dict[str, Any]]] = {}
-            for run_id, (session, sub) in list(self._subs.items()):
+            batches: dict[int, list[dict[str, Any]]] = {}
+            for key, (session, sub) in list(self._subs.items()):
                 frames = sub.drain()
-                batches[run_id] = frames
+                batches[key] = frames
                 if sub.closed and not frames and session.finished:
                     # the bus is closed and everything was delivered: stop listening
-                    del self._subs[run_id]
+                    del self._subs[key]
                     sub.close()
             components = list(self._components)
-        for component in components:
-            try:
-                component.refresh(batches.get(component.run_id, []))
-            except Exception:  # noqa: BLE001 - one broken view never stops the others
-                log.exception("dashboard component %s failed to update", type(component).__name__)
+        # One held document per tick: the browser gets one combined message. When plots
+        # will update, the document is also frozen so Bokeh recomputes its model graph
+        # once per tick instead of once per plot (an idle tick skips that cost).
+        with pn.io.hold(freeze=any(batches.values())):
+            for component in components:
+                try:
+                    component.refresh(batches.get(id(component.session), []))
+                except Exception:  # noqa: BLE001 - one broken view never stops the others
+                    log.exception(
+                        "dashboard component %s failed to update", type(component).__name__
+                    )
         self.ticks += 1
         self.last_tick_ms = (time.perf_counter() - t0) * 1e3
         if self.stop_when_idle and not self._subs and self.running:
@@ -339,6 +373,8 @@ class LiveView(pn.viewable.Viewer):
         """Apply one tick: the new frames of this run (possibly none) in one update."""
         if self._closed:
             return
+        if self.session is not None and not self.run_id and self.session.paper_run_id:
+            self.run_id = self.session.paper_run_id  # displayed before it was started
         self._update(self._new(frames))
 
     def close(self) -> None:

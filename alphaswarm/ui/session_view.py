@@ -1,0 +1,113 @@
+"""SessionView: every component of one paper run, live or read back from the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+import param
+
+from alphaswarm.trading.session import PaperSession
+from alphaswarm.ui.base import FramePump
+from alphaswarm.ui.equity import EquityCurve
+from alphaswarm.ui.fills import FillsTable
+from alphaswarm.ui.frames_log import FramesLog
+from alphaswarm.ui.positions import Positions
+from alphaswarm.ui.risk import RiskPanel
+from alphaswarm.ui.session_card import SessionCard
+
+
+class SessionView(pn.viewable.Viewer):
+    """The session card, equity curve, positions, risk, fills and frames of one run.
+
+    ``PaperSession.__panel__`` returns one of these, so a session displayed in a
+    notebook cell and a run selected in the dashboard look the same. All
+    components share one :class:`~alphaswarm.ui.base.FramePump`.
+
+    Parameters
+    ----------
+    session : PaperSession or str
+        A live session, or the id of a finished run (read from the ledger, so a
+        restarted server still shows it).
+    """
+
+    session = param.ClassSelector(
+        class_=PaperSession, default=None, allow_None=True, doc="The live session shown."
+    )
+    run_id = param.String(default="", doc="The run shown.")
+    pump = param.Parameter(default=None, doc="The FramePump shared by the components.")
+    ledger = param.Parameter(default=None, doc="Ledger to read from; the default otherwise.")
+
+    def __init__(self, session: PaperSession | str | None = None, **params: Any) -> None:
+        if isinstance(session, str):
+            params.setdefault("run_id", session)
+            session = None
+        if session is not None:
+            params["session"] = session
+            params.setdefault("run_id", session.paper_run_id)
+        super().__init__(**params)
+        if self.session is None and not self.run_id:
+            raise ValueError("SessionView needs a session or a run_id")
+        if self.pump is None:
+            self.pump = FramePump.current()
+        common = {
+            "session": self.session,
+            "run_id": self.run_id,
+            "pump": self.pump,
+            "ledger": self.ledger,
+        }
+        self.card = SessionCard(**common)
+        self.equity = EquityCurve(**common)
+        self.positions = Positions(**common)
+        self.risk = RiskPanel(**common)
+        self.fills = FillsTable(**common)
+        self.frames = FramesLog(**common)
+        self.components = [
+            self.card,
+            self.equity,
+            self.positions,
+            self.risk,
+            self.fills,
+            self.frames,
+        ]
+        self._layout = pn.Column(
+            self.card,
+            pn.Row(
+                pn.Column(self.equity, sizing_mode="stretch_width"),
+                pn.Column(
+                    pn.pane.Markdown("**Positions**", margin=(0, 10)),
+                    self.positions,
+                    self.risk,
+                    width=520,
+                ),
+                sizing_mode="stretch_width",
+            ),
+            pn.Row(
+                pn.Column(
+                    pn.pane.Markdown("**Fills**", margin=(0, 10)),
+                    self.fills,
+                    sizing_mode="stretch_width",
+                ),
+                pn.Column(
+                    pn.pane.Markdown("**Frames**", margin=(0, 10)),
+                    self.frames,
+                    sizing_mode="stretch_width",
+                ),
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+            css_classes=["alphaswarm-session-view"],
+        )
+
+    def refresh(self) -> None:
+        """Run one tick of the shared pump now (tests and notebooks without a loop)."""
+        self.pump.tick()
+
+    def close(self) -> None:
+        """Detach every component from the pump (the selection moved on)."""
+        for component in self.components:
+            component.close()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        """The composed layout."""
+        return self._layout

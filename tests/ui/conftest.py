@@ -1,0 +1,154 @@
+"""Fixtures of the dashboard tests: a temp ledger, a gate-passing bot, a served dashboard.
+
+Browser tests (``-m ui``) drive Debian's ``/usr/bin/chromium`` through
+pytest-playwright; they are skipped, naming chromium, when it is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import alphaswarm as aw
+from alphaswarm.killswitch import kill_switch
+from alphaswarm.runtime import engine_loop
+from alphaswarm.trading.registry import registry
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Bot spec that passes the paper gate after a backtest (seeded synthetic feed).
+GOOD_BOT = {
+    "name": "ui-sma",
+    "strategy": "sma_cross",
+    "params": {"fast": 5, "slow": 20},
+    "risk": {"kill_switch_attached": True, "max_position_qty": 500, "max_drawdown_pct": 0.05},
+}
+
+
+def stop_everything() -> None:
+    """Stop every running session and release the kill switch."""
+    running = registry().running()
+    if running:
+        registry().stop_many(running, "stopped", "test cleanup")
+    for session in running:
+        session.wait(5)
+    if kill_switch().engaged or kill_switch().halted_bots:
+        kill_switch().reset(actor="test")
+
+
+@pytest.fixture
+def tmp_ledger(tmp_path: Any) -> Iterator[aw.Ledger]:
+    """A fresh SQLite ledger as the process default; sessions stopped and switch reset after."""
+    stop_everything()
+    led = aw.set_ledger(f"sqlite:///{tmp_path}/l.db")
+    yield led
+    stop_everything()
+    aw.set_ledger(None)
+    led.close()
+
+
+@pytest.fixture
+def good_bot(tmp_ledger: aw.Ledger) -> aw.Bot:
+    """A bot with a recent, passing backtest in ``ledger``."""
+    bot = aw.Bot(GOOD_BOT)
+    aw.backtest(bot, bars=2000)
+    return bot
+
+
+@pytest.fixture
+def run_session(tmp_ledger: aw.Ledger) -> Callable[..., aw.PaperSession]:
+    """Start a session of a bot (defaults: speed 0, 400 bars) on the engine loop."""
+
+    def start(bot: aw.Bot, **params: Any) -> aw.PaperSession:
+        params.setdefault("speed", 0)
+        params.setdefault("duration_minutes", None)
+        params.setdefault("max_bars", 400)
+        return aw.PaperSession(bot, **params).start(loop=engine_loop())
+
+    return start
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it is truthy (returned) or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {predicate}")
+        time.sleep(interval)
+
+
+# -- browser -------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def base_url() -> None:
+    """No base URL: tests navigate to the server they start (replaces pytest-base-url's)."""
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """Launch Debian's Chromium headless (skip when it is not installed)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"browser tests need chromium at {CHROMIUM} (apt-get install chromium)")
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": CHROMIUM_ARGS,
+    }
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_ledger: aw.Ledger) -> Iterator[str]:
+    """The real dashboard served by Panel on a free loopback port; yields its URL."""
+    import panel as pn
+
+    from alphaswarm.ui.app import dashboard
+
+    port = free_port()
+    server = pn.serve(
+        {"/": dashboard},
+        port=port,
+        address="127.0.0.1",
+        show=False,
+        threaded=True,
+        start=True,
+        check_unused_sessions_milliseconds=500,  # closed tabs are cleaned up quickly
+        unused_session_lifetime_milliseconds=500,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.05)
+    yield url
+    stop_everything()
+    server.stop()
