@@ -14,6 +14,14 @@ no new orders, open orders left working).
 
 It fails closed: if its state cannot be written or read back from the
 ledger, sessions treat it as engaged and refuse new orders.
+
+Several server processes on one PostgreSQL ledger share one switch: the
+``kill_switch`` row is the latch and its ``pg_notify`` (same transaction) the
+signal. Each process follows the row (:meth:`KillSwitch.follow`, fed by the
+:class:`~alphaswarm.cluster.ClusterListener` thread and by every re-read): a new
+engagement epoch halts the process's own targets without writing the row again,
+then the process acknowledges the epoch in ``kill_switch_acks``. The engaging
+process reports every process's acknowledgement (``cluster`` in the result).
 """
 
 from __future__ import annotations
@@ -73,6 +81,8 @@ class KillSwitch(param.Parameterized):
     )
 
     REFRESH_SECONDS: ClassVar[float] = 1.0
+    #: How long an engagement on PostgreSQL waits for the other processes' acks.
+    ACK_WAIT_SECONDS: ClassVar[float] = 0.25
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -82,13 +92,39 @@ class KillSwitch(param.Parameterized):
         self._ledger: Ledger | None = None
         self._last_refresh = 0.0
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kill-switch")
+        # Cluster (PostgreSQL): the engagement epoch this process has applied, the
+        # listener thread, and one thread that runs halts found by a re-read (a re-read
+        # can happen inside a session's step, which must not wait for its own halt).
+        self._epoch: int | None = None
+        self._listener: Any = None
+        self._follow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kill-follow")
 
     # -- wiring -----------------------------------------------------------------------
     def attach_ledger(self, ledger: Ledger | None) -> None:
-        """Persist the state in ``ledger`` (and read it back there)."""
+        """Persist the state in ``ledger`` (and read it back there).
+
+        On PostgreSQL this also starts the listener thread that makes this process
+        follow engagements made by other processes (see :mod:`alphaswarm.cluster`).
+        """
+        if self._listener is not None:
+            self._listener.stop(timeout=0)
+            self._listener = None
         self._ledger = ledger
+        self._epoch = None
         if ledger is not None:
-            self.refresh(force=True)
+            self.refresh(force=True, adopt=True)
+            if self._clustered:
+                from alphaswarm.cluster import ClusterListener
+
+                self._listener = ClusterListener(
+                    self, ledger, interval=self.REFRESH_SECONDS
+                ).start()
+
+    @property
+    def _clustered(self) -> bool:
+        """True when the state lives in PostgreSQL, shared by several processes."""
+        ledger = self._ledger
+        return ledger is not None and ledger.dialect == "postgresql"
 
     def register(self, name: str, target: HaltTarget) -> None:
         """Add a halt target under ``name``: ``target(reason, mode) -> count halted``."""
@@ -191,8 +227,37 @@ class KillSwitch(param.Parameterized):
                         ttl_seconds=ttl_seconds,
                     )
                 targets = {name: list(ts) for name, ts in self._targets.items()}
+            epoch_before = self._epoch
             if not self._persist(actor, "kill_switch.engage", reason, mode, ttl_seconds, bot):
                 failures.append("ledger: kill switch state could not be written (failing closed)")
+            # A new epoch (released -> engaged) is acknowledged by every process.
+            new_epoch = bot is None and self._epoch is not None and self._epoch != epoch_before
+        per_target = self._fan_out(targets, reason, mode, failures)
+        elapsed_ms = (time.perf_counter() - t0) * 1e3
+        cluster = None
+        if new_epoch and self._clustered:
+            cluster = self._ack_and_collect(self._epoch, per_target, mode, elapsed_ms, t0)
+        result = {
+            "engaged": self.engaged,
+            "mode": mode,
+            "reason": reason,
+            "bot": bot,
+            "ttl_seconds": ttl_seconds,
+            "engaged_at": now.isoformat(),
+            "targets": per_target,
+            "failures": failures,
+            "elapsed_ms": elapsed_ms,
+        }
+        if cluster is not None:
+            result["cluster"] = cluster
+        with param.edit_constant(self):
+            self.last = result
+        return result
+
+    def _fan_out(
+        self, targets: dict[str, list[HaltTarget]], reason: str, mode: str, failures: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Run every target concurrently; per-target counts, failures added to ``failures``."""
         futures = {
             name: self._pool.submit(self._run_targets, name, ts, reason, mode)
             for name, ts in targets.items()
@@ -202,14 +267,194 @@ class KillSwitch(param.Parameterized):
             halted, target_failures = future.result()
             per_target[name] = {"halted": halted, "failures": target_failures}
             failures.extend(target_failures)
+        return per_target
+
+    # -- cluster (several processes on one PostgreSQL ledger) --------------------------
+    @staticmethod
+    def _sessions_halted(per_target: dict[str, dict[str, Any]], mode: str) -> int:
+        """Sessions this process halted: ``paper`` and ``bots`` share the sessions.
+
+        Both targets stop the same sessions concurrently and each session is stopped
+        once, so the counts add up; in ``reduce_only``/``freeze`` both count all.
+        """
+        paper = [per_target.get(n, {}).get("halted", 0) for n in ("paper", "bots")]
+        return sum(paper) if mode in ("cancel", "flatten") else max(paper)
+
+    def _ack(
+        self, epoch: int, per_target: dict[str, dict[str, Any]], mode: str, elapsed_ms: float
+    ) -> int:
+        """Record this process's ack of ``epoch`` (after its final rows are committed)."""
+        sessions = self._sessions_halted(per_target, mode)
+        ledger = self._ledger
+        if ledger is None:
+            return sessions
+        try:
+            ledger.record_kill_ack(
+                epoch, ledger.owner, sessions, elapsed_ms, {"mode": mode, "targets": per_target}
+            )
+        except Exception:  # noqa: BLE001 - the halt is done; a missing ack is reported
+            log.exception("could not acknowledge kill-switch epoch %s", epoch)
+        return sessions
+
+    def _ack_and_collect(
+        self,
+        epoch: int,
+        per_target: dict[str, dict[str, Any]],
+        mode: str,
+        elapsed_ms: float,
+        t0: float,
+    ) -> dict[str, Any]:
+        """Ack for this process, then wait for the other processes' acks.
+
+        Waits at most :attr:`ACK_WAIT_SECONDS` after the engage began, for every
+        process listening on the ledger. Returns ``{epoch, processes: [{process,
+        sessions, elapsed_ms, after_engage_ms}], sessions, missing, waited_ms}``;
+        ``after_engage_ms`` is the ack's commit minus ``engaged_at``, both on the
+        database clock.
+        """
+        from alphaswarm.cluster import LISTENER_PREFIX, listener_name
+
+        self._ack(epoch, per_target, mode, elapsed_ms)
+        ledger = self._ledger
+        assert ledger is not None
+        deadline = t0 + self.ACK_WAIT_SECONDS
+        acks: list[dict] = []
+        expected: set[str] = set()
+        try:
+            expected = set(ledger.connected_applications(LISTENER_PREFIX))
+            expected.add(listener_name(ledger.owner))
+            while True:
+                acks = ledger.kill_acks(epoch)
+                if {listener_name(a["process"]) for a in acks} >= expected:
+                    break
+                if time.perf_counter() >= deadline:
+                    break
+                time.sleep(0.005)
+            engaged_at = ledger.kill_switch_state().get("engaged_at")
+        except Exception:  # noqa: BLE001 - the engagement stands; the report is partial
+            log.exception("could not collect the kill-switch acks of epoch %s", epoch)
+            engaged_at = None
+        processes = []
+        for a in acks:
+            after = None
+            if engaged_at is not None and a.get("done_at") is not None:
+                after = (a["done_at"] - engaged_at).total_seconds() * 1e3
+            processes.append(
+                {
+                    "process": a["process"],
+                    "sessions": a["sessions"],
+                    "elapsed_ms": a["elapsed_ms"],
+                    "after_engage_ms": after,
+                }
+            )
+        acked = {listener_name(a["process"]) for a in acks}
+        return {
+            "epoch": epoch,
+            "processes": processes,
+            "sessions": sum(p["sessions"] for p in processes),
+            "missing": sorted(n.removeprefix(LISTENER_PREFIX) for n in expected - acked),
+            "waited_ms": (time.perf_counter() - t0) * 1e3,
+        }
+
+    def follow(
+        self, state: dict[str, Any], *, wait: bool = True, adopt: bool = False
+    ) -> dict[str, Any] | None:
+        """Apply the shared row (or a NOTIFY payload) that another process may have written.
+
+        A newer engagement epoch than this process has applied engages the switch here
+        *without* writing the row or notifying again, halts every local target and
+        acknowledges the epoch (PostgreSQL); a release of the epoch we follow releases
+        it here. Idempotent per epoch, so the notification and the re-reads that see
+        the same engagement halt once.
+
+        Parameters
+        ----------
+        state : dict
+            ``{engaged, epoch, mode, reason, engaged_at, ttl_seconds, scope, expired}``
+            (a row) or a notification payload with ``engaged`` set.
+        wait : bool
+            Halt on this thread (the listener) or hand the halt to a helper thread
+            (re-reads from inside a session's step must not wait for it).
+        adopt : bool
+            Take the state over without halting (at attach: nothing runs yet).
+
+        Returns
+        -------
+        dict or None
+            ``{epoch, halted, elapsed_ms, ...}`` when this call halted targets.
+        """
+        raw_epoch = state.get("epoch")
+        epoch = int(raw_epoch) if raw_epoch is not None else None
+        with self._lock:
+            if state.get("engaged") and not state.get("expired"):
+                if self._epoch is not None and (epoch is None or epoch <= self._epoch):
+                    # Applied already (or our own engagement). A local release whose write
+                    # failed leaves the row engaged: fail closed, engaged again.
+                    if not self.engaged and epoch == self._epoch:
+                        with param.edit_constant(self):
+                            self.engaged = True
+                    return None
+                if epoch is None and self.engaged:
+                    return None
+                mode = state.get("mode") if state.get("mode") in MODES else "cancel"
+                reason = state.get("reason") or "kill switch engaged by another process"
+                at = state.get("engaged_at")
+                if isinstance(at, str):
+                    at = datetime.fromisoformat(at)
+                with param.edit_constant(self):
+                    self.param.update(
+                        engaged=True,
+                        mode=mode,
+                        reason=reason,
+                        engaged_at=at or datetime.now(UTC),
+                        ttl_seconds=state.get("ttl_seconds"),
+                    )
+                self._epoch = epoch
+                if adopt:
+                    return None
+                targets = {name: list(ts) for name, ts in self._targets.items()}
+            else:
+                if (
+                    not state.get("engaged")
+                    and self.engaged
+                    and self._epoch is not None
+                    and epoch is not None
+                    and epoch >= self._epoch
+                ):
+                    # Released elsewhere: release here too (nothing to write).
+                    halted = (state.get("scope") or {}).get("halted_bots") or []
+                    with param.edit_constant(self):
+                        self.param.update(
+                            engaged=False,
+                            reason="",
+                            engaged_at=None,
+                            ttl_seconds=None,
+                            halted_bots=sorted(halted),
+                        )
+                return None
+        if wait:
+            return self._halt_followed(epoch, targets, reason, mode)
+        self._follow_pool.submit(self._halt_followed, epoch, targets, reason, mode)
+        return None
+
+    def _halt_followed(
+        self, epoch: int | None, targets: dict[str, list[HaltTarget]], reason: str, mode: str
+    ) -> dict[str, Any]:
+        """The local half of a cluster engagement: halt, then ack (final rows first)."""
+        t0 = time.perf_counter()
+        failures: list[str] = []
+        per_target = self._fan_out(targets, reason, mode, failures)
         elapsed_ms = (time.perf_counter() - t0) * 1e3
+        sessions = self._sessions_halted(per_target, mode)
+        if epoch is not None and self._clustered:
+            self._ack(epoch, per_target, mode, elapsed_ms)
         result = {
-            "engaged": self.engaged,
+            "engaged": True,
             "mode": mode,
             "reason": reason,
-            "bot": bot,
-            "ttl_seconds": ttl_seconds,
-            "engaged_at": now.isoformat(),
+            "epoch": epoch,
+            "source": "cluster",
+            "sessions": sessions,
             "targets": per_target,
             "failures": failures,
             "elapsed_ms": elapsed_ms,
@@ -264,13 +509,15 @@ class KillSwitch(param.Parameterized):
         if self._ledger is None:
             return True
         try:
-            self._ledger.set_kill_switch(
+            row = self._ledger.set_kill_switch(
                 self.engaged,
                 self.mode,
                 self.reason,
                 ttl_seconds=self.ttl_seconds,
                 scope={"halted_bots": list(self.halted_bots)},
             )
+            # The epoch we hold: our own notification (and re-reads) will not halt again.
+            self._epoch = row.get("epoch") if self.engaged else self._epoch
             self._ledger.audit(
                 actor,
                 action,
@@ -285,8 +532,13 @@ class KillSwitch(param.Parameterized):
             self.store_ok = True
         return True
 
-    def refresh(self, force: bool = False) -> None:
-        """Re-read the ledger row (at most once per second unless ``force``)."""
+    def refresh(self, force: bool = False, *, wait: bool = False, adopt: bool = False) -> None:
+        """Re-read the ledger row (at most once per second unless ``force``).
+
+        An engagement made by another process is followed (:meth:`follow`): its halts
+        run on a helper thread, or on this one with ``wait``; ``adopt`` takes the state
+        over without halting.
+        """
         if self._ledger is None:
             return
         now = time.monotonic()
@@ -302,17 +554,10 @@ class KillSwitch(param.Parameterized):
             return
         with self._lock, param.edit_constant(self):
             self.store_ok = True
-            if row.get("engaged") and not self.engaged:
-                self.param.update(
-                    engaged=True,
-                    mode=row.get("mode") or "cancel",
-                    reason=row.get("reason") or "",
-                    engaged_at=row.get("engaged_at"),
-                    ttl_seconds=row.get("ttl_seconds"),
-                )
             scope = row.get("scope") or {}
             if scope.get("halted_bots") and set(scope["halted_bots"]) - set(self.halted_bots):
                 self.halted_bots = sorted({*self.halted_bots, *scope["halted_bots"]})
+        self.follow(row, wait=wait, adopt=adopt)
 
     def _expire(self) -> None:
         if self.engaged and self.ttl_seconds and self.engaged_at is not None:

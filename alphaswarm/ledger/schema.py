@@ -46,6 +46,7 @@ __all__ = [
     "bot_versions",
     "bots",
     "kill_switch",
+    "kill_switch_acks",
     "metadata",
     "paper_equity",
     "paper_fills",
@@ -345,6 +346,21 @@ kill_switch = Table(
     Column("ttl_seconds", Float, nullable=True),
     Column("scope", _json()),
     _ts("updated_at", nullable=False, default=utcnow),
+    # Bumped by every engagement (released -> engaged); server processes sharing one
+    # PostgreSQL ledger apply each epoch once and acknowledge it in kill_switch_acks.
+    Column("epoch", Integer, nullable=False, default=0, server_default="0"),
+)
+
+kill_switch_acks = Table(
+    "kill_switch_acks",
+    metadata,
+    Column("epoch", Integer, primary_key=True, autoincrement=False),
+    Column("process", String(256), primary_key=True),
+    Column("sessions", Integer, nullable=False, default=0),
+    Column("elapsed_ms", Float),
+    Column("detail", _json()),
+    # The database clock (clock_timestamp()) on PostgreSQL, after the final rows committed.
+    _ts("done_at", nullable=False, default=utcnow),
 )
 
 sweeps = Table(

@@ -16,8 +16,11 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -64,6 +67,7 @@ from alphaswarm.ledger.schema import (
     bot_versions,
     bots,
     kill_switch,
+    kill_switch_acks,
     metadata,
     paper_equity,
     paper_fills,
@@ -79,7 +83,17 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, CursorResult, Engine
     from sqlalchemy.sql import Select
 
-__all__ = ["KILL_SWITCH_CHANNEL", "Ledger", "LedgerError", "default_url", "process_owner"]
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    "KILL_SWITCH_CHANNEL",
+    "KillSwitchRefusal",
+    "Ledger",
+    "LedgerError",
+    "default_url",
+    "owner_lock_key",
+    "process_owner",
+]
 
 #: PostgreSQL ``NOTIFY`` channel on which :meth:`Ledger.set_kill_switch` announces changes.
 KILL_SWITCH_CHANNEL = "alphaswarm_kill_switch"
@@ -99,6 +113,17 @@ _TIMESTAMP_COLUMNS = frozenset(
 
 class LedgerError(RuntimeError):
     """Raised when the ledger cannot do what was asked; nothing was written."""
+
+
+class KillSwitchRefusal(LedgerError):
+    """A paper run was not created: the kill-switch row is engaged (or halts its bot).
+
+    ``state`` is the row as :meth:`Ledger.kill_switch_state` returns it.
+    """
+
+    def __init__(self, message: str, state: dict) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 def default_url() -> str:
@@ -123,6 +148,18 @@ def default_url() -> str:
 def process_owner() -> str:
     """Return ``"<host>:<pid>"``, the owner recorded on the paper runs this process starts."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_lock_key(owner: str) -> int:
+    """The PostgreSQL advisory-lock key (a signed 64-bit int) of a run owner.
+
+    A process holds the session-level lock of its owner while it may own running
+    paper runs (:meth:`Ledger.hold_owner_lock`); when the process dies its
+    connection drops and the lock with it, which is how a survivor tells a dead
+    owner from a live one on another machine (:meth:`Ledger.owner_alive`).
+    """
+    digest = hashlib.blake2b(f"alphaswarm-owner:{owner}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -345,6 +382,9 @@ class Ledger(param.Parameterized):
         self._engine: Engine | None = None
         self._schema_ready = False
         self._lock = threading.RLock()
+        # PostgreSQL: a connection outside the pool holding this owner's advisory lock.
+        self._owner_conn: Connection | None = None
+        self._owner_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -498,6 +538,7 @@ class Ledger(param.Parameterized):
 
     def close(self) -> None:
         """Dispose of the engine and its pooled connections; the next use reconnects."""
+        self.release_owner_lock()
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()
@@ -832,7 +873,7 @@ class Ledger(param.Parameterized):
 
     # ------------------------------------------------------------------ paper runs
 
-    def create_paper_run(self, row: dict) -> None:
+    def create_paper_run(self, row: dict, *, check_kill_switch: bool = False) -> None:
         """Record a new paper-trading run.
 
         Parameters
@@ -843,9 +884,17 @@ class Ledger(param.Parameterized):
             ``started_at`` and ``last_heartbeat_at`` now,
             ``task_id=id``, ``owner`` this ledger's :attr:`owner`, zero counters and
             P&L, ``final_equity=starting_cash``.
+        check_kill_switch : bool
+            Read the kill-switch row in the same transaction (``FOR SHARE`` on
+            PostgreSQL) and refuse while it is engaged or halts this bot. An engagement
+            updates that row ``FOR UPDATE``, so every start is ordered either before an
+            engagement (and is then killed by it) or after it (and is refused), on
+            every server process sharing the ledger.
 
         Raises
         ------
+        KillSwitchRefusal
+            With ``check_kill_switch``, while the kill switch is engaged.
         LedgerError
             On a missing id or bot id, an id that exists already, or bad values.
         """
@@ -864,7 +913,12 @@ class Ledger(param.Parameterized):
         values.setdefault("total_pnl", 0.0)
         values.setdefault("realized_pnl", 0.0)
         values.setdefault("final_equity", values.get("starting_cash"))
+        if self.dialect == "postgresql":
+            # The owner's advisory lock tells survivors this process is alive.
+            self.hold_owner_lock()
         with self._write() as conn:
+            if check_kill_switch:
+                self._refuse_when_killed(conn, values["bot_id"])
             if "bot_version" not in values:
                 values["bot_version"] = conn.execute(
                     select(func.max(bot_versions.c.version)).where(
@@ -872,6 +926,26 @@ class Ledger(param.Parameterized):
                     )
                 ).scalar()
             conn.execute(insert(paper_trading_runs), values)
+
+    def _refuse_when_killed(self, conn: Connection, bot_id: str) -> None:
+        """Lock the kill-switch row for share (creating it first) and refuse when engaged."""
+        state = self._kill_switch_row(conn, share=True)
+        if state["updated_at"] is None and conn.dialect.name == "postgresql":
+            # No row yet: create the released singleton so there is a row to lock.
+            conn.execute(
+                postgresql.insert(kill_switch)
+                .values(id=1, engaged=False, epoch=0, updated_at=utcnow())
+                .on_conflict_do_nothing()
+            )
+            state = self._kill_switch_row(conn, share=True)
+        halted = (state.get("scope") or {}).get("halted_bots") or []
+        if state["engaged"] and not state["expired"]:
+            why = state.get("reason") or "no reason given"
+            raise KillSwitchRefusal(
+                f"kill switch engaged ({state.get('mode') or 'cancel'}): {why}", state
+            )
+        if bot_id in halted:
+            raise KillSwitchRefusal(f"kill switch engaged (halted): bot {bot_id} halted", state)
 
     def write_batch(
         self,
@@ -1304,6 +1378,7 @@ class Ledger(param.Parameterized):
     # ------------------------------------------------------------------ kill switch
 
     _KILL_SWITCH_DEFAULT: dict[str, Any] = {
+        "epoch": 0,
         "engaged": False,
         "mode": None,
         "reason": None,
@@ -1326,10 +1401,14 @@ class Ledger(param.Parameterized):
         with self._read() as conn:
             return self._kill_switch_row(conn)
 
-    def _kill_switch_row(self, conn: Connection, *, lock: bool = False) -> dict:
+    def _kill_switch_row(
+        self, conn: Connection, *, lock: bool = False, share: bool = False
+    ) -> dict:
         stmt = select(kill_switch).where(kill_switch.c.id == 1)
         if lock:
             stmt = stmt.with_for_update()
+        elif share:
+            stmt = stmt.with_for_update(read=True)
         row = conn.execute(stmt).mappings().first()
         state = dict(self._KILL_SWITCH_DEFAULT)
         if row is not None:
@@ -1355,8 +1434,13 @@ class Ledger(param.Parameterized):
         """Set the kill-switch row (id 1) and return the new state.
 
         ``engaged_at`` is set when the switch goes from released to engaged and kept
-        while it stays engaged. On PostgreSQL a ``NOTIFY`` on
-        :data:`KILL_SWITCH_CHANNEL` tells other processes, on commit.
+        while it stays engaged; that transition also bumps ``epoch``. On PostgreSQL
+        the timestamps come from the database clock (one clock for every process)
+        and a ``NOTIFY`` on :data:`KILL_SWITCH_CHANNEL` tells the other processes,
+        on commit, in the same transaction as the row: only kills (any engagement)
+        and resets (released after engaged) are announced, with the payload
+        ``{"action": "kill"|"reset", "epoch", "mode", "reason", "engaged_at"}``;
+        per-bot scope changes are picked up by the processes' re-read of the row.
 
         Parameters
         ----------
@@ -1381,11 +1465,18 @@ class Ledger(param.Parameterized):
         now = utcnow()
         with self._write() as conn:
             before = self._kill_switch_row(conn, lock=True)
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:  # the database clock, shared by every server process
+                now = conn.execute(select(func.clock_timestamp())).scalar_one()
             engaged_at = None
             if engaged:
                 engaged_at = before["engaged_at"] if before["engaged"] else now
+            epoch = int(before.get("epoch") or 0)
+            if engaged and not before["engaged"]:
+                epoch += 1
             values = {
                 "id": 1,
+                "epoch": epoch,
                 "engaged": bool(engaged),
                 "mode": mode,
                 "reason": reason,
@@ -1405,10 +1496,134 @@ class Ledger(param.Parameterized):
                 }
                 self._audit(conn, actor, action, detail)
             state = self._kill_switch_row(conn)
-            if conn.dialect.name == "postgresql":
-                payload = _json_dumps({k: state[k] for k in ("engaged", "mode", "reason")})
-                conn.execute(select(func.pg_notify(KILL_SWITCH_CHANNEL, payload[:7000])))
+            action = "kill" if engaged else "reset" if before["engaged"] else None
+            if postgres and action is not None:
+                payload = _json_dumps(
+                    {
+                        "action": action,
+                        "epoch": epoch,
+                        "mode": mode,
+                        "reason": (reason or "")[:2000],
+                        "engaged_at": engaged_at,
+                    }
+                )
+                conn.execute(select(func.pg_notify(KILL_SWITCH_CHANNEL, payload)))
         return state
+
+    # ------------------------------------------------------------------ cluster
+
+    def record_kill_ack(
+        self, epoch: int, process: str, sessions: int, elapsed_ms: float, detail: dict
+    ) -> None:
+        """Acknowledge kill-switch ``epoch`` for ``process`` (upserted; one row per process).
+
+        ``done_at`` is the database clock (``clock_timestamp()``) on PostgreSQL, so the
+        acks of processes on several machines compare with ``engaged_at`` directly.
+        """
+        with self._write() as conn:
+            done_at: Any = utcnow()
+            if conn.dialect.name == "postgresql":
+                done_at = conn.execute(select(func.clock_timestamp())).scalar_one()
+            row = {
+                "epoch": int(epoch),
+                "process": process,
+                "sessions": int(sessions),
+                "elapsed_ms": float(elapsed_ms),
+                "detail": detail,
+                "done_at": done_at,
+            }
+            self._upsert_many(conn, kill_switch_acks, [row])
+
+    def kill_acks(self, epoch: int) -> list[dict]:
+        """The acknowledgements of kill-switch ``epoch``, earliest first."""
+        acks = kill_switch_acks
+        stmt = select(acks).where(acks.c.epoch == int(epoch)).order_by(acks.c.done_at)
+        with self._read() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def connected_applications(self, prefix: str) -> list[str]:
+        """PostgreSQL: ``application_name`` of this database's sessions starting with ``prefix``.
+
+        Server processes name their kill-switch listener connection
+        ``alphaswarm-kill:<owner>``, so this lists the processes listening now.
+        """
+        if self.dialect != "postgresql":
+            return []
+        with self._read() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT application_name FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name LIKE :p "
+                    "ORDER BY application_name"
+                ),
+                {"p": prefix.replace("%", r"\%").replace("_", r"\_") + "%"},
+            )
+            return [r[0] for r in rows]
+
+    def hold_owner_lock(self) -> bool:
+        """PostgreSQL: hold this owner's advisory lock on a connection outside the pool.
+
+        Idempotent and cheap when the lock is held (a ``SELECT 1`` on that connection
+        checks it is still alive; a cut connection is replaced and the lock taken
+        again). Returns True when the lock is held. SQLite: does nothing, returns False.
+        """
+        if self.dialect != "postgresql":
+            return False
+        with self._owner_lock:
+            conn = self._owner_conn
+            if conn is not None:
+                try:
+                    conn.exec_driver_sql("SELECT 1")
+                    conn.commit()
+                    return True
+                except SQLAlchemyError:
+                    _log.warning("owner lock connection of %s lost; reconnecting", self.owner)
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    self._owner_conn = None
+            try:
+                conn = self.engine.connect()
+                conn.detach()  # a session-level lock must live on a connection of its own
+                conn.execute(
+                    text("SELECT set_config('application_name', :n, false)"),
+                    {"n": f"alphaswarm-owner:{self.owner}"[:63]},
+                )
+                got = conn.execute(
+                    text("SELECT pg_try_advisory_lock(:k)"), {"k": owner_lock_key(self.owner)}
+                ).scalar()
+                conn.commit()
+            except SQLAlchemyError as exc:
+                _log.warning("could not take the owner lock of %s: %s", self.owner, exc)
+                return False
+            if not got:
+                _log.warning("the owner lock of %s is held by another connection", self.owner)
+                conn.close()
+                return False
+            self._owner_conn = conn
+            return True
+
+    def release_owner_lock(self) -> None:
+        """Close the owner-lock connection (the lock goes with it)."""
+        with self._owner_lock:
+            conn, self._owner_conn = self._owner_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def owner_alive(self, owner: str) -> bool | None:
+        """PostgreSQL: whether a process holds ``owner``'s advisory lock; None on SQLite.
+
+        Probes with ``pg_try_advisory_xact_lock`` (released at once by the rollback), so
+        it never keeps the lock from its owner.
+        """
+        if self.dialect != "postgresql":
+            return None
+        with self._read() as conn:
+            free = conn.execute(
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": owner_lock_key(owner)}
+            ).scalar()
+            conn.rollback()
+        return not free
 
     # ------------------------------------------------------------------ pandas reads
 

@@ -62,30 +62,34 @@ class PaperSession(param.Parameterized):
     """
 
     bot = param.ClassSelector(class_=Bot, doc="The bot to trade.")
+    # Finite upper bounds everywhere: param's bounds refuse NaN but let infinity through.
     starting_cash = param.Number(
-        default=100_000.0, bounds=(0, None), inclusive_bounds=(False, True), doc="Initial cash."
+        default=100_000.0,
+        bounds=(0, 1e15),
+        inclusive_bounds=(False, True),
+        doc="Initial cash (finite, at most 1e15).",
     )
     duration_minutes = param.Number(
         default=60,
         allow_None=True,
-        bounds=(0, None),
+        bounds=(0, 10 * 365 * 1440),
         inclusive_bounds=(False, True),
         doc="Session length in minutes of bar time; None runs until stopped or the data ends.",
     )
     speed = param.Number(
         default=1.0,
-        bounds=(0, None),
+        bounds=(0, 1e6),
         doc="1 = real time; 60 = a minute bar per second; 0 = as fast as bars come.",
     )
     poll_interval = param.Number(
         default=1.0,
-        bounds=(0, None),
+        bounds=(0, 86_400),
         inclusive_bounds=(False, True),
         doc="Seconds of session time between polls of the simulated broker, stop and kill state.",
     )
     heartbeat_seconds = param.Number(
         default=30.0,
-        bounds=(0, None),
+        bounds=(0, 86_400),
         inclusive_bounds=(False, True),
         doc="Emit a heartbeat frame when no bar has arrived for this many seconds of session time.",
     )
@@ -464,9 +468,12 @@ class PaperSession(param.Parameterized):
         prev_ts: datetime | None = None
         yield_every = 20
         n = 0
+        # The first bar is read off the engine loop: building the feed's first block (tens
+        # of ms for a synthetic feed) must not delay the bars of the sessions already running.
+        first = await asyncio.get_running_loop().run_in_executor(None, next, groups, None)
         self._last_bar_wall = self._last_heartbeat = time.monotonic()
         while not self._finished:
-            group = next(groups, None)
+            group, first = (first, None) if first is not None else (next(groups, None), None)
             if group is None:
                 reached_max = self.max_bars is not None and n >= self.max_bars
                 why = f"max_bars {self.max_bars} reached" if reached_max else "end of data"
