@@ -39,7 +39,29 @@ METRIC_NAMES = (
     "hit_rate",
     "exposure",
 )
+#: Most values (scalars and containers) one spec may hold; YAML aliases count each use.
+MAX_SPEC_VALUES = 100_000
 DIRECTIONS = {">=": ">=", "above": ">=", "higher": ">=", "<=": "<=", "below": "<=", "lower": "<="}
+
+
+#: The demo bot: an SMA crossover on the seeded synthetic DEMO feed that honestly passes
+#: the paper gate (Sharpe about 3.7 over twenty trading days). ``alphaswarm demo``,
+#: ``alphaswarm serve --demo`` and the benchmarks use it.
+DEMO_SPEC: dict[str, Any] = {
+    "name": "sma-demo",
+    "strategy": "sma_cross",
+    "params": {"fast": 10, "slow": 30},
+    "universe": ["DEMO"],
+    "data": {"feed": "synthetic", "seed": 7, "interval": "1m"},
+    "risk": {
+        "max_order_notional": 50000,
+        "max_position_qty": 1000,
+        "max_drawdown_pct": 0.20,
+        "max_daily_loss": 5000,
+        "max_orders_per_minute": 30,
+        "kill_switch_attached": True,
+    },
+}
 
 
 class BotSpecError(ModelError):
@@ -47,26 +69,51 @@ class BotSpecError(ModelError):
 
 
 def _check_keys(block: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    unknown = sorted(k for k in block if k not in allowed)
+    unknown = sorted((k for k in block if k not in allowed), key=repr)
     if unknown:
         raise BotSpecError(
             f"{where}unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
         )
 
 
-def _check_json_value(value: Any, where: str, depth: int = 0) -> None:
+def _check_text(value: str, where: str) -> None:
+    """Text every ledger backend can store: valid Unicode (no lone surrogate), no NUL."""
+    if "\x00" in value:
+        raise BotSpecError(f"{where}: NUL characters are not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BotSpecError(
+            f"{where}: not valid Unicode text (a lone surrogate at position {exc.start})"
+        ) from None
+
+
+def _check_json_value(
+    value: Any, where: str, depth: int = 0, seen: list[int] | None = None
+) -> None:
+    seen = seen if seen is not None else [0]
+    seen[0] += 1
+    if seen[0] > MAX_SPEC_VALUES:
+        raise BotSpecError(
+            f"bot spec: more than {MAX_SPEC_VALUES} values (YAML aliases count every use)"
+        )
     if depth > 20:
         raise BotSpecError(f"{where}: nested too deeply (more than 20 levels)")
     if isinstance(value, float) and not math.isfinite(value):
         raise BotSpecError(f"{where}: must be a finite number, got {value}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63:
+        raise BotSpecError(f"{where}: integer out of range ({value.bit_length()} bits)")
+    if isinstance(value, str):
+        _check_text(value, where)
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise BotSpecError(f"{where}: keys must be strings, got {k!r}")
-            _check_json_value(v, f"{where}.{k}", depth + 1)
+            _check_text(k, f"{where} key {k!r}")
+            _check_json_value(v, f"{where}.{k}", depth + 1, seen)
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
-            _check_json_value(v, f"{where}[{i}]", depth + 1)
+            _check_json_value(v, f"{where}[{i}]", depth + 1, seen)
     elif value is not None and not isinstance(value, str | int | float | bool):
         raise BotSpecError(f"{where}: unsupported value of type {type(value).__name__}")
 
@@ -88,8 +135,16 @@ def parse_document(text: str | bytes, what: str = "body") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as jexc:
         json_error = f"JSON: {jexc.msg} at line {jexc.lineno} column {jexc.colno}"
+    except RecursionError:
+        raise BotSpecError(f"{what}: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer literal over Python's 4300-digit limit
+        json_error = f"JSON: {exc}"
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise BotSpecError(f"{what}: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # a scalar YAML resolved but cannot build
+        raise BotSpecError(f"{what}: {json_error}; YAML: {exc}") from None
     except yaml.YAMLError as yexc:
         mark = getattr(yexc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -193,7 +248,10 @@ class Bot:
     # -- validation -----------------------------------------------------------------
     def _normalise(self, raw: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
         _check_keys(raw, self.TOP_KEYS, "bot spec: ")
-        raw = copy.deepcopy(raw)
+        try:
+            raw = copy.deepcopy(raw)
+        except RecursionError:
+            raise BotSpecError("bot spec: nested too deeply") from None
         strategy = raw.get("strategy")
         if isinstance(strategy, type) and issubclass(strategy, Strategy):
             self._strategy_cls = strategy
@@ -217,6 +275,8 @@ class Bot:
             strategy_obj = self._strategy_cls(**params)
         except ModelError as exc:
             raise BotSpecError(str(exc)) from None
+        except (TypeError, ValueError, OverflowError) as exc:  # a param of the wrong type
+            raise BotSpecError(f"params: {type(exc).__name__}: {exc}") from None
         universe = raw.get("universe", DEFAULT_UNIVERSE)
         if isinstance(universe, dict) and "symbols" in universe:
             universe = universe["symbols"]
@@ -240,6 +300,8 @@ class Bot:
             BrokerConfig.from_dict(raw.get("broker"))
         except ModelError as exc:
             raise BotSpecError(str(exc)) from None
+        except (TypeError, ValueError, OverflowError) as exc:  # a value of the wrong type
+            raise BotSpecError(f"risk/broker: {type(exc).__name__}: {exc}") from None
         spec: dict[str, Any] = {
             "name": name.strip(),
             "strategy": raw["strategy"],

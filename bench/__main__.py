@@ -14,7 +14,16 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("engine_throughput", "paper_replay", "killswitch_latency", "ledger_writes")
+SCRIPTS = (
+    "engine_throughput",
+    "paper_replay",
+    "killswitch_latency",
+    "ledger_writes",
+    "http_killswitch",
+    "frame_latency",
+    "ws_throughput",
+    "concurrent_sessions",
+)
 
 
 def main() -> int:

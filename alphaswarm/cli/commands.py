@@ -8,6 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from alphaswarm.bots import DEMO_SPEC
 from alphaswarm.cli.errors import (
     EXIT_CODES_HELP,
     EXIT_ERROR,
@@ -44,22 +45,6 @@ RUN_STATUSES = (
     "crashed",
 )
 
-#: The bot ``alphaswarm demo`` registers, backtests and paper trades.
-DEMO_SPEC: dict[str, Any] = {
-    "name": "sma-demo",
-    "strategy": "sma_cross",
-    "params": {"fast": 10, "slow": 30},
-    "universe": ["DEMO"],
-    "data": {"feed": "synthetic", "seed": 7, "interval": "1m"},
-    "risk": {
-        "max_order_notional": 50000,
-        "max_position_qty": 1000,
-        "max_drawdown_pct": 0.20,
-        "max_daily_loss": 5000,
-        "max_orders_per_minute": 30,
-        "kill_switch_attached": True,
-    },
-}
 
 DESCRIPTION = """\
 AlphaSwarm paper-trading kit: bots, backtests, paper sessions and the kill switch.

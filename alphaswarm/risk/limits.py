@@ -337,6 +337,98 @@ class RiskLimits(param.Parameterized):
                     )
         return None
 
+    def checks(
+        self, request: OrderRequest, state: AccountState, mode: str = "active"
+    ) -> list[dict[str, Any]]:
+        """Every pre-trade check :meth:`check_order` makes, with its value and threshold.
+
+        The same checks in the same order, stopping after the first failure (as
+        ``check_order`` does); limits that are off are left out. Engines with a
+        listener record this list on ``order.placed`` and risk-denied
+        ``order.rejected`` frames, so an order's explanation can cite it.
+
+        Parameters
+        ----------
+        request : OrderRequest
+            The order checked.
+        state : AccountState
+            The account after the latest bar.
+        mode : str
+            The trading mode the order was checked under.
+
+        Returns
+        -------
+        list of dict
+            ``{limit, what, value, threshold, passed}`` per check.
+        """
+        out: list[dict[str, Any]] = []
+
+        def add(limit: str, what: str, value: Any, threshold: Any, passed: bool) -> bool:
+            out.append(
+                {"limit": limit, "what": what, "value": value, "threshold": threshold,
+                 "passed": bool(passed)}
+            )  # fmt: skip
+            return bool(passed)
+
+        symbol = request.symbol
+        held = state.qty(symbol)
+        pending = state.pending.get(symbol, 0.0)
+        current = held + pending
+        signed = request.qty * request.side.sign
+        new_pos = current + signed
+        reduces = (
+            abs(new_pos) < abs(current) - 1e-12 and current * signed < 0 and new_pos * current >= 0
+        )
+        ok_mode = mode == "active" or (mode == "reduce_only" and reduces)
+        if not add("trading_mode", "trading mode", mode, "active", ok_mode):
+            return out
+        if self._universe_set and not add(
+            "universe", "symbol in universe", symbol, list(self._universe),
+            symbol in self._universe_set,
+        ):  # fmt: skip
+            return out
+        last = state.prices.get(symbol)
+        price = request.limit_price or request.stop_price or last
+        if not add("no_price", "price known", price, None, price is not None):
+            return out
+        t = self._t
+        limits = [
+            ("max_order_qty", "order qty", request.qty),
+            ("max_order_notional", "order notional", request.qty * price),
+        ]
+        if not reduces:
+            gross_other = state.gross_exposure() - abs(held) * state.prices.get(symbol, price)
+            new_value = abs(new_pos) * price
+            equity = state.equity if state.equity > 0 else float("nan")
+            limits += [
+                ("max_position_qty", "position qty", abs(new_pos)),
+                ("max_position_notional", "position notional", new_value),
+                ("max_position_pct", "position / equity", new_value / equity),
+                ("max_gross_exposure", "gross / equity", (gross_other + new_value) / equity),
+            ]
+            if len(self._universe) > 1 and gross_other + new_value > 0:
+                share = new_value / (gross_other + new_value)
+                limits.append(("max_concentration_pct", "share of gross exposure", share))
+        for limit, what, value in limits:
+            threshold = t[limit]
+            if threshold is None:
+                continue
+            if not add(limit, what, value, threshold, value <= threshold):  # NaN fails
+                return out
+        if t["max_orders_per_minute"] is not None:
+            count = state.orders_in_last_minute() + 1
+            threshold = t["max_orders_per_minute"]
+            if not add("max_orders_per_minute", "orders per minute", count, threshold,
+                       count <= threshold):  # fmt: skip
+                return out
+        if t["price_collar_bps"] is not None and last and request.type is not OrderType.MARKET:
+            ref = request.limit_price or request.stop_price
+            if ref is not None:
+                bps = abs(ref - last) / last * 1e4
+                add("price_collar_bps", "bps from the last close", bps, t["price_collar_bps"],
+                    bps <= t["price_collar_bps"])  # fmt: skip
+        return out
+
     def _above(self, limit: str, value: float, what: str) -> RiskDecision | None:
         threshold = self._t[limit]
         if threshold is None or not value > threshold:

@@ -94,6 +94,8 @@ def make_routes(
         (r"/paper/stop-all", h.StopAllHandler, kw),
         (run, h.RunHandler, kw),
         (run + "/fills", h.FillsHandler, kw),
+        (run + "/reconcile", h.ReconcileHandler, kw),
+        (run + r"/orders/([^/]+)/explain", h.OrderExplainHandler, kw),
         (run + "/stop", h.RunStopHandler, kw),
         (r"/kill-switch", h.KillSwitchHandler, kw),
         (r"/kill-switch/reset", h.KillSwitchResetHandler, kw),
@@ -255,6 +257,11 @@ def _prepare_ledger(db_url: str | None) -> Ledger:
     ledger = set_ledger(db_url) if db_url else get_ledger()
     assert ledger is not None
     ledger.ensure_schema()
+    if ledger.dialect == "postgresql":
+        # Several servers may share this ledger: a stale heartbeat does not mean a dead
+        # owner there. Owners' advisory locks decide (alphaswarm.recovery, run by
+        # set_ledger/get_ledger and every few seconds by the cluster listener).
+        return ledger
     try:
         crashed = ledger.mark_crashed(90.0, exclude_owner=process_owner())
         if crashed:

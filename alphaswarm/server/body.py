@@ -37,6 +37,8 @@ def _json(text: str) -> tuple[Any, str | None]:
         return None, f"JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
     except RecursionError:
         return None, "JSON: nested too deeply"
+    except ValueError as exc:  # an integer literal over Python's 4300-digit limit
+        return None, f"JSON: {exc}"
 
 
 def _yaml(text: str) -> tuple[Any, str | None]:
@@ -49,6 +51,8 @@ def _yaml(text: str) -> tuple[Any, str | None]:
         return None, f"YAML: {problem}{where}"
     except RecursionError:
         return None, "YAML: nested too deeply"
+    except (ValueError, OverflowError) as exc:  # a scalar that resolves but cannot be built
+        return None, f"YAML: {exc}"
 
 
 _TOP_KEYS = sorted(Bot.TOP_KEYS, key=len, reverse=True)

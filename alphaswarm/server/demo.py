@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from alphaswarm.backtest import backtest
-from alphaswarm.bots import Bot
+from alphaswarm.bots import DEMO_SPEC, Bot
 from alphaswarm.killswitch import KillSwitchEngaged, kill_switch
 from alphaswarm.runtime import engine_loop, get_ledger
 from alphaswarm.trading.registry import registry
@@ -22,21 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEMO_SPEC: dict[str, Any] = {
-    "name": "sma-demo",
-    "strategy": "sma_cross",
-    "params": {"fast": 10, "slow": 30},
-    "universe": ["DEMO"],
-    "data": {"feed": "synthetic", "seed": 7, "interval": "1m"},
-    "risk": {
-        "max_order_notional": 50000,
-        "max_position_qty": 1000,
-        "max_drawdown_pct": 0.20,
-        "max_daily_loss": 5000,
-        "max_orders_per_minute": 30,
-        "kill_switch_attached": True,
-    },
-}
 DEMO_SPEED = 60.0
 DEMO_RUN_NAME = "demo"
 

@@ -118,6 +118,10 @@ def _string(body: dict, key: str, max_len: int = MAX_REASON) -> str | None:
         raise invalid(f"{key}: at most {max_len} characters, got {len(value)}")
     if "\x00" in value:
         raise invalid(f"{key}: NUL characters are not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise invalid(f"{key}: not valid Unicode text (a lone surrogate at {exc.start})") from None
     return value
 
 
@@ -253,14 +257,15 @@ class BaseHandler(RequestHandler):
 
     # -- input ----------------------------------------------------------------------
     def body_mapping(self, *, required: bool = False, bot_spec: bool = False) -> dict[str, Any]:
-        """The body parsed (JSON, else YAML) and checked to be a mapping."""
+        """The body parsed (JSON, else YAML) and checked to be a mapping.
+
+        Only an empty body means "no options"; ``null`` (or a YAML document with no
+        value) is refused like any other non-mapping, so it cannot engage a halt.
+        """
         data = parse_body(self.request.body or b"", required=required, bot_spec=bot_spec)
-        if data is None and not required:
-            return {}
         if not isinstance(data, dict):
-            raise bad_request(
-                f"the body must be a JSON object (a mapping), got {type(data).__name__}"
-            )
+            got = "null" if data is None else type(data).__name__
+            raise bad_request(f"the body must be a JSON object (a mapping), got {got}")
         return data
 
     def query_int(self, name: str, minimum: int = 0) -> int | None:
@@ -563,6 +568,35 @@ class FillsHandler(BaseHandler):
         await self.blocking(self.run_or_404, run_id)
         fills = await self.blocking(self.ledger.fills, run_id)
         self.send({"paper_run_id": run_id, "fills": jsonable(fills)})
+
+
+class ReconcileHandler(BaseHandler):
+    """``GET /paper/{id}/reconcile``: the run against its backtest, fill by fill."""
+
+    async def get(self, run_id: str) -> None:
+        """Answer the GET."""
+        from alphaswarm.reconcile import reconcile
+
+        await self.blocking(self.run_or_404, run_id)
+        try:
+            result = await self.blocking(reconcile, run_id, self.ledger)
+        except (ModelError, BotSpecError) as exc:
+            raise conflict(f"paper run {run_id} cannot be reconciled: {exc}") from None
+        self.send(result.to_dict())
+
+
+class OrderExplainHandler(BaseHandler):
+    """``GET /paper/{id}/orders/{order_id}/explain``: one order's life."""
+
+    async def get(self, run_id: str, order_id: str) -> None:
+        """Answer the GET."""
+        from alphaswarm.explain import OrderNotFound, explain_order
+
+        await self.blocking(self.run_or_404, run_id)
+        try:
+            self.send(await self.blocking(explain_order, self.ledger, run_id, order_id))
+        except OrderNotFound as exc:
+            raise not_found(str(exc)) from None
 
 
 class RunStopHandler(BaseHandler):

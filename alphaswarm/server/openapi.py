@@ -421,6 +421,38 @@ def openapi_document() -> dict[str, Any]:
                 params=[_RUN_ID],
             )
         },
+        "/paper/{paper_run_id}/reconcile": {
+            "get": _op(
+                "The run against its backtest over the same bars: fills matched, "
+                "differences with their causes, P&L explained by cause.",
+                {
+                    "200": _resp(
+                        "Reconciliation.",
+                        _obj(
+                            {
+                                "paper_run_id": _STR,
+                                "summary": _ANY_OBJ,
+                                "trades": {"type": "array", "items": _ANY_OBJ},
+                            },
+                            extra=True,
+                        ),
+                    ),
+                    "404": _resp("Unknown run."),
+                    "409": _resp("The run cannot be reconciled (no bars, unknown strategy)."),
+                },
+                params=[_RUN_ID],
+            )
+        },
+        "/paper/{paper_run_id}/orders/{order_id}/explain": {
+            "get": _op(
+                "One order's life: its signal, risk checks, fills, cancellations.",
+                {
+                    "200": _resp("Explanation (with a readable 'text').", _ANY_OBJ),
+                    "404": _resp("Unknown run or order."),
+                },
+                params=[_RUN_ID, _path_param("order_id", "An order id or a denied request id.")],
+            )
+        },
         "/paper/{paper_run_id}/stop": {
             "post": _op(
                 "Stop one session (idempotent).",
@@ -461,7 +493,12 @@ def openapi_document() -> dict[str, Any]:
                     _RUN_ID,
                     {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
                 ],
-                "responses": {"101": {"description": "Switching protocols."}},
+                "responses": {
+                    "101": {"description": "Switching protocols."},
+                    "400": _resp("Not a WebSocket upgrade request."),
+                    "401": _ERRORS["401"],
+                    "403": _resp("Upgrade from a foreign Origin refused."),
+                },
             }
         },
     }

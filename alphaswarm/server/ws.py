@@ -27,6 +27,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from alphaswarm.frames import make_frame
 from alphaswarm.runtime import get_ledger
+from alphaswarm.server.errors import ERROR_CODES
 from alphaswarm.server.security import Security, same_origin
 from alphaswarm.trading.registry import registry
 from alphaswarm.trading.session import FINAL_STATUSES
@@ -75,6 +76,22 @@ class PaperSocket(WebSocketHandler):
         """Refuse upgrades from any origin but the server's own (tornado answers 403)."""
         return same_origin(origin, self.request.host)
 
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        """Refuse a plain GET or a foreign origin with a JSON error, then upgrade.
+
+        Tornado answers these cases itself with a plain-text body; checking them
+        first keeps every error of the API ``{error, detail}``.
+        """
+        headers = self.request.headers
+        if headers.get("Upgrade", "").lower() != "websocket":
+            raise HTTPError(400, "not a WebSocket upgrade: this route needs 'Upgrade: websocket'")
+        if "upgrade" not in [s.strip().lower() for s in headers.get("Connection", "").split(",")]:
+            raise HTTPError(400, "not a WebSocket upgrade: 'Connection' must be 'Upgrade'")
+        origin = headers.get("Origin", headers.get("Sec-Websocket-Origin"))
+        if origin is not None and not self.check_origin(origin):
+            raise HTTPError(403, f"cross-origin WebSocket refused: Origin {origin!r}")
+        await super().get(*args, **kwargs)
+
     def prepare(self) -> None:
         """Refuse the upgrade without the token (when one is set)."""
         if not self.security.authorized(self.request):
@@ -85,7 +102,8 @@ class PaperSocket(WebSocketHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         exc = kwargs.get("exc_info", (None, None, None))[1]
         detail = exc.log_message if isinstance(exc, HTTPError) and exc.log_message else None
-        self.finish(json.dumps({"error": "websocket", "detail": detail or self._reason}))
+        error = ERROR_CODES.get(status_code, "websocket")
+        self.finish(json.dumps({"error": error, "detail": detail or self._reason}))
 
     async def open(self, run_id: str) -> None:  # type: ignore[override]
         """Start streaming (the work runs in a task so ``on_message`` stays responsive)."""
@@ -115,6 +133,24 @@ class PaperSocket(WebSocketHandler):
         seq = frame.get("seq")
         if isinstance(seq, int):
             self._last_seq = max(self._last_seq, seq)
+        return True
+
+    async def _send_batch(self, frames: list[dict[str, Any]]) -> bool:
+        """Write every frame, then wait once for the socket (not once per frame)."""
+        if self._closed:
+            return False
+        future = None
+        try:
+            for frame in frames:
+                future = self.write_message(json.dumps(frame, default=str))
+                seq = frame.get("seq")
+                if isinstance(seq, int):
+                    self._last_seq = max(self._last_seq, seq)
+            if future is not None:
+                await future
+        except WebSocketClosedError:
+            self._closed = True
+            return False
         return True
 
     async def _fail(self, code: int, message: str) -> None:
@@ -172,14 +208,18 @@ class PaperSocket(WebSocketHandler):
         assert sub is not None
         while not self._closed:
             frames = await sub.get(timeout=5.0)
+            batch = []
             for frame in frames:
                 seq = frame.get("seq")
                 if isinstance(seq, int) and seq <= self._last_seq:
                     continue
-                if not await self._send(frame):
-                    return
+                batch.append(frame)
                 if frame.get("stage") == "done":
-                    return
+                    break
+            if batch and not await self._send_batch(batch):
+                return
+            if batch and batch[-1].get("stage") == "done":
+                return
             if not frames and sub.closed:
                 # the bus closed without us seeing done (dropped as lag): finish from the ledger
                 await self._replay(self._last_seq)

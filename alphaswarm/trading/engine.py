@@ -214,6 +214,9 @@ class Engine:
         self.bars_seen = 0
         self.orders_submitted = 0
         self.signals = 0
+        self.requests_denied = 0
+        # number of the signal being acted on (links order frames to their signal)
+        self._signal_no: int | None = None
         self.bars_in_market = 0
         self.last_ts: datetime | None = None
         self.last_bars: dict[str, Bar] = {}
@@ -339,8 +342,13 @@ class Engine:
             symbol=bar.symbol,
             target_qty=target,
             price=bar.close,
+            signal_no=self.signals,
         )
-        self.ctx.target_position(target, bar.symbol)
+        self._signal_no = self.signals
+        try:
+            self.ctx.target_position(target, bar.symbol)
+        finally:
+            self._signal_no = None
 
     def _on_broker_event(self, event: BrokerEvent) -> None:
         order = event.order
@@ -390,9 +398,13 @@ class Engine:
         """
         state = self.state
         state.pending[request.symbol] = self.broker.pending_qty(request.symbol)
-        denial = self.risk.check_order(request, state, self.trading_mode())
+        mode = self.trading_mode()
+        denial = self.risk.check_order(request, state, mode)
         if denial is not None:
-            self._risk_event(denial, "denied", None)
+            self.requests_denied += 1
+            # denied requests never reach the broker; this id names them in the ledger
+            request_id = f"{self.broker._prefix}d{self.requests_denied}"
+            self._risk_event(denial, "denied", request_id)
             if self.listener is None:
                 return None
             self._emit(
@@ -412,8 +424,13 @@ class Engine:
                 limit=denial.limit,
                 value=denial.value,
                 threshold=denial.threshold,
+                request_id=request_id,
+                signal_no=self._signal_no,
+                risk_checks=self.risk.checks(request, state, mode),
             )
             return None
+        # what the checks saw, taken before the order counts against the rate limit
+        checks = self.risk.checks(request, state, mode) if self.listener is not None else None
         ts = self.last_ts
         order = self.broker.submit(request, ts, self.bar_index)
         self.orders_submitted += 1
@@ -428,6 +445,7 @@ class Engine:
                 order=order.to_dict(),
                 reason=order.reason,
                 reason_code=order.reason_code,
+                signal_no=self._signal_no,
             )
         else:
             self._emit(
@@ -435,6 +453,8 @@ class Engine:
                 f"{request.side.value.upper()} {request.qty:g} {request.symbol} "
                 f"{request.type.value}",
                 order=order.to_dict(),
+                signal_no=self._signal_no,
+                risk_checks=checks,
             )
         return order
 

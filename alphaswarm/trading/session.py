@@ -48,6 +48,8 @@ _OUTPUTS = (
 FINAL_STATUSES = ("completed", "stopped", "halted", "killed", "failed", "refused")
 _OUTPUT_EVERY = 0.1  # seconds between updates of the Param outputs during fast replays
 _MIN_SLEEP = 0.002
+_MIN_POLL = 0.25  # seconds of wall time between polls of one waiting session, at least
+_MAX_BEHIND = 1.0  # seconds a paced session may run behind its schedule before re-anchoring
 _REPLAY_FLUSH_SECONDS = 0.05
 
 
@@ -466,6 +468,8 @@ class PaperSession(param.Parameterized):
         )
         first_ts: datetime | None = None
         prev_ts: datetime | None = None
+        loop = asyncio.get_running_loop()
+        due: float | None = None
         yield_every = 20
         n = 0
         # The first bar is read off the engine loop: building the feed's first block (tens
@@ -489,7 +493,12 @@ class PaperSession(param.Parameterized):
                 gap = (ts - prev_ts).total_seconds()
                 if self.max_idle_seconds is not None:
                     gap = min(gap, self.max_idle_seconds)  # nights and weekends pass quickly
-                await self._pace(gap / self.speed)
+                # pace against an absolute schedule so per-bar work does not add up as drift
+                now = loop.time()
+                due = (due or now) + gap / self.speed
+                if now - due > _MAX_BEHIND:  # far behind (a pause, a busy machine): re-anchor
+                    due = now
+                await self._pace(due)
                 if self._finished:
                     return
             await _yield_to_halts()
@@ -613,21 +622,35 @@ class PaperSession(param.Parameterized):
             return ("halted", f"feed stalled: {event.message}")
         return None
 
-    async def _pace(self, real_seconds: float) -> None:
-        """Wait ``real_seconds``, polling stop, kill and heartbeat every poll interval."""
+    async def _pace(self, deadline: float) -> None:
+        """Wait until ``deadline`` (loop time), polling stop, kill and heartbeats meanwhile.
+
+        The simulated broker, stop and kill state are polled every ``poll_interval``
+        of session time, but at most four times a wall-clock second per session
+        (a stop or kill wakes the session at once anyway).
+        """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + real_seconds
-        poll = max(self.poll_interval / self.speed, _MIN_SLEEP)
+        poll = max(self.poll_interval / self.speed, _MIN_POLL)
         while not self._finished:
-            remaining = deadline - loop.time()
+            now = loop.time()
+            remaining = deadline - now
             if remaining <= 0:
                 return
+            wait = min(remaining, poll, max(self._heartbeat_due() - time.monotonic(), _MIN_SLEEP))
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), min(poll, remaining))
+                await asyncio.wait_for(self._wake.wait(), wait)
             except TimeoutError:
                 pass
             self._poll()
+
+    def _heartbeat_due(self) -> float:
+        """Monotonic time of the next heartbeat if no bar comes before it."""
+        clock = max(self._clock, 1e-9)
+        interval = getattr(self._feed, "interval_seconds", 60) or 60
+        expected = self._last_bar_wall + interval / clock  # when the next bar is due
+        quiet_since = max(expected, self._last_heartbeat)
+        return quiet_since + self.heartbeat_seconds / clock
 
     def _poll(self) -> None:
         """Between bars: heartbeats and the kill switch's state."""
@@ -636,10 +659,7 @@ class PaperSession(param.Parameterized):
         now = time.monotonic()
         if is_live(self._feed):
             self._set_outputs(feed_state=self._feed.state())
-        session_idle = (now - max(self._last_bar_wall, self._last_heartbeat)) * max(
-            self._clock, 1e-9
-        )
-        if session_idle >= self.heartbeat_seconds:
+        if now >= self._heartbeat_due():  # no bar for heartbeat_seconds past its due time
             with self._lock:
                 if self._finished:
                     return

@@ -27,6 +27,7 @@ from alphaswarm.trading.registry import registry
 from alphaswarm.trading.session import PaperSession
 from alphaswarm.ui.base import FramePump, LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
+from alphaswarm.ui.multibot import MultiBotView
 from alphaswarm.ui.session_view import SessionView
 
 log = logging.getLogger(__name__)
@@ -342,6 +343,8 @@ class Dashboard(pn.viewable.Viewer):
             css_classes=["alphaswarm-selected-run"],
         )
         self.view: SessionView | None = None
+        # every bot at once; the kill switch stays in the page header
+        self.multibot = MultiBotView(pump=self.pump, ledger=self.ledger, show_kill_switch=False)
         self.runs.param.watch(self._on_selected, "selected")
         self.form.on_started(self._on_started)
 
@@ -368,11 +371,20 @@ class Dashboard(pn.viewable.Viewer):
 
     def main(self) -> list[Any]:
         """The main area's objects."""
-        return [
-            self.kill_switch.details,
+        runs_page = pn.Column(
             pn.pane.Markdown("### Paper runs", margin=(0, 10)),
             self.runs,
             self.view_holder,
+            sizing_mode="stretch_width",
+        )
+        return [
+            self.kill_switch.details,
+            pn.Tabs(
+                ("Runs", runs_page),
+                ("All bots", self.multibot),
+                sizing_mode="stretch_width",
+                css_classes=["alphaswarm-pages"],
+            ),
         ]
 
     def __panel__(self) -> pn.viewable.Viewable:

@@ -13,6 +13,7 @@ from alphaswarm.ui.equity import EquityCurve
 from alphaswarm.ui.fills import FillsTable
 from alphaswarm.ui.frames_log import FramesLog
 from alphaswarm.ui.positions import Positions
+from alphaswarm.ui.reconcile_view import ReconciliationView
 from alphaswarm.ui.risk import RiskPanel
 from alphaswarm.ui.session_card import SessionCard
 
@@ -70,6 +71,10 @@ class SessionView(pn.viewable.Viewer):
             self.fills,
             self.frames,
         ]
+        # computed on request (a button): it re-runs the backtest over the run's bars
+        self.reconciliation = ReconciliationView(
+            run_id=self.run_id, session=self.session, ledger=self.ledger
+        )
         self._layout = pn.Column(
             self.card,
             pn.Row(
@@ -82,17 +87,24 @@ class SessionView(pn.viewable.Viewer):
                 ),
                 sizing_mode="stretch_width",
             ),
-            pn.Row(
-                pn.Column(
-                    pn.pane.Markdown("**Fills**", margin=(0, 10)),
-                    self.fills,
-                    sizing_mode="stretch_width",
+            pn.Tabs(
+                (
+                    "Fills and frames",
+                    pn.Row(
+                        pn.Column(
+                            pn.pane.Markdown("**Fills**", margin=(0, 10)),
+                            self.fills,
+                            sizing_mode="stretch_width",
+                        ),
+                        pn.Column(
+                            pn.pane.Markdown("**Frames**", margin=(0, 10)),
+                            self.frames,
+                            sizing_mode="stretch_width",
+                        ),
+                        sizing_mode="stretch_width",
+                    ),
                 ),
-                pn.Column(
-                    pn.pane.Markdown("**Frames**", margin=(0, 10)),
-                    self.frames,
-                    sizing_mode="stretch_width",
-                ),
+                ("Reconciliation", self.reconciliation),
                 sizing_mode="stretch_width",
             ),
             sizing_mode="stretch_width",

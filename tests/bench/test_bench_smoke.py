@@ -16,7 +16,16 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-SCRIPTS = ("engine_throughput", "paper_replay", "killswitch_latency", "ledger_writes")
+SCRIPTS = (
+    "engine_throughput",
+    "paper_replay",
+    "killswitch_latency",
+    "ledger_writes",
+    "http_killswitch",
+    "frame_latency",
+    "ws_throughput",
+    "concurrent_sessions",
+)
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,8 @@ def test_signal_event_extras():
     engine, _, rec = make({0: "buy"})
     engine.step([bar(0, 50)])
     [sig] = rec.of("signal.emitted")
-    assert sig == {"signal": "buy", "symbol": SYM, "target_qty": 10.0, "price": 50.0}
+    assert sig == {"signal": "buy", "symbol": SYM, "target_qty": 10.0, "price": 50.0,
+                   "signal_no": 1}  # fmt: skip
     [placed] = rec.of("order.placed")
     assert placed["order"]["side"] == "buy" and placed["order"]["qty"] == 10
 

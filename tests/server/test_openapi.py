@@ -13,7 +13,8 @@ def to_openapi(pattern: str) -> str:
     if "/bots/" in pattern:
         path = path.replace("([^/]+)", "{bot_id}")
     if "/paper/" in pattern:
-        path = path.replace("([^/]+)", "{paper_run_id}")
+        path = path.replace("([^/]+)", "{paper_run_id}", 1)
+        path = path.replace("([^/]+)", "{order_id}")
     assert "(" not in path or next(names)
     return path
 

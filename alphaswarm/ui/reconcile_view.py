@@ -1,0 +1,121 @@
+"""ReconciliationView: a paper run against its backtest, in a notebook or a dashboard tab."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models.widgets.tables import NumberFormatter
+
+from alphaswarm.reconcile import Reconciliation, reconcile
+
+_SHOWN = [
+    "kind", "symbol", "side", "paper_time", "backtest_time", "paper_qty", "backtest_qty",
+    "paper_price", "backtest_price", "pnl_effect", "cause", "reason",
+]  # fmt: skip
+
+
+class ReconciliationView(pn.viewable.Viewer):
+    """Summary, P&L explained by cause and the fill-by-fill table of one reconciliation.
+
+    Give it a :class:`~alphaswarm.reconcile.Reconciliation`, or a ``run_id``: then
+    the *Reconcile* button computes one (a running run is reconciled up to its
+    latest bar).
+
+    Parameters
+    ----------
+    reconciliation : Reconciliation, optional
+        What to show.
+    run_id : str
+        The run to reconcile on request.
+    """
+
+    reconciliation = param.ClassSelector(
+        class_=Reconciliation, default=None, allow_None=True, doc="The reconciliation shown."
+    )
+    run_id = param.String(default="", doc="Paper run reconciled when the button is pressed.")
+    session = param.Parameter(
+        default=None, doc="A live session whose run is reconciled (its id once started)."
+    )
+    ledger = param.Parameter(default=None, doc="Ledger to read; the process default otherwise.")
+    differences_only = param.Boolean(default=True, doc="List only the fills that differ.")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.button = pn.widgets.Button(
+            label="Reconcile with the backtest",
+            color="primary",
+            css_classes=["alphaswarm-reconcile-button"],
+        )
+        self.button.on_click(lambda _e: self.run())
+        self.summary_pane = pn.pane.HTML(
+            "", sizing_mode="stretch_width", css_classes=["alphaswarm-reconcile-summary"]
+        )
+        self.causes = pn.widgets.Tabulator(
+            pd.DataFrame(columns=["cause", "pnl", "fills"]),
+            show_index=False,
+            disabled=True,
+            width=420,
+            formatters={"pnl": NumberFormatter(format="+0,0.00")},
+        )
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(columns=_SHOWN),
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            height=320,
+            layout="fit_data_stretch",
+            formatters={"pnl_effect": NumberFormatter(format="+0,0.00")},
+            css_classes=["alphaswarm-reconcile-trades"],
+        )
+        self.toggle = pn.widgets.Checkbox.from_param(self.param.differences_only)
+        self.param.watch(lambda _e: self._render(), ["reconciliation", "differences_only"])
+        self._layout = pn.Column(
+            pn.Row(self.button, self.toggle) if self.run_id or self.session else self.toggle,
+            self.summary_pane,
+            self.causes,
+            self.table,
+            sizing_mode="stretch_width",
+            css_classes=["alphaswarm-reconcile"],
+        )
+        self._render()
+
+    def run(self) -> Reconciliation | None:
+        """Reconcile ``run_id`` now and show the result (or the reason it cannot)."""
+        if not self.run_id and self.session is not None:
+            self.run_id = self.session.paper_run_id
+        try:
+            self.reconciliation = reconcile(self.run_id, self.ledger)
+        except (KeyError, ValueError) as exc:
+            self.summary_pane.object = f"<i>cannot reconcile: {html.escape(str(exc))}</i>"
+            return None
+        return self.reconciliation
+
+    def _render(self) -> None:
+        rec = self.reconciliation
+        if rec is None:
+            self.summary_pane.object = (
+                "<i>Press the button to re-run this bot's backtest over the bars the run "
+                "saw and explain every difference.</i>"
+            )
+            return
+        s = rec.summary
+        lines = html.escape(rec.text()).replace("\n", "<br>")
+        self.summary_pane.object = (
+            f'<div data-differences="{s["differences"]}" style="font-family:monospace">'
+            f"{lines}</div>"
+        )
+        self.causes.value = pd.DataFrame(
+            [{"cause": c, "pnl": v, "fills": s["counts"].get(c, 0)}
+             for c, v in s["explained"].items()],
+            columns=["cause", "pnl", "fills"],
+        )  # fmt: skip
+        trades = rec.differences if self.differences_only else rec.trades
+        self.table.value = trades[_SHOWN].reset_index(drop=True)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        """The layout."""
+        return self._layout

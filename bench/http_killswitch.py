@@ -1,0 +1,191 @@
+"""Kill switch over HTTP: ``POST /kill-switch`` -> response, and -> all N final rows committed.
+
+A real server (``alphaswarm serve --port N --db sqlite:///tmp/...``) runs in its own
+process. Over HTTP the benchmark creates the bot (the demo bot's spec), backtests it
+so the paper gate passes honestly, and starts N paper sessions
+(``POST /bots/{id}/paper``, speed 60, no duration). After they trade for a moment
+it sends ``POST /kill-switch`` and measures, from just before the request:
+
+* **response**: the HTTP response received (the handler runs
+  ``kill_switch().engage`` to completion first: every session's final row is
+  written in one transaction before it answers);
+* **all killed**: a read-only SQLite connection of the client to the ledger file
+  sees every one of the N runs with ``status = 'killed'`` (queried at once after
+  the response, then every millisecond while rows are missing).
+
+Then ``POST /kill-switch/reset`` and fresh sessions for the next repetition.
+
+    python bench/http_killswitch.py             # N = 1, 10, 50, 200; 20 reps
+    python bench/http_killswitch.py --quick     # N = 1, 5; 3 reps
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from _common import load, machine_line, parser, table, write_results
+from _server import Api, alphaswarm_serve, bench_bot
+
+NAME = "http_killswitch"
+FULL_NS = (1, 10, 50, 200)
+QUICK_NS = (1, 5)
+STARTERS = 4  # concurrent HTTP clients starting sessions (start-up is not what is timed)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100) of ``values``."""
+    xs = sorted(values)
+    if len(xs) == 1:
+        return xs[0]
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def start_sessions(url: str, bot_id: str, n: int) -> list[str]:
+    """Start ``n`` sessions over HTTP (a few clients at once); their run ids."""
+    body = {"starting_cash": 100_000, "speed": 60}
+
+    def start_some(count: int) -> list[str]:
+        api = Api(url)
+        try:
+            return [api.post(f"/bots/{bot_id}/paper", body)["paper_run_id"] for _ in range(count)]
+        finally:
+            api.close()
+
+    workers = min(STARTERS, n)
+    shares = [n // workers + (i < n % workers) for i in range(workers)]
+    with ThreadPoolExecutor(workers) as pool:
+        return [rid for ids in pool.map(start_some, shares) for rid in ids]
+
+
+def killed(conn: sqlite3.Connection, run_ids: list[str]) -> int:
+    marks = ",".join("?" * len(run_ids))
+    sql = f"SELECT COUNT(*) FROM paper_trading_runs WHERE status = 'killed' AND id IN ({marks})"  # noqa: S608
+    return conn.execute(sql, run_ids).fetchone()[0]
+
+
+def running_ids(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT id FROM paper_trading_runs WHERE status='running'")]
+
+
+def one_rep(api: Api, conn: sqlite3.Connection, bot_id: str, n: int, settle: float) -> dict:
+    t_start = time.perf_counter()
+    run_ids = start_sessions(api.url, bot_id, n)
+    start_s = time.perf_counter() - t_start
+    time.sleep(settle)  # let them trade
+    running = len(set(running_ids(conn)) & set(run_ids))
+    load_before = load()
+    t0 = time.perf_counter()
+    result = api.post("/kill-switch", {"reason": "benchmark: http kill switch latency"})
+    t_resp = time.perf_counter()
+    count = killed(conn, run_ids)
+    while count < n and time.perf_counter() - t0 < 30:
+        time.sleep(0.001)
+        count = killed(conn, run_ids)
+    t_done = time.perf_counter()
+    api.post("/kill-switch/reset", {})
+    leftover = running_ids(conn)
+    return {
+        "response_ms": (t_resp - t0) * 1e3,
+        "committed_ms": (t_done - t0) * 1e3,
+        "server_elapsed_ms": result.get("elapsed_ms"),
+        "halted": sum(t.get("halted", 0) for t in result.get("targets", {}).values()),
+        "killed_in_ledger": count,
+        "running_at_engage": running,
+        "left_running": len(leftover),
+        "start_s": start_s,
+        "failures": result.get("failures", []),
+        "load_before": load_before,
+    }
+
+
+def main() -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--sessions", default=None, help="comma-separated N (default 1,10,50,200)")
+    p.add_argument("--reps", type=int, default=None, help="repetitions per N (default 20)")
+    p.add_argument("--settle", type=float, default=None, help="seconds of trading first (0.5)")
+    args = p.parse_args()
+    ns = (
+        [int(x) for x in args.sessions.split(",")]
+        if args.sessions
+        else list(QUICK_NS if args.quick else FULL_NS)
+    )
+    reps = args.reps or (3 if args.quick else 20)
+    settle = args.settle if args.settle is not None else (0.2 if args.quick else 0.5)
+    started = time.perf_counter()
+
+    print(f"{NAME}: alphaswarm serve subprocess, N sessions at speed 60 over HTTP, {reps} reps")
+    print(machine_line())
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-http-ks-") as tmp:
+        db = Path(tmp) / "ledger.db"
+        with alphaswarm_serve(db, Path(tmp)) as (url, _proc):
+            api = Api(url)
+            bot_id = bench_bot(api)
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+            for n in ns:
+                samples = []
+                for rep in range(reps):
+                    s = one_rep(api, conn, bot_id, n, settle)
+                    samples.append(s)
+                    print(
+                        f"  N={n:<4d} rep {rep + 1:2d}/{reps}: response {s['response_ms']:7.1f} ms,"
+                        f" all killed {s['committed_ms']:7.1f} ms (server engage "
+                        f"{s['server_elapsed_ms']:6.1f} ms; {s['killed_in_ledger']}/{n} killed, "
+                        f"{s['running_at_engage']} running before; start {s['start_s']:.1f} s; "
+                        f"load {s['load_before']})",
+                        flush=True,
+                    )
+                committed = [s["committed_ms"] for s in samples]
+                response = [s["response_ms"] for s in samples]
+                server = [s["server_elapsed_ms"] or 0.0 for s in samples]
+                rows.append(
+                    {
+                        "sessions": n,
+                        "reps": reps,
+                        "response_median_ms": statistics.median(response),
+                        "response_p99_ms": percentile(response, 99),
+                        "median_ms": statistics.median(committed),
+                        "p99_ms": percentile(committed, 99),
+                        "worst_ms": max(committed),
+                        "server_median_ms": statistics.median(server),
+                        "all_killed": all(s["killed_in_ledger"] == n for s in samples),
+                        "failures": sorted({f for s in samples for f in s["failures"]}),
+                        "samples": samples,
+                    }
+                )
+            conn.close()
+            api.close()
+    columns = [
+        ("sessions", "sessions"),
+        ("reps", "reps"),
+        ("response_median_ms", "response median ms"),
+        ("response_p99_ms", "response p99 ms"),
+        ("median_ms", "all killed median ms"),
+        ("p99_ms", "all killed p99 ms"),
+        ("worst_ms", "worst ms"),
+        ("server_median_ms", "engage() in server, median ms"),
+        ("all_killed", "all rows killed"),
+    ]
+    print(
+        table(
+            rows,
+            columns,
+            "Kill switch over HTTP: POST /kill-switch -> response, -> all N rows 'killed'",
+        )
+    )
+    write_results(args.results_dir, NAME, {"settle_s": settle, "rows": rows}, started, args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
