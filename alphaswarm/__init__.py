@@ -19,6 +19,7 @@ from alphaswarm.bots import Bot, BotSpecError
 from alphaswarm.killswitch import KillSwitch, KillSwitchEngaged, kill_switch
 from alphaswarm.ledger import Ledger
 from alphaswarm.model import ModelError
+from alphaswarm.reconcile import reconcile
 from alphaswarm.runtime import get_ledger, set_ledger
 from alphaswarm.sweep import SweepResult, sweep, walk_forward
 from alphaswarm.trading.gate import GateRefused, check_gate
@@ -40,6 +41,7 @@ __all__ = [
     "check_gate",
     "get_ledger",
     "kill_switch",
+    "reconcile",
     "registry",
     "set_ledger",
     "sweep",

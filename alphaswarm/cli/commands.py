@@ -273,6 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="1 = real time (default), 60 = a minute bar per second, 0 = as fast as possible",
     )
     p.add_argument("--max-bars", type=_positive_int, metavar="N", help="stop after N bars")
+    p.add_argument(
+        "--feed",
+        metavar="FEED",
+        help="trade another feed without editing the bot: ccxt:<exchange>, alpaca[:iex|sip], "
+        "recording:<path>, synthetic or sample (the changed bot is backtested on it first)",
+    )
+    p.add_argument(
+        "--symbols",
+        metavar="SYMS",
+        help="comma-separated universe for --feed (e.g. BTC/USDT)",
+    )
     p.add_argument("--force", action="store_true", help="override a gate refusal (needs --reason)")
     p.add_argument("--reason", default="", metavar="TEXT", help="why the gate is forced (audited)")
     p.add_argument("--name", default="", metavar="TEXT", help="a label for the run")
@@ -529,7 +540,13 @@ def cmd_paper_run(args: argparse.Namespace) -> int:
         reason=args.reason,
         max_bars=args.max_bars,
         run_name=args.name,
+        feed=args.feed,
+        symbols=[x for x in (args.symbols or "").split(",") if x.strip()] or None,
     )
+    if args.symbols and not args.feed:
+        raise CliError("--symbols goes with --feed")
+    if args.feed and args.url:
+        raise CliError("--feed works on the embedded ledger; edit the bot's data block for --url")
     printer = _printer(args)
     final = _backend(args).paper_run(args.bot, options, printer)
     _report_final(printer, final)

@@ -46,6 +46,8 @@ class PaperOptions:
     reason: str = ""
     max_bars: int | None = None
     run_name: str = ""
+    feed: str | None = None
+    symbols: list[str] | None = None
 
 
 def ledger_url(value: str | None) -> str | None:
@@ -192,6 +194,31 @@ class EmbeddedBackend:
         }
 
     # -- paper -----------------------------------------------------------------------
+    def _with_feed(self, bot: Any, options: PaperOptions, printer: FramePrinter) -> Any:
+        """The bot with ``--feed``/``--symbols`` applied, backtested on that feed for the gate."""
+        from alphaswarm.backtest import backtest
+        from alphaswarm.bots import Bot
+        from alphaswarm.data.live import feed_override
+
+        data, universe = feed_override(bot.spec.get("data"), options.feed, options.symbols)
+        spec = {**bot.spec, "data": data}
+        if universe:
+            spec["universe"] = universe
+        bot = Bot(spec)
+        if (
+            self.ledger.latest_backtest(
+                *self.ledger.register_bot(bot.name, bot.spec, bot.spec_hash)[:2]
+            )
+            is None
+        ):
+            printer.note(f"backtesting {bot.name} on {options.feed} for the paper gate ...")
+            result = backtest(bot, ledger=self.ledger)
+            printer.note(
+                f"backtest {result.id}: sharpe {result.metrics['sharpe']:.2f}, "
+                f"max drawdown {result.metrics['max_drawdown']:.2%}"
+            )
+        return bot
+
     def paper_run(self, ref: str, options: PaperOptions, printer: FramePrinter) -> dict[str, Any]:
         """Run a paper session to its end, printing its frames; Ctrl-C stops it cleanly.
 
@@ -204,6 +231,8 @@ class EmbeddedBackend:
         from alphaswarm.trading.session import PaperSession
 
         bot = self.load_bot(ref)
+        if options.feed:
+            bot = self._with_feed(bot, options, printer)
         session = PaperSession(
             bot,
             starting_cash=options.starting_cash,

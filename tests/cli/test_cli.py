@@ -341,3 +341,24 @@ def test_demo_runs_end_to_end(cli):
     with cli.ledger() as ledger:
         (run,) = ledger.list_runs()
     assert run["bot_id"] == "sma-demo" and run["bars_seen"] == 120
+
+
+def test_paper_run_on_another_feed_without_editing_the_bot(cli, gated_bot):
+    result = cli.run(
+        "paper", "run", str(gated_bot), "--feed", "sample", "--symbols", "AAPL",
+        "--speed", "0", "--max-bars", "200", "--quiet",
+    )  # fmt: skip
+    assert "backtesting" in result.stdout + result.stderr
+    if result.returncode == 2:  # the gate judged the bot on its new feed honestly: refused
+        assert "min_sharpe" in result.stderr
+        result = cli.run(
+            "paper", "run", str(gated_bot), "--feed", "sample", "--symbols", "AAPL",
+            "--speed", "0", "--max-bars", "200", "--quiet", "--force", "--reason", "cli test",
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    row = _latest_run(cli)
+    assert row["status"] == "completed" and row["bars_seen"] == 200
+    assert row["config"]["bot"]["universe"] == ["AAPL"]
+    assert row["config"]["bot"]["data"]["feed"] == "sample"
+    bad = cli.run("paper", "run", str(gated_bot), "--symbols", "AAPL")
+    assert bad.returncode == 1 and "--symbols goes with --feed" in bad.stderr
