@@ -142,6 +142,8 @@ class PaperSocket(WebSocketHandler):
         future = None
         try:
             for frame in frames:
+                if future is not None:
+                    future.add_done_callback(_consume)  # only the last one is awaited
                 future = self.write_message(json.dumps(frame, default=str))
                 seq = frame.get("seq")
                 if isinstance(seq, int):
@@ -246,3 +248,9 @@ class PaperSocket(WebSocketHandler):
         self._closed = True
         if self._sub is not None:
             self._sub.close()
+
+
+def _consume(future: Any) -> None:
+    """Retrieve a finished write's outcome (a closed socket is handled on the last one)."""
+    if not future.cancelled():
+        future.exception()

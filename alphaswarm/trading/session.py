@@ -645,10 +645,18 @@ class PaperSession(param.Parameterized):
             self._poll()
 
     def _heartbeat_due(self) -> float:
-        """Monotonic time of the next heartbeat if no bar comes before it."""
+        """Monotonic time of the next heartbeat if no bar comes before it.
+
+        A live stream's silence counts from its last bar. A replay's schedule is known,
+        so its silence counts from when the next bar is due: a replay of minute bars
+        does not send a heartbeat between every two bars.
+        """
         clock = max(self._clock, 1e-9)
-        interval = getattr(self._feed, "interval_seconds", 60) or 60
-        expected = self._last_bar_wall + interval / clock  # when the next bar is due
+        if is_live(self._feed):
+            expected = self._last_bar_wall
+        else:
+            interval = getattr(self._feed, "interval_seconds", 60) or 60
+            expected = self._last_bar_wall + interval / clock
         quiet_since = max(expected, self._last_heartbeat)
         return quiet_since + self.heartbeat_seconds / clock
 
