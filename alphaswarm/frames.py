@@ -207,10 +207,12 @@ class FrameBus:
     task_id : str
         The run id the frames belong to.
     history : int
-        Frames kept in memory for :meth:`recent`.
+        Frames kept in memory for :meth:`recent` (late joiners read older ones from the
+        ledger). Kept small: with hundreds of sessions, every frame held is an object
+        the garbage collector walks.
     """
 
-    def __init__(self, task_id: str = "", history: int = 2000) -> None:
+    def __init__(self, task_id: str = "", history: int = 200) -> None:
         self.task_id = task_id
         self._callbacks: list[Callable[[dict[str, Any]], None]] = []
         self._subs: list[Subscription] = []
