@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import SEED, load, machine_line, parser, peak_rss_mib, table, write_results
+from _common import SEED, load, machine_line, parser, peak_rss_mib, percentile, table, write_results
 
 NAME = "concurrent_sessions"
 FULL_NS = (10, 50, 100, 200, 400)
@@ -42,19 +42,6 @@ QUICK_NS = (2, 5)
 SPEED = 60
 LAG_LIMIT_MS = 100.0
 FEED_BARS = 3_000
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100) of ``values``."""
-    xs = sorted(values)
-    if not xs:
-        return float("nan")
-    if len(xs) == 1:
-        return xs[0]
-    pos = (len(xs) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 class Recorder:

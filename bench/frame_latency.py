@@ -252,21 +252,10 @@ async def receive(url: str) -> list[tuple[float, str]]:
     return got
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100) of ``values``."""
-    xs = sorted(values)
-    if len(xs) == 1:
-        return xs[0]
-    pos = (len(xs) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
 def one_rate(
     proc: Any, ws_base: str, rate: int, seconds: float, profile: Path | None = None
 ) -> dict[str, Any]:
-    from _common import load
+    from _common import load, percentile
 
     run_id = f"bench-frames-{rate}-{int(time.time() * 1000) % 10**8}"
     command = (

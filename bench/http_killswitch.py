@@ -30,24 +30,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _common import load, machine_line, parser, table, write_results
+from _common import load, machine_line, parser, percentile, table, write_results
 from _server import Api, alphaswarm_serve, bench_bot
 
 NAME = "http_killswitch"
 FULL_NS = (1, 10, 50, 200)
 QUICK_NS = (1, 5)
 STARTERS = 4  # concurrent HTTP clients starting sessions (start-up is not what is timed)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100) of ``values``."""
-    xs = sorted(values)
-    if len(xs) == 1:
-        return xs[0]
-    pos = (len(xs) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def start_sessions(url: str, bot_id: str, n: int) -> list[str]:

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _common import REPO_ROOT, load, machine_line, parser, table, write_results
+from _common import REPO_ROOT, load, machine_line, parser, percentile, table, write_results
 
 sys.path.insert(0, str(REPO_ROOT))  # tests/pg.py and tests/cluster/helpers.py
 
@@ -53,17 +53,6 @@ NAME = "killswitch_cluster"
 PROCESSES = 3
 FULL_NS, FULL_REPS = (10, 100), 20
 QUICK_NS, QUICK_REPS = (5,), 2
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100)."""
-    xs = sorted(values)
-    if len(xs) == 1:
-        return xs[0]
-    pos = (len(xs) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def start_postgres() -> tuple[PostgresServer | None, str]:

@@ -23,23 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import SEED, load, machine_line, parser, peak_rss_mib, table, write_results
+from _common import SEED, load, machine_line, parser, peak_rss_mib, percentile, table, write_results
 
 NAME = "killswitch_latency"
 FULL_NS = (1, 10, 20, 50, 200)
 QUICK_NS = (1, 5)
 FEED_BARS = 2_000  # far more than a repetition consumes at speed 60
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100) of ``values``."""
-    xs = sorted(values)
-    if len(xs) == 1:
-        return xs[0]
-    pos = (len(xs) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def killed_count(ledger: Any, run_ids: list[str]) -> int:
