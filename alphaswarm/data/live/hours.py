@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import math
 import warnings
@@ -31,19 +32,20 @@ def _quiet() -> Any:
         yield
 
 
-class MarketHours:
-    """When a market trades. Subclasses implement :meth:`is_open` and :meth:`next_open`."""
+class MarketHours(abc.ABC):
+    """When a market trades: :class:`AlwaysOpen` (crypto) or :class:`ExchangeHours`."""
 
     name = "24x7"
 
+    @abc.abstractmethod
     def is_open(self, when: datetime) -> bool:
         """True when ``when`` (UTC) lies inside a trading session."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def next_open(self, when: datetime) -> datetime:
         """The first trading minute at or after ``when``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def expected_between(self, prev: datetime, ts: datetime, interval_seconds: int) -> int:
         """Number of bars the market should have made strictly between ``prev`` and ``ts``.
 
@@ -59,7 +61,6 @@ class MarketHours:
         int
             Missing bars, 0 when the bars are adjacent or the market was closed between.
         """
-        raise NotImplementedError
 
 
 class AlwaysOpen(MarketHours):
