@@ -4,6 +4,12 @@
 engine a paper session runs, stores a ``backtest_runs`` row in the ledger and
 returns a :class:`BacktestResult` with the metrics, the equity curve and the
 trades as DataFrames.
+
+Two paths give the same result: the event loop (``Engine.step`` per bar) and, when
+the strategy has a vectorized form and the feed serves arrays, the vectorized
+path (:mod:`alphaswarm.trading.vectorized`), which visits only the bars with a
+signal or an open order. ``engine="auto"`` (the default) takes the vectorized one
+whenever it applies.
 """
 
 from __future__ import annotations
@@ -17,20 +23,37 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from alphaswarm.bots import Bot
+from alphaswarm.gcpause import gc_paused
 from alphaswarm.metrics import drawdown_series, round_trips, summarize
 from alphaswarm.model import ModelError
 from alphaswarm.trading.engine import Engine
 from alphaswarm.trading.paper_trading import SimulatedBroker
+from alphaswarm.trading.vectorized import (
+    ineligible,
+    run_vectorized,
+    unsupported_arrays,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from alphaswarm.data.base import Feed
+    import numpy as np
+
+    from alphaswarm.data.base import Feed, FeedArrays
     from alphaswarm.ledger import Ledger
 
 #: Bars run when a backtest over an unbounded (synthetic) feed names no size:
 #: twenty trading days of one-minute bars.
 DEFAULT_BARS = 20 * 390
+
+#: Values of ``backtest(engine=...)``.
+ENGINES = ("auto", "vector", "event")
+
+_FILL_COLUMNS = [
+    "fill_id", "order_id", "symbol", "side", "qty", "price", "commission", "slippage",
+    "filled_at",
+]  # fmt: skip
 
 
 @dataclass
@@ -106,7 +129,8 @@ class BacktestResult:
         )
 
 
-def _feed_reader(feed: Feed, bars: int | None, start: Any, end: Any) -> Any:
+def _read_limit(feed: Feed, bars: int | None, start: Any, end: Any) -> int | None:
+    """The number of groups to read (checked), as ``limit=`` of the feed."""
     if bars is not None:
         if isinstance(bars, bool) or not isinstance(bars, int) or bars <= 0:
             raise ModelError(f"bars: expected a whole number > 0, got {bars!r}")
@@ -114,7 +138,81 @@ def _feed_reader(feed: Feed, bars: int | None, start: Any, end: Any) -> Any:
         bars = DEFAULT_BARS
     if not feed.bounded and end is None and bars is None:
         raise ModelError("end: a synthetic feed needs bars= or end= to know when to stop")
-    return feed.groups(start=start, end=end, limit=bars)
+    return bars
+
+
+@dataclass
+class _Run:
+    """What either path hands over to build the result."""
+
+    broker: SimulatedBroker
+    index: pd.DatetimeIndex
+    equity: Sequence[float] | np.ndarray
+    cash: Sequence[float] | np.ndarray
+    bars_in_market: int
+    bars: int
+    halted: dict[str, Any] | None
+
+
+def _run_events(engine: Engine, feed: Feed, limit: int | None, start: Any, end: Any) -> _Run:
+    step = engine.step
+    for group in feed.groups(start=start, end=end, limit=limit):
+        step(group)
+        if engine.halted is not None:
+            break
+    engine.finish()
+    if not engine.equity_values:
+        raise ModelError("bars: the feed delivered no bars for that range")
+    return _Run(
+        broker=engine.broker,
+        index=pd.DatetimeIndex(engine.equity_ts, name="ts"),
+        equity=engine.equity_values,
+        cash=engine.cash_values,
+        bars_in_market=engine.bars_in_market,
+        bars=engine.bars_seen,
+        halted=engine.halted.to_dict() if engine.halted else None,
+    )
+
+
+def _run_vector(make_engine: Callable[[], Engine], arrays: FeedArrays) -> _Run:
+    if len(arrays.ts) == 0:
+        raise ModelError("bars: the feed delivered no bars for that range")
+    run = run_vectorized(make_engine, arrays)
+    index = pd.DatetimeIndex(run.ts.view("M8[ns]"), name="ts").tz_localize("UTC").as_unit("us")
+    return _Run(
+        broker=run.engine.broker,
+        index=index,
+        equity=run.equity,
+        cash=run.cash,
+        bars_in_market=run.bars_in_market,
+        bars=run.bars_seen,
+        halted=run.halted.to_dict() if run.halted else None,
+    )
+
+
+def _run(
+    engine: str,
+    bot: Bot,
+    feed: Feed,
+    make_engine: Callable[[], Engine],
+    limit: int | None,
+    start: Any,
+    end: Any,
+) -> tuple[_Run, str | None]:
+    """Run the path ``engine`` asks for; the reason the vectorized one was not taken."""
+    reason = "engine='event' asked for" if engine == "event" else None
+    if reason is None:
+        reason = ineligible(bot.make_strategy(), feed)
+    arrays = None
+    if reason is None:
+        arrays = feed.arrays(start=start, end=end, limit=limit)
+        reason = unsupported_arrays(arrays)
+    if reason is not None and engine == "vector":
+        raise ModelError(f"engine: the vectorized path cannot run this backtest: {reason}")
+    if reason is None:
+        return _run_vector(make_engine, arrays), None
+    del arrays  # let it go before the event loop builds its bars
+    return _run_events(make_engine(), feed, limit, start, end), reason
 
 
 def backtest(
@@ -127,8 +225,22 @@ def backtest(
     feed: Feed | None = None,
     ledger: Ledger | None = None,
     store: bool = True,
+    engine: str = "auto",
 ) -> BacktestResult:
     """Backtest a bot over its feed with the one engine.
+
+    Two paths compute the same result -- the same fills, orders (ids included),
+    equity curve, metrics and halt. The event path steps the engine bar by bar,
+    as a paper session does. The vectorized path takes the strategy's
+    ``signals(close)`` arrays and runs the engine's own sizing, risk checks and
+    broker only at bars with a signal or an open order, computing the equity
+    curve, exposure and account-limit halts with numpy; it is several times
+    faster and lighter on memory. ``engine="auto"`` takes it when the strategy
+    declares ``signals`` (the built-ins do) without overriding ``size``,
+    ``on_fill``, ``on_start`` or ``on_stop``, does not use bar history, and the
+    feed serves arrays (synthetic, replay, sample); otherwise the event path
+    runs. ``result.config["engine"]`` says which ran and
+    ``result.config["engine_fallback"]`` why the vectorized path was not taken.
 
     Parameters
     ----------
@@ -147,47 +259,51 @@ def backtest(
         Where the ``backtest_runs`` row goes (default: the default ledger).
     store : bool
         Set False to run without touching any ledger.
+    engine : {"auto", "vector", "event"}
+        Which path runs: ``auto`` picks the vectorized one when the bot is eligible;
+        ``vector`` insists on it (a :class:`ModelError` names why it cannot);
+        ``event`` always steps bar by bar.
 
     Returns
     -------
     BacktestResult
+
+    Raises
+    ------
+    ModelError
+        For bad arguments, an uncovered universe, an empty range, or
+        ``engine="vector"`` on a bot the vectorized path cannot reproduce.
     """
+    if engine not in ENGINES:
+        raise ModelError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
     bot = Bot.coerce(bot)
     feed = feed if feed is not None else bot.make_feed()
     missing = feed.covers(bot.universe)
     if missing:
         raise ModelError(f"universe: the feed cannot serve {', '.join(missing)}")
     broker_config = bot.broker_config()
-    broker = SimulatedBroker(starting_cash, broker_config)
-    engine = Engine(bot.make_strategy(), broker, bot.risk_limits())
+
+    def make_engine() -> Engine:
+        broker = SimulatedBroker(starting_cash, broker_config)
+        return Engine(bot.make_strategy(), broker, bot.risk_limits())
+
+    limit = _read_limit(feed, bars, start, end)
     started_at = datetime.now(UTC)
-    t0 = time.perf_counter()
-    step = engine.step
-    for group in _feed_reader(feed, bars, start, end):
-        step(group)
-        if engine.halted is not None:
-            break
-    engine.finish()
-    elapsed = time.perf_counter() - t0
-    if not engine.equity_values:
-        raise ModelError("bars: the feed delivered no bars for that range")
-    equity = pd.DataFrame(
-        {"equity": engine.equity_values, "cash": engine.cash_values},
-        index=pd.DatetimeIndex(engine.equity_ts, name="ts"),
-    )
-    equity["drawdown"] = drawdown_series(equity["equity"])
-    trades = round_trips(broker.fills)
-    metrics = summarize(
-        equity["equity"].to_numpy(), trades, feed.periods_per_year, engine.bars_in_market
-    )
-    fills = pd.DataFrame(
-        [f.to_dict() for f in broker.fills],
-        columns=["fill_id", "order_id", "symbol", "side", "qty", "price", "commission",
-                 "slippage", "filled_at"],
-    )  # fmt: skip
-    if len(fills):
-        fills["filled_at"] = pd.to_datetime(fills["filled_at"], utc=True)
-    orders = pd.DataFrame([o.to_dict() for o in broker.orders.values()])
+    with gc_paused():
+        t0 = time.perf_counter()
+        run, reason = _run(engine, bot, feed, make_engine, limit, start, end)
+        elapsed = time.perf_counter() - t0
+        broker = run.broker
+        equity = pd.DataFrame({"equity": run.equity, "cash": run.cash}, index=run.index)
+        equity["drawdown"] = drawdown_series(equity["equity"])
+        trades = round_trips(broker.fills)
+        metrics = summarize(
+            equity["equity"].to_numpy(), trades, feed.periods_per_year, run.bars_in_market
+        )
+        fills = pd.DataFrame([f.to_dict() for f in broker.fills], columns=_FILL_COLUMNS)
+        if len(fills):
+            fills["filled_at"] = pd.to_datetime(fills["filled_at"], utc=True)
+        orders = pd.DataFrame([o.to_dict() for o in broker.orders.values()])
     config = {
         "starting_cash": starting_cash,
         "broker": broker_config.to_dict(),
@@ -197,6 +313,8 @@ def backtest(
         "start": str(start) if start is not None else None,
         "end": str(end) if end is not None else None,
         "spec_hash": bot.spec_hash,
+        "engine": "event" if reason is not None else "vector",
+        "engine_fallback": reason,
     }
     result = BacktestResult(
         id=None,
@@ -209,9 +327,9 @@ def backtest(
         trades=trades,
         orders=orders,
         config=config,
-        bars=engine.bars_seen,
+        bars=run.bars,
         elapsed=elapsed,
-        halted=engine.halted.to_dict() if engine.halted else None,
+        halted=run.halted,
     )
     if store:
         _store(result, ledger, started_at, starting_cash)

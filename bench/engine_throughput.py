@@ -13,7 +13,11 @@ engine, each in a fresh subprocess (so peak RSS is per engine).
 
 Engines:
 
-* alphaswarm -- ``backtest(bot, feed=ReplayFeed(frame), store=False)``;
+* alphaswarm -- ``backtest(bot, feed=ReplayFeed(frame), store=False)``: ``engine="auto"``,
+  which takes the vectorized path for ``sma_cross`` (array signals; the engine's own
+  sizing, risk checks and broker run only at bars with a signal or an open order);
+* alphaswarm-event -- the same call with ``engine="event"``: ``Engine.step`` bar by bar,
+  as a paper session runs (same fills and P&L as the row above);
 * backtrader -- ``Cerebro(stdstats=False)``, ``PandasData``, ``bt.ind.SMA``, default
   broker (market orders fill at the next bar's open), one Cerebro for all symbols;
 * backtesting.py -- ``Backtest(trade_on_close=False)`` (market orders fill at the
@@ -27,6 +31,7 @@ building). Not timed: loading the ``.npz`` and shaping the DataFrames (``prep``)
     python bench/engine_throughput.py            # 200k, 1M, 20 x 50k
     python bench/engine_throughput.py --quick    # 5k, 2 x 2k
     python bench/engine_throughput.py --profile  # pyinstrument/cProfile of alphaswarm, 200k
+    python bench/engine_throughput.py --frameworks alphaswarm,alphaswarm-event,plain
 """
 
 from __future__ import annotations
@@ -60,8 +65,16 @@ NAME = "engine_throughput"
 FAST, SLOW, QTY = 20, 50, 100
 CASH = 10_000_000.0
 RESYNC_EVERY = 10_000  # alphaswarm's SmaCross re-sums its windows exactly every 10k bars
-FRAMEWORKS = ("alphaswarm", "backtrader", "backtesting", "plain")
-MODULES = {"alphaswarm": "alphaswarm", "backtrader": "backtrader", "backtesting": "backtesting"}
+FRAMEWORKS = ("alphaswarm", "alphaswarm-event", "backtrader", "backtesting", "plain")
+#: The rows the ratio table is about, and the peers each is divided by.
+OURS = ("alphaswarm", "alphaswarm-event")
+PEERS = ("alphaswarm-event", "backtrader", "backtesting", "plain")
+MODULES = {
+    "alphaswarm": "alphaswarm",
+    "alphaswarm-event": "alphaswarm",
+    "backtrader": "backtrader",
+    "backtesting": "backtesting",
+}
 FULL_CASES = [(1, 200_000), (1, 1_000_000), (20, 50_000)]
 QUICK_CASES = [(1, 5_000), (2, 2_000)]
 RESULT_MARK = "RESULT:"
@@ -70,6 +83,8 @@ FILL_NOTES = """\
 Fill conventions (why counts may differ):
 - alphaswarm: a market order placed on bar t fills at bar t+1's open (SimulatedBroker, no
   slippage); the first signal is possible on bar 50 (index 49), once the 50-bar window is full.
+  Both paths (alphaswarm = vectorized, alphaswarm-event = bar by bar) give identical fills,
+  equity and P&L (tests/engine/test_vectorized.py checks it bit for bit).
 - backtrader: default broker (no cheat-on-open, no coc) fills a market order at the next
   bar's open; next() starts once both SMAs have their period (bar 50), as alphaswarm.
 - backtesting.py: trade_on_close=False fills market orders at the next bar's open; next()
@@ -130,7 +145,7 @@ def per_symbol(data: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
 # --------------------------------------------------------------------------- engines
 
 
-def run_alphaswarm(data: dict[str, np.ndarray]) -> tuple[Any, Any]:
+def run_alphaswarm(data: dict[str, np.ndarray], engine: str = "auto") -> tuple[Any, Any]:
     import pandas as pd
 
     from alphaswarm import Bot, backtest
@@ -153,13 +168,14 @@ def run_alphaswarm(data: dict[str, np.ndarray]) -> tuple[Any, Any]:
 
     def run() -> dict[str, Any]:
         feed = ReplayFeed(frame, interval="1m", calendar="equities")
-        res = backtest(bot, feed=feed, store=False, starting_cash=CASH)
+        res = backtest(bot, feed=feed, store=False, starting_cash=CASH, engine=engine)
         fills = res.fills
         return {
             "fills": len(fills),
             "round_trips": int((fills["side"] == "sell").sum()) if len(fills) else 0,
             "pnl": float(res.equity["equity"].iloc[-1]) - CASH,
             "loop_s": res.elapsed,
+            "path": res.config["engine"],
         }
 
     return run, None
@@ -360,8 +376,13 @@ def run_plain(data: dict[str, np.ndarray]) -> tuple[Any, Any]:
     return run, None
 
 
+def run_alphaswarm_event(data: dict[str, np.ndarray]) -> tuple[Any, Any]:
+    return run_alphaswarm(data, engine="event")
+
+
 RUNNERS = {
     "alphaswarm": run_alphaswarm,
+    "alphaswarm-event": run_alphaswarm_event,
     "backtrader": run_backtrader,
     "backtesting": run_backtesting,
     "plain": run_plain,
@@ -473,18 +494,21 @@ def run_case(
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per case and alphaswarm path: its bars/s divided by each peer's (wall and CPU)."""
     out = []
     for case in dict.fromkeys(r["case"] for r in rows):
         case_rows = {r["framework"]: r for r in rows if r["case"] == case and "bars_per_s" in r}
-        me = case_rows.get("alphaswarm")
-        if me is None:
-            continue
-        line: dict[str, Any] = {"case": case}
-        for fw in FRAMEWORKS[1:]:
-            peer = case_rows.get(fw)
-            for key, suffix in (("bars_per_s", ""), ("bars_per_cpu_s", "_cpu")):
-                line[fw + suffix] = None if peer is None else me[key] / peer[key]
-        out.append(line)
+        for ours in OURS:
+            me = case_rows.get(ours)
+            if me is None:
+                continue
+            line: dict[str, Any] = {"case": case, "engine": ours}
+            for fw in PEERS:
+                peer = case_rows.get(fw)
+                for key, suffix in (("bars_per_s", ""), ("bars_per_cpu_s", "_cpu")):
+                    ok = peer is not None and fw != ours
+                    line[fw + suffix] = me[key] / peer[key] if ok else None
+            out.append(line)
     return out
 
 
@@ -559,6 +583,7 @@ def main() -> int:
     columns = [
         ("case", "case (symbols x bars)"),
         ("framework", "engine"),
+        ("path", "path"),
         ("bars_per_s", "bars/s"),
         ("wall_s", "wall s"),
         ("bars_per_cpu_s", "bars/CPU-s"),
@@ -577,8 +602,9 @@ def main() -> int:
             ratio_rows,
             [
                 ("case", "case"),
-                *((fw, f"÷ {fw} (wall)") for fw in FRAMEWORKS[1:]),
-                *((fw + "_cpu", f"÷ {fw} (CPU)") for fw in FRAMEWORKS[1:]),
+                ("engine", "engine"),
+                *((fw, f"÷ {fw} (wall)") for fw in PEERS),
+                *((fw + "_cpu", f"÷ {fw} (CPU)") for fw in PEERS),
             ],
             "alphaswarm bars/s ÷ peer bars/s (>1 = alphaswarm faster; CPU = per CPU-second,"
             " less sensitive to other load on the machine)",

@@ -5,7 +5,9 @@ and calendar. It hands them out two ways:
 
 * :meth:`Feed.frame` -- a long pandas DataFrame, for vectorised research;
 * :meth:`Feed.groups` -- lists of :class:`~alphaswarm.model.Bar` sharing a
-  timestamp, in time order, for the engine's bar loop.
+  timestamp, in time order, for the engine's bar loop;
+* :meth:`Feed.arrays` -- the same bars as one array per field and symbol, with
+  the group (timestamp) each bar belongs to, for the vectorized backtest.
 
 Internally every feed produces *blocks*: column arrays (int64 epoch nanoseconds,
 symbols, float prices) sorted by ``(ts, symbol)`` and holding whole timestamp
@@ -33,7 +35,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CALENDARS",
     "Feed",
+    "FeedArrays",
     "FeedError",
+    "SymbolArrays",
     "format_interval",
     "parse_interval",
 ]
@@ -177,6 +181,86 @@ def group_starts(ts: np.ndarray) -> np.ndarray:
     return np.concatenate(([0], np.flatnonzero(ts[1:] != ts[:-1]) + 1))
 
 
+#: Rows of a block turned into Bar objects at a time by :meth:`Feed.groups` (bounds memory).
+GROUPS_SLICE = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolArrays:
+    """The bars of one symbol as arrays, with the group each bar belongs to.
+
+    Attributes
+    ----------
+    symbol : str
+        The symbol.
+    group : ndarray or None
+        Index (into :attr:`FeedArrays.ts`) of the group of each bar, increasing;
+        ``None`` when the symbol has a bar in every group (bar ``i`` is in group ``i``).
+    open, high, low, close, volume : ndarray
+        float64 fields, one value per bar (possibly strided views).
+    """
+
+    symbol: str
+    group: np.ndarray | None
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.close)
+
+    def groups(self) -> np.ndarray:
+        """Group index of each bar (``arange`` when the symbol is in every group)."""
+        return np.arange(len(self.close)) if self.group is None else self.group
+
+
+@dataclass(frozen=True, slots=True)
+class FeedArrays:
+    """Bars of a read as arrays, aligned on the union of timestamps.
+
+    ``ts[g]`` is the time of group ``g``: the bars :meth:`Feed.groups` would yield
+    as its ``g``-th list, in the same order (symbols sorted within a group).
+
+    Attributes
+    ----------
+    ts : ndarray
+        int64 epoch nanoseconds (UTC) of each group, strictly increasing.
+    symbols : list of SymbolArrays
+        One entry per symbol present, sorted by symbol (the order within a group).
+    n_bars : int
+        Number of bars, all symbols together.
+    """
+
+    ts: np.ndarray
+    symbols: list[SymbolArrays]
+    n_bars: int
+
+    @property
+    def aligned(self) -> bool:
+        """True when every symbol has a bar in every group."""
+        return all(s.group is None for s in self.symbols)
+
+    def take_groups(self, lo: int, hi: int) -> FeedArrays:
+        """The bars of groups ``lo .. hi - 1`` (renumbered from 0), as views where possible."""
+        out = []
+        n_bars = 0
+        for s in self.symbols:
+            if s.group is None:
+                a, b, group = lo, hi, None
+            else:
+                a, b = (int(i) for i in np.searchsorted(s.group, [lo, hi]))
+                group = s.group[a:b] - lo
+                if len(group) == hi - lo:
+                    group = None
+            if b > a:
+                fields = (s.open, s.high, s.low, s.close, s.volume)
+                out.append(SymbolArrays(s.symbol, group, *(f[a:b] for f in fields)))
+                n_bars += b - a
+        return FeedArrays(self.ts[lo:hi], out, n_bars)
+
+
 class Feed(abc.ABC):
     """Source of OHLCV bars for a fixed set of symbols.
 
@@ -195,6 +279,9 @@ class Feed(abc.ABC):
     """
 
     kind: ClassVar[str] = "feed"
+    #: Whether :meth:`arrays` serves exactly what :meth:`groups` yields, so a backtest
+    #: may run on arrays (the vectorized path); feeds with their own delivery keep False.
+    supports_arrays: ClassVar[bool] = False
 
     def __init__(self, symbols: Iterable[str], interval: str, calendar: str) -> None:
         self.symbols: list[str] = check_symbols(symbols)
@@ -302,27 +389,75 @@ class Feed(abc.ABC):
         list of Bar
             Bars of one timestamp, sorted by symbol, in time order.
         """
-        trusted = Bar.trusted
-        utc = UTC
-        for block in self._read(start, end, limit, stream=True):
-            starts = group_starts(block.ts)
-            stamps = list(
-                pd.DatetimeIndex(block.ts[starts].view("M8[ns]")).tz_localize(utc).to_pydatetime()
+        for big in self._read(start, end, limit, stream=True):
+            for block in _slices(big, GROUPS_SLICE):
+                yield from _bar_groups(block)
+
+    def arrays(self, start: Any = None, end: Any = None, limit: int | None = None) -> FeedArrays:
+        """The bars :meth:`groups` would yield, as arrays per symbol (no Bar objects).
+
+        Parameters
+        ----------
+        start, end : str, datetime, date or pandas.Timestamp, optional
+            Inclusive bounds; a bare date as ``end`` includes that whole day.
+        limit : int, optional
+            Maximum number of groups (timestamps).
+
+        Returns
+        -------
+        FeedArrays
+            Group timestamps and, per symbol, its fields and the group of each bar.
+
+        Raises
+        ------
+        FeedError
+            For an unbounded read (give ``limit`` or ``end``) and bad bounds.
+        """
+        block = Block.concat(list(self._read(start, end, limit)))
+        ts = block.ts
+        starts = group_starts(ts)
+        n_groups = len(starts)
+        fields = ("open", "high", "low", "close", "volume")
+        if len(block) == 0:
+            return FeedArrays(np.empty(0, np.int64), [], 0)
+        if len(self.symbols) == 1 and n_groups == len(block):
+            cols = [getattr(block, f) for f in fields]
+            return FeedArrays(ts, [SymbolArrays(str(block.symbol[0]), None, *cols)], len(block))
+        k = len(self.symbols)
+        names = sorted(self.symbols)
+        if len(block) == n_groups * k and block.symbol[:k].tolist() == names:
+            # k distinct symbols (a group never repeats one) out of the feed's k in every
+            # group, sorted: column j of a (groups, k) view is the j-th symbol
+            shaped = [getattr(block, f).reshape(n_groups, k) for f in fields]
+            out = [SymbolArrays(s, None, *(a[:, j] for a in shaped)) for j, s in enumerate(names)]
+            return FeedArrays(ts[starts], out, len(block))
+        codes, uniques = pd.factorize(block.symbol)
+        names = [str(u) for u in uniques]
+        counts = np.bincount(codes, minlength=len(names))
+        ranked = sorted(range(len(names)), key=names.__getitem__)
+        out: list[SymbolArrays] = []
+        if len(block) == n_groups * len(names) and bool((counts == n_groups).all()):
+            # every group holds every symbol, sorted: column j of a (groups, k) view is
+            # the j-th symbol in sorted order
+            k = len(names)
+            shaped = [getattr(block, f).reshape(n_groups, k) for f in fields]
+            for j, code in enumerate(ranked):
+                out.append(SymbolArrays(names[code], None, *(a[:, j] for a in shaped)))
+            return FeedArrays(ts[starts], out, len(block))
+        group = np.repeat(np.arange(n_groups), np.diff(np.append(starts, len(ts))))
+        order = np.argsort(codes, kind="stable")
+        bounds = np.concatenate(([0], np.cumsum(counts)))
+        for code in ranked:
+            rows = order[bounds[code] : bounds[code + 1]]
+            grp = group[rows]
+            out.append(
+                SymbolArrays(
+                    names[code],
+                    None if len(rows) == n_groups else grp,
+                    *(getattr(block, f)[rows] for f in fields),
+                )
             )
-            sym = block.symbol.tolist()
-            o, h, lo = block.open.tolist(), block.high.tolist(), block.low.tolist()
-            c, v = block.close.tolist(), block.volume.tolist()
-            n = len(sym)
-            if len(stamps) == n:  # one bar per timestamp: the common single-symbol case
-                for i, ts in enumerate(stamps):
-                    yield [trusted(sym[i], ts, o[i], h[i], lo[i], c[i], v[i])]
-                continue
-            bounds = [*starts.tolist(), n]
-            for g, ts in enumerate(stamps):
-                yield [
-                    trusted(sym[i], ts, o[i], h[i], lo[i], c[i], v[i])
-                    for i in range(bounds[g], bounds[g + 1])
-                ]
+        return FeedArrays(ts[starts], out, len(block))
 
     # -- helpers -------------------------------------------------------------------
 
@@ -362,6 +497,42 @@ class Feed(abc.ABC):
     def __repr__(self) -> str:
         syms = ",".join(self.symbols[:5]) + (",..." if len(self.symbols) > 5 else "")
         return f"{type(self).__name__}([{syms}], interval={self.interval!r})"
+
+
+def _bar_groups(block: Block) -> Iterator[list[Bar]]:
+    """The Bar lists of a block, one per timestamp."""
+    trusted = Bar.trusted
+    starts = group_starts(block.ts)
+    stamps = list(
+        pd.DatetimeIndex(block.ts[starts].view("M8[ns]")).tz_localize(UTC).to_pydatetime()
+    )
+    sym = block.symbol.tolist()
+    o, h, lo = block.open.tolist(), block.high.tolist(), block.low.tolist()
+    c, v = block.close.tolist(), block.volume.tolist()
+    n = len(sym)
+    if len(stamps) == n:  # one bar per timestamp: the common single-symbol case
+        for i, ts in enumerate(stamps):
+            yield [trusted(sym[i], ts, o[i], h[i], lo[i], c[i], v[i])]
+        return
+    bounds = [*starts.tolist(), n]
+    for g, ts in enumerate(stamps):
+        yield [
+            trusted(sym[i], ts, o[i], h[i], lo[i], c[i], v[i])
+            for i in range(bounds[g], bounds[g + 1])
+        ]
+
+
+def _slices(block: Block, size: int) -> Iterator[Block]:
+    """Cut ``block`` into pieces of about ``size`` rows holding whole timestamp groups."""
+    if len(block) <= size:
+        yield block
+        return
+    starts = group_starts(block.ts)
+    at = np.searchsorted(starts, np.arange(size, len(block), size))  # first group at/after
+    cuts = starts[at[at < len(starts)]]
+    edges = np.unique(np.concatenate(([0], cuts, [len(block)]))).tolist()
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        yield block.take(slice(a, b))
 
 
 def check_symbols(symbols: Any) -> list[str]:

@@ -57,6 +57,7 @@ class ReplayFeed(Feed):
     """
 
     kind = "replay"
+    supports_arrays = True
 
     def __init__(
         self,
@@ -237,25 +238,19 @@ def _validate(data: Any, *, symbol: str | None, source: str) -> Block:
     if len(frame) == 0:
         raise FeedError(f"{source}: no rows")
 
-    # symbols
+    # symbols: validated per distinct value (a million-row frame has a handful)
     if sym_col is not None:
         raw = frame[cols[sym_col]]
-        bad = ~raw.map(lambda s: isinstance(s, str) and bool(s.strip())).to_numpy(bool)
-        if bad.any():
-            pos = int(np.argmax(bad))
-            raise FeedError(
-                f"{source}: column {cols[sym_col]!r}, {_row(frame, pos)}: expected a "
-                f"non-empty symbol string, got {raw.iloc[pos]!r}"
-            )
-        symbols = raw.to_numpy(dtype=object)
+        codes, names = _symbol_codes(raw, source, cols[sym_col], frame)
         if symbol is not None:
-            keep = symbols == symbol
-            if not keep.any():
-                available = ", ".join(sorted(set(symbols.tolist())))
+            if symbol not in names:
+                available = ", ".join(sorted(names))
                 raise FeedError(f"{source}: no rows for symbol {symbol!r}; available: {available}")
-            frame, symbols = frame.loc[keep], symbols[keep]
+            keep = codes == names.index(symbol)
+            frame, codes = frame.loc[keep], np.zeros(int(keep.sum()), np.intp)
+            names = [symbol]
     else:
-        symbols = np.full(len(frame), symbol, dtype=object)
+        codes, names = np.zeros(len(frame), np.intp), [symbol]
 
     ts = _timestamps(frame, cols.get(time_col) if time_col else None, source)
 
@@ -270,26 +265,70 @@ def _validate(data: Any, *, symbol: str | None, source: str) -> Block:
     if bad.any():
         pos = int(np.argmax(bad))
         raise FeedError(
-            f"{source}: {_row(frame, pos)} ({symbols[pos]}): high/low [{lo[pos]}, {h[pos]}] "
+            f"{source}: {_row(frame, pos)} ({names[codes[pos]]}): high/low [{lo[pos]}, {h[pos]}] "
             f"do not contain open {o[pos]} and close {c[pos]}"
         )
 
-    order = np.lexsort((symbols.astype(str), ts))
-    ts_sorted, sym_sorted = ts[order], symbols[order]
-    dup = (ts_sorted[1:] == ts_sorted[:-1]) & (sym_sorted[1:] == sym_sorted[:-1])
-    if dup.any():
-        j = int(np.argmax(dup))
-        first, second = sorted((int(order[j]), int(order[j + 1])))
-        when = pd.Timestamp(int(ts_sorted[j]), tz="UTC").isoformat()
+    # rank of each symbol in sorted order: rows sort by (ts, symbol)
+    ranked = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names), np.intp)
+    rank[ranked] = np.arange(len(names))
+    key = rank[codes]
+    later = ts[1:] > ts[:-1]
+    if len(names) > 1:
+        later |= (ts[1:] == ts[:-1]) & (key[1:] > key[:-1])
+    if bool(later.all()):  # already in (ts, symbol) order, hence no duplicates
+        order = None
+        ts_sorted, key_sorted = ts, key
+    else:
+        order = np.lexsort((key, ts))
+        ts_sorted, key_sorted = ts[order], key[order]
+        dup = (ts_sorted[1:] == ts_sorted[:-1]) & (key_sorted[1:] == key_sorted[:-1])
+        if dup.any():
+            j = int(np.argmax(dup))
+            first, second = sorted((int(order[j]), int(order[j + 1])))
+            when = pd.Timestamp(int(ts_sorted[j]), tz="UTC").isoformat()
+            raise FeedError(
+                f"{source}: duplicate bar for ({names[ranked[key_sorted[j]]]}, {when}) at "
+                f"{_row(frame, first)} and {_row(frame, second)}"
+            )
+    by_rank = np.array([names[i] for i in ranked], dtype=object)
+    columns = [
+        values[n] if order is None else np.ascontiguousarray(values[n][order])
+        for n in (*PRICE_COLUMNS, "volume")
+    ]
+    return Block(np.array(ts_sorted, copy=order is None), by_rank[key_sorted], *columns)
+
+
+def _symbol_codes(
+    raw: pd.Series, source: str, column: Any, frame: pd.DataFrame
+) -> tuple[np.ndarray, list[str]]:
+    """Integer code of each row's symbol and the symbol of each code (as ``str``).
+
+    Raises
+    ------
+    FeedError
+        Naming the first row whose symbol is not a non-empty string.
+    """
+    try:
+        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    except TypeError:  # unhashable values (lists, dicts, ...): flag row by row
+        codes, uniques = None, []
+    valid = [isinstance(u, str) and bool(u.strip()) for u in uniques]
+    if codes is None:
+        # factorize only fails on unhashable values, none of which is a symbol: this raises
+        bad = ~raw.map(lambda s: isinstance(s, str) and bool(s.strip())).to_numpy(bool)
+    else:
+        codes = np.asarray(codes, dtype=np.intp)
+        ok = np.array([*valid, False], dtype=bool)  # code -1 (missing) -> the last slot
+        bad = ~ok[codes]
+    if bad.any():
+        pos = int(np.argmax(bad))
         raise FeedError(
-            f"{source}: duplicate bar for ({sym_sorted[j]}, {when}) at {_row(frame, first)} "
-            f"and {_row(frame, second)}"
+            f"{source}: column {column!r}, {_row(frame, pos)}: expected a "
+            f"non-empty symbol string, got {raw.iloc[pos]!r}"
         )
-    return Block(
-        ts_sorted,
-        np.array([str(s) for s in sym_sorted], dtype=object),
-        *(np.ascontiguousarray(values[n][order]) for n in (*PRICE_COLUMNS, "volume")),
-    )
+    return codes, [str(u) for u in uniques]
 
 
 def _timestamps(frame: pd.DataFrame, column: Any, source: str) -> np.ndarray:
@@ -351,6 +390,8 @@ def _numeric(frame: pd.DataFrame, column: Any, source: str, *, volume: bool) -> 
         raise FeedError(
             f"{source}: column {column!r}, {_row(frame, pos)}: must be {rule}, got {arr[pos]}"
         )
+    if pd.api.types.is_float_dtype(raw.dtype) and np.may_share_memory(arr, raw.to_numpy()):
+        arr = arr.copy()  # the feed owns its data: later edits of the frame do not reach it
     return arr
 
 

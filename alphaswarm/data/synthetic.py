@@ -103,6 +103,7 @@ class SyntheticFeed(Feed):
     """
 
     kind = "synthetic"
+    supports_arrays = True
 
     def __init__(
         self,

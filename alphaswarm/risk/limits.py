@@ -209,6 +209,19 @@ class RiskLimits(param.Parameterized):
             for k in ("max_drawdown_pct", "max_daily_loss", "max_daily_loss_pct")
             if getattr(self, k) is not None
         ]
+        # which groups of pre-trade checks can deny at all (the rest are skipped)
+        t = self._t
+        self._order_limits = any(t[k] is not None for k in ("max_order_qty", "max_order_notional"))
+        self._position_limits = any(
+            t[k] is not None
+            for k in (
+                "max_position_qty",
+                "max_position_notional",
+                "max_position_pct",
+                "max_gross_exposure",
+                "max_concentration_pct",
+            )
+        )
 
     @classmethod
     def from_spec(cls, risk: dict[str, Any] | None, universe: list[str]) -> RiskLimits:
@@ -289,15 +302,16 @@ class RiskLimits(param.Parameterized):
         price = request.limit_price or request.stop_price or last
         if price is None:
             return RiskDecision("no_price", 0.0, 0.0, f"no price seen yet for {symbol}")
-        checks = (
-            ("max_order_qty", request.qty, "order qty"),
-            ("max_order_notional", request.qty * price, "order notional"),
-        )
-        for limit, value, what in checks:
-            denial = self._above(limit, value, what)
-            if denial is not None:
-                return denial
-        if not reduces:
+        if self._order_limits:
+            checks = (
+                ("max_order_qty", request.qty, "order qty"),
+                ("max_order_notional", request.qty * price, "order notional"),
+            )
+            for limit, value, what in checks:
+                denial = self._above(limit, value, what)
+                if denial is not None:
+                    return denial
+        if not reduces and self._position_limits:
             gross_other = state.gross_exposure() - abs(held) * state.prices.get(symbol, price)
             new_value = abs(new_pos) * price
             equity = state.equity if state.equity > 0 else float("nan")

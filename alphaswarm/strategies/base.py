@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 SIGNALS = ("buy", "sell", "flat")
 
+#: Codes of the signals in a vectorized strategy's ``signals`` array; 0 means none.
+SIGNAL_CODES = {signal: code for code, signal in enumerate(SIGNALS, start=1)}
+
 
 class StrategyContext(Protocol):
     """What a strategy sees and does on each bar (implemented by the engine)."""
@@ -64,6 +67,14 @@ class Strategy:
 
     Common parameters: ``qty`` (fixed order size) or ``allocation`` (fraction of
     equity per position, used when ``qty`` is not set).
+
+    A strategy whose signals depend only on each symbol's closes may also define
+    ``signals(self, close: np.ndarray) -> np.ndarray``: the int8 code
+    (:data:`SIGNAL_CODES`, 0 = none) ``on_bar`` would return on every bar of one
+    symbol, computed with the same floating-point operations so the codes are
+    identical. ``backtest(engine="auto")`` then runs it on the vectorized path
+    (:mod:`alphaswarm.trading.vectorized`); ``on_bar`` stays the reference and the
+    only path of paper sessions.
     """
 
     name: ClassVar[str] = ""

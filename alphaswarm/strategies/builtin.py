@@ -11,12 +11,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from alphaswarm.model import ModelError
 from alphaswarm.strategies.base import Strategy
+from alphaswarm.strategies.vectorized import (
+    RESYNC_EVERY,
+    buy_and_hold_signals,
+    mean_reversion_signals,
+    sma_cross_signals,
+)
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from alphaswarm.model import Bar
     from alphaswarm.strategies.base import StrategyContext
 
-_RESYNC_EVERY = 10_000
+_RESYNC_EVERY = RESYNC_EVERY  # the vectorized replicas re-sum on the same bars
 
 
 class _Window:
@@ -100,6 +108,10 @@ class SmaCross(Strategy):
             return None  # first reading below: nothing to exit
         return "buy" if sign > 0 else "sell"
 
+    def signals(self, close: np.ndarray) -> np.ndarray:
+        """The codes :meth:`on_bar` returns over one symbol's closes (same arithmetic)."""
+        return sma_cross_signals(close, self._fast, self._slow)
+
 
 class MeanReversion(Strategy):
     """Buy when the close is ``entry_z`` standard deviations below its rolling mean.
@@ -157,6 +169,13 @@ class MeanReversion(Strategy):
             return "flat"
         return None
 
+    def signals(self, close: np.ndarray) -> np.ndarray:
+        """The codes :meth:`on_bar` returns over one symbol's closes (same arithmetic)."""
+        p = self.params
+        return mean_reversion_signals(
+            close, int(p["window"]), p["entry_z"], p["exit_z"], p["short"]
+        )
+
 
 class BuyAndHold(Strategy):
     """Buy the position size on the first bar of each symbol and hold it."""
@@ -175,3 +194,7 @@ class BuyAndHold(Strategy):
             return None
         self._bought.add(bar.symbol)
         return "buy"
+
+    def signals(self, close: np.ndarray) -> np.ndarray:
+        """The codes :meth:`on_bar` returns over one symbol's closes: a buy on the first."""
+        return buy_and_hold_signals(close)

@@ -24,13 +24,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
-from alphaswarm.data.base import Block, Feed
+from alphaswarm.data.base import Block, Feed, FeedArrays
+from alphaswarm.gcpause import gc_paused
 from alphaswarm.metrics import returns_of, round_trips, summarize
-from alphaswarm.risk.limits import RiskLimits
+from alphaswarm.risk.limits import RiskDecision, RiskLimits
 from alphaswarm.sweep.stats import block_moments, moments_of
 from alphaswarm.trading.engine import Engine
 from alphaswarm.trading.paper_trading import BrokerConfig, SimulatedBroker
+from alphaswarm.trading.vectorized import (
+    ineligible,
+    run_vectorized,
+    unsupported_arrays,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -231,6 +238,7 @@ class _SliceFeed(Feed):
     """A feed serving a slice of a :class:`WindowData` (bars identical to the source)."""
 
     kind = "slice"
+    supports_arrays = True
 
     def __init__(self, data: WindowData, lo: int, hi: int) -> None:
         super().__init__(data.symbols, data.interval, data.calendar)
@@ -242,6 +250,22 @@ class _SliceFeed(Feed):
 
     def fingerprint(self) -> str:
         return self._data.fingerprint
+
+    def arrays(self, start: Any = None, end: Any = None, limit: int | None = None) -> FeedArrays:
+        """The slice's bars as arrays (views of the window's cached arrays when unbounded)."""
+        if start is None and end is None and limit is None:
+            return self._data.arrays.take_groups(self._lo, self._hi)
+        return super().arrays(start, end, limit)
+
+
+class _WindowFeed(_SliceFeed):
+    """The whole window as a feed, read through the base :meth:`Feed.arrays`."""
+
+    def __init__(self, data: WindowData) -> None:
+        super().__init__(data, 0, data.n_groups)
+
+    def arrays(self, start: Any = None, end: Any = None, limit: int | None = None) -> FeedArrays:
+        return Feed.arrays(self, start, end, limit)
 
 
 @dataclass
@@ -272,6 +296,7 @@ class WindowData:
     calendar: str
     periods_per_year: float
     _day_index: np.ndarray | None = field(default=None, repr=False)
+    _arrays: FeedArrays | None = field(default=None, repr=False)
 
     @classmethod
     def from_feed(
@@ -312,6 +337,17 @@ class WindowData:
     def feed(self, lo: int = 0, hi: int | None = None) -> Feed:
         """A feed over groups ``lo .. hi - 1``."""
         return _SliceFeed(self, lo, self.n_groups if hi is None else hi)
+
+    @property
+    def arrays(self) -> FeedArrays:
+        """The whole window as :class:`~alphaswarm.data.base.FeedArrays` (built once)."""
+        if self._arrays is None:
+            self._arrays = _WindowFeed(self).arrays()
+        return self._arrays
+
+    def __getstate__(self) -> dict[str, Any]:
+        # caches are rebuilt where the window lands (a scattered window stays its size)
+        return {**self.__dict__, "_arrays": None, "_day_index": None}
 
     def day_index(self) -> np.ndarray:
         """UTC day number of each group."""
@@ -372,47 +408,107 @@ class TrialBase:
         Initial cash.
     blocks : int
         Blocks of return moments each trial returns.
+    engine : str
+        ``auto`` (the vectorized backtest path when the strategy has one) or
+        ``event`` (always bar by bar); both give the same metrics.
     """
 
     spec: dict[str, Any]
     strategy: type[Strategy]
     starting_cash: float = 100_000.0
     blocks: int = MAX_BLOCKS
+    engine: str = "auto"
+
+
+@dataclass
+class _Simulated:
+    """A trial's run, whichever path took it: the account from ``lo`` on."""
+
+    engine: Engine
+    equity: np.ndarray
+    cash: np.ndarray
+    index: pd.DatetimeIndex
+    bars_in_market: int
+    bars_seen: int
+    halted: RiskDecision | None
+    path: str  # "vector" or "event"
+
+    @property
+    def broker(self) -> SimulatedBroker:
+        return self.engine.broker
 
 
 def _simulate(
     base: TrialBase, data: WindowData, params: dict[str, Any], lo: int, hi: int, warmup: int
-) -> tuple[Engine, SimulatedBroker, np.ndarray]:
-    """Drive the engine over groups ``lo - warmup .. hi - 1``; equity from ``lo`` on."""
+) -> _Simulated:
+    """Run groups ``lo - warmup .. hi - 1``; equity from ``lo`` on.
+
+    The vectorized path runs when the strategy and data allow it (and ``base.engine``
+    does not say ``event``); both give the same result.
+    """
     spec = base.spec
-    strategy = base.strategy(**{**spec.get("params", {}), **params})
     config = BrokerConfig.from_dict(spec.get("broker"))
-    broker = SimulatedBroker(base.starting_cash, config)
-    warming = [warmup > 0]
-    engine = Engine(
-        strategy,
-        broker,
-        RiskLimits.from_spec(spec.get("risk") or {}, list(spec["universe"])),
-        order_gate=(lambda: "frozen" if warming[0] else None) if warmup else None,
-    )
+    merged = {**spec.get("params", {}), **params}
+
+    def make_engine(gate: Any = None) -> Engine:
+        return Engine(
+            base.strategy(**merged),
+            SimulatedBroker(base.starting_cash, config),
+            RiskLimits.from_spec(spec.get("risk") or {}, list(spec["universe"])),
+            order_gate=gate,
+        )
+
     first = lo - warmup
     if first < 0 or hi > data.n_groups or lo >= hi:
         raise ValueError(
             f"slice: bars {first}..{hi} (warm-up {warmup}) are not inside the window's "
             f"{data.n_groups} bars"
         )
+    feed = data.feed(first, hi)
+    reason = "event" if base.engine == "event" else ineligible(base.strategy(**merged), feed)
+    arrays = None if reason is not None else feed.arrays()
+    if arrays is not None and unsupported_arrays(arrays) is None:
+        with gc_paused():
+            run = run_vectorized(make_engine, arrays, frozen_until=warmup)
+        equity = run.equity[warmup:]
+        if len(equity) == 0:
+            raise ValueError("bars: the trial's slice holds no bars after the warm-up")
+        return _Simulated(
+            engine=run.engine,
+            equity=equity,
+            cash=run.cash[warmup:],
+            index=pd.DatetimeIndex(run.ts[warmup:].view("M8[ns]"), name="ts")
+            .tz_localize("UTC")
+            .as_unit("us"),
+            bars_in_market=run.bars_in_market,
+            bars_seen=run.bars_seen,
+            halted=run.halted,
+            path="vector",
+        )
+    warming = [warmup > 0]
+    engine = make_engine((lambda: "frozen" if warming[0] else None) if warmup else None)
     step = engine.step
-    for i, group in enumerate(data.feed(first, hi).groups()):
-        if i == warmup:
-            warming[0] = False
-        step(group)
-        if engine.halted is not None:
-            break
-    engine.finish()
+    with gc_paused():
+        for i, group in enumerate(feed.groups()):
+            if i == warmup:
+                warming[0] = False
+            step(group)
+            if engine.halted is not None:
+                break
+        engine.finish()
     equity = np.asarray(engine.equity_values[warmup:], dtype=float)
     if len(equity) == 0:
         raise ValueError("bars: the trial's slice holds no bars after the warm-up")
-    return engine, broker, equity
+    return _Simulated(
+        engine=engine,
+        equity=equity,
+        cash=np.asarray(engine.cash_values[warmup:], dtype=float),
+        index=pd.DatetimeIndex(engine.equity_ts[warmup:], name="ts"),
+        bars_in_market=engine.bars_in_market,
+        bars_seen=engine.bars_seen,
+        halted=engine.halted,
+        path="event",
+    )
 
 
 def run_trial(
@@ -425,9 +521,10 @@ def run_trial(
     groups ``lo .. hi - 1`` only. With ``warmup=0`` the metrics equal those of
     :func:`alphaswarm.backtest` on the same bars.
     """
-    engine, broker, equity = _simulate(base, data, params, lo, hi, warmup)
-    trades = round_trips(broker.fills)
-    metrics = summarize(equity, trades, data.periods_per_year, engine.bars_in_market)
+    sim = _simulate(base, data, params, lo, hi, warmup)
+    equity = sim.equity
+    trades = round_trips(sim.broker.fills)
+    metrics = summarize(equity, trades, data.periods_per_year, sim.bars_in_market)
     # Per-bar returns over the full slice (flat after a halt), for PBO blocks.
     r = returns_of(equity)
     full = hi - lo - 1
@@ -446,7 +543,7 @@ def run_trial(
         "skew": daily["skew"],
         "kurt": daily["kurt"],
         "bars": int(len(equity)),
-        "halted": engine.halted is not None,
+        "halted": sim.halted is not None,
         "blocks": block_moments(r, base.blocks),
     }
 
@@ -474,21 +571,17 @@ def replay(
     BacktestResult
         Not stored in the ledger; its metrics equal the trial's.
     """
-    import pandas as pd
-
     from alphaswarm.backtest import BacktestResult
     from alphaswarm.metrics import drawdown_series
 
     t0 = time.perf_counter()
-    engine, broker, values = _simulate(base, data, params, lo, hi, warmup)
+    sim = _simulate(base, data, params, lo, hi, warmup)
     elapsed = time.perf_counter() - t0
-    equity = pd.DataFrame(
-        {"equity": values, "cash": engine.cash_values[warmup : warmup + len(values)]},
-        index=pd.DatetimeIndex(engine.equity_ts[warmup : warmup + len(values)], name="ts"),
-    )
+    broker = sim.broker
+    equity = pd.DataFrame({"equity": sim.equity, "cash": sim.cash}, index=sim.index)
     equity["drawdown"] = drawdown_series(equity["equity"])
     trades = round_trips(broker.fills)
-    metrics = summarize(values, trades, data.periods_per_year, engine.bars_in_market)
+    metrics = summarize(sim.equity, trades, data.periods_per_year, sim.bars_in_market)
     fills = pd.DataFrame(
         [f.to_dict() for f in broker.fills],
         columns=[
@@ -520,9 +613,9 @@ def replay(
             "spec_hash": bot.spec_hash,
             "starting_cash": base.starting_cash,
         },
-        bars=engine.bars_seen,
+        bars=sim.bars_seen,
         elapsed=elapsed,
-        halted=engine.halted.to_dict() if engine.halted else None,
+        halted=sim.halted.to_dict() if sim.halted else None,
     )
 
 

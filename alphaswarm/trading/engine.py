@@ -335,15 +335,16 @@ class Engine:
         self.signals += 1
         size = self.strategy.size(bar, self.ctx)
         target = size if signal == "buy" else (-size if signal == "sell" else 0.0)
-        self._emit(
-            "signal.emitted",
-            f"{signal} {bar.symbol} @ {bar.close:.2f}",
-            signal=signal,
-            symbol=bar.symbol,
-            target_qty=target,
-            price=bar.close,
-            signal_no=self.signals,
-        )
+        if self.listener is not None:
+            self._emit(
+                "signal.emitted",
+                f"{signal} {bar.symbol} @ {bar.close:.2f}",
+                signal=signal,
+                symbol=bar.symbol,
+                target_qty=target,
+                price=bar.close,
+                signal_no=self.signals,
+            )
         self._signal_no = self.signals
         try:
             self.ctx.target_position(target, bar.symbol)

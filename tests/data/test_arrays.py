@@ -1,0 +1,129 @@
+"""Feed.arrays(): the bars groups() yields, as arrays per symbol; groups() in slices."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alphaswarm.data import ReplayFeed, SampleFeed, SyntheticFeed
+from alphaswarm.data import base as feed_base
+
+if TYPE_CHECKING:
+    from alphaswarm.data.base import Feed, FeedArrays
+
+FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def from_groups(feed: Feed, **bounds) -> dict[tuple[int, str], tuple[float, ...]]:
+    """(group index, symbol) -> fields, as groups() yields them."""
+    out = {}
+    for g, group in enumerate(feed.groups(**bounds)):
+        for bar in group:
+            out[(g, bar.symbol)] = (bar.open, bar.high, bar.low, bar.close, bar.volume)
+    return out
+
+
+def from_arrays(arrays: FeedArrays) -> dict[tuple[int, str], tuple[float, ...]]:
+    out = {}
+    for sa in arrays.symbols:
+        cols = [getattr(sa, f).tolist() for f in FIELDS]
+        for i, g in enumerate(sa.groups().tolist()):
+            out[(g, sa.symbol)] = tuple(c[i] for c in cols)
+    return out
+
+
+def check(feed: Feed, **bounds) -> FeedArrays:
+    arrays = feed.arrays(**bounds)
+    stamps = [group[0].ts for group in feed.groups(**bounds)]
+    got = pd.DatetimeIndex(arrays.ts.view("M8[ns]")).tz_localize("UTC").to_pydatetime()
+    assert list(got) == stamps
+    assert from_arrays(arrays) == from_groups(feed, **bounds)
+    assert arrays.n_bars == sum(len(s) for s in arrays.symbols)
+    assert [s.symbol for s in arrays.symbols] == sorted(s.symbol for s in arrays.symbols)
+    return arrays
+
+
+def holes(symbols: list[str], seed: int, bars: int, drop: float) -> ReplayFeed:
+    frame = SyntheticFeed(symbols, seed=seed, bars=bars).frame()
+    keep = np.random.default_rng(seed).random(len(frame)) >= drop
+    keep[0] = True  # never empty
+    return ReplayFeed(frame[keep].sample(frac=1.0, random_state=seed), interval="1m")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    symbols=st.sampled_from([["A"], ["A", "B"], ["B", "A", "C"]]),
+    seed=st.integers(0, 10**6),
+    bars=st.integers(1, 300),
+    drop=st.sampled_from([0.0, 0.3, 0.9]),
+    limit=st.one_of(st.none(), st.integers(1, 400)),
+)
+def test_arrays_equal_groups(symbols, seed, bars, drop, limit):
+    check(holes(symbols, seed, bars, drop), limit=limit)
+    check(SyntheticFeed(symbols, seed=seed, bars=bars), limit=limit)
+
+
+def test_aligned_flags_and_bounds():
+    feed = SyntheticFeed(["AAA", "BBB"], seed=1, bars=2_000)
+    arrays = check(feed, start="2024-01-03", end="2024-01-04")
+    assert arrays.aligned and len(arrays.ts) == 2 * 390
+    gappy = check(holes(["AAA", "BBB"], 3, 500, 0.5))
+    assert not gappy.aligned
+    unbounded = SyntheticFeed(["AAA"], seed=1)
+    assert len(unbounded.arrays(limit=70_000).ts) == 70_000  # across generator chunks
+    with pytest.raises(feed_base.FeedError, match="unbounded"):
+        unbounded.arrays()
+
+
+def test_sample_feed_arrays():
+    check(SampleFeed(["AAPL", "GOOG"]))  # GOOG starts years later: unaligned
+
+
+@pytest.mark.parametrize("drop", [0.0, 0.4])
+def test_take_groups_equals_arrays_of_the_slice(drop):
+    feed = holes(["AAA", "BBB", "CCC"], 5, 400, drop)
+    whole = feed.arrays()
+    part = whole.take_groups(100, 250)
+    ts = pd.DatetimeIndex(whole.ts[100:250].view("M8[ns]")).tz_localize("UTC")
+    direct = feed.arrays(start=ts[0], end=ts[-1])
+    assert part.ts.tolist() == direct.ts.tolist()
+    assert from_arrays(part) == from_arrays(direct)
+    assert part.n_bars == direct.n_bars
+
+
+def test_groups_in_slices_equal_the_frame(monkeypatch):
+    monkeypatch.setattr(feed_base, "GROUPS_SLICE", 7)  # several slices per block
+    for feed in (
+        SyntheticFeed(["AAA", "BBB", "CCC"], seed=2, bars=50),
+        holes(["A", "B"], 1, 60, 0.3),
+    ):
+        frame = feed.frame()
+        rows = [
+            (b.ts, b.symbol, b.open, b.high, b.low, b.close, b.volume)
+            for group in feed.groups()
+            for b in group
+        ]
+        expected = list(
+            zip(
+                frame["ts"].dt.to_pydatetime(),
+                frame["symbol"],
+                *(frame[f] for f in FIELDS),
+                strict=True,
+            )
+        )
+        assert rows == expected
+        assert all(len({b.ts for b in g}) == 1 for g in feed.groups())  # no group split
+
+
+def test_replay_feed_owns_its_data():
+    frame = SyntheticFeed(["AAA"], seed=1, bars=20).frame()
+    feed = ReplayFeed(frame)
+    before = feed.arrays().symbols[0].close.tolist()
+    frame.loc[0, "close"] = 1e9
+    frame["open"] = frame["open"] * 2
+    assert feed.arrays().symbols[0].close.tolist() == before
