@@ -11,8 +11,11 @@ in ``pg_stat_activity``:
    reconnect.
 2. Wait on ``conn.notifies(timeout=1 s)``. A ``kill`` notification makes the
    process halt its own targets at once (:meth:`KillSwitch.follow`: no write of the
-   row, no new NOTIFY) and acknowledge the epoch in ``kill_switch_acks``; ``reset``
-   releases it locally.
+   row, no new NOTIFY) and acknowledge the epoch in ``kill_switch_acks`` as soon as
+   its final rows are committed; ``reset`` releases it locally. The same engagement
+   in a new mode (re-engaged elsewhere) is applied in that mode. A per-bot ``kill``
+   or ``reset`` (payload with ``bots``) makes the process re-read the row and stop
+   (or release) those bots' sessions here too.
 3. After every wait, re-read the row (the safety net when a notification is lost),
    keep this process's owner advisory lock alive and, every few seconds, mark the
    runs of dead owners crashed (:func:`alphaswarm.recovery.reap_dead_owners`).
@@ -186,6 +189,9 @@ class ClusterListener:
             log.warning("ignoring a kill-switch notification that is not JSON: %.200s", payload)
             return
         if not isinstance(state, dict) or state.get("action") not in ("kill", "reset"):
+            return
+        if "bots" in state:  # a per-bot halt or release: the row says which bots, and why
+            self._reread()
             return
         state["engaged"] = state["action"] == "kill"
         try:

@@ -127,7 +127,8 @@ class Subscription:
                 self.dropped += 1
                 self._unreported += 1
             self._buffer.append(frame)
-            waiter = self._waiter
+            # wake the reader once: it drains every frame pushed until it runs
+            waiter, self._waiter = self._waiter, None
         if waiter is not None:
             loop, event = waiter
             try:
@@ -167,15 +168,15 @@ class Subscription:
         frames = self.drain()
         if frames or self.closed:
             return frames
-        loop = asyncio.get_running_loop()
         event = asyncio.Event()
-        self._waiter = (loop, event)
+        self._waiter = (asyncio.get_running_loop(), event)
         try:
             frames = self.drain()  # a frame may have arrived before the waiter was set
             if frames:
                 return frames
             try:
-                await asyncio.wait_for(event.wait(), timeout)
+                async with asyncio.timeout(timeout):  # no task per wait, unlike wait_for
+                    await event.wait()
             except TimeoutError:
                 return []
             return self.drain()

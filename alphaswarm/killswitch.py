@@ -91,7 +91,14 @@ class KillSwitch(param.Parameterized):
         self._lock = threading.RLock()
         self._ledger: Ledger | None = None
         self._last_refresh = 0.0
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kill-switch")
+        self._pool = _started_pool(8, "kill-switch")
+        self._last_commit = 0.0
+        # (epoch, start) of a cluster engagement whose ack this process still owes
+        self._ack_due: tuple[int, float] | None = None
+        # why and how each bot was halted (shared through the row's scope)
+        self._bot_halts: dict[str, dict[str, str]] = {}
+        # ``updated_at`` of this process's last write of the row: older reads are stale
+        self._written_at: datetime | None = None
         # Cluster (PostgreSQL): the engagement epoch this process has applied, the
         # listener thread, and one thread that runs halts found by a re-read (a re-read
         # can happen inside a session's step, which must not wait for its own halt).
@@ -111,6 +118,7 @@ class KillSwitch(param.Parameterized):
             self._listener = None
         self._ledger = ledger
         self._epoch = None
+        self._written_at = None
         if ledger is not None:
             self.refresh(force=True, adopt=True)
             if self._clustered:
@@ -138,6 +146,20 @@ class KillSwitch(param.Parameterized):
                 self._targets[name] = []
             elif target in self._targets.get(name, []):
                 self._targets[name].remove(target)
+
+    def note_commit(self, sessions: int) -> None:
+        """Called by a halt target once the final rows of ``sessions`` are committed.
+
+        In a cluster the epoch being halted is acknowledged right then: the other
+        processes' sessions do not wait for this one's frames and outputs.
+        """
+        self._last_commit = time.perf_counter()
+        with self._lock:
+            due, self._ack_due = self._ack_due, None
+        if due is not None:
+            epoch, started = due
+            elapsed_ms = (self._last_commit - started) * 1e3
+            self._write_ack(epoch, sessions, elapsed_ms, {"acked": "final rows committed"})
 
     @property
     def targets(self) -> list[str]:
@@ -199,7 +221,8 @@ class KillSwitch(param.Parameterized):
         -------
         dict
             ``{engaged, mode, reason, targets: {name: {halted, failures}}, failures,
-            elapsed_ms}``.
+            elapsed_ms, final_rows_committed_ms}``; the last is when the final rows of
+            the stopped sessions were committed (``None`` when none were written).
         """
         if mode not in MODES:
             raise ModelError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
@@ -216,6 +239,7 @@ class KillSwitch(param.Parameterized):
             if bot is not None:
                 with param.edit_constant(self):
                     self.halted_bots = sorted({*self.halted_bots, bot})
+                self._bot_halts[bot] = {"reason": reason, "mode": mode}
                 targets = {f"bot:{bot}": [lambda r, m: self._halt_bot_sessions(bot, r, m)]}
             else:
                 with param.edit_constant(self):
@@ -232,8 +256,12 @@ class KillSwitch(param.Parameterized):
                 failures.append("ledger: kill switch state could not be written (failing closed)")
             # A new epoch (released -> engaged) is acknowledged by every process.
             new_epoch = bot is None and self._epoch is not None and self._epoch != epoch_before
+            if new_epoch and self._clustered:
+                self._ack_due = (self._epoch, t0)
         per_target = self._fan_out(targets, reason, mode, failures)
         elapsed_ms = (time.perf_counter() - t0) * 1e3
+        committed = self._last_commit
+        committed_ms = (committed - t0) * 1e3 if committed >= t0 else None
         cluster = None
         if new_epoch and self._clustered:
             cluster = self._ack_and_collect(self._epoch, per_target, mode, elapsed_ms, t0)
@@ -247,6 +275,7 @@ class KillSwitch(param.Parameterized):
             "targets": per_target,
             "failures": failures,
             "elapsed_ms": elapsed_ms,
+            "final_rows_committed_ms": committed_ms,
         }
         if cluster is not None:
             result["cluster"] = cluster
@@ -283,18 +312,25 @@ class KillSwitch(param.Parameterized):
     def _ack(
         self, epoch: int, per_target: dict[str, dict[str, Any]], mode: str, elapsed_ms: float
     ) -> int:
-        """Record this process's ack of ``epoch`` (after its final rows are committed)."""
+        """Ack ``epoch`` after the halt unless a final-row commit acknowledged it already."""
         sessions = self._sessions_halted(per_target, mode)
+        with self._lock:
+            due = self._ack_due is not None and self._ack_due[0] == epoch
+            if due:
+                self._ack_due = None
+        if due:
+            self._write_ack(epoch, sessions, elapsed_ms, {"mode": mode, "targets": per_target})
+        return sessions
+
+    def _write_ack(self, epoch: int, sessions: int, elapsed_ms: float, detail: dict) -> None:
+        """Record this process's ack of ``epoch`` (its final rows are committed)."""
         ledger = self._ledger
         if ledger is None:
-            return sessions
+            return
         try:
-            ledger.record_kill_ack(
-                epoch, ledger.owner, sessions, elapsed_ms, {"mode": mode, "targets": per_target}
-            )
+            ledger.record_kill_ack(epoch, ledger.owner, sessions, elapsed_ms, detail)
         except Exception:  # noqa: BLE001 - the halt is done; a missing ack is reported
             log.exception("could not acknowledge kill-switch epoch %s", epoch)
-        return sessions
 
     def _ack_and_collect(
         self,
@@ -393,7 +429,18 @@ class KillSwitch(param.Parameterized):
                     if not self.engaged and epoch == self._epoch:
                         with param.edit_constant(self):
                             self.engaged = True
-                    return None
+                    new_mode = state.get("mode")
+                    if epoch != self._epoch or new_mode not in MODES or new_mode == self.mode:
+                        return None
+                    # The same engagement in another mode (re-engaged elsewhere, e.g.
+                    # reduce_only -> flatten): apply the new mode here too.
+                    reason = state.get("reason") or self.reason
+                    with param.edit_constant(self):
+                        self.param.update(mode=new_mode, reason=reason)
+                    if adopt:
+                        return None
+                    targets = {name: list(ts) for name, ts in self._targets.items()}
+                    return self._dispatch_follow(None, targets, reason, new_mode, wait)
                 if epoch is None and self.engaged:
                     return None
                 mode = state.get("mode") if state.get("mode") in MODES else "cancel"
@@ -432,6 +479,17 @@ class KillSwitch(param.Parameterized):
                             halted_bots=sorted(halted),
                         )
                 return None
+        return self._dispatch_follow(epoch, targets, reason, mode, wait)
+
+    def _dispatch_follow(
+        self,
+        epoch: int | None,
+        targets: dict[str, list[HaltTarget]],
+        reason: str,
+        mode: str,
+        wait: bool,
+    ) -> dict[str, Any] | None:
+        """Run a followed halt here (``wait``) or on the helper thread."""
         if wait:
             return self._halt_followed(epoch, targets, reason, mode)
         self._follow_pool.submit(self._halt_followed, epoch, targets, reason, mode)
@@ -442,6 +500,9 @@ class KillSwitch(param.Parameterized):
     ) -> dict[str, Any]:
         """The local half of a cluster engagement: halt, then ack (final rows first)."""
         t0 = time.perf_counter()
+        if epoch is not None and self._clustered:
+            with self._lock:
+                self._ack_due = (epoch, t0)
         failures: list[str] = []
         per_target = self._fan_out(targets, reason, mode, failures)
         elapsed_ms = (time.perf_counter() - t0) * 1e3
@@ -489,10 +550,12 @@ class KillSwitch(param.Parameterized):
         with self._lock, param.edit_constant(self):
             if bot is not None:
                 self.halted_bots = [b for b in self.halted_bots if b != bot]
+                self._bot_halts.pop(bot, None)
             else:
                 self.param.update(
                     engaged=False, reason="", engaged_at=None, ttl_seconds=None, halted_bots=[]
                 )
+                self._bot_halts.clear()
             self._persist(actor, "kill_switch.reset", "", self.mode, None, bot)
         return self.state()
 
@@ -514,8 +577,12 @@ class KillSwitch(param.Parameterized):
                 self.mode,
                 self.reason,
                 ttl_seconds=self.ttl_seconds,
-                scope={"halted_bots": list(self.halted_bots)},
+                scope={
+                    "halted_bots": list(self.halted_bots),
+                    "bot_halts": {b: self._bot_halts.get(b, {}) for b in self.halted_bots},
+                },
             )
+            self._written_at = row.get("updated_at")
             # The epoch we hold: our own notification (and re-reads) will not halt again.
             self._epoch = row.get("epoch") if self.engaged else self._epoch
             self._ledger.audit(
@@ -552,12 +619,51 @@ class KillSwitch(param.Parameterized):
             with param.edit_constant(self):
                 self.store_ok = False
             return
-        with self._lock, param.edit_constant(self):
+        with param.edit_constant(self):
             self.store_ok = True
-            scope = row.get("scope") or {}
-            if scope.get("halted_bots") and set(scope["halted_bots"]) - set(self.halted_bots):
-                self.halted_bots = sorted({*self.halted_bots, *scope["halted_bots"]})
+        self.follow_bots(row, wait=wait, adopt=adopt)
         self.follow(row, wait=wait, adopt=adopt)
+
+    def follow_bots(
+        self, row: dict[str, Any], *, wait: bool = False, adopt: bool = False
+    ) -> list[str]:
+        """Apply the per-bot halts of the shared row: halt bots new to this process.
+
+        A bot halted by another process has its sessions here stopped too and its
+        starts refused; a bot released there is released here. A row older than this
+        process's own last write changes nothing (it may predate a local halt).
+
+        Returns
+        -------
+        list of str
+            The bots this call halted.
+        """
+        scope = row.get("scope") or {}
+        wanted = set(scope.get("halted_bots") or [])
+        halts = scope.get("bot_halts") or {}
+        with self._lock:
+            written = self._written_at
+            updated = row.get("updated_at")
+            if written is not None and (updated is None or updated < written):
+                return []
+            have = set(self.halted_bots)
+            if wanted == have:
+                return []
+            with param.edit_constant(self):
+                self.halted_bots = sorted(wanted)
+            self._bot_halts = {b: dict(halts.get(b) or {}) for b in wanted}
+        new = sorted(wanted - have)
+        if adopt:
+            return []
+        for bot in new:
+            halt = self._bot_halts.get(bot, {})
+            reason = halt.get("reason") or "bot halted by another process"
+            mode = halt.get("mode") if halt.get("mode") in ("cancel", "flatten") else "cancel"
+            if wait:
+                self._halt_bot_sessions(bot, reason, mode)
+            else:
+                self._follow_pool.submit(self._halt_bot_sessions, bot, reason, mode)
+        return new
 
     def _expire(self) -> None:
         if self.engaged and self.ttl_seconds and self.engaged_at is not None:
@@ -616,6 +722,15 @@ class KillSwitch(param.Parameterized):
             "targets": self.targets,
             "last": self.last,
         }
+
+
+def _started_pool(workers: int, prefix: str) -> ThreadPoolExecutor:
+    """A thread pool whose threads exist already: none is started on an engage's clock."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=prefix)
+    barrier = threading.Barrier(workers)
+    for _ in range(workers):  # each task blocks until all run: one new thread per task
+        pool.submit(barrier.wait, 5.0)
+    return pool
 
 
 class KillSwitchEngaged(ModelError):

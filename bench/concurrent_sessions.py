@@ -4,28 +4,30 @@ In one process, N paper sessions of the SMA bot (5/20, qty 100) run at speed 60
 on one-minute bars (one bar a second each; a 24x7 synthetic feed, so every gap
 is exactly a minute) on the shared engine loop, all writing to one SQLite ledger
 file. Sessions start one after another; after the last has started and a 2 s
-warm-up, a window of ~15 s is measured. Steps: N = 10, 50, 100, 200, 400.
+warm-up, a window of ~15 s is measured. Steps: N = 10, 50, 100, 200, 400, 800.
 
 Bar processing lag is observed without touching the session: a sync subscriber
 on each session's FrameBus records every ``bar.received`` frame. Its ``ts`` is
 taken inside ``Engine.step`` when the bar is processed; the publish (after the
 bar's ledger commit) is stamped by the subscriber. For each session the
 schedule is anchored at its first bar in the window: bar k is due at
-``anchor + (bar_ts_k - bar_ts_0) / 60``; lag = processed - due. A session paces
-each bar relative to the end of the previous one, so any per-bar overhead adds
-up over the window; the "slip" columns show that per-bar increment
-(interval - 1 s) on its own.
+``anchor + (bar_ts_k - bar_ts_0) / 60``; lag = processed - due. Sessions pace
+against an absolute schedule, so lag does not add up from bar to bar; the "slip"
+columns show one bar's interval minus 1 s on its own.
 
 Reported per N: p50/p99/max lag (processed, and published), p99 slip, bars/s
 actually achieved per session, process CPU % (psutil; 100 % = one core, 200 %
-= both) over the window, and the largest N whose p99 lag stays under 100 ms.
+= both) over the window, the full (generation 2) garbage collections in the
+window and the longest (they stop every thread), and the largest N whose p99
+lag stays under 100 ms.
 
-    python bench/concurrent_sessions.py             # N = 10, 50, 100, 200, 400; 15 s each
+    python bench/concurrent_sessions.py             # N = 10, 50, ..., 800; 15 s each
     python bench/concurrent_sessions.py --quick     # N = 2, 5; 2 s each
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import statistics
 import sys
@@ -37,7 +39,7 @@ from typing import Any
 from _common import SEED, load, machine_line, parser, peak_rss_mib, percentile, table, write_results
 
 NAME = "concurrent_sessions"
-FULL_NS = (10, 50, 100, 200, 400)
+FULL_NS = (10, 50, 100, 200, 400, 800)
 QUICK_NS = (2, 5)
 SPEED = 60
 LAG_LIMIT_MS = 100.0
@@ -55,6 +57,26 @@ class Recorder:
     def __call__(self, frame: dict[str, Any]) -> None:
         if frame["stage"] == "bar.received":
             self.bars.append((frame["ts"], time.time(), frame["bar"]["ts"]))
+
+
+class FullCollections:
+    """Times every full (generation 2) garbage collection of the process, ms."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, float]] = []  # (wall time at the end, duration)
+        self._t0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.pauses.append((time.time(), (time.perf_counter() - self._t0) * 1e3))
+
+    def within(self, t_from: float, t_to: float) -> list[float]:
+        """Durations of the collections that ended inside the window."""
+        return [ms for at, ms in self.pauses if t_from <= at < t_to]
 
 
 def lags(rec: Recorder, t_from: float, t_to: float) -> dict[str, list[float]]:
@@ -80,7 +102,16 @@ def lags(rec: Recorder, t_from: float, t_to: float) -> dict[str, list[float]]:
     return out
 
 
-def one_step(aw: Any, bot: Any, feed: Any, ledger: Any, n: int, window: float, warmup: float):
+def one_step(
+    aw: Any,
+    bot: Any,
+    feed: Any,
+    ledger: Any,
+    n: int,
+    window: float,
+    warmup: float,
+    collections: FullCollections,
+) -> dict[str, Any]:
     import psutil
 
     from alphaswarm.trading.registry import registry
@@ -125,6 +156,7 @@ def one_step(aw: Any, bot: Any, feed: Any, ledger: Any, n: int, window: float, w
         slip += got["slip"]
         bars += len(got["lag"])
     p99 = percentile(lag, 99)
+    full_gcs = collections.within(t_from, t_to)
     return {
         "sessions": n,
         "window_s": t_to - t_from,
@@ -138,6 +170,8 @@ def one_step(aw: Any, bot: Any, feed: Any, ledger: Any, n: int, window: float, w
         "slip_p99_ms": percentile(slip, 99),
         "under_limit": bool(lag) and p99 < LAG_LIMIT_MS,
         "cpu_percent": cpu,
+        "full_gcs": len(full_gcs),
+        "full_gc_max_ms": max(full_gcs, default=None),
         "running": running,
         "start_s": start_s,
         "stop_s": stop_s,
@@ -186,14 +220,16 @@ def main() -> int:
         aw.set_ledger(ledger)
         registry()
         aw.kill_switch().reset(actor="bench")
+        collections = FullCollections()
+        gc.callbacks.append(collections)
         for n in ns:
-            row = one_step(aw, bot, feed, ledger, n, window, warmup)
+            row = one_step(aw, bot, feed, ledger, n, window, warmup, collections)
             rows.append(row)
             print(
                 f"  N={n:<4d}: lag p50 {row['lag_p50_ms']:.1f} ms, p99 {row['lag_p99_ms']:.1f} ms, "
                 f"slip p99 {row['slip_p99_ms']:.1f} ms, "
                 f"{row['bars_per_s_per_session']:.3f} bars/s/session, "
-                f"CPU {row['cpu_percent']:.0f} %"
+                f"CPU {row['cpu_percent']:.0f} %, {row['full_gcs']} full GC(s)"
                 f" (start {row['start_s']:.1f} s; load {row['load_before']})",
                 flush=True,
             )
@@ -210,6 +246,8 @@ def main() -> int:
         ("slip_p50_ms", "slip p50 ms"),
         ("slip_p99_ms", "slip p99 ms"),
         ("cpu_percent", "CPU %"),
+        ("full_gcs", "full GCs"),
+        ("full_gc_max_ms", "longest full GC ms"),
         ("under_limit", "p99 < 100 ms"),
     ]
     print(table(rows, columns, f"Concurrent sessions at 1 bar/s (window {window:g} s per N)"))

@@ -10,8 +10,11 @@ it sends ``POST /kill-switch`` and measures, from just before the request:
   ``kill_switch().engage`` to completion first: every session's final row is
   written in one transaction before it answers);
 * **all killed**: a read-only SQLite connection of the client to the ledger file
-  sees every one of the N runs with ``status = 'killed'`` (queried at once after
-  the response, then every millisecond while rows are missing).
+  sees every one of the N runs with ``status = 'killed'``; a thread of the client
+  polls it every millisecond from just before the request, so this is the commit
+  of the last final row as another process sees it (the response can come later:
+  the handler also lets the sessions publish their last frames);
+* **server commit**: the server's own ``final_rows_committed_ms`` from the response.
 
 Then ``POST /kill-switch/reset`` and fresh sessions for the next repetition.
 
@@ -25,6 +28,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,27 +70,45 @@ def running_ids(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT id FROM paper_trading_runs WHERE status='running'")]
 
 
-def one_rep(api: Api, conn: sqlite3.Connection, bot_id: str, n: int, settle: float) -> dict:
+def watch_killed(db: Path, run_ids: list[str], started: threading.Event) -> tuple[float, int]:
+    """Poll the ledger file (own connection) until all runs are killed: (when, count)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+    try:
+        started.set()
+        deadline = time.perf_counter() + 30
+        count = killed(conn, run_ids)
+        while count < len(run_ids) and time.perf_counter() < deadline:
+            time.sleep(0.001)
+            count = killed(conn, run_ids)
+        return time.perf_counter(), count
+    finally:
+        conn.close()
+
+
+def one_rep(
+    api: Api, conn: sqlite3.Connection, db: Path, bot_id: str, n: int, settle: float
+) -> dict:
     t_start = time.perf_counter()
     run_ids = start_sessions(api.url, bot_id, n)
     start_s = time.perf_counter() - t_start
     time.sleep(settle)  # let them trade
     running = len(set(running_ids(conn)) & set(run_ids))
     load_before = load()
-    t0 = time.perf_counter()
-    result = api.post("/kill-switch", {"reason": "benchmark: http kill switch latency"})
-    t_resp = time.perf_counter()
-    count = killed(conn, run_ids)
-    while count < n and time.perf_counter() - t0 < 30:
-        time.sleep(0.001)
-        count = killed(conn, run_ids)
-    t_done = time.perf_counter()
+    started = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        watcher = pool.submit(watch_killed, db, run_ids, started)
+        started.wait(5)
+        t0 = time.perf_counter()
+        result = api.post("/kill-switch", {"reason": "benchmark: http kill switch latency"})
+        t_resp = time.perf_counter()
+        t_done, count = watcher.result()
     api.post("/kill-switch/reset", {})
     leftover = running_ids(conn)
     return {
         "response_ms": (t_resp - t0) * 1e3,
         "committed_ms": (t_done - t0) * 1e3,
         "server_elapsed_ms": result.get("elapsed_ms"),
+        "server_commit_ms": result.get("final_rows_committed_ms"),
         "halted": sum(t.get("halted", 0) for t in result.get("targets", {}).values()),
         "killed_in_ledger": count,
         "running_at_engage": running,
@@ -124,7 +146,7 @@ def main() -> int:
             for n in ns:
                 samples = []
                 for rep in range(reps):
-                    s = one_rep(api, conn, bot_id, n, settle)
+                    s = one_rep(api, conn, db, bot_id, n, settle)
                     samples.append(s)
                     print(
                         f"  N={n:<4d} rep {rep + 1:2d}/{reps}: response {s['response_ms']:7.1f} ms,"
@@ -137,6 +159,7 @@ def main() -> int:
                 committed = [s["committed_ms"] for s in samples]
                 response = [s["response_ms"] for s in samples]
                 server = [s["server_elapsed_ms"] or 0.0 for s in samples]
+                commit = [s["server_commit_ms"] or 0.0 for s in samples]
                 rows.append(
                     {
                         "sessions": n,
@@ -147,6 +170,8 @@ def main() -> int:
                         "p99_ms": percentile(committed, 99),
                         "worst_ms": max(committed),
                         "server_median_ms": statistics.median(server),
+                        "server_commit_median_ms": statistics.median(commit),
+                        "server_commit_p99_ms": percentile(commit, 99),
                         "all_killed": all(s["killed_in_ledger"] == n for s in samples),
                         "failures": sorted({f for s in samples for f in s["failures"]}),
                         "samples": samples,
@@ -163,6 +188,8 @@ def main() -> int:
         ("p99_ms", "all killed p99 ms"),
         ("worst_ms", "worst ms"),
         ("server_median_ms", "engage() in server, median ms"),
+        ("server_commit_median_ms", "server commit median ms"),
+        ("server_commit_p99_ms", "server commit p99 ms"),
         ("all_killed", "all rows killed"),
     ]
     print(

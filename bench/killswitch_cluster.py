@@ -2,9 +2,10 @@
 
 Three real ``serve`` processes share one PostgreSQL ledger. Each repetition starts
 N paper sessions per process over HTTP (the SMA bot, speed 1: running, idle
-between bars), engages the kill switch with ``POST /kill-switch`` on one process
-(round robin), waits until every run is ``killed`` and every process has
-acknowledged, then resets and waits until all three are released.
+between bars), waits until every session has committed its first bar, engages
+the kill switch with ``POST /kill-switch`` on one process (round robin), waits
+until every run is ``killed`` and every process has acknowledged, then resets
+and waits until all three are released.
 
 Measured on the database clock, so no clock sync is involved:
 
@@ -19,6 +20,7 @@ Measured on the database clock, so no clock sync is involved:
 
     python bench/killswitch_cluster.py            # N = 10, 100 per process; 20 reps
     python bench/killswitch_cluster.py --quick    # N = 5 per process; 2 reps
+    python bench/killswitch_cluster.py --sessions 100 --reps 5
 
 PostgreSQL: a temporary server from Debian's ``postgresql`` package (as the tests
 do, via ``tests/pg.py``), or ``$ALPHASWARM_PG_URL`` (a database this script may
@@ -87,6 +89,15 @@ def one_rep(servers: list, db_url: str, bot_id: str, n: int, engager: int) -> di
     if bad:
         raise RuntimeError(f"{len(bad)} starts failed: {bad[0]}")
     run_ids = [r.json()["paper_run_id"] for r in responses]
+
+    def all_trading() -> bool:  # every session has committed its first bar
+        return sql(
+            db_url,
+            "SELECT count(*) FROM paper_trading_runs WHERE id = ANY(:ids) AND bars_seen >= 1",
+            ids=run_ids,
+        )[0][0] == len(run_ids)
+
+    wait_until(all_trading, 60, 0.05)
     time.sleep(0.2)  # let the sessions reach their idle wait
     r = servers[engager].post("/kill-switch", {"reason": "bench"})
     r.raise_for_status()
@@ -148,8 +159,14 @@ def summarise(n: int, reps: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> int:
     """Run the benchmark and write ``results/killswitch_cluster.json``."""
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--sessions", default=None, help="comma-separated N per process (10,100)")
+    p.add_argument("--reps", type=int, default=None, help="repetitions per N (default 20)")
+    args = p.parse_args()
     ns, n_reps = (QUICK_NS, QUICK_REPS) if args.quick else (FULL_NS, FULL_REPS)
+    if args.sessions:
+        ns = tuple(int(x) for x in args.sessions.split(","))
+    n_reps = args.reps or n_reps
     started = time.perf_counter()
     print(machine_line())
     server, server_url = start_postgres()

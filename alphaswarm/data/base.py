@@ -500,15 +500,21 @@ class Feed(abc.ABC):
 
 
 def _bar_groups(block: Block) -> Iterator[list[Bar]]:
-    """The Bar lists of a block, one per timestamp."""
+    """The Bar lists of a block, one per timestamp.
+
+    The block's columns are held as tuples while its bars are handed out: a paced
+    session keeps them for hours, and the garbage collector stops tracking a tuple of
+    plain values (floats, strings, datetimes), where it would walk a list on every
+    full collection.
+    """
     trusted = Bar.trusted
     starts = group_starts(block.ts)
-    stamps = list(
+    stamps = tuple(
         pd.DatetimeIndex(block.ts[starts].view("M8[ns]")).tz_localize(UTC).to_pydatetime()
     )
-    sym = block.symbol.tolist()
-    o, h, lo = block.open.tolist(), block.high.tolist(), block.low.tolist()
-    c, v = block.close.tolist(), block.volume.tolist()
+    sym = tuple(block.symbol.tolist())
+    o, h, lo = tuple(block.open.tolist()), tuple(block.high.tolist()), tuple(block.low.tolist())
+    c, v = tuple(block.close.tolist()), tuple(block.volume.tolist())
     n = len(sym)
     if len(stamps) == n:  # one bar per timestamp: the common single-symbol case
         for i, ts in enumerate(stamps):

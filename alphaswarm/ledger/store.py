@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -196,14 +197,23 @@ def _sanitise(obj: Any) -> Any:
 
 
 def _json_dumps(obj: Any) -> str:
-    return json.dumps(_sanitise(obj), default=_json_default, allow_nan=False)
+    try:  # the usual value holds no NaN: skip the sanitising walk
+        return json.dumps(obj, default=_json_default, allow_nan=False)
+    except ValueError:
+        return json.dumps(_sanitise(obj), default=_json_default, allow_nan=False)
 
 
 # --------------------------------------------------------------------------- rows
 
 
+#: Column values stored as they are (checked by exact type, the common case).
+_PLAIN_TYPES = frozenset({str, float, int, bool, type(None), datetime, dict, list})
+
+
 def _plain(value: Any) -> Any:
     """Turn enums and numpy scalars into plain Python values for a column."""
+    if type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, Enum):
         return value.value
     item = getattr(value, "item", None)
@@ -225,6 +235,11 @@ def _as_mapping(data: Any, what: str) -> Mapping[str, Any]:
     raise LedgerError(f"{what}: expected a mapping of column values, got {type(data).__name__}")
 
 
+@functools.cache
+def _column_names(table: Table) -> frozenset[str]:
+    return frozenset(table.c.keys())
+
+
 def _row(
     table: Table,
     data: Any,
@@ -235,9 +250,10 @@ def _row(
 ) -> dict[str, Any]:
     """Validate one row for ``table``: known columns only, plain values."""
     out: dict[str, Any] = {}
+    names = _column_names(table)
     for key, value in _as_mapping(data, what).items():
         column = aliases.get(key, key) if aliases else key
-        if column not in table.c:
+        if column not in names:
             allowed = ", ".join(c.name for c in table.columns)
             raise LedgerError(
                 f"{what}: unknown column {key!r} for {table.name}; allowed: {allowed}"
@@ -1440,7 +1456,8 @@ class Ledger(param.Parameterized):
         on commit, in the same transaction as the row: only kills (any engagement)
         and resets (released after engaged) are announced, with the payload
         ``{"action": "kill"|"reset", "epoch", "mode", "reason", "engaged_at"}``;
-        per-bot scope changes are picked up by the processes' re-read of the row.
+        per-bot halts and releases as ``{"action": "kill"|"reset", "epoch", "bots"}``
+        (the bots whose halt changed; the processes then re-read the row).
 
         Parameters
         ----------
@@ -1498,16 +1515,23 @@ class Ledger(param.Parameterized):
             state = self._kill_switch_row(conn)
             action = "kill" if engaged else "reset" if before["engaged"] else None
             if postgres and action is not None:
-                payload = _json_dumps(
-                    {
-                        "action": action,
-                        "epoch": epoch,
-                        "mode": mode,
-                        "reason": (reason or "")[:2000],
-                        "engaged_at": engaged_at,
-                    }
-                )
-                conn.execute(select(func.pg_notify(KILL_SWITCH_CHANNEL, payload)))
+                payload = {
+                    "action": action,
+                    "epoch": epoch,
+                    "mode": mode,
+                    "reason": (reason or "")[:2000],
+                    "engaged_at": engaged_at,
+                }
+                conn.execute(select(func.pg_notify(KILL_SWITCH_CHANNEL, _json_dumps(payload))))
+            halted = set((scope or {}).get("halted_bots") or [])
+            halted_before = set((before.get("scope") or {}).get("halted_bots") or [])
+            if postgres and halted != halted_before:  # per-bot halts and releases
+                payload = {
+                    "action": "kill" if halted - halted_before else "reset",
+                    "epoch": epoch,
+                    "bots": sorted(halted ^ halted_before),
+                }
+                conn.execute(select(func.pg_notify(KILL_SWITCH_CHANNEL, _json_dumps(payload))))
         return state
 
     # ------------------------------------------------------------------ cluster

@@ -52,16 +52,19 @@ class SessionRegistry(param.Parameterized):
         self.halting = threading.Event()
         self._halt_all_lock = threading.Lock()
         self._halting_lock = threading.Lock()
+        self._bump_lock = threading.RLock()
         self._halts_in_progress = 0
         self._peak_key: frozenset[str] = frozenset()
 
     def _bump(self) -> None:
-        p = self.param["version"]
-        p.constant = False
-        try:
-            self.version += 1
-        finally:
-            p.constant = True
+        # starts and ends come from several threads at once: one unlock at a time
+        with self._bump_lock:
+            p = self.param["version"]
+            p.constant = False
+            try:
+                self.version += 1
+            finally:
+                p.constant = True
 
     def add(self, session: PaperSession) -> None:
         """Register a started session."""
@@ -104,7 +107,9 @@ class SessionRegistry(param.Parameterized):
             self._halts_in_progress += 1
             self.halting.set()
         try:
-            return PaperSession.finish_many(sessions, status, reason, mode)
+            return PaperSession.finish_many(
+                sessions, status, reason, mode, on_committed=kill_switch().note_commit
+            )
         finally:
             with self._halting_lock:
                 self._halts_in_progress -= 1

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 import uuid
+import weakref
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,7 @@ import param
 from alphaswarm.bots import Bot
 from alphaswarm.data.live import FeedEvent, is_live
 from alphaswarm.frames import FrameBus, make_frame
+from alphaswarm.gcpause import gc_paused
 from alphaswarm.killswitch import KillSwitchEngaged, kill_switch
 from alphaswarm.ledger.store import KillSwitchRefusal
 from alphaswarm.model import ModelError
@@ -32,6 +36,8 @@ from alphaswarm.trading.paper_trading import SimulatedBroker
 from alphaswarm.trading.registry import registry
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from alphaswarm.data.base import Feed
@@ -48,8 +54,13 @@ _OUTPUTS = (
 FINAL_STATUSES = ("completed", "stopped", "halted", "killed", "failed", "refused")
 _OUTPUT_EVERY = 0.1  # seconds between updates of the Param outputs during fast replays
 _MIN_SLEEP = 0.002
-_MIN_POLL = 0.25  # seconds of wall time between polls of one waiting session, at least
+# Wall seconds between polls of one waiting session, at least: the kill switch re-reads
+# its shared state at most once a second, and a stop or kill wakes a session at once.
+_MIN_POLL = 1.0
 _MAX_BEHIND = 1.0  # seconds a paced session may run behind its schedule before re-anchoring
+# A paced schedule starts on a tick of the loop's clock: sessions at the same pace then
+# wake in the same loop turn and share one commit (see _GroupCommit).
+_PACE_TICK = 0.1
 _REPLAY_FLUSH_SECONDS = 0.05
 
 
@@ -163,6 +174,7 @@ class PaperSession(param.Parameterized):
         self._done = threading.Event()
         self._stop_requested = False
         self._wake: asyncio.Event | None = None
+        self._commits: _GroupCommit | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: Any = None
         self._fills_written = 0
@@ -183,6 +195,10 @@ class PaperSession(param.Parameterized):
         switch's clock, with hundreds of sessions, plain setattr in one watcher batch
         is several times cheaper.
         """
+        # unchanged values are skipped: no watcher would fire for them anyway
+        values = {k: v for k, v in values.items() if getattr(self, k) != v}
+        if not values:
+            return
         params = [self.param[name] for name in values]
         for p in params:
             p.constant = False
@@ -447,6 +463,7 @@ class PaperSession(param.Parameterized):
     # -- the loop ---------------------------------------------------------------------
     async def _run(self) -> None:
         self._wake = asyncio.Event()
+        self._commits = _GroupCommit.of(asyncio.get_running_loop())
         try:
             await self._trade()
         except Exception as exc:  # noqa: BLE001 - every way out writes the final row
@@ -495,9 +512,9 @@ class PaperSession(param.Parameterized):
                     gap = min(gap, self.max_idle_seconds)  # nights and weekends pass quickly
                 # pace against an absolute schedule so per-bar work does not add up as drift
                 now = loop.time()
-                due = (due or now) + gap / self.speed
+                due = (due or _next_tick(now)) + gap / self.speed
                 if now - due > _MAX_BEHIND:  # far behind (a pause, a busy machine): re-anchor
-                    due = now
+                    due = _next_tick(now)
                 await self._pace(due)
                 if self._finished:
                     return
@@ -626,20 +643,20 @@ class PaperSession(param.Parameterized):
         """Wait until ``deadline`` (loop time), polling stop, kill and heartbeats meanwhile.
 
         The simulated broker, stop and kill state are polled every ``poll_interval``
-        of session time, but at most four times a wall-clock second per session
-        (a stop or kill wakes the session at once anyway).
+        of session time, but at most once a wall-clock second per session (a stop or
+        kill wakes the session at once anyway), and once when the deadline is reached.
         """
         loop = asyncio.get_running_loop()
         poll = max(self.poll_interval / self.speed, _MIN_POLL)
         while not self._finished:
             now = loop.time()
-            remaining = deadline - now
-            if remaining <= 0:
+            if now >= deadline:
                 return
-            wait = min(remaining, poll, max(self._heartbeat_due() - time.monotonic(), _MIN_SLEEP))
+            heartbeat = max(self._heartbeat_due() - time.monotonic(), _MIN_SLEEP)
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait)
+            try:  # one timer, and no task per wait (asyncio.wait_for makes one)
+                async with asyncio.timeout_at(min(deadline, now + min(poll, heartbeat))):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._poll()
@@ -671,6 +688,8 @@ class PaperSession(param.Parameterized):
             with self._lock:
                 if self._finished:
                     return
+                if self._unflushed:  # bars waiting for the group commit: theirs comes first
+                    self._flush_bars()
                 self._last_heartbeat = now
                 idle = (now - self._last_bar_wall) * self._clock
                 self._frame(
@@ -696,21 +715,22 @@ class PaperSession(param.Parameterized):
         self._last_bar_ts = group[0].ts
         now = self._last_bar_wall = time.monotonic()
         self._unflushed += 1
-        # Paced sessions commit every bar; a speed-0 replay commits every 50 ms or 500
-        # bars. Frames are always published after the commit that holds their rows.
+        # A paced session's bar is committed in the next loop turn, in one transaction
+        # with the bars of every other session of this loop processed in this turn; a
+        # speed-0 replay commits every 50 ms or 500 bars. Frames are always published
+        # after the commit that holds their rows (and a halt's final batch takes them).
+        if self._clock > 0 and self._commits is not None and engine.halted is None:
+            if self._unflushed == 1:
+                self._commits.add(self)
+            return
         if (
             self._clock > 0
             or self._unflushed >= 500
             or now - self._last_flush >= _REPLAY_FLUSH_SECONDS
             or engine.halted is not None
         ):
-            flush_state = engine.bar_index // self.state_flush_every > self._state_flushed_at
-            self._flush(flush_state=flush_state)
-            if flush_state:
-                self._state_flushed_at = engine.bar_index // self.state_flush_every
-            self._unflushed = 0
-            self._last_flush = now
-        if now - self._last_output >= _OUTPUT_EVERY or self._clock > 0:
+            self._flush_bars()
+        elif now - self._last_output >= _OUTPUT_EVERY:
             self._last_output = now
             self._update_outputs()
 
@@ -776,6 +796,35 @@ class PaperSession(param.Parameterized):
         self.ledger_.write_batch(self.paper_run_id, **batch)
         self._publish_pending()
 
+    def _bars_batch(self) -> dict[str, Any]:
+        """Under the lock: the batch of the bars processed since the last commit.
+
+        It carries the state snapshot every ``state_flush_every`` bars.
+        """
+        engine = self._engine
+        state_at = engine.bar_index // self.state_flush_every
+        batch = self._batch(flush_state=state_at > self._state_flushed_at)
+        self._state_flushed_at = max(self._state_flushed_at, state_at)
+        self._unflushed = 0
+        self._last_flush = time.monotonic()
+        return batch
+
+    def _bars_committed(self) -> None:
+        """Under the lock, after the commit of :meth:`_bars_batch`: publish, update outputs."""
+        frames, self._pending = self._pending, []
+        for frame in frames:
+            self.frames.publish(frame)
+        values = self._output_values()
+        if frames:
+            values["last_frame"] = frames[-1]
+        self._last_output = self._last_flush
+        self._set_outputs(**values)
+
+    def _flush_bars(self) -> None:
+        """Under the lock: commit the bars processed so far on their own, then publish."""
+        self.ledger_.write_batch(self.paper_run_id, **self._bars_batch())
+        self._bars_committed()
+
     def _output_values(self) -> dict[str, Any]:
         engine = self._engine
         if engine is None:
@@ -799,15 +848,26 @@ class PaperSession(param.Parameterized):
 
     # -- ending -----------------------------------------------------------------------
     def _prepare_finish(
-        self, status: str, reason: str, mode: str = "cancel", error: str = ""
+        self,
+        status: str,
+        reason: str,
+        mode: str = "cancel",
+        error: str = "",
+        *,
+        announce: bool = True,
     ) -> dict[str, Any] | None:
-        """Under the lock: cancel, flatten, build the final batch. None if already done."""
+        """Under the lock: cancel, flatten, build the final batch. None if already done.
+
+        ``announce`` shows ``stopping`` while one session stops; a bulk stop skips it,
+        its sessions reach their final status within the same call.
+        """
         with self._lock:
             if self._finished:
                 return None
             self._finished = True
             engine = self._engine
-            self._set_outputs(status="stopping")
+            if announce:
+                self._set_outputs(status="stopping")
             code = "kill_switch" if status == "killed" else "session_end"
             cancelled = engine.cancel_all(code, reason) if engine else []
             flattened = engine.flatten(reason) if engine and mode == "flatten" else []
@@ -844,8 +904,14 @@ class PaperSession(param.Parameterized):
             )
             return {"batch": batch, "status": status, "reason": reason, "error": error, "at": now}
 
-    def _complete_finish(self, prepared: dict[str, Any], wake_loop: bool = True) -> None:
-        """After the final batch is committed: publish, update outputs, wake waiters."""
+    def _complete_finish(
+        self, prepared: dict[str, Any], wake_loop: bool = True, notify: bool = True
+    ) -> None:
+        """After the final batch is committed: publish, update outputs, wake waiters.
+
+        ``wake_loop`` and ``notify`` (tell the registry) are left to the caller of a
+        bulk stop, which does each once for all its sessions.
+        """
         frames, self._pending = self._pending, []
         for frame in frames:
             self.frames.publish(frame)
@@ -863,7 +929,8 @@ class PaperSession(param.Parameterized):
         self._done.set()
         if wake_loop:
             self._wake_runner()
-        registry().ended(self)
+        if notify:
+            registry().ended(self)
 
     def _wake_runner(self) -> None:
         """Wake the session's task if it waits between bars (it then sees it finished)."""
@@ -895,32 +962,38 @@ class PaperSession(param.Parameterized):
 
     @staticmethod
     def finish_many(
-        sessions: list[PaperSession], status: str, reason: str, mode: str = "cancel"
+        sessions: list[PaperSession],
+        status: str,
+        reason: str,
+        mode: str = "cancel",
+        on_committed: Callable[[int], None] | None = None,
     ) -> int:
-        """Stop several sessions, writing all final rows in one transaction per ledger."""
-        prepared = [(s, s._prepare_finish(status, reason, mode)) for s in sessions]
-        prepared = [(s, p) for s, p in prepared if p is not None]
-        by_ledger: dict[int, list[tuple[PaperSession, dict]]] = {}
-        for s, p in prepared:
-            by_ledger.setdefault(id(s.ledger_), []).append((s, p))
-        for group in by_ledger.values():
-            ledger = group[0][0].ledger_
-            try:
-                ledger.write_batches([(s.paper_run_id, p["batch"]) for s, p in group])
-            except Exception:  # noqa: BLE001
-                log.exception("combined final write failed; writing each run alone")
-                for s, p in group:
-                    try:
-                        ledger.write_batch(s.paper_run_id, **p["batch"])
-                    except Exception:  # noqa: BLE001
-                        s._write_final_row_only(p)
+        """Stop several sessions, writing all final rows in one transaction per ledger.
+
+        ``on_committed(count)`` is called once every final row is committed, before
+        the sessions publish their last frames and update their outputs.
+        """
+        with gc_paused():  # a full collection here would land on the kill switch's clock
+            prepared = [
+                (s, s._prepare_finish(status, reason, mode, announce=False)) for s in sessions
+            ]
+            prepared = [(s, p) for s, p in prepared if p is not None]
+            by_ledger: dict[int, list[tuple[PaperSession, dict]]] = {}
+            for s, p in prepared:
+                by_ledger.setdefault(id(s.ledger_), []).append((s, p))
+            for group in by_ledger.values():
+                _write_final_group(group)
+            if on_committed is not None and prepared:
+                on_committed(len(prepared))
         loops: dict[int, tuple[asyncio.AbstractEventLoop, list[PaperSession]]] = {}
         for s, p in prepared:
-            s._complete_finish(p, wake_loop=False)
+            s._complete_finish(p, wake_loop=False, notify=False)
             if s._loop is not None and not s._loop.is_closed():
                 loops.setdefault(id(s._loop), (s._loop, []))[1].append(s)
         for loop, group in loops.values():  # one wake-up per loop, not one per session
             loop.call_soon_threadsafe(_wake_all, group)
+        if prepared:
+            registry().ended(prepared[0][0])  # one version bump for the whole stop
         return len(prepared)
 
     def stop(self, reason: str = "stopped by user") -> bool:
@@ -987,6 +1060,113 @@ class PaperSession(param.Parameterized):
         from alphaswarm.explain import explain_order
 
         return explain_order(self.ledger_, self.paper_run_id, order_id)
+
+
+def _write_final_group(group: list[tuple[PaperSession, dict[str, Any]]]) -> None:
+    """Commit the final batches of sessions sharing one ledger; alone if that fails."""
+    ledger = group[0][0].ledger_
+    try:
+        ledger.write_batches([(s.paper_run_id, p["batch"]) for s, p in group])
+    except Exception:  # noqa: BLE001
+        log.exception("combined final write failed; writing each run alone")
+        for s, p in group:
+            try:
+                ledger.write_batch(s.paper_run_id, **p["batch"])
+            except Exception:  # noqa: BLE001
+                s._write_final_row_only(p)
+
+
+def _next_tick(t: float) -> float:
+    """The first tick of :data:`_PACE_TICK` at or after loop time ``t``."""
+    return math.ceil(t / _PACE_TICK) * _PACE_TICK
+
+
+class _GroupCommit:
+    """Commits the bars of one loop's paced sessions together, once per loop turn.
+
+    A paced session that processed a bar adds itself; in the next turn of the loop the
+    bars of every session added meanwhile go into one ``write_batches`` transaction
+    (one per ledger), so many sessions cost one commit instead of one each. Each
+    session's lock is held from building its batch until its frames are published:
+    a stop or kill on another thread waits, then finds the bars committed, or finishes
+    first and its final batch takes them (the session is then skipped here).
+    """
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupCommit] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._sessions: list[PaperSession] = []
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _GroupCommit:
+        """The group commit of ``loop`` (made on first use)."""
+        commits = cls._by_loop.get(loop)
+        if commits is None:
+            commits = cls._by_loop.setdefault(loop, cls(loop))
+        return commits
+
+    def add(self, session: PaperSession) -> None:
+        """Commit ``session``'s bars in the next loop turn (call on the loop's thread)."""
+        if not self._sessions:
+            self._loop.call_soon(self._commit)
+        self._sessions.append(session)
+
+    def _commit(self) -> None:
+        sessions, self._sessions = self._sessions, []
+        failed: list[tuple[PaperSession, Exception]] = []
+        with ExitStack() as locks:
+            by_ledger: dict[int, list[tuple[PaperSession, dict[str, Any]]]] = {}
+            for s in sessions:
+                locks.enter_context(s._lock)
+                if s._finished or not s._unflushed:  # a final batch or a heartbeat took them
+                    continue
+                try:
+                    batch = s._bars_batch()
+                except Exception as exc:  # noqa: BLE001 - that session fails, not the others
+                    failed.append((s, exc))
+                    continue
+                by_ledger.setdefault(id(s.ledger_), []).append((s, batch))
+            for group in by_ledger.values():
+                failed += _write_group(group)
+            bad = {id(s) for s, _ in failed}
+            for group in by_ledger.values():
+                for s, _ in (item for item in group if id(item[0]) not in bad):
+                    try:
+                        s._bars_committed()
+                    except Exception as exc:  # noqa: BLE001
+                        failed.append((s, exc))
+        for s, exc in failed:  # as when the session's own task raises: it fails
+            log.error("paper session %s failed", s.paper_run_id, exc_info=exc)
+            s._finish(
+                "failed", f"error: {type(exc).__name__}", error=f"{type(exc).__name__}: {exc}"
+            )
+
+
+def _write_group(
+    group: list[tuple[PaperSession, dict[str, Any]]],
+) -> list[tuple[PaperSession, Exception]]:
+    """Write the batches of sessions sharing one ledger in one transaction.
+
+    If that fails, each is written alone; returns the sessions whose own write failed.
+    """
+    ledger = group[0][0].ledger_
+    try:
+        ledger.write_batches([(s.paper_run_id, batch) for s, batch in group])
+        return []
+    except Exception as exc:  # noqa: BLE001 - one bad batch must not fail the others
+        if len(group) == 1:
+            return [(group[0][0], exc)]
+        log.warning("group commit of %d sessions failed (%s); writing each alone", len(group), exc)
+    failed = []
+    for s, batch in group:
+        try:
+            ledger.write_batch(s.paper_run_id, **batch)
+        except Exception as exc:  # noqa: BLE001
+            failed.append((s, exc))
+    return failed
 
 
 def _wake_all(sessions: list[PaperSession]) -> None:

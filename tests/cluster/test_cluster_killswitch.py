@@ -4,7 +4,8 @@ Engaging on any process stops every running paper session of all of them with fi
 rows written; starts are refused everywhere afterwards (also by a process started
 after the engagement); a process whose listener connection was cut still stops
 within its re-read interval; the process that starts a run owns it, any process
-streams it, and a survivor marks a dead owner's runs crashed.
+streams it, and a survivor marks a dead owner's runs crashed. A per-bot halt, its
+release and a change of mode reach every process too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import websockets.sync.client as ws_client
 from tests.pg import fresh_database
 
 from .helpers import (
+    BOT_SPEC,
     create_bot,
     listeners,
     sql,
@@ -174,3 +176,52 @@ def test_start_racing_an_engagement_is_refused_or_killed(cluster, db_url):
 
     wait_until(settled, REREAD_BUDGET_SECONDS, 0.02)
     assert all(v["status"] != "running" for v in runs(db_url).values())
+
+
+def test_bot_halts_releases_and_mode_changes_reach_every_process(cluster, db_url):
+    a, b, c = cluster
+    halted_bot = create_bot(a)
+    other_bot = create_bot(a, {**BOT_SPEC, "name": "cluster-sma-other"})
+    runs_of: dict[str, set[str]] = {halted_bot: set(), other_bot: set()}
+    for s in cluster:
+        for bot_id in runs_of:
+            r = start_session(s, bot_id)
+            assert r.status_code == 201, r.text
+            runs_of[bot_id].add(r.json()["paper_run_id"])
+
+    def statuses(bot_id: str) -> set[str]:
+        now = runs(db_url)
+        return {now[i]["status"] for i in runs_of[bot_id]}
+
+    # a per-bot halt on a stops that bot's sessions in all three processes, only those
+    r = a.post(f"/bots/{halted_bot}/halt", {"reason": "bot drill"})
+    assert r.status_code == 200, r.text
+    wait_until(lambda: statuses(halted_bot) == {"stopped"}, REREAD_BUDGET_SECONDS, 0.02)
+    assert {runs(db_url)[i]["stop_reason"] for i in runs_of[halted_bot]} == {"bot drill"}
+    assert statuses(other_bot) == {"running"}
+    for s in cluster:
+        assert s.get("/kill-switch").json()["halted_bots"] == [halted_bot]
+        r = start_session(s, halted_bot)
+        assert r.status_code == 409 and r.json()["error"] == "kill_switch_engaged", r.text
+
+    # its release on b releases it everywhere
+    assert b.post("/kill-switch/reset", {"bot": halted_bot}).status_code == 200
+    for s in cluster:
+        wait_until(lambda s=s: s.get("/kill-switch").json()["halted_bots"] == [], 3)
+    r = start_session(c, halted_bot)
+    assert r.status_code == 201, r.text
+    runs_of[other_bot].add(r.json()["paper_run_id"])  # stopped below with the others
+
+    # reduce_only on a: every process restricts, nothing stops ...
+    r = a.post("/kill-switch", {"reason": "slow down", "mode": "reduce_only"})
+    assert r.status_code == 200, r.text
+    for s in cluster:
+        wait_until(lambda s=s: s.get("/kill-switch").json()["mode"] == "reduce_only", 3)
+    assert statuses(other_bot) == {"running"}
+    # ... then the same engagement in cancel mode on c stops every session everywhere
+    r = c.post("/kill-switch", {"reason": "stop now", "mode": "cancel"})
+    assert r.status_code == 200, r.text
+    wait_until(lambda: statuses(other_bot) == {"killed"}, REREAD_BUDGET_SECONDS, 0.02)
+    for s in cluster:
+        state = s.get("/kill-switch").json()
+        assert state["engaged"] and state["mode"] == "cancel", state

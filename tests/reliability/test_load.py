@@ -5,29 +5,35 @@ The server is a real process (forked, see ``servers.py``); the clients run here.
 * **No 5xx**: every API request of the flood is answered below 500.
 * **No lost frame**: each WebSocket client checks that ``seq`` rises by exactly one
   from its first frame to ``done``; a ``subscriber.lagged`` frame counts as a loss.
-* **Bar lag**: a paced session sleeps ``(bar_ts - prev_bar_ts) / speed`` after each
-  bar. Its lag on bar *k* is how much later than that its ``bar.received`` frame was
-  made: ``(frame_ts[k] - frame_ts[k-1]) - (bar_ts[k] - bar_ts[k-1]) / speed``. This
-  includes the previous bar's ledger commit and the engine loop's wake-up delay, for
+* **Bar lag**: a paced session's bars are due ``(bar_ts - prev_bar_ts) / speed`` apart.
+  Its lag on bar *k* is how much later than that its ``bar.received`` frame was made:
+  ``(frame_ts[k] - frame_ts[k-1]) - (bar_ts[k] - bar_ts[k-1]) / speed``. This includes
+  the engine loop's wake-up delay and whatever work of other sessions ran first, for
   every one of the 50 sessions (frames read back from the ledger afterwards), over the
   steady window (from 1 s after the last session started until the flood ends).
 
   The target is 100 ms. The median is asserted below it; the tail is asserted under
-  ``MAX_TAIL`` only, because on a busy 2-core machine isolated process-wide stalls
-  (an SQLite WAL checkpoint on the engine thread is the likely one) reach several
-  hundred ms. The figures are printed so the gap stays visible.
+  ``MAX_TAIL`` only: p99 is 65-90 ms on this 2-core machine at load 1-1.5, more when
+  others use it (187 ms at load 5); it was 170-380 ms before the group commit. What
+  remains is process-wide pauses of the garbage collector: a full collection walks the
+  feeds' bar lists (each session's replay holds its feed block as 7 Python lists of
+  65,536 values: 23 M references for 50 sessions, 105-170 ms per walk). The figures are
+  printed so the gap stays visible, with the server's CPU and the machine's load
+  (others' work shares the cores).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
+import psutil
 import pytest
 import requests
 import websockets
@@ -102,6 +108,22 @@ def _flood(url: str, paths: list[str], stop: threading.Event, results: list, wor
     session.close()
 
 
+def _server_process(url: str) -> psutil.Process | None:
+    """The process listening on ``url``'s port."""
+    port = int(url.rsplit(":", 1)[1])
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return psutil.Process(conn.pid)
+    return None
+
+
+def _cpu_seconds(proc: psutil.Process | None) -> float:
+    if proc is None:
+        return float("nan")
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
 def _bar_lags(ledger: Ledger, run_ids: list[str], until: float) -> tuple[list[float], float]:
     """Bar lags of every run in the steady window, and the startup burst's worst lag."""
     lags: list[tuple[float, float]] = []
@@ -151,6 +173,9 @@ def test_50_clients_100_rps_50_sessions(fresh_server):
              "/paper?status=running&limit=10", f"/bots/{bot_id}/versions"]  # fmt: skip
     results: list = []
     stop = threading.Event()
+    server = _server_process(url)
+    load_before = os.getloadavg()[0]
+    cpu0 = _cpu_seconds(server)
     t0 = time.monotonic()
     with ThreadPoolExecutor(WORKERS) as pool:
         for w in range(WORKERS):
@@ -158,6 +183,7 @@ def test_50_clients_100_rps_50_sessions(fresh_server):
         time.sleep(SECONDS)
         stop.set()
     elapsed = time.monotonic() - t0
+    server_cpu = (_cpu_seconds(server) - cpu0) / elapsed
     flood_end = time.time()
     r = requests.post(url + "/paper/stop-all", json={"reason": "load test over"}, timeout=60)
     assert r.status_code == 200 and r.json()["halted"] == SESSIONS, r.text
@@ -186,6 +212,8 @@ def test_50_clients_100_rps_50_sessions(fresh_server):
         "sessions (speed 60)": SESSIONS,
         "websocket clients": CLIENTS,
         "seconds of load": round(elapsed, 1),
+        "machine load (1 min) before": round(load_before, 2),
+        "server CPU during the load (% of one core)": round(100 * server_cpu),
         "requests done": len(results),
         "requests/s": round(len(results) / elapsed, 1),
         "statuses": statuses,
