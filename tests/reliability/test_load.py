@@ -12,14 +12,12 @@ The server is a real process (forked, see ``servers.py``); the clients run here.
   every one of the 50 sessions (frames read back from the ledger afterwards), over the
   steady window (from 1 s after the last session started until the flood ends).
 
-  The target is 100 ms. The median is asserted below it; the tail is asserted under
-  ``MAX_TAIL`` only: p99 is 65-90 ms on this 2-core machine at load 1-1.5, more when
-  others use it (187 ms at load 5); it was 170-380 ms before the group commit. What
-  remains is process-wide pauses of the garbage collector: a full collection walks the
-  feeds' bar lists (each session's replay holds its feed block as 7 Python lists of
-  65,536 values: 23 M references for 50 sessions, 105-170 ms per walk). The figures are
-  printed so the gap stays visible, with the server's CPU and the machine's load
-  (others' work shares the cores).
+  The target is 100 ms, asserted on p99 of the steady window (9.5-16.7 ms in three
+  runs on this 2-core machine at load 1-1.2; 170-380 ms before the group commit, and
+  65-90 ms before the feeds held their blocks as tuples the garbage collector skips).
+  The start-up burst (50 sessions starting) is only bounded by ``MAX_TAIL``. The
+  figures are printed with the server's CPU and the machine's load (others' work
+  shares the cores).
 """
 
 from __future__ import annotations
@@ -48,7 +46,7 @@ SPEED = 60
 SECONDS = 12.0
 RATE = 100.0  # requests per second, all workers together
 WORKERS = 8
-MAX_LAG = 0.100  # the target, asserted on the median
+MAX_LAG = 0.100  # the target, asserted on p99 of the steady window
 MAX_TAIL = 2.5  # seconds: catches a stalled engine loop (starting 50 sessions once cost 4 s)
 
 
@@ -238,5 +236,5 @@ def test_50_clients_100_rps_50_sessions(fresh_server):
     assert lost == 0 and lagged == 0
     assert complete == CLIENTS
     assert len(lags) >= SESSIONS * 5
-    assert statistics.median(lags) < MAX_LAG, figures
+    assert _pct(lags, 0.99) < MAX_LAG, figures
     assert max(lags) < MAX_TAIL and burst < MAX_TAIL, figures
