@@ -3,8 +3,9 @@
 A real server (``alphaswarm serve --port N --db sqlite:///tmp/...``) runs in its own
 process. Over HTTP the benchmark creates the bot (the demo bot's spec), backtests it
 so the paper gate passes honestly, and starts N paper sessions
-(``POST /bots/{id}/paper``, speed 60, no duration). After they trade for a moment
-it sends ``POST /kill-switch`` and measures, from just before the request:
+(``POST /bots/{id}/paper``, speed 60, no duration). Once every session has
+committed its first bar and they have traded for a moment it sends
+``POST /kill-switch`` and measures, from just before the request:
 
 * **response**: the HTTP response received (the handler runs
   ``kill_switch().engage`` to completion first: every session's final row is
@@ -66,6 +67,17 @@ def killed(conn: sqlite3.Connection, run_ids: list[str]) -> int:
     return conn.execute(sql, run_ids).fetchone()[0]
 
 
+def wait_trading(conn: sqlite3.Connection, run_ids: list[str], timeout: float = 60) -> None:
+    """Wait until every run has committed its first bar (the server is done starting)."""
+    marks = ",".join("?" * len(run_ids))
+    sql = f"SELECT COUNT(*) FROM paper_trading_runs WHERE bars_seen >= 1 AND id IN ({marks})"  # noqa: S608
+    deadline = time.perf_counter() + timeout
+    while conn.execute(sql, run_ids).fetchone()[0] < len(run_ids):
+        if time.perf_counter() > deadline:
+            raise RuntimeError("the sessions did not all trade within 60 s")
+        time.sleep(0.02)
+
+
 def running_ids(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT id FROM paper_trading_runs WHERE status='running'")]
 
@@ -91,6 +103,7 @@ def one_rep(
     t_start = time.perf_counter()
     run_ids = start_sessions(api.url, bot_id, n)
     start_s = time.perf_counter() - t_start
+    wait_trading(conn, run_ids)
     time.sleep(settle)  # let them trade
     running = len(set(running_ids(conn)) & set(run_ids))
     load_before = load()
