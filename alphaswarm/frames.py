@@ -48,14 +48,47 @@ TERMINAL_STAGES = ("done",)
 LAGGED = "subscriber.lagged"
 
 
+#: The last whole second :func:`iso_timestamp` formatted, and its text up to the dot.
+_second_text: tuple[int, str] = (-1, "")
+
+
 def iso_timestamp(epoch: float) -> str:
     """ISO-8601 UTC with milliseconds and a ``Z``."""
-    dt = datetime.fromtimestamp(epoch, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    global _second_text
+    fraction, whole = math.modf(epoch)
+    micros = round(fraction * 1e6)  # as datetime.fromtimestamp rounds
+    second = int(whole)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    elif micros < 0:
+        second, micros = second - 1, micros + 1_000_000
+    cached = _second_text  # one read: another thread may replace it meanwhile
+    if cached[0] == second:
+        text = cached[1]
+    else:
+        text = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _second_text = (second, text)
+    return f"{text}{micros // 1000:03d}Z"
+
+
+#: Values :func:`json_safe` returns unchanged (checked by exact type).
+_SAFE_TYPES = frozenset({str, int, bool, type(None)})
 
 
 def json_safe(value: Any) -> Any:
     """Replace NaN/inf floats by None and datetimes by ISO strings, recursively."""
+    kind = type(value)
+    if kind in _SAFE_TYPES:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:  # plain leaves are kept without a call each
+        return {
+            k: v
+            if (t := type(v)) in _SAFE_TYPES or (t is float and math.isfinite(v))
+            else json_safe(v)
+            for k, v in value.items()
+        }
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):

@@ -29,8 +29,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -93,6 +94,7 @@ class KillSwitch(param.Parameterized):
         self._last_refresh = 0.0
         self._pool = _started_pool(8, "kill-switch")
         self._last_commit = 0.0
+        self._last_close = 0.0
         # (epoch, start) of a cluster engagement whose ack this process still owes
         self._ack_due: tuple[int, float] | None = None
         # why and how each bot was halted (shared through the row's scope)
@@ -105,6 +107,10 @@ class KillSwitch(param.Parameterized):
         self._epoch: int | None = None
         self._listener: Any = None
         self._follow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kill-follow")
+        #: Set while an :meth:`engage` runs: sessions take no new bar and defer their
+        #: commits meanwhile, so the halt has the CPU and the ledger to itself.
+        self.engaging = threading.Event()
+        self._engages_running = 0
 
     # -- wiring -----------------------------------------------------------------------
     def attach_ledger(self, ledger: Ledger | None) -> None:
@@ -161,6 +167,14 @@ class KillSwitch(param.Parameterized):
             elapsed_ms = (self._last_commit - started) * 1e3
             self._write_ack(epoch, sessions, elapsed_ms, {"acked": "final rows committed"})
 
+    def note_closed(self, sessions: int) -> None:
+        """Called by a halt target once the closing rows of ``sessions`` are committed.
+
+        Their counters, state, cancelled orders and last frames: see
+        :meth:`alphaswarm.PaperSession.finish_many`.
+        """
+        self._last_close = time.perf_counter()
+
     @property
     def targets(self) -> list[str]:
         """Names of every target, registered or reserved."""
@@ -193,6 +207,20 @@ class KillSwitch(param.Parameterized):
                 failures.append(f"{name}: {type(exc).__name__}: {exc}")
         return halted, failures
 
+    @contextmanager
+    def _engaging(self) -> Iterator[None]:
+        """Hold :attr:`engaging` set (several engagements may overlap)."""
+        with self._lock:
+            self._engages_running += 1
+            self.engaging.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._engages_running -= 1
+                if not self._engages_running:
+                    self.engaging.clear()
+
     def engage(
         self,
         reason: str = "kill switch engaged",
@@ -221,8 +249,11 @@ class KillSwitch(param.Parameterized):
         -------
         dict
             ``{engaged, mode, reason, targets: {name: {halted, failures}}, failures,
-            elapsed_ms, final_rows_committed_ms}``; the last is when the final rows of
-            the stopped sessions were committed (``None`` when none were written).
+            elapsed_ms, final_rows_committed_ms, closing_rows_committed_ms}``:
+            when the stopped sessions' final run rows (status, reason, end time, their
+            open orders cancelled) were committed, and when their closing rows
+            (counters, state, last bars and frames) were (``None`` when none were
+            written).
         """
         if mode not in MODES:
             raise ModelError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
@@ -235,33 +266,37 @@ class KillSwitch(param.Parameterized):
         t0 = time.perf_counter()
         now = datetime.now(UTC)
         failures: list[str] = []
-        with self._lock:
-            if bot is not None:
-                with param.edit_constant(self):
-                    self.halted_bots = sorted({*self.halted_bots, bot})
-                self._bot_halts[bot] = {"reason": reason, "mode": mode}
-                targets = {f"bot:{bot}": [lambda r, m: self._halt_bot_sessions(bot, r, m)]}
-            else:
-                with param.edit_constant(self):
-                    self.param.update(
-                        engaged=True,
-                        mode=mode,
-                        reason=reason,
-                        engaged_at=now,
-                        ttl_seconds=ttl_seconds,
+        with self._engaging():
+            with self._lock:
+                if bot is not None:
+                    with param.edit_constant(self):
+                        self.halted_bots = sorted({*self.halted_bots, bot})
+                    self._bot_halts[bot] = {"reason": reason, "mode": mode}
+                    targets = {f"bot:{bot}": [lambda r, m: self._halt_bot_sessions(bot, r, m)]}
+                else:
+                    with param.edit_constant(self):
+                        self.param.update(
+                            engaged=True,
+                            mode=mode,
+                            reason=reason,
+                            engaged_at=now,
+                            ttl_seconds=ttl_seconds,
+                        )
+                    targets = {name: list(ts) for name, ts in self._targets.items()}
+                epoch_before = self._epoch
+                if not self._persist(actor, "kill_switch.engage", reason, mode, ttl_seconds, bot):
+                    failures.append(
+                        "ledger: kill switch state could not be written (failing closed)"
                     )
-                targets = {name: list(ts) for name, ts in self._targets.items()}
-            epoch_before = self._epoch
-            if not self._persist(actor, "kill_switch.engage", reason, mode, ttl_seconds, bot):
-                failures.append("ledger: kill switch state could not be written (failing closed)")
-            # A new epoch (released -> engaged) is acknowledged by every process.
-            new_epoch = bot is None and self._epoch is not None and self._epoch != epoch_before
-            if new_epoch and self._clustered:
-                self._ack_due = (self._epoch, t0)
-        per_target = self._fan_out(targets, reason, mode, failures)
+                # A new epoch (released -> engaged) is acknowledged by every process.
+                new_epoch = bot is None and self._epoch is not None and self._epoch != epoch_before
+                if new_epoch and self._clustered:
+                    self._ack_due = (self._epoch, t0)
+            per_target = self._fan_out(targets, reason, mode, failures)
         elapsed_ms = (time.perf_counter() - t0) * 1e3
         committed = self._last_commit
         committed_ms = (committed - t0) * 1e3 if committed >= t0 else None
+        closed_ms = (self._last_close - t0) * 1e3 if self._last_close >= t0 else None
         cluster = None
         if new_epoch and self._clustered:
             cluster = self._ack_and_collect(self._epoch, per_target, mode, elapsed_ms, t0)
@@ -276,6 +311,7 @@ class KillSwitch(param.Parameterized):
             "failures": failures,
             "elapsed_ms": elapsed_ms,
             "final_rows_committed_ms": committed_ms,
+            "closing_rows_committed_ms": closed_ms,
         }
         if cluster is not None:
             result["cluster"] = cluster
@@ -581,15 +617,13 @@ class KillSwitch(param.Parameterized):
                     "halted_bots": list(self.halted_bots),
                     "bot_halts": {b: self._bot_halts.get(b, {}) for b in self.halted_bots},
                 },
+                actor=actor,  # the audit row commits with the state, in one transaction
+                action=action,
+                detail={"reason": reason, "mode": mode, "ttl_seconds": ttl_seconds, "bot": bot},
             )
             self._written_at = row.get("updated_at")
             # The epoch we hold: our own notification (and re-reads) will not halt again.
             self._epoch = row.get("epoch") if self.engaged else self._epoch
-            self._ledger.audit(
-                actor,
-                action,
-                {"reason": reason, "mode": mode, "ttl_seconds": ttl_seconds, "bot": bot},
-            )
         except Exception:  # noqa: BLE001 - fail closed
             log.exception("kill switch state could not be written")
             with param.edit_constant(self):

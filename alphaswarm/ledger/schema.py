@@ -138,6 +138,8 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
         """Convert ``value`` to UTC (naive UTC for SQLite)."""
+        if type(value) is datetime and value.tzinfo is UTC:  # the usual value, at once
+            return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
         ts = to_utc(value)
         if ts is not None and dialect.name == "sqlite":
             return ts.replace(tzinfo=None)

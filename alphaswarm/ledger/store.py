@@ -61,6 +61,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.pool import StaticPool
 
 from alphaswarm.ledger import migrate
+from alphaswarm.ledger.bulk import execute_many, with_python_defaults
 from alphaswarm.ledger.schema import (
     UTCDateTime,
     audit_log,
@@ -78,6 +79,7 @@ from alphaswarm.ledger.schema import (
     utcnow,
 )
 from alphaswarm.ledger.schema import risk_events as risk_events_table
+from alphaswarm.model import OrderStatus
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -103,6 +105,9 @@ KILL_SWITCH_CHANNEL = "alphaswarm_kill_switch"
 _MIGRATION_LOCK_KEY = 0x616C7068  # "alph"
 
 _WRITE_OPTION = "alphaswarm_write"
+
+#: Values per ``IN (...)`` list: well under every database's limit on parameters.
+_IN_LIST_CHUNK = 500
 
 _TIMESTAMP_COLUMNS = frozenset(
     column.name
@@ -196,11 +201,15 @@ def _sanitise(obj: Any) -> Any:
     return obj
 
 
+#: One encoder for every JSON column value (``encode`` keeps no state between calls).
+_JSON_ENCODER = json.JSONEncoder(default=_json_default, allow_nan=False)
+
+
 def _json_dumps(obj: Any) -> str:
     try:  # the usual value holds no NaN: skip the sanitising walk
-        return json.dumps(obj, default=_json_default, allow_nan=False)
+        return _JSON_ENCODER.encode(obj)
     except ValueError:
-        return json.dumps(_sanitise(obj), default=_json_default, allow_nan=False)
+        return _JSON_ENCODER.encode(_sanitise(obj))
 
 
 # --------------------------------------------------------------------------- rows
@@ -249,8 +258,32 @@ def _row(
     fixed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Validate one row for ``table``: known columns only, plain values."""
-    out: dict[str, Any] = {}
     names = _column_names(table)
+    if (
+        type(data) is dict
+        and names.issuperset(data)
+        and (aliases is None or aliases.keys().isdisjoint(data))
+    ):  # the usual row: known columns, no aliases used
+        out = {k: v if type(v) in _PLAIN_TYPES else _plain(v) for k, v in data.items()}
+    else:
+        out = _row_slow(table, names, data, what, aliases)
+    if fixed:
+        for key, value in fixed.items():
+            if key in out and out[key] != value:
+                raise LedgerError(f"{what}: {key}={out[key]!r} does not match {value!r}")
+            out[key] = value
+    return out
+
+
+def _row_slow(
+    table: Table,
+    names: frozenset[str],
+    data: Any,
+    what: str,
+    aliases: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """:func:`_row` for any mapping or record, with aliases and a message per bad key."""
+    out: dict[str, Any] = {}
     for key, value in _as_mapping(data, what).items():
         column = aliases.get(key, key) if aliases else key
         if column not in names:
@@ -261,11 +294,6 @@ def _row(
         if column in out:
             raise LedgerError(f"{what}: column {column!r} given twice (as {key!r})")
         out[column] = _plain(value)
-    if fixed:
-        for key, value in fixed.items():
-            if key in out and out[key] != value:
-                raise LedgerError(f"{what}: {key}={out[key]!r} does not match {value!r}")
-            out[key] = value
     return out
 
 
@@ -276,6 +304,22 @@ def _fields(table: Table, fields: Mapping[str, Any], what: str) -> dict[str, Any
         if key in values:
             raise LedgerError(f"{what}: the key column {key!r} cannot be updated")
     return values
+
+
+def _upsert_statement(dialect: str, table: Table, keys: list[str], columns: list[str]) -> Any:
+    """``INSERT .. ON CONFLICT (keys) DO UPDATE SET columns`` (nothing when no columns)."""
+    stmt = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+    if columns:
+        return stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
+        )
+    return stmt.on_conflict_do_nothing(index_elements=keys)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in consecutive lists of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _group_by_keys(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -598,7 +642,11 @@ class Ledger(param.Parameterized):
 
     def _insert_many(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         for group in _group_by_keys(rows):
-            conn.execute(insert(table), group)
+            group = with_python_defaults(table, group)
+            keys = tuple(group[0])
+            execute_many(
+                conn, ("insert", table.name, keys), lambda: insert(table), group, column_keys=keys
+            )
 
     def _upsert_many(
         self,
@@ -630,16 +678,15 @@ class Ledger(param.Parameterized):
                 self._update_existing(conn, table, group, keys, columns, sorted(missing))
                 continue
             if name in ("sqlite", "postgresql"):
-                dialect_insert = sqlite.insert if name == "sqlite" else postgresql.insert
-                stmt = dialect_insert(table)
-                if columns:
-                    stmt = stmt.on_conflict_do_update(
-                        index_elements=keys,
-                        set_={c: stmt.excluded[c] for c in columns},
-                    )
-                else:
-                    stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-                conn.execute(stmt, group)
+                values = with_python_defaults(table, group)
+                given = tuple(values[0])
+                execute_many(
+                    conn,
+                    ("upsert", table.name, given, tuple(columns)),
+                    functools.partial(_upsert_statement, name, table, keys, columns),
+                    values,
+                    column_keys=given,
+                )
                 continue
             for row in group:  # other dialects: update, insert when nothing matched
                 where = and_(*(table.c[k] == row[k] for k in keys))
@@ -1063,12 +1110,16 @@ class Ledger(param.Parameterized):
                 {"_run_id": batch["run_id"], **{f"_v_{k}": v for k, v in values.items()}}
             )
         for keys, params in by_keys.items():
-            stmt = (
-                update(runs)
-                .where(runs.c.id == bindparam("_run_id"))
-                .values({k: bindparam(f"_v_{k}") for k in keys})
+            found = execute_many(
+                conn,
+                ("update runs", keys),
+                lambda keys=keys: (
+                    update(runs)
+                    .where(runs.c.id == bindparam("_run_id"))
+                    .values({k: bindparam(f"_v_{k}") for k in keys})
+                ),
+                params,
             )
-            found = conn.execute(stmt, params).rowcount
             if found != len(params):
                 missing = [p["_run_id"] for p in params]
                 raise LedgerError(f"write_batches: unknown paper run among {missing}")
@@ -1183,6 +1234,70 @@ class Ledger(param.Parameterized):
         values = _fields(paper_trading_runs, fields, "update_run")
         with self._write() as conn:
             self._update_run(conn, run_id, values)
+
+    def stop_runs(
+        self,
+        run_ids: list[str],
+        *,
+        status: str,
+        reason: str,
+        at: datetime,
+        cancel_orders: tuple[str, str] | None = None,
+    ) -> int:
+        """Set the final status of several paper runs, and cancel their open orders.
+
+        One transaction with one statement per table, whatever the number of runs:
+        the first, short write of a kill switch or a stop-all. The runs' closing
+        batches (counters, state, frames) follow with :meth:`write_batches`.
+
+        Parameters
+        ----------
+        run_ids : list of str
+            The paper runs; every one must exist.
+        status, reason : str
+            The runs' final ``status`` and ``stop_reason``.
+        at : datetime
+            Their ``ended_at`` (and ``last_heartbeat_at``).
+        cancel_orders : (str, str), optional
+            ``(reason_code, reason)``: their ``new``, ``accepted`` and
+            ``partially_filled`` orders become ``cancelled`` with these.
+
+        Returns
+        -------
+        int
+            The number of runs updated.
+
+        Raises
+        ------
+        LedgerError
+            For an unknown run or a bad value; then nothing is written.
+        """
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return 0
+        values = _fields(
+            paper_trading_runs,
+            {"status": status, "stop_reason": reason, "ended_at": at, "last_heartbeat_at": at},
+            "stop_runs",
+        )
+        runs, orders = paper_trading_runs, paper_orders
+        open_statuses = [s.value for s in OrderStatus if s.is_open]
+        with self._write() as conn:
+            found = 0
+            for chunk in _chunks(ids, _IN_LIST_CHUNK):
+                found += conn.execute(
+                    update(runs).where(runs.c.id.in_(chunk)).values(values)
+                ).rowcount
+                if cancel_orders is not None:
+                    code, why = cancel_orders
+                    conn.execute(
+                        update(orders)
+                        .where(orders.c.paper_run_id.in_(chunk), orders.c.status.in_(open_statuses))
+                        .values(status="cancelled", reason_code=code, reason=why, updated_at=at)
+                    )
+            if found != len(ids):
+                raise LedgerError(f"stop_runs: unknown paper run among {ids}")
+        return found
 
     def finalize_paper_run(self, run_id: str, **fields: Any) -> None:
         """Close a paper run: status (default ``"stopped"``), ``ended_at`` now, and ``fields``.
@@ -1446,6 +1561,8 @@ class Ledger(param.Parameterized):
         scope: dict | None = None,
         *,
         actor: str | None = None,
+        action: str | None = None,
+        detail: dict | None = None,
     ) -> dict:
         """Set the kill-switch row (id 1) and return the new state.
 
@@ -1474,6 +1591,10 @@ class Ledger(param.Parameterized):
         actor : str, optional
             When given, an audit row ``kill_switch.engage``/``kill_switch.reset`` is
             written in the same transaction.
+        action : str, optional
+            The audit row's action instead of ``kill_switch.engage``/``kill_switch.reset``.
+        detail : dict, optional
+            The audit row's detail instead of ``{mode, reason, ttl_seconds, scope}``.
         """
         if ttl_seconds is not None and not (ttl_seconds > 0 and math.isfinite(ttl_seconds)):
             raise LedgerError(
@@ -1504,14 +1625,15 @@ class Ledger(param.Parameterized):
             }
             self._upsert_many(conn, kill_switch, [values])
             if actor is not None:
-                action = "kill_switch.engage" if engaged else "kill_switch.reset"
-                detail = {
-                    "mode": mode,
-                    "reason": reason,
-                    "ttl_seconds": ttl_seconds,
-                    "scope": scope,
-                }
-                self._audit(conn, actor, action, detail)
+                default_action = "kill_switch.engage" if engaged else "kill_switch.reset"
+                if detail is None:
+                    detail = {
+                        "mode": mode,
+                        "reason": reason,
+                        "ttl_seconds": ttl_seconds,
+                        "scope": scope,
+                    }
+                self._audit(conn, actor, action or default_action, detail)
             state = self._kill_switch_row(conn)
             action = "kill" if engaged else "reset" if before["engaged"] else None
             if postgres and action is not None:

@@ -107,8 +107,14 @@ class SessionRegistry(param.Parameterized):
             self._halts_in_progress += 1
             self.halting.set()
         try:
+            ks = kill_switch()
             return PaperSession.finish_many(
-                sessions, status, reason, mode, on_committed=kill_switch().note_commit
+                sessions,
+                status,
+                reason,
+                mode,
+                on_committed=ks.note_commit,
+                on_closed=ks.note_closed,
             )
         finally:
             with self._halting_lock:

@@ -168,7 +168,8 @@ class PaperSession(param.Parameterized):
         self.frames = FrameBus()
         self._lock = threading.RLock()
         self._seq = 0
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []  # frames not committed yet
+        self._unpublished: list[dict[str, Any]] = []  # committed, not published yet
         self._engine: Engine | None = None
         self._finished = False
         self._done = threading.Event()
@@ -273,8 +274,10 @@ class PaperSession(param.Parameterized):
     def _frame(self, stage: str, message: str, **extras: Any) -> dict[str, Any]:
         self._seq += 1
         if self._engine is not None:
-            extras.setdefault("equity", self._engine.broker.equity)
-            extras.setdefault("positions", self._positions_snapshot())
+            if "equity" not in extras:
+                extras["equity"] = self._engine.broker.equity
+            if "positions" not in extras:
+                extras["positions"] = self._positions_snapshot()
         frame = make_frame(self.paper_run_id, stage, message, self._seq, **extras)
         self._pending.append(frame)
         return frame
@@ -283,11 +286,22 @@ class PaperSession(param.Parameterized):
         self._frame(stage, message, **extras)
 
     def _publish_pending(self) -> None:
-        frames, self._pending = self._pending, []
+        """Under the lock, after the commit of the pending frames: publish them."""
+        frames = self._take_committed()
         for frame in frames:
             self.frames.publish(frame)
         if frames:
             self._set_outputs(last_frame=frames[-1])
+
+    def _take_committed(self) -> list[dict[str, Any]]:
+        """Under the lock: the frames to publish now, oldest first.
+
+        Those committed by a group commit and not published yet, then the pending
+        ones, which the caller has just committed.
+        """
+        frames = self._unpublished + self._pending if self._unpublished else self._pending
+        self._unpublished, self._pending = [], []
+        return frames
 
     # -- start ------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> PaperSession:
@@ -734,7 +748,13 @@ class PaperSession(param.Parameterized):
             self._last_output = now
             self._update_outputs()
 
-    def _batch(self, run_update: dict[str, Any] | None = None, flush_state: bool = False) -> dict:
+    def _batch(
+        self,
+        run_update: dict[str, Any] | None = None,
+        flush_state: bool = False,
+        positions: dict[str, dict[str, float]] | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> dict:
         engine = self._engine
         broker = engine.broker
         orders = [o.to_dict() for o in broker.dirty_orders.values()]
@@ -746,7 +766,8 @@ class PaperSession(param.Parameterized):
         self._fills_written = len(broker.fills)
         risk_events = engine.risk_events
         engine.risk_events = []
-        summary = engine.summary()
+        if summary is None:
+            summary = engine.summary()
         update = {
             "bars_seen": summary["bars_seen"],
             "orders_submitted": summary["orders_submitted"],
@@ -758,7 +779,7 @@ class PaperSession(param.Parameterized):
             "last_heartbeat_at": datetime.now(UTC),
         }
         if flush_state:
-            update["state"] = self._state_snapshot()
+            update["state"] = self._state_snapshot(positions)
         update.update(run_update or {})
         equity, self._equity_points = self._equity_points, []
         if engine.last_ts is not None:  # the latest value (after a flatten, say) wins
@@ -775,13 +796,15 @@ class PaperSession(param.Parameterized):
             "run_update": update,
         }
 
-    def _state_snapshot(self) -> dict[str, Any]:
+    def _state_snapshot(
+        self, positions: dict[str, dict[str, float]] | None = None
+    ) -> dict[str, Any]:
         engine = self._engine
         broker = engine.broker
         return {
             "cash": broker.cash,
             "equity": broker.equity,
-            "positions": self._positions_snapshot(),
+            "positions": self._positions_snapshot() if positions is None else positions,
             "bars_seen": engine.bars_seen,
             "orders_submitted": engine.orders_submitted,
             "num_fills": len(broker.fills),
@@ -811,7 +834,7 @@ class PaperSession(param.Parameterized):
 
     def _bars_committed(self) -> None:
         """Under the lock, after the commit of :meth:`_bars_batch`: publish, update outputs."""
-        frames, self._pending = self._pending, []
+        frames = self._take_committed()
         for frame in frames:
             self.frames.publish(frame)
         values = self._output_values()
@@ -855,16 +878,19 @@ class PaperSession(param.Parameterized):
         error: str = "",
         *,
         announce: bool = True,
+        claimed: bool = False,
+        at: datetime | None = None,
     ) -> dict[str, Any] | None:
         """Under the lock: cancel, flatten, build the final batch. None if already done.
 
         ``announce`` shows ``stopping`` while one session stops; a bulk stop skips it,
-        its sessions reach their final status within the same call.
+        its sessions reach their final status within the same call. ``claimed``: the
+        caller has already marked the session finished (:meth:`_claim_finish`). ``at``
+        is the end time (now by default).
         """
         with self._lock:
-            if self._finished:
+            if not claimed and not self._claim_finish():
                 return None
-            self._finished = True
             engine = self._engine
             if announce:
                 self._set_outputs(status="stopping")
@@ -874,6 +900,8 @@ class PaperSession(param.Parameterized):
             if error:
                 self._frame("error", error, error=error)
             summary = engine.summary() if engine else {}
+            positions = self._positions_snapshot()  # after a flatten; shared by the rows below
+            shared = {"positions": positions, "equity": summary["final_equity"]} if engine else {}
             result = {
                 "paper_run_id": self.paper_run_id,
                 "status": status,
@@ -890,9 +918,10 @@ class PaperSession(param.Parameterized):
                 orders_cancelled=[o.id for o in cancelled],
                 positions_flattened=[f.symbol for f in flattened],
                 cash=engine.broker.cash if engine else self.starting_cash,
+                **shared,
             )
-            self._frame("done", f"session {status}", result=result)
-            now = datetime.now(UTC)
+            self._frame("done", f"session {status}", result=result, **shared)
+            now = at or datetime.now(UTC)
             batch = self._batch(
                 run_update={
                     "status": status,
@@ -901,8 +930,26 @@ class PaperSession(param.Parameterized):
                     "error": error or None,
                 },
                 flush_state=True,
+                positions=positions,
+                summary=summary or None,
             )
-            return {"batch": batch, "status": status, "reason": reason, "error": error, "at": now}
+            unpublished, self._unpublished = self._unpublished, []
+            return {
+                "batch": batch,
+                "status": status,
+                "reason": reason,
+                "error": error,
+                "at": now,
+                "unpublished": unpublished,  # committed before; published before the batch
+            }
+
+    def _claim_finish(self) -> bool:
+        """Mark the session finished: no bar is processed after this. False if it was."""
+        with self._lock:
+            if self._finished:
+                return False
+            self._finished = True
+            return True
 
     def _complete_finish(
         self, prepared: dict[str, Any], wake_loop: bool = True, notify: bool = True
@@ -912,7 +959,7 @@ class PaperSession(param.Parameterized):
         ``wake_loop`` and ``notify`` (tell the registry) are left to the caller of a
         bulk stop, which does each once for all its sessions.
         """
-        frames, self._pending = self._pending, []
+        frames, self._pending = prepared["unpublished"] + self._pending, []
         for frame in frames:
             self.frames.publish(frame)
         self.frames.close()
@@ -967,24 +1014,38 @@ class PaperSession(param.Parameterized):
         reason: str,
         mode: str = "cancel",
         on_committed: Callable[[int], None] | None = None,
+        on_closed: Callable[[int], None] | None = None,
     ) -> int:
-        """Stop several sessions, writing all final rows in one transaction per ledger.
+        """Stop several sessions: their stop first, then their closing rows.
 
-        ``on_committed(count)`` is called once every final row is committed, before
-        the sessions publish their last frames and update their outputs.
+        1. Every session is marked finished (it processes no bar after this) and one
+           transaction per ledger sets their run rows' final ``status``,
+           ``stop_reason`` and ``ended_at`` and cancels their open orders in the
+           ledger. ``on_committed(count)`` is called at its commit.
+        2. Each session then cancels (or flattens) in memory and builds its closing
+           batch (the bars not committed yet, the cancelled orders, its last frames,
+           counters and state), all written in one more transaction per ledger;
+           ``on_closed(count)`` is called at that commit. The sessions then publish
+           their last frames and update their outputs.
+
+        A stop that step 1 could not commit is committed by step 2 with the rest.
         """
         with gc_paused():  # a full collection here would land on the kill switch's clock
+            claimed = [s for s in sessions if s._claim_finish()]
+            at = datetime.now(UTC)
+            stopped = _commit_stops(claimed, status, reason, mode, at)
+            if on_committed is not None and claimed and stopped:
+                on_committed(len(claimed))
             prepared = [
-                (s, s._prepare_finish(status, reason, mode, announce=False)) for s in sessions
+                (s, s._prepare_finish(status, reason, mode, announce=False, claimed=True, at=at))
+                for s in claimed
             ]
-            prepared = [(s, p) for s, p in prepared if p is not None]
-            by_ledger: dict[int, list[tuple[PaperSession, dict]]] = {}
-            for s, p in prepared:
-                by_ledger.setdefault(id(s.ledger_), []).append((s, p))
-            for group in by_ledger.values():
+            for group in _by_ledger(prepared):
                 _write_final_group(group)
-            if on_committed is not None and prepared:
-                on_committed(len(prepared))
+            if on_committed is not None and claimed and not stopped:
+                on_committed(len(claimed))
+            if on_closed is not None and claimed:
+                on_closed(len(claimed))
         loops: dict[int, tuple[asyncio.AbstractEventLoop, list[PaperSession]]] = {}
         for s, p in prepared:
             s._complete_finish(p, wake_loop=False, notify=False)
@@ -1062,6 +1123,35 @@ class PaperSession(param.Parameterized):
         return explain_order(self.ledger_, self.paper_run_id, order_id)
 
 
+def _by_ledger(items: list[tuple[PaperSession, Any]]) -> list[list[tuple[PaperSession, Any]]]:
+    """``(session, value)`` pairs grouped by the session's ledger, in order."""
+    groups: dict[int, list[tuple[PaperSession, Any]]] = {}
+    for session, value in items:
+        groups.setdefault(id(session.ledger_), []).append((session, value))
+    return list(groups.values())
+
+
+def _commit_stops(
+    sessions: list[PaperSession], status: str, reason: str, mode: str, at: datetime
+) -> bool:
+    """Step 1 of :meth:`PaperSession.finish_many`; False if a ledger could not take it."""
+    code = "kill_switch" if status == "killed" else "session_end"
+    done = True
+    for group in _by_ledger([(s, None) for s in sessions]):
+        try:
+            group[0][0].ledger_.stop_runs(
+                [s.paper_run_id for s, _ in group],
+                status=status,
+                reason=reason,
+                at=at,
+                cancel_orders=(code, reason) if mode in ("cancel", "flatten") else None,
+            )
+        except Exception:  # noqa: BLE001 - the closing batch commits the stop instead
+            log.exception("could not commit the stop of %d sessions first", len(group))
+            done = False
+    return done
+
+
 def _write_final_group(group: list[tuple[PaperSession, dict[str, Any]]]) -> None:
     """Commit the final batches of sessions sharing one ledger; alone if that fails."""
     ledger = group[0][0].ledger_
@@ -1115,8 +1205,12 @@ class _GroupCommit:
         self._sessions.append(session)
 
     def _commit(self) -> None:
+        if _halts_pending():  # a kill or stop-all takes these bars in its final rows
+            self._loop.call_later(_HALT_POLL, self._commit)
+            return
         sessions, self._sessions = self._sessions, []
         failed: list[tuple[PaperSession, Exception]] = []
+        committed: list[PaperSession] = []
         with ExitStack() as locks:
             by_ledger: dict[int, list[tuple[PaperSession, dict[str, Any]]]] = {}
             for s in sessions:
@@ -1134,10 +1228,18 @@ class _GroupCommit:
             bad = {id(s) for s, _ in failed}
             for group in by_ledger.values():
                 for s, _ in (item for item in group if id(item[0]) not in bad):
-                    try:
-                        s._bars_committed()
-                    except Exception as exc:  # noqa: BLE001
-                        failed.append((s, exc))
+                    s._unpublished += s._pending  # committed: a stop from now on skips them
+                    s._pending = []
+                    committed.append(s)
+        # The locks are free again: a kill waits for the commit, not for the publishing.
+        for s in committed:
+            with s._lock:
+                if s._finished:  # its stop publishes them, before its own frames
+                    continue
+                try:
+                    s._bars_committed()
+                except Exception as exc:  # noqa: BLE001
+                    failed.append((s, exc))
         for s, exc in failed:  # as when the session's own task raises: it fails
             log.error("paper session %s failed", s.paper_run_id, exc_info=exc)
             s._finish(
@@ -1175,8 +1277,16 @@ def _wake_all(sessions: list[PaperSession]) -> None:
             session._wake.set()
 
 
+#: Seconds between looks at whether a kill or stop-all is still stopping sessions.
+_HALT_POLL = 0.001
+
+
+def _halts_pending() -> bool:
+    """True while a kill switch engages or a stop-all stops sessions."""
+    return registry().halting.is_set() or kill_switch().engaging.is_set()
+
+
 async def _yield_to_halts() -> None:
     """While a kill or stop-all is stopping sessions, take no new bar: it gets the CPU."""
-    halting = registry().halting
-    while halting.is_set():
-        await asyncio.sleep(0.001)
+    while _halts_pending():
+        await asyncio.sleep(_HALT_POLL)

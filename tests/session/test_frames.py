@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+from datetime import UTC, datetime
 
-from alphaswarm.frames import LAGGED, FrameBus, make_frame
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alphaswarm.frames import LAGGED, FrameBus, iso_timestamp, json_safe, make_frame
 
 
 def frame(seq):
@@ -75,3 +81,41 @@ def test_close_wakes_waiters_with_empty_list():
 def test_non_finite_extras_become_null():
     f = make_frame("r", "equity.update", "x", 1, equity=float("nan"), nested={"a": float("inf")})
     assert f["equity"] is None and f["nested"]["a"] is None
+
+
+def _iso_reference(epoch: float) -> str:
+    dt = datetime.fromtimestamp(epoch, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(min_value=-2e9, max_value=4e9, allow_nan=False),
+        st.integers(min_value=-2 * 10**9, max_value=4 * 10**9).map(lambda s: s + 0.9999996),
+        st.integers(min_value=0, max_value=4 * 10**12).map(lambda ms: ms / 1000),
+    )
+)
+def test_iso_timestamp_matches_datetime_formatting(epoch):
+    """Its per-second cache and rounding agree with datetime's, at every instant."""
+    assert iso_timestamp(epoch) == _iso_reference(epoch)
+    assert iso_timestamp(epoch + 1.0) == _iso_reference(epoch + 1.0)  # the cache moves on
+
+
+def test_json_safe_cleans_nested_leaves_and_keeps_plain_ones():
+    stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    value = {
+        "a": 1,
+        "b": math.nan,
+        "c": {"d": [math.inf, 2.0, stamp], "e": (1, -math.inf), "f": True, "g": None},
+        "h": "text",
+        "i": np.float64("nan"),
+    }
+    assert json_safe(value) == {
+        "a": 1,
+        "b": None,
+        "c": {"d": [None, 2.0, stamp.isoformat()], "e": [1, None], "f": True, "g": None},
+        "h": "text",
+        "i": None,
+    }
+    assert json_safe(math.nan) is None and json_safe(7) == 7
