@@ -4,11 +4,14 @@ For each N, start N paper sessions of the SMA bot at speed 60 (a minute bar a
 second) on seeded synthetic bars, all writing to one temporary SQLite ledger
 (also the kill switch's state store), let them trade, then call
 ``alphaswarm.kill_switch().engage(...)`` from the main thread. Measured from
-just before ``engage`` to the commit of the last session's final row, as
-``engage`` reports it (``final_rows_committed_ms``); also when ``engage``
-returns (the sessions have then published their last frames too) and when a
-ledger query after that sees every one of the N runs ``killed``. Between
-repetitions the switch is reset and fresh sessions start.
+just before ``engage`` to the commit of the last session's final row (its
+``status`` ``killed``, ``stop_reason`` and ``ended_at``, its open orders
+cancelled), as ``engage`` reports it (``final_rows_committed_ms``); then to the
+commit of the sessions' closing rows (counters, state, last bars and frames:
+``closing_rows_committed_ms``), to when ``engage`` returns (the sessions have
+then published their last frames too) and to when a ledger query after that
+sees every one of the N runs ``killed``. Between repetitions the switch is
+reset and fresh sessions start.
 
     python bench/killswitch_latency.py             # N = 1, 10, 20, 50, 200; 20 reps
     python bench/killswitch_latency.py --quick     # N = 1, 5; 3 reps
@@ -86,6 +89,7 @@ def one_rep(aw: Any, bot: Any, feed: Any, ledger: Any, n: int, settle: float) ->
     return {
         "engage_ms": (t_ret - t0) * 1e3,
         "final_rows_ms": result["final_rows_committed_ms"],
+        "closing_rows_ms": result["closing_rows_committed_ms"],
         "committed_ms": (t_done - t0) * 1e3,
         "switch_elapsed_ms": result["elapsed_ms"],
         "halted": sum(t["halted"] for t in result["targets"].values()),
@@ -147,7 +151,8 @@ def main() -> int:
                 samples.append(s)
                 print(
                     f"  N={n:<4d} rep {rep + 1:2d}/{reps}: final rows committed "
-                    f"{s['final_rows_ms']:7.1f} ms, engage returned {s['engage_ms']:7.1f} ms, "
+                    f"{s['final_rows_ms']:7.1f} ms, closing rows {s['closing_rows_ms']:7.1f} ms, "
+                    f"engage returned {s['engage_ms']:7.1f} ms, "
                     f"all killed rows seen {s['committed_ms']:7.1f} ms "
                     f"({s['killed_in_ledger']}/{n} killed, {s['running_at_engage']} running; "
                     f"load {s['load_before']})",
@@ -156,6 +161,7 @@ def main() -> int:
             final = [s["final_rows_ms"] for s in samples]
             seen = [s["committed_ms"] for s in samples]
             engage = [s["engage_ms"] for s in samples]
+            closing = [s["closing_rows_ms"] for s in samples]
             rows.append(
                 {
                     "sessions": n,
@@ -164,6 +170,8 @@ def main() -> int:
                     "p99_ms": percentile(final, 99),
                     "worst_ms": max(final),
                     "best_ms": min(final),
+                    "closing_median_ms": statistics.median(closing),
+                    "closing_p99_ms": percentile(closing, 99),
                     "engage_median_ms": statistics.median(engage),
                     "engage_p99_ms": percentile(engage, 99),
                     "seen_median_ms": statistics.median(seen),
@@ -181,6 +189,8 @@ def main() -> int:
         ("p99_ms", "p99 ms"),
         ("worst_ms", "worst ms"),
         ("best_ms", "best ms"),
+        ("closing_median_ms", "closing rows, median ms"),
+        ("closing_p99_ms", "closing rows, p99 ms"),
         ("engage_median_ms", "engage() returns, median ms"),
         ("engage_p99_ms", "engage() returns, p99 ms"),
         ("seen_median_ms", "rows seen after return, median ms"),
@@ -188,9 +198,11 @@ def main() -> int:
     ]
     print(table(rows, columns, "Kill switch: engage -> all N final rows committed (status killed)"))
     print(
-        "final rows committed = engage's `final_rows_committed_ms` (the commit of the last "
-        "session's final row); engage() returns after the sessions have also published their "
-        "last frames; 'seen' adds a ledger query after that."
+        "final rows committed = engage's `final_rows_committed_ms` (the commit of the "
+        "sessions' final run rows: status, reason, end time, open orders cancelled); closing "
+        "rows = `closing_rows_committed_ms` (their counters, state, last bars and frames); "
+        "engage() returns after the sessions have also published their last frames; 'seen' "
+        "adds a ledger query after that."
     )
     print(f"\npeak RSS {peak_rss_mib():.0f} MiB")
     write_results(

@@ -62,6 +62,7 @@ from sqlalchemy.pool import StaticPool
 
 from alphaswarm.ledger import migrate
 from alphaswarm.ledger.bulk import execute_many, with_python_defaults
+from alphaswarm.ledger.checkpoint import SAFETY_NET_PAGES, WalCheckpointer, checkpoint
 from alphaswarm.ledger.schema import (
     UTCDateTime,
     audit_log,
@@ -440,6 +441,7 @@ class Ledger(param.Parameterized):
         if self.owner is None:
             self.owner = process_owner()
         self._engine: Engine | None = None
+        self._checkpointer: WalCheckpointer | None = None
         self._schema_ready = False
         self._lock = threading.RLock()
         # PostgreSQL: a connection outside the pool holding this owner's advisory lock.
@@ -501,10 +503,13 @@ class Ledger(param.Parameterized):
         except (SQLAlchemyError, ImportError, TypeError) as exc:
             raise LedgerError(f"cannot create an engine for {url!r}: {exc}") from exc
         if backend == "sqlite":
-            self._install_sqlite_hooks(engine)
+            on_file = "poolclass" not in kwargs  # not an in-memory database
+            self._install_sqlite_hooks(engine, background_checkpoints=on_file)
+            if on_file:
+                self._checkpointer = WalCheckpointer(engine).start()
         return engine
 
-    def _install_sqlite_hooks(self, engine: Engine) -> None:
+    def _install_sqlite_hooks(self, engine: Engine, background_checkpoints: bool) -> None:
         timeout_ms = int(self.busy_timeout * 1000)
 
         @event.listens_for(engine, "connect")
@@ -517,6 +522,8 @@ class Ledger(param.Parameterized):
                 cursor.execute("PRAGMA journal_mode = WAL")
                 cursor.execute("PRAGMA synchronous = NORMAL")
                 cursor.execute("PRAGMA foreign_keys = ON")
+                if background_checkpoints:  # commits leave checkpoints to WalCheckpointer
+                    cursor.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES:d}")
             finally:
                 cursor.close()
 
@@ -600,7 +607,12 @@ class Ledger(param.Parameterized):
         """Dispose of the engine and its pooled connections; the next use reconnects."""
         self.release_owner_lock()
         with self._lock:
+            checkpointer, self._checkpointer = self._checkpointer, None
+            if checkpointer is not None:
+                checkpointer.stop()
             if self._engine is not None:
+                if checkpointer is not None:
+                    checkpoint(self._engine)  # leave the log copied into the database file
                 self._engine.dispose()
             self._engine = None
             self._schema_ready = False

@@ -1288,5 +1288,46 @@ def _halts_pending() -> bool:
 
 async def _yield_to_halts() -> None:
     """While a kill or stop-all is stopping sessions, take no new bar: it gets the CPU."""
-    while _halts_pending():
-        await asyncio.sleep(_HALT_POLL)
+    if _halts_pending():
+        await _HaltWait.of(asyncio.get_running_loop()).wait()
+
+
+class _HaltWait:
+    """One poller per loop for the end of a halt, however many sessions wait for it.
+
+    Hundreds of sessions polling each would keep the loop's thread, and so the
+    interpreter lock, busy just when the halt needs them.
+    """
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _HaltWait] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._over: asyncio.Future[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _HaltWait:
+        """The waiter of ``loop`` (made on first use; call on the loop's thread)."""
+        wait = cls._by_loop.get(loop)
+        if wait is None:
+            wait = cls._by_loop.setdefault(loop, cls(loop))
+        return wait
+
+    async def wait(self) -> None:
+        """Return once no halt is pending."""
+        if self._over is None or self._over.done():
+            self._over = self._loop.create_future()
+            self._poller = self._loop.create_task(self._poll(self._over))
+        await asyncio.shield(self._over)  # one waiter cancelled never cancels the others
+
+    @staticmethod
+    async def _poll(over: asyncio.Future[None]) -> None:
+        try:
+            while _halts_pending():
+                await asyncio.sleep(_HALT_POLL)
+        finally:
+            if not over.done():
+                over.set_result(None)

@@ -8,6 +8,7 @@ whatever a group commit was doing when the stop came.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -190,3 +191,28 @@ def test_frames_a_group_commit_left_unpublished_go_out_first(ledger, bot):
     assert seen[0]["seq"] == frame["seq"] and seen[1]["seq"] == frame["seq"] + 1
     stored = ledger.frames(session.paper_run_id)["seq"].tolist()
     assert stored[-3:] == [f["seq"] for f in seen] and len(stored) == len(set(stored))
+
+
+def test_waiting_sessions_share_one_poller_per_loop():
+    from alphaswarm.trading.session import _yield_to_halts
+
+    ks = kill_switch()
+
+    async def scenario() -> tuple[int, int, bool]:
+        ks.engaging.set()
+        waiters = [asyncio.create_task(_yield_to_halts()) for _ in range(100)]
+        await asyncio.sleep(0.02)
+        tasks = len(asyncio.all_tasks()) - 1  # without this one
+        waiters[0].cancel()  # one gives up: the others keep waiting
+        await asyncio.sleep(0.01)
+        still_waiting = sum(not w.done() for w in waiters[1:])
+        ks.engaging.clear()
+        await asyncio.wait_for(asyncio.gather(*waiters[1:]), 2)
+        return tasks, still_waiting, waiters[0].cancelled()
+
+    try:
+        tasks, still_waiting, cancelled = asyncio.run(scenario())
+    finally:
+        ks.engaging.clear()
+    assert tasks == 101, "100 waiters and one poller"
+    assert still_waiting == 99 and cancelled
