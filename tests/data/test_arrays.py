@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -100,6 +101,7 @@ def test_groups_in_slices_equal_the_frame(monkeypatch):
     monkeypatch.setattr(feed_base, "GROUPS_SLICE", 7)  # several slices per block
     for feed in (
         SyntheticFeed(["AAA", "BBB", "CCC"], seed=2, bars=50),
+        SyntheticFeed(["ONE"], seed=3, bars=40),
         holes(["A", "B"], 1, 60, 0.3),
     ):
         frame = feed.frame()
@@ -118,6 +120,26 @@ def test_groups_in_slices_equal_the_frame(monkeypatch):
         )
         assert rows == expected
         assert all(len({b.ts for b in g}) == 1 for g in feed.groups())  # no group split
+        assert {type(v) for row in rows for v in row[2:]} == {float}, "plain floats"
+
+
+def test_a_block_being_handed_out_holds_nothing_the_collector_walks():
+    """A paced session holds its block for hours: no container of Python objects but
+    the timestamps of its groups."""
+    for symbols in (["ONE"], ["A", "B", "C"]):
+        block = next(SyntheticFeed(symbols, seed=1, bars=100)._read(None, None, None))
+        groups = feed_base._bar_groups(block)
+        next(groups)
+        held = {
+            name: value
+            for name, value in groups.gi_frame.f_locals.items()
+            if isinstance(value, tuple | list) or hasattr(value, "typecode")
+        }
+        # what a collection visits for each: its references (none for a tuple it
+        # has untracked, the type only for an array of raw numbers)
+        walked = {n for n, v in held.items() if gc.is_tracked(v) and len(gc.get_referents(v)) > 3}
+        assert walked <= {"stamps", "bounds"}, walked
+        assert len(held["o"]) == len(block) > 3
 
 
 def test_replay_feed_owns_its_data():
