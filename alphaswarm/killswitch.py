@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import param
 
+from alphaswarm.gcpause import gc_paused
 from alphaswarm.model import ModelError
 
 if TYPE_CHECKING:
@@ -266,7 +267,8 @@ class KillSwitch(param.Parameterized):
         t0 = time.perf_counter()
         now = datetime.now(UTC)
         failures: list[str] = []
-        with self._engaging():
+        # a collection here would land on the halt's clock (finish_many holds it off too)
+        with self._engaging(), gc_paused():
             with self._lock:
                 if bot is not None:
                     with param.edit_constant(self):

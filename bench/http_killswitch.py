@@ -15,7 +15,10 @@ committed its first bar and they have traded for a moment it sends
   polls it every millisecond from just before the request, so this is the commit
   of the last final row as another process sees it (the response can come later:
   the handler also lets the sessions publish their last frames);
-* **server commit**: the server's own ``final_rows_committed_ms`` from the response.
+* **server commit**: the server's own ``final_rows_committed_ms`` from the response;
+* **longest poll gap**: the longest time between two polls of the client's thread
+  (its own sleep, query and scheduling): a large one says the client, not the
+  server, was slow to look.
 
 Then ``POST /kill-switch/reset`` and fresh sessions for the next repetition.
 
@@ -82,17 +85,29 @@ def running_ids(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT id FROM paper_trading_runs WHERE status='running'")]
 
 
-def watch_killed(db: Path, run_ids: list[str], started: threading.Event) -> tuple[float, int]:
-    """Poll the ledger file (own connection) until all runs are killed: (when, count)."""
+def watch_killed(
+    db: Path, run_ids: list[str], started: threading.Event
+) -> tuple[float, int, float, float]:
+    """Poll the ledger file (own connection) until all runs are killed.
+
+    Returns (when, count, slowest query s, longest gap between two polls s): the last
+    two tell a slow server from a poller that was held up itself.
+    """
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
     try:
         started.set()
         deadline = time.perf_counter() + 30
+        slowest = gap = 0.0
+        before = time.perf_counter()
         count = killed(conn, run_ids)
-        while count < len(run_ids) and time.perf_counter() < deadline:
+        last = time.perf_counter()
+        while count < len(run_ids) and last < deadline:
             time.sleep(0.001)
+            before = time.perf_counter()
             count = killed(conn, run_ids)
-        return time.perf_counter(), count
+            now = time.perf_counter()
+            slowest, gap, last = max(slowest, now - before), max(gap, now - last), now
+        return last, count, slowest, gap
     finally:
         conn.close()
 
@@ -114,7 +129,7 @@ def one_rep(
         t0 = time.perf_counter()
         result = api.post("/kill-switch", {"reason": "benchmark: http kill switch latency"})
         t_resp = time.perf_counter()
-        t_done, count = watcher.result()
+        t_done, count, slowest_poll, poll_gap = watcher.result()
     api.post("/kill-switch/reset", {})
     leftover = running_ids(conn)
     return {
@@ -122,6 +137,9 @@ def one_rep(
         "committed_ms": (t_done - t0) * 1e3,
         "server_elapsed_ms": result.get("elapsed_ms"),
         "server_commit_ms": result.get("final_rows_committed_ms"),
+        "server_closing_ms": result.get("closing_rows_committed_ms"),
+        "slowest_poll_ms": slowest_poll * 1e3,
+        "poll_gap_ms": poll_gap * 1e3,
         "halted": sum(t.get("halted", 0) for t in result.get("targets", {}).values()),
         "killed_in_ledger": count,
         "running_at_engage": running,
@@ -163,7 +181,8 @@ def main() -> int:
                     samples.append(s)
                     print(
                         f"  N={n:<4d} rep {rep + 1:2d}/{reps}: response {s['response_ms']:7.1f} ms,"
-                        f" all killed {s['committed_ms']:7.1f} ms (server engage "
+                        f" all killed {s['committed_ms']:7.1f} ms (longest poll gap "
+                        f"{s['poll_gap_ms']:5.1f} ms; server engage "
                         f"{s['server_elapsed_ms']:6.1f} ms; {s['killed_in_ledger']}/{n} killed, "
                         f"{s['running_at_engage']} running before; start {s['start_s']:.1f} s; "
                         f"load {s['load_before']})",
@@ -185,6 +204,7 @@ def main() -> int:
                         "server_median_ms": statistics.median(server),
                         "server_commit_median_ms": statistics.median(commit),
                         "server_commit_p99_ms": percentile(commit, 99),
+                        "poll_gap_max_ms": max(s["poll_gap_ms"] for s in samples),
                         "all_killed": all(s["killed_in_ledger"] == n for s in samples),
                         "failures": sorted({f for s in samples for f in s["failures"]}),
                         "samples": samples,
@@ -203,6 +223,7 @@ def main() -> int:
         ("server_median_ms", "engage() in server, median ms"),
         ("server_commit_median_ms", "server commit median ms"),
         ("server_commit_p99_ms", "server commit p99 ms"),
+        ("poll_gap_max_ms", "longest poll gap ms"),
         ("all_killed", "all rows killed"),
     ]
     print(
