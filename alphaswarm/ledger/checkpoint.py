@@ -22,13 +22,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INTERVAL_SECONDS", "SAFETY_NET_PAGES", "WalCheckpointer", "checkpoint"]
+__all__ = [
+    "AUTOCHECKPOINT_PRAGMA",
+    "INTERVAL_SECONDS",
+    "SAFETY_NET_PAGES",
+    "WalCheckpointer",
+    "checkpoint",
+]
 
 #: Seconds between two background checkpoints.
 INTERVAL_SECONDS = 0.25
 #: ``PRAGMA wal_autocheckpoint`` of every ledger connection: a commit checkpoints
 #: itself only past this many log pages (about 40 MB at 4 KiB pages).
 SAFETY_NET_PAGES = 10_000
+#: The statement that sets it on a connection.
+AUTOCHECKPOINT_PRAGMA = "PRAGMA wal_autocheckpoint = 10000"
 
 
 def checkpoint(engine: Engine) -> tuple[int, int, int] | None:

@@ -62,7 +62,7 @@ from sqlalchemy.pool import StaticPool
 
 from alphaswarm.ledger import migrate
 from alphaswarm.ledger.bulk import execute_many, with_python_defaults
-from alphaswarm.ledger.checkpoint import SAFETY_NET_PAGES, WalCheckpointer, checkpoint
+from alphaswarm.ledger.checkpoint import AUTOCHECKPOINT_PRAGMA, WalCheckpointer, checkpoint
 from alphaswarm.ledger.schema import (
     UTCDateTime,
     audit_log,
@@ -523,7 +523,7 @@ class Ledger(param.Parameterized):
                 cursor.execute("PRAGMA synchronous = NORMAL")
                 cursor.execute("PRAGMA foreign_keys = ON")
                 if background_checkpoints:  # commits leave checkpoints to WalCheckpointer
-                    cursor.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES:d}")
+                    cursor.execute(AUTOCHECKPOINT_PRAGMA)
             finally:
                 cursor.close()
 
