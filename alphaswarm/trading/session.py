@@ -18,7 +18,7 @@ import uuid
 import weakref
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import param
 
@@ -1171,7 +1171,28 @@ def _next_tick(t: float) -> float:
     return math.ceil(t / _PACE_TICK) * _PACE_TICK
 
 
-class _GroupCommit:
+class _PerLoop:
+    """A helper of which each event loop has one, made on first use."""
+
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._by_loop = weakref.WeakKeyDictionary()  # one registry per kind
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> Self:
+        """The one of ``loop`` (call on the loop's thread)."""
+        one = cls._by_loop.get(loop)
+        if one is None:
+            one = cls._by_loop.setdefault(loop, cls(loop))
+        return one
+
+
+class _GroupCommit(_PerLoop):
     """Commits the bars of one loop's paced sessions together, once per loop turn.
 
     A paced session that processed a bar adds itself; in the next turn of the loop the
@@ -1182,21 +1203,9 @@ class _GroupCommit:
     first and its final batch takes them (the session is then skipped here).
     """
 
-    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupCommit] = (
-        weakref.WeakKeyDictionary()
-    )
-
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        super().__init__(loop)
         self._sessions: list[PaperSession] = []
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> _GroupCommit:
-        """The group commit of ``loop`` (made on first use)."""
-        commits = cls._by_loop.get(loop)
-        if commits is None:
-            commits = cls._by_loop.setdefault(loop, cls(loop))
-        return commits
 
     def add(self, session: PaperSession) -> None:
         """Commit ``session``'s bars in the next loop turn (call on the loop's thread)."""
@@ -1292,29 +1301,17 @@ async def _yield_to_halts() -> None:
         await _HaltWait.of(asyncio.get_running_loop()).wait()
 
 
-class _HaltWait:
+class _HaltWait(_PerLoop):
     """One poller per loop for the end of a halt, however many sessions wait for it.
 
     Hundreds of sessions polling each would keep the loop's thread, and so the
     interpreter lock, busy just when the halt needs them.
     """
 
-    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _HaltWait] = (
-        weakref.WeakKeyDictionary()
-    )
-
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        super().__init__(loop)
         self._over: asyncio.Future[None] | None = None
         self._poller: asyncio.Task[None] | None = None
-
-    @classmethod
-    def of(cls, loop: asyncio.AbstractEventLoop) -> _HaltWait:
-        """The waiter of ``loop`` (made on first use; call on the loop's thread)."""
-        wait = cls._by_loop.get(loop)
-        if wait is None:
-            wait = cls._by_loop.setdefault(loop, cls(loop))
-        return wait
 
     async def wait(self) -> None:
         """Return once no halt is pending."""

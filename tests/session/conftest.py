@@ -4,6 +4,7 @@ import pytest
 
 import alphaswarm as aw
 from alphaswarm.killswitch import kill_switch
+from alphaswarm.ledger import Ledger
 from alphaswarm.trading.registry import registry
 
 DEMO_RISK = {
@@ -50,3 +51,18 @@ def bot(ledger) -> aw.Bot:
 @pytest.fixture
 def make_bot():
     return demo_bot
+
+
+@pytest.fixture
+def commits(monkeypatch) -> list[int]:
+    """Runs per ``Ledger.write_batches`` call, as the calls happen."""
+    sizes: list[int] = []
+    write_batches = Ledger.write_batches
+
+    def spy(self, batches):
+        batches = list(batches)
+        sizes.append(len(batches))
+        return write_batches(self, batches)
+
+    monkeypatch.setattr(Ledger, "write_batches", spy)
+    return sizes

@@ -7,29 +7,12 @@ fails that session only.
 
 from __future__ import annotations
 
-import pytest
-
 import alphaswarm as aw
 from alphaswarm.ledger import Ledger, LedgerError
 from tests.reliability.checks import ledger_problems
 
 SPEED = 600  # a minute bar every 0.1 s: every session's bars fall on the same 0.1 s ticks
 BARS = 30
-
-
-@pytest.fixture
-def commits(monkeypatch) -> list[int]:
-    """Runs per ``write_batches`` call."""
-    sizes: list[int] = []
-    write_batches = Ledger.write_batches
-
-    def spy(self, batches):
-        batches = list(batches)
-        sizes.append(len(batches))
-        return write_batches(self, batches)
-
-    monkeypatch.setattr(Ledger, "write_batches", spy)
-    return sizes
 
 
 def _start(bot, n: int, ledger: Ledger) -> tuple[list[aw.PaperSession], list[str]]:

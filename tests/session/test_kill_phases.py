@@ -111,16 +111,8 @@ def test_engage_reports_both_commits(ledger, bot):
     assert not kill_switch().engaging.is_set()
 
 
-def test_sessions_take_no_bar_and_commit_nothing_while_an_engage_runs(ledger, bot, monkeypatch):
-    writes: list[int] = []
-    write_batches = Ledger.write_batches
-
-    def spy(self, batches):
-        batches = list(batches)
-        writes.append(len(batches))
-        return write_batches(self, batches)
-
-    monkeypatch.setattr(Ledger, "write_batches", spy)
+def test_sessions_take_no_bar_and_commit_nothing_while_an_engage_runs(ledger, bot, commits):
+    writes = commits
     sessions = started(bot, 3, speed=600)
     ks = kill_switch()
     ks.engaging.set()
