@@ -27,6 +27,7 @@ process reports every process's acknowledgement (``cluster`` in the result).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -83,6 +84,8 @@ class KillSwitch(param.Parameterized):
     )
 
     REFRESH_SECONDS: ClassVar[float] = 1.0
+    #: The interpreter's switch interval while an engagement runs (see ``_engaging``).
+    ENGAGE_SWITCH_INTERVAL: ClassVar[float] = 0.0005
     #: How long an engagement on PostgreSQL waits for the other processes' acks.
     ACK_WAIT_SECONDS: ClassVar[float] = 0.25
 
@@ -112,6 +115,7 @@ class KillSwitch(param.Parameterized):
         #: commits meanwhile, so the halt has the CPU and the ledger to itself.
         self.engaging = threading.Event()
         self._engages_running = 0
+        self._switch_interval = sys.getswitchinterval()
 
     # -- wiring -----------------------------------------------------------------------
     def attach_ledger(self, ledger: Ledger | None) -> None:
@@ -210,9 +214,18 @@ class KillSwitch(param.Parameterized):
 
     @contextmanager
     def _engaging(self) -> Iterator[None]:
-        """Hold :attr:`engaging` set (several engagements may overlap)."""
+        """Hold :attr:`engaging` set (several engagements may overlap).
+
+        Meanwhile the interpreter hands its lock over every
+        :attr:`ENGAGE_SWITCH_INTERVAL` seconds instead of every 5 ms: the halting
+        thread releases it at each database call and would otherwise wait up to a
+        whole interval to get it back from a thread that is busy.
+        """
         with self._lock:
             self._engages_running += 1
+            if self._engages_running == 1:
+                self._switch_interval = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._switch_interval, self.ENGAGE_SWITCH_INTERVAL))
             self.engaging.set()
         try:
             yield
@@ -221,6 +234,7 @@ class KillSwitch(param.Parameterized):
                 self._engages_running -= 1
                 if not self._engages_running:
                     self.engaging.clear()
+                    sys.setswitchinterval(self._switch_interval)
 
     def engage(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import threading
 import time
 
@@ -208,3 +209,17 @@ def test_waiting_sessions_share_one_poller_per_loop():
         ks.engaging.clear()
     assert tasks == 101, "100 waiters and one poller"
     assert still_waiting == 99 and cancelled
+
+
+def test_an_engagement_shortens_the_switch_interval_and_restores_it(ledger, bot):
+    started(bot, 2)
+    ks = kill_switch()
+    before = sys.getswitchinterval()
+    seen = []
+    ks.register("paper", lambda reason, mode: seen.append(sys.getswitchinterval()) or 0)
+    try:
+        ks.engage("drill", actor="test")
+    finally:
+        ks.unregister("paper", ks._targets["paper"][-1])
+    assert seen == [min(before, ks.ENGAGE_SWITCH_INTERVAL)]
+    assert sys.getswitchinterval() == before and not ks.engaging.is_set()
