@@ -894,8 +894,7 @@ class PaperSession(param.Parameterized):
             engine = self._engine
             if announce:
                 self._set_outputs(status="stopping")
-            code = "kill_switch" if status == "killed" else "session_end"
-            cancelled = engine.cancel_all(code, reason) if engine else []
+            cancelled = engine.cancel_all(_cancel_code(status), reason) if engine else []
             flattened = engine.flatten(reason) if engine and mode == "flatten" else []
             if error:
                 self._frame("error", error, error=error)
@@ -1123,6 +1122,11 @@ class PaperSession(param.Parameterized):
         return explain_order(self.ledger_, self.paper_run_id, order_id)
 
 
+def _cancel_code(status: str) -> str:
+    """The ``reason_code`` of the orders a session ending with ``status`` cancels."""
+    return "kill_switch" if status == "killed" else "session_end"
+
+
 def _by_ledger(items: list[tuple[PaperSession, Any]]) -> list[list[tuple[PaperSession, Any]]]:
     """``(session, value)`` pairs grouped by the session's ledger, in order."""
     groups: dict[int, list[tuple[PaperSession, Any]]] = {}
@@ -1135,7 +1139,7 @@ def _commit_stops(
     sessions: list[PaperSession], status: str, reason: str, mode: str, at: datetime
 ) -> bool:
     """Step 1 of :meth:`PaperSession.finish_many`; False if a ledger could not take it."""
-    code = "kill_switch" if status == "killed" else "session_end"
+    code = _cancel_code(status)
     done = True
     for group in _by_ledger([(s, None) for s in sessions]):
         try:
@@ -1221,7 +1225,7 @@ class _GroupCommit(_PerLoop):
         failed: list[tuple[PaperSession, Exception]] = []
         committed: list[PaperSession] = []
         with ExitStack() as locks:
-            by_ledger: dict[int, list[tuple[PaperSession, dict[str, Any]]]] = {}
+            batches: list[tuple[PaperSession, dict[str, Any]]] = []
             for s in sessions:
                 locks.enter_context(s._lock)
                 if s._finished or not s._unflushed:  # a final batch or a heartbeat took them
@@ -1231,12 +1235,12 @@ class _GroupCommit(_PerLoop):
                 except Exception as exc:  # noqa: BLE001 - that session fails, not the others
                     failed.append((s, exc))
                     continue
-                by_ledger.setdefault(id(s.ledger_), []).append((s, batch))
-            for group in by_ledger.values():
+                batches.append((s, batch))
+            for group in _by_ledger(batches):
                 failed += _write_group(group)
             bad = {id(s) for s, _ in failed}
-            for group in by_ledger.values():
-                for s, _ in (item for item in group if id(item[0]) not in bad):
+            for s, _ in batches:
+                if id(s) not in bad:
                     s._unpublished += s._pending  # committed: a stop from now on skips them
                     s._pending = []
                     committed.append(s)
