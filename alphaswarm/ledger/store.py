@@ -561,18 +561,11 @@ class Ledger(param.Parameterized):
             try:
                 with engine.connect() as conn:
                     current = migrate.current_revision(conn)
-                    if current != head:
+                    if current != head and not self.upgrade:
                         self._check_upgradable(conn, current, head)
                     conn.rollback()
                     if current != head:
-                        conn.execution_options(**{_WRITE_OPTION: True})
-                        with conn.begin():
-                            if conn.dialect.name == "postgresql":
-                                conn.execute(
-                                    text("SELECT pg_advisory_xact_lock(:key)"),
-                                    {"key": _MIGRATION_LOCK_KEY},
-                                )
-                            migrate.upgrade(conn, "head")
+                        self._upgrade_under_lock(conn, head)
             except LedgerError:
                 raise
             except Exception as exc:
@@ -581,6 +574,23 @@ class Ledger(param.Parameterized):
                 ) from exc
             self._schema_ready = True
             return head
+
+    def _upgrade_under_lock(self, conn: Connection, head: str) -> None:
+        """Upgrade to ``head`` holding the migration lock, judging the schema anew.
+
+        What was read before the lock may be stale: another process can have created
+        the tables and stamped them in between, so the revision is read again here.
+        """
+        conn.execution_options(**{_WRITE_OPTION: True})
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+            current = migrate.current_revision(conn)
+            if current != head:
+                self._check_upgradable(conn, current, head)
+                migrate.upgrade(conn, "head")
 
     def _check_upgradable(self, conn: Connection, current: str | None, head: str) -> None:
         if current is not None and current not in migrate.known_revisions():

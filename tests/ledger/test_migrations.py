@@ -206,6 +206,24 @@ def test_processes_racing_to_open_a_new_ledger(ledger_url, tmp_path):
         assert len(led.bot_versions("race-bot")) == 1
 
 
+def test_schema_migrated_by_another_process_after_the_first_look(ledger_url, monkeypatch):
+    """The first look says "no schema"; another process migrates before the lock is taken."""
+    Ledger(url=ledger_url).ensure_schema()  # the other process, already done
+    real = migrate.current_revision
+    looks = []
+
+    def stale_then_real(conn):
+        looks.append(conn)
+        return None if len(looks) == 1 else real(conn)
+
+    monkeypatch.setattr(migrate, "current_revision", stale_then_real)
+    with Ledger(url=ledger_url) as led:
+        assert led.ensure_schema() == migrate.head_revision()
+        assert led.list_bots() == []
+    assert len(looks) == 2  # the revision was read again under the migration lock
+    assert version(ledger_url) == [migrate.head_revision()]
+
+
 def test_default_url(monkeypatch, tmp_path):
     monkeypatch.setenv("ALPHASWARM_DB_URL", "postgresql+psycopg://u@db/ledger")
     assert default_url() == "postgresql+psycopg://u@db/ledger"
