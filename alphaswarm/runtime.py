@@ -8,14 +8,17 @@ Starting that loop also moves every object alive at that moment (modules,
 classes, the server's routes ...) out of the cyclic garbage collector's sight
 (:func:`gc.freeze`): a full collection then walks only what was made since,
 instead of pausing every thread, the engine's too, for a walk of the whole heap.
+From then on a :class:`~alphaswarm.gcfreeze.HeapFreezer` does the same for the
+objects of the sessions that start on it (see :mod:`alphaswarm.gcfreeze`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 from typing import TYPE_CHECKING
+
+from alphaswarm.gcfreeze import HeapFreezer
 
 if TYPE_CHECKING:
     from alphaswarm.ledger import Ledger
@@ -24,6 +27,7 @@ _lock = threading.Lock()
 _ledger: Ledger | None = None
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
+_freezer: HeapFreezer | None = None
 
 
 def get_ledger() -> Ledger:
@@ -62,7 +66,7 @@ def _attach(ledger: Ledger | None) -> None:
 
 def engine_loop() -> asyncio.AbstractEventLoop:
     """The shared background loop sessions run on when the caller has none."""
-    global _loop, _thread
+    global _loop, _thread, _freezer
     started = False
     with _lock:
         if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
@@ -78,21 +82,34 @@ def engine_loop() -> asyncio.AbstractEventLoop:
             _thread.start()
             ready.wait()
             _loop = loop
+            _freezer = HeapFreezer(loop, _no_session_running)
             started = True
-        current = _loop
-    if started:  # outside the lock: the collection may run finalizers
-        _freeze_heap()
+        current, freezer = _loop, _freezer
+    if started and freezer is not None:  # outside the lock: the collection may run finalizers
+        freezer.refreeze()
     return current
 
 
-def _freeze_heap() -> None:
-    """Collect once, then exempt every surviving object from later collections.
+def heap_freezer() -> HeapFreezer | None:
+    """The engine loop's :class:`~alphaswarm.gcfreeze.HeapFreezer` (None before it starts)."""
+    return _freezer
 
-    Without this, a full (generation 2) collection walks the whole heap (the web
-    server's and the scientific stack's objects too) while holding the GIL: 100-250 ms
-    in the server, during which no session processes a bar. The objects frozen are
-    the ones alive when the first session starts, nearly all of them immortal anyway
-    (a cycle among them that dies later is not reclaimed).
-    """
-    gc.collect()
-    gc.freeze()
+
+def session_started() -> None:
+    """Tell the engine loop's heap freezer that a session started (no-op without one)."""
+    freezer = _freezer
+    if freezer is not None:
+        freezer.session_started()
+
+
+def session_ended() -> None:
+    """Tell the engine loop's heap freezer that sessions ended (no-op without one)."""
+    freezer = _freezer
+    if freezer is not None:
+        freezer.session_ended()
+
+
+def _no_session_running() -> bool:
+    from alphaswarm.trading.registry import registry
+
+    return not registry().running()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import param
 
+from alphaswarm import runtime
 from alphaswarm.killswitch import kill_switch
 
 if TYPE_CHECKING:
@@ -74,10 +75,12 @@ class SessionRegistry(param.Parameterized):
             for key in finished[: max(len(finished) - self.keep_finished, 0)]:
                 del self._sessions[key]
         self._bump()
+        runtime.session_started()
 
     def ended(self, session: PaperSession) -> None:
         """Called by a session when it has finished."""
         self._bump()
+        runtime.session_ended()
 
     def get(self, run_id: str) -> PaperSession | None:
         """The session with ``run_id`` if it lives in this process."""

@@ -99,6 +99,7 @@ def test_take_groups_equals_arrays_of_the_slice(drop):
 
 def test_groups_in_slices_equal_the_frame(monkeypatch):
     monkeypatch.setattr(feed_base, "GROUPS_SLICE", 7)  # several slices per block
+    monkeypatch.setattr(feed_base, "STAMP_CHUNK", 3)  # several timestamp chunks per slice
     for feed in (
         SyntheticFeed(["AAA", "BBB", "CCC"], seed=2, bars=50),
         SyntheticFeed(["ONE"], seed=3, bars=40),
@@ -124,8 +125,8 @@ def test_groups_in_slices_equal_the_frame(monkeypatch):
 
 
 def test_a_block_being_handed_out_holds_nothing_the_collector_walks():
-    """A paced session holds its block for hours: no container of Python objects but
-    the timestamps of its groups."""
+    """A paced session holds its block for hours: no big container of Python objects;
+    its timestamps become datetimes a chunk at a time."""
     for symbols in (["ONE"], ["A", "B", "C"]):
         block = next(SyntheticFeed(symbols, seed=1, bars=100)._read(None, None, None))
         groups = feed_base._bar_groups(block)
@@ -138,8 +139,29 @@ def test_a_block_being_handed_out_holds_nothing_the_collector_walks():
         # what a collection visits for each: its references (none for a tuple it
         # has untracked, the type only for an array of raw numbers)
         walked = {n for n, v in held.items() if gc.is_tracked(v) and len(gc.get_referents(v)) > 3}
-        assert walked <= {"stamps", "bounds"}, walked
+        assert walked <= {"bounds"}, walked
         assert len(held["o"]) == len(block) > 3
+
+
+def test_timestamps_become_datetimes_a_chunk_at_a_time(monkeypatch):
+    converted = []
+    real = feed_base._chunk_datetimes
+
+    def spy(ts_ns):
+        converted.append(len(ts_ns))
+        return real(ts_ns)
+
+    monkeypatch.setattr(feed_base, "_chunk_datetimes", spy)
+    block = next(SyntheticFeed(["ONE"], seed=1, bars=5_000)._read(None, None, None))
+    groups = feed_base._bar_groups(block)
+    first = [next(groups) for _ in range(feed_base.STAMP_CHUNK + 1)]
+    assert converted == [feed_base.STAMP_CHUNK, feed_base.STAMP_CHUNK]  # two chunks so far
+    assert [g[0].ts for g in first] == list(
+        pd.DatetimeIndex(block.ts[: len(first)].view("M8[ns]")).tz_localize("UTC")
+    )
+    rest = list(groups)
+    assert len(first) + len(rest) == len(block) == 5_000
+    assert sum(converted) == len(block)
 
 
 def test_replay_feed_owns_its_data():
