@@ -11,12 +11,18 @@ committed its first bar and they have traded for a moment it sends
   ``kill_switch().engage`` to completion first: every session's final row is
   written in one transaction before it answers);
 * **all killed**: a read-only SQLite connection of the client to the ledger file
-  sees every one of the N runs with ``status = 'killed'``; a thread of the client
-  polls it every millisecond from just before the request, so this is the commit
-  of the last final row as another process sees it (the response can come later:
-  the handler also lets the sessions publish their last frames);
-* **server commit**: the server's own ``final_rows_committed_ms`` from the response;
-* **longest poll gap**: the longest time between two polls of the client's thread
+  sees every one of the N runs with ``status = 'killed'``, so this is the commit
+  of the last final run row as another process sees it (the response comes later:
+  the handler also writes the closing rows and lets the sessions publish their
+  last frames). A thread of the client watches from just before the request:
+  every ~0.2 ms it reads ``PRAGMA data_version`` (which moves when another
+  connection commits) and counts the killed runs when it has moved. The time is
+  when the count that found all N began: its snapshot is taken then;
+* **confirmed**: when that count returned (the above plus the query's own time);
+* **server commit**: the server's own ``final_rows_committed_ms`` from the response
+  (from the start of ``engage()``); ``request_to_engage_ms`` before it is the time
+  from the server receiving the request to ``engage()`` starting;
+* **longest poll gap**: the longest time between two looks of the client's thread
   (its own sleep, query and scheduling): a large one says the client, not the
   server, was slow to look.
 
@@ -87,27 +93,40 @@ def running_ids(conn: sqlite3.Connection) -> list[str]:
 
 def watch_killed(
     db: Path, run_ids: list[str], started: threading.Event
-) -> tuple[float, int, float, float]:
-    """Poll the ledger file (own connection) until all runs are killed.
+) -> tuple[float, float, int, float, float]:
+    """Watch the ledger file (own connection) until all runs are killed.
 
-    Returns (when, count, slowest query s, longest gap between two polls s): the last
-    two tell a slow server from a poller that was held up itself.
+    Every ~0.2 ms it reads ``PRAGMA data_version``, a counter that moves when another
+    connection commits (microseconds, no table read), and counts the killed runs
+    only when it has moved: the watcher takes little CPU from the server it times.
+
+    Returns (seen, confirmed, count, slowest count s, longest gap s). ``seen`` is when
+    the count that first found all N killed began: its snapshot is taken then, so
+    the commit came before it (and after the previous count began). ``confirmed`` is
+    when that count returned. The last two tell a slow server from a watcher that was
+    held up itself.
     """
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
     try:
         started.set()
         deadline = time.perf_counter() + 30
         slowest = gap = 0.0
-        before = time.perf_counter()
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        seen = time.perf_counter()
         count = killed(conn, run_ids)
         last = time.perf_counter()
         while count < len(run_ids) and last < deadline:
-            time.sleep(0.001)
-            before = time.perf_counter()
-            count = killed(conn, run_ids)
+            time.sleep(0.0002)
             now = time.perf_counter()
-            slowest, gap, last = max(slowest, now - before), max(gap, now - last), now
-        return last, count, slowest, gap
+            gap, last = max(gap, now - last), now
+            moved = conn.execute("PRAGMA data_version").fetchone()[0]
+            if moved == version:
+                continue
+            version, seen = moved, time.perf_counter()
+            count = killed(conn, run_ids)
+            last = time.perf_counter()
+            slowest = max(slowest, last - seen)
+        return seen, last, count, slowest, gap
     finally:
         conn.close()
 
@@ -129,14 +148,16 @@ def one_rep(
         t0 = time.perf_counter()
         result = api.post("/kill-switch", {"reason": "benchmark: http kill switch latency"})
         t_resp = time.perf_counter()
-        t_done, count, slowest_poll, poll_gap = watcher.result()
+        t_seen, t_confirmed, count, slowest_poll, poll_gap = watcher.result()
     api.post("/kill-switch/reset", {})
     leftover = running_ids(conn)
     return {
         "response_ms": (t_resp - t0) * 1e3,
-        "committed_ms": (t_done - t0) * 1e3,
+        "committed_ms": (t_seen - t0) * 1e3,
+        "confirmed_ms": (t_confirmed - t0) * 1e3,
         "server_elapsed_ms": result.get("elapsed_ms"),
         "server_commit_ms": result.get("final_rows_committed_ms"),
+        "server_queued_ms": result.get("request_to_engage_ms"),
         "server_closing_ms": result.get("closing_rows_committed_ms"),
         "slowest_poll_ms": slowest_poll * 1e3,
         "poll_gap_ms": poll_gap * 1e3,
@@ -181,7 +202,10 @@ def main() -> int:
                     samples.append(s)
                     print(
                         f"  N={n:<4d} rep {rep + 1:2d}/{reps}: response {s['response_ms']:7.1f} ms,"
-                        f" all killed {s['committed_ms']:7.1f} ms (longest poll gap "
+                        f" all killed {s['committed_ms']:7.1f} ms (confirmed "
+                        f"{s['confirmed_ms']:7.1f} ms; server: request to engage "
+                        f"{s['server_queued_ms']:5.1f} ms, commit {s['server_commit_ms']:6.1f} ms;"
+                        f" longest poll gap "
                         f"{s['poll_gap_ms']:5.1f} ms; server engage "
                         f"{s['server_elapsed_ms']:6.1f} ms; {s['killed_in_ledger']}/{n} killed, "
                         f"{s['running_at_engage']} running before; start {s['start_s']:.1f} s; "
@@ -189,6 +213,7 @@ def main() -> int:
                         flush=True,
                     )
                 committed = [s["committed_ms"] for s in samples]
+                confirmed = [s["confirmed_ms"] for s in samples]
                 response = [s["response_ms"] for s in samples]
                 server = [s["server_elapsed_ms"] or 0.0 for s in samples]
                 commit = [s["server_commit_ms"] or 0.0 for s in samples]
@@ -201,9 +226,14 @@ def main() -> int:
                         "median_ms": statistics.median(committed),
                         "p99_ms": percentile(committed, 99),
                         "worst_ms": max(committed),
+                        "confirmed_median_ms": statistics.median(confirmed),
+                        "confirmed_p99_ms": percentile(confirmed, 99),
                         "server_median_ms": statistics.median(server),
                         "server_commit_median_ms": statistics.median(commit),
                         "server_commit_p99_ms": percentile(commit, 99),
+                        "server_queued_median_ms": statistics.median(
+                            s["server_queued_ms"] or 0.0 for s in samples
+                        ),
                         "poll_gap_max_ms": max(s["poll_gap_ms"] for s in samples),
                         "all_killed": all(s["killed_in_ledger"] == n for s in samples),
                         "failures": sorted({f for s in samples for f in s["failures"]}),
@@ -220,7 +250,10 @@ def main() -> int:
         ("median_ms", "all killed median ms"),
         ("p99_ms", "all killed p99 ms"),
         ("worst_ms", "worst ms"),
+        ("confirmed_median_ms", "confirmed median ms"),
+        ("confirmed_p99_ms", "confirmed p99 ms"),
         ("server_median_ms", "engage() in server, median ms"),
+        ("server_queued_median_ms", "request to engage, median ms"),
         ("server_commit_median_ms", "server commit median ms"),
         ("server_commit_p99_ms", "server commit p99 ms"),
         ("poll_gap_max_ms", "longest poll gap ms"),

@@ -317,6 +317,16 @@ def _upsert_statement(dialect: str, table: Table, keys: list[str], columns: list
     return stmt.on_conflict_do_nothing(index_elements=keys)
 
 
+_sqlite_write_locks: dict[str, threading.RLock] = {}
+_sqlite_write_locks_guard = threading.Lock()
+
+
+def _sqlite_write_lock(database: str) -> threading.RLock:
+    """The lock this process's writers of SQLite ``database`` share (one per file)."""
+    with _sqlite_write_locks_guard:
+        return _sqlite_write_locks.setdefault(database, threading.RLock())
+
+
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     """``items`` in consecutive lists of at most ``size``."""
     for start in range(0, len(items), size):
@@ -442,6 +452,8 @@ class Ledger(param.Parameterized):
             self.owner = process_owner()
         self._engine: Engine | None = None
         self._checkpointer: WalCheckpointer | None = None
+        # SQLite: the lock this process's writers of the same database file share.
+        self._write_lock: threading.RLock | None = None
         self._schema_ready = False
         self._lock = threading.RLock()
         # PostgreSQL: a connection outside the pool holding this owner's advisory lock.
@@ -504,6 +516,12 @@ class Ledger(param.Parameterized):
             raise LedgerError(f"cannot create an engine for {url!r}: {exc}") from exc
         if backend == "sqlite":
             on_file = "poolclass" not in kwargs  # not an in-memory database
+            database = url.database or ""
+            self._write_lock = _sqlite_write_lock(
+                (database if database.startswith("file:") else str(Path(database).resolve()))
+                if on_file
+                else f"memory:{id(self)}"
+            )
             self._install_sqlite_hooks(engine, background_checkpoints=on_file)
             if on_file:
                 self._checkpointer = WalCheckpointer(engine).start()
@@ -637,10 +655,17 @@ class Ledger(param.Parameterized):
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """One write transaction; any failure rolls back and raises LedgerError."""
+        """One write transaction; any failure rolls back and raises LedgerError.
+
+        On SQLite the writers of this process take turns on a lock of their own
+        first: SQLite's busy handler polls a locked database with growing sleeps
+        (1, 2, 5, 10 ... 100 ms), so a writer that arrived while a 3 ms transaction
+        ran used to wait 8 ms, and one behind several, seconds; a lock hands over
+        at once. Other processes still meet the busy handler.
+        """
         engine = self.engine
         try:
-            with engine.connect() as conn:
+            with self._writer_turn(), engine.connect() as conn:
                 conn.execution_options(**{_WRITE_OPTION: True})
                 with conn.begin():
                     yield conn
@@ -650,6 +675,23 @@ class Ledger(param.Parameterized):
             raise LedgerError(
                 f"ledger write failed, nothing was written: {_describe(exc)}"
             ) from exc
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """Hold this process's write lock of the SQLite file (nothing on other databases)."""
+        lock = self._write_lock
+        if lock is None:
+            yield
+            return
+        if not lock.acquire(timeout=self.busy_timeout):
+            raise LedgerError(
+                "ledger write failed, nothing was written: another writer of this process "
+                f"held {self._safe_url()} for {self.busy_timeout:g} s"
+            )
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

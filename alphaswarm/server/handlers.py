@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -710,10 +711,17 @@ class KillSwitchHandler(BaseHandler):
         reason = _string(body, "reason") or "kill switch engaged via api"
         mode = _mode(body)
         ttl = _number(body, "ttl_seconds", minimum=0, exclusive=True, maximum=365 * 86400)
+        received = time.time() - self.request.request_time()
+
+        def engage() -> dict[str, Any]:
+            waited_ms = (time.time() - received) * 1e3
+            return {
+                **kill_switch().engage(reason, mode=mode, ttl_seconds=ttl, actor="api"),
+                "request_to_engage_ms": waited_ms,
+            }
+
         try:
-            result = await self.blocking(
-                kill_switch().engage, reason, mode=mode, ttl_seconds=ttl, actor="api"
-            )
+            result = await self.blocking(engage)
         except ModelError as exc:
             raise invalid(str(exc)) from None
         self.send({**result, "state": _ks_state()})

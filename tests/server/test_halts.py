@@ -126,6 +126,8 @@ def test_kill_switch_state_engage_reset_idempotent(api, demo_bot):
         assert status(api, run_id) == "killed"
     assert first["targets"]["paper"]["halted"] == 1 and second["targets"]["paper"]["halted"] == 0
     assert first["elapsed_ms"] >= 0 and first["failures"] == []
+    assert first["final_rows_committed_ms"] <= first["elapsed_ms"]
+    assert 0 <= first["request_to_engage_ms"] < 60_000
     state = api.get("/kill-switch").json()
     assert state["engaged"] is True and state["reason"] == "drill" and state["engaged_at"]
     assert set(state["last"]) >= {"targets", "failures", "elapsed_ms"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -132,6 +133,34 @@ def test_failing_target_is_listed_not_raised(ledger, bot):
         assert kill_switch().engaged
     finally:
         kill_switch().unregister("agents", broken)
+
+
+def test_targets_halt_concurrently_the_first_on_the_engaging_thread(ledger):
+    """Two targets that can only finish together (a barrier of two) both finish."""
+    together = threading.Barrier(2, timeout=10)
+    threads: dict[str, threading.Thread] = {}
+
+    def target(name):
+        def halt(reason, mode):
+            threads[name] = threading.current_thread()
+            together.wait()
+            return 1
+
+        return halt
+
+    targets = {name: target(name) for name in ("agents", "rl")}
+    for name, fn in targets.items():
+        kill_switch().register(name, fn)
+    try:
+        result = kill_switch().engage("drill", actor="test")
+    finally:
+        for name, fn in targets.items():
+            kill_switch().unregister(name, fn)
+    assert result["failures"] == []
+    assert result["targets"]["agents"]["halted"] == result["targets"]["rl"]["halted"] == 1
+    assert result["targets"]["workflows"] == {"halted": 0, "failures": []}
+    assert threads["agents"] is threading.current_thread()
+    assert threads["rl"] is not threading.current_thread()
 
 
 def test_account_limit_engages_kill_switch(ledger, bot):
