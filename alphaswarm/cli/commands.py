@@ -195,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     p.add_argument("--demo", action="store_true", help="create, backtest and run the demo bot")
     p.add_argument("--show", action="store_true", help="open the dashboard in a browser")
+    p.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        default=1.0,
+        help="how often a busy thread hands over the interpreter lock, in ms (default 1; "
+        "Python's own is 5): requests such as the kill switch reach their handler sooner",
+    )
 
     # bots
     bots = sub.add_parser(
@@ -409,6 +416,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         demo=args.demo,
         show=args.show,
         token=args.token or os.environ.get("ALPHASWARM_TOKEN") or None,
+        switch_interval_ms=args.switch_interval_ms,
     )
     return EXIT_OK
 

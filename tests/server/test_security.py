@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import requests
 import websockets.sync.client as ws_client
@@ -69,6 +71,37 @@ def test_non_loopback_without_token_refuses_to_start(monkeypatch):
     check_bind("127.0.0.1", Security())
     check_bind("::1", Security())
     check_bind("localhost", Security())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 101])
+def test_a_switch_interval_out_of_range_refuses_to_start(bad):
+    before = sys.getswitchinterval()
+    with pytest.raises(ServerConfigError, match="switch_interval_ms"):
+        serve(port=free_port(), switch_interval_ms=bad)
+    assert sys.getswitchinterval() == before
+
+
+def test_serve_sets_the_switch_interval_before_anything_else(monkeypatch):
+    from alphaswarm.server import app
+
+    class Stop(Exception):
+        pass
+
+    def stop(*_a, **_k):
+        raise Stop
+
+    monkeypatch.setattr(app, "_prepare_ledger", stop)
+    before = sys.getswitchinterval()
+    try:
+        with pytest.raises(Stop):
+            serve(port=free_port(), switch_interval_ms=2.5)
+        assert sys.getswitchinterval() == pytest.approx(0.0025)
+        sys.setswitchinterval(before)
+        with pytest.raises(Stop):
+            serve(port=free_port(), switch_interval_ms=None)
+        assert sys.getswitchinterval() == before
+    finally:
+        sys.setswitchinterval(before)
 
 
 @pytest.fixture(scope="module")
