@@ -82,6 +82,7 @@ class KillSwitchWidget(LiveView):
         )
         self.cancel_button = pn.widgets.Button(label="Cancel", width=90)
         self.confirm_input.param.watch(self._typed, ["value_input", "value"])
+        self.confirm_input.param.watch(self._engage, "enter_pressed")
         self.confirm_button.on_click(self._engage)
         self.cancel_button.on_click(self._cancel)
         self.confirm_box = pn.Card(
@@ -133,16 +134,18 @@ class KillSwitchWidget(LiveView):
         self.confirm_button.disabled = True
         self.confirm_box.visible = True
 
-    def _typed(self, _event: Any) -> None:
-        typed = (self.confirm_input.value_input or self.confirm_input.value or "").strip()
-        self.confirm_button.disabled = typed != CONFIRM_WORD
+    def _typed(self, *_events: Any) -> None:
+        # one call may carry both events (Tab and Enter commit value and value_input together)
+        self.confirm_button.disabled = self._confirm_text() != CONFIRM_WORD
+
+    def _confirm_text(self) -> str:
+        return (self.confirm_input.value_input or self.confirm_input.value or "").strip()
 
     def _cancel(self, _event: Any = None) -> None:
         self.confirm_box.visible = False
 
-    def _engage(self, _event: Any = None) -> dict[str, Any] | None:
-        typed = (self.confirm_input.value_input or self.confirm_input.value or "").strip()
-        if typed != CONFIRM_WORD:
+    def _engage(self, *_events: Any) -> dict[str, Any] | None:
+        if not self.confirm_box.visible or self._confirm_text() != CONFIRM_WORD:
             self.confirm_button.disabled = True
             return None
         result = self.engage(self.reason_input.value or "engaged from the dashboard")
