@@ -195,16 +195,42 @@ class ReplayFeed(Feed):
 # -- validation ----------------------------------------------------------------------
 
 
+#: Above this many bars the interval is inferred from evenly spread adjacent pairs.
+_INFER_SAMPLE = 65_536
+
+
 def _infer_interval(ts: np.ndarray) -> str:
-    unique = np.unique(ts)
-    if len(unique) < 2:
+    """The median spacing of distinct timestamps, as an interval string.
+
+    ``ts`` is sorted, so the spacings of the distinct timestamps are the positive
+    differences of neighbours. Past ``_INFER_SAMPLE`` bars the median is taken over
+    that many neighbour pairs spread evenly through the data (a pre-pass that costs
+    a few milliseconds at any size); when the sample holds no positive spacing
+    (many symbols per timestamp) every pair is used.
+    """
+    spacing = _positive_spacing(ts, _sample_positions(len(ts)))
+    if not len(spacing):
+        spacing = _positive_spacing(ts, None)
+    if not len(spacing):
         return "1d"
-    seconds = int(np.median(np.diff(unique)) // 10**9)
+    seconds = int(np.median(spacing) // 10**9)
     if seconds <= 0:
         return "1s"
     if seconds >= DAY:
         seconds = DAY * max(1, round(seconds / DAY))
     return format_interval(seconds)
+
+
+def _sample_positions(n: int) -> np.ndarray | None:
+    """Left indices of the neighbour pairs to measure (None: every pair)."""
+    if n <= _INFER_SAMPLE:
+        return None
+    return np.unique(np.linspace(0, n - 2, _INFER_SAMPLE).astype(np.intp))
+
+
+def _positive_spacing(ts: np.ndarray, left: np.ndarray | None) -> np.ndarray:
+    gaps = np.diff(ts) if left is None else ts[left + 1] - ts[left]
+    return gaps[gaps > 0]
 
 
 def _row(frame: pd.DataFrame, pos: int) -> str:

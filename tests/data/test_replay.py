@@ -316,3 +316,48 @@ def test_property_arbitrary_frames_raise_nothing_but_feed_error(columns):
         for bar in group:
             assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
             assert math.isfinite(bar.volume) and bar.volume >= 0
+
+
+def _interval_by_every_distinct_timestamp(ts: np.ndarray) -> str:
+    """The reference rule: median spacing over all distinct timestamps."""
+    from alphaswarm.data.base import DAY, format_interval
+
+    distinct = np.unique(ts)
+    if len(distinct) < 2:
+        return "1d"
+    seconds = int(np.median(np.diff(distinct)) // 10**9)
+    if seconds <= 0:
+        return "1s"
+    if seconds >= DAY:
+        seconds = DAY * max(1, round(seconds / DAY))
+    return format_interval(seconds)
+
+
+def _session_minutes(days: int, symbols: int) -> np.ndarray:
+    """Minute bars of ``days`` trading sessions (390 a day, weekends and nights skipped)."""
+    days_ = pd.bdate_range("2024-01-02", periods=days, tz="UTC") + pd.Timedelta("14h30min")
+    opens = days_.as_unit("ns").asi8
+    minutes = (opens[:, None] + np.arange(390)[None, :] * 60 * 10**9).ravel()
+    return np.repeat(minutes, symbols)
+
+
+@pytest.mark.parametrize(
+    ("days", "symbols"),
+    [(3, 1), (200, 1), (600, 1), (180, 3), (40, 50), (2, 400)],
+)
+def test_inferred_interval_matches_the_rule_over_every_timestamp(days, symbols):
+    """Large feeds sample neighbour pairs; the answer is the one every timestamp gives."""
+    from alphaswarm.data.replay import _infer_interval
+
+    ts = _session_minutes(days, symbols)
+    assert _infer_interval(ts) == _interval_by_every_distinct_timestamp(ts) == "1m"
+
+
+def test_inferred_interval_of_a_large_irregular_feed():
+    """Hourly bars with random holes past the sampling threshold: still the full rule's answer."""
+    from alphaswarm.data.replay import _INFER_SAMPLE, _infer_interval
+
+    rng = np.random.default_rng(3)
+    hours = np.arange(3 * _INFER_SAMPLE, dtype=np.int64) * 3600 * 10**9
+    ts = np.sort(rng.choice(hours, size=2 * _INFER_SAMPLE, replace=False))
+    assert _infer_interval(ts) == _interval_by_every_distinct_timestamp(ts)
