@@ -13,11 +13,15 @@ engine, each in a fresh subprocess (so peak RSS is per engine).
 
 Engines:
 
-* alphaswarm -- ``backtest(bot, feed=ReplayFeed(frame), store=False)``: ``engine="auto"``,
+* alphaswarm -- ``backtest(bot, feed=ReplayFeed(frame), store=False)`` as a user writes it
+  (interval and calendar inferred, nothing passed): ``engine="auto"``,
   which takes the vectorized path for ``sma_cross`` (array signals; the engine's own
   sizing, risk checks and broker run only at bars with a signal or an open order);
 * alphaswarm-event -- the same call with ``engine="event"``: ``Engine.step`` bar by bar,
   as a paper session runs (same fills and P&L as the row above);
+* alphaswarm-parquet, alphaswarm-csv -- the same, from ``ReplayFeed.from_parquet(path)`` /
+  ``ReplayFeed.from_csv(path)``; the timed part includes reading the file (written once,
+  untimed, before the run);
 * backtrader -- ``Cerebro(stdstats=False)``, ``PandasData``, ``bt.ind.SMA``, default
   broker (market orders fill at the next bar's open), one Cerebro for all symbols;
 * backtesting.py -- ``Backtest(trade_on_close=False)`` (market orders fill at the
@@ -65,12 +69,22 @@ NAME = "engine_throughput"
 FAST, SLOW, QTY = 20, 50, 100
 CASH = 10_000_000.0
 RESYNC_EVERY = 10_000  # alphaswarm's SmaCross re-sums its windows exactly every 10k bars
-FRAMEWORKS = ("alphaswarm", "alphaswarm-event", "backtrader", "backtesting", "plain")
+FRAMEWORKS = (
+    "alphaswarm",
+    "alphaswarm-parquet",
+    "alphaswarm-csv",
+    "alphaswarm-event",
+    "backtrader",
+    "backtesting",
+    "plain",
+)
 #: The rows the ratio table is about, and the peers each is divided by.
-OURS = ("alphaswarm", "alphaswarm-event")
+OURS = ("alphaswarm", "alphaswarm-parquet", "alphaswarm-csv", "alphaswarm-event")
 PEERS = ("alphaswarm-event", "backtrader", "backtesting", "plain")
 MODULES = {
     "alphaswarm": "alphaswarm",
+    "alphaswarm-parquet": "pyarrow",
+    "alphaswarm-csv": "alphaswarm",
     "alphaswarm-event": "alphaswarm",
     "backtrader": "backtrader",
     "backtesting": "backtesting",
@@ -145,7 +159,9 @@ def per_symbol(data: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
 # --------------------------------------------------------------------------- engines
 
 
-def run_alphaswarm(data: dict[str, np.ndarray], engine: str = "auto") -> tuple[Any, Any]:
+def run_alphaswarm(
+    data: dict[str, np.ndarray], engine: str = "auto", source: str = "frame"
+) -> tuple[Any, Any]:
     import pandas as pd
 
     from alphaswarm import Bot, backtest
@@ -166,8 +182,24 @@ def run_alphaswarm(data: dict[str, np.ndarray], engine: str = "auto") -> tuple[A
         universe=symbols,
     )
 
+    path = None
+    if source != "frame":  # written before the timed run; reading it is timed
+        path = Path(tempfile.mkdtemp(prefix="alphaswarm-bench-")) / f"bars.{source}"
+        if source == "parquet":
+            frame.to_parquet(path)
+        else:
+            frame.to_csv(path, index=False)
+        del frame
+
+    def open_feed() -> Any:
+        if source == "parquet":
+            return ReplayFeed.from_parquet(path)
+        if source == "csv":
+            return ReplayFeed.from_csv(path)
+        return ReplayFeed(frame)
+
     def run() -> dict[str, Any]:
-        feed = ReplayFeed(frame, interval="1m", calendar="equities")
+        feed = open_feed()
         res = backtest(bot, feed=feed, store=False, starting_cash=CASH, engine=engine)
         fills = res.fills
         return {
@@ -380,8 +412,18 @@ def run_alphaswarm_event(data: dict[str, np.ndarray]) -> tuple[Any, Any]:
     return run_alphaswarm(data, engine="event")
 
 
+def run_alphaswarm_parquet(data: dict[str, np.ndarray]) -> tuple[Any, Any]:
+    return run_alphaswarm(data, source="parquet")
+
+
+def run_alphaswarm_csv(data: dict[str, np.ndarray]) -> tuple[Any, Any]:
+    return run_alphaswarm(data, source="csv")
+
+
 RUNNERS = {
     "alphaswarm": run_alphaswarm,
+    "alphaswarm-parquet": run_alphaswarm_parquet,
+    "alphaswarm-csv": run_alphaswarm_csv,
     "alphaswarm-event": run_alphaswarm_event,
     "backtrader": run_backtrader,
     "backtesting": run_backtesting,
