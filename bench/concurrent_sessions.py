@@ -4,7 +4,9 @@ In one process, N paper sessions of the SMA bot (5/20, qty 100) run at speed 60
 on one-minute bars (one bar a second each; a 24x7 synthetic feed, so every gap
 is exactly a minute) on the shared engine loop, all writing to one SQLite ledger
 file. Sessions start one after another; after the last has started and a 2 s
-warm-up, a window of ~15 s is measured. Steps: N = 10, 50, 100, 200, 400, 800.
+warm-up, a window of ~15 s is measured. Steps: N = 10, 50, 100, 200, 400, 800, 1000.
+The RSS per session is the process's growth from before the step's first start to
+the end of its warm-up, divided by N.
 
 Bar processing lag is observed without touching the session: a sync subscriber
 on each session's FrameBus records every ``bar.received`` frame. Its ``ts`` is
@@ -21,7 +23,7 @@ actually achieved per session, process CPU % (psutil; 100 % = one core, 200 %
 window and the longest (they stop every thread), and the largest N whose p99
 lag stays under 100 ms.
 
-    python bench/concurrent_sessions.py             # N = 10, 50, ..., 800; 15 s each
+    python bench/concurrent_sessions.py             # N = 10, 50, ..., 1000; 15 s each
     python bench/concurrent_sessions.py --quick     # N = 2, 5; 2 s each
 """
 
@@ -39,7 +41,7 @@ from typing import Any
 from _common import SEED, load, machine_line, parser, peak_rss_mib, percentile, table, write_results
 
 NAME = "concurrent_sessions"
-FULL_NS = (10, 50, 100, 200, 400, 800)
+FULL_NS = (10, 50, 100, 200, 400, 800, 1000)
 QUICK_NS = (2, 5)
 SPEED = 60
 LAG_LIMIT_MS = 100.0
@@ -117,6 +119,8 @@ def one_step(
     from alphaswarm.trading.registry import registry
 
     proc = psutil.Process()
+    gc.collect()
+    rss_before = proc.memory_info().rss
     sessions, recorders = [], []
     t_start = time.perf_counter()
     for _ in range(n):
@@ -136,6 +140,7 @@ def one_step(
         recorders.append(rec)
     start_s = time.perf_counter() - t_start
     time.sleep(warmup)
+    rss_per_session = (proc.memory_info().rss - rss_before) / n / 2**20
     load_before = load()
     proc.cpu_percent(None)
     t_from = time.time()
@@ -170,6 +175,7 @@ def one_step(
         "slip_p99_ms": percentile(slip, 99),
         "under_limit": bool(lag) and p99 < LAG_LIMIT_MS,
         "cpu_percent": cpu,
+        "rss_per_session_mib": rss_per_session,
         "full_gcs": len(full_gcs),
         "full_gc_max_ms": max(full_gcs, default=None),
         "running": running,
@@ -229,7 +235,8 @@ def main() -> int:
                 f"  N={n:<4d}: lag p50 {row['lag_p50_ms']:.1f} ms, p99 {row['lag_p99_ms']:.1f} ms, "
                 f"slip p99 {row['slip_p99_ms']:.1f} ms, "
                 f"{row['bars_per_s_per_session']:.3f} bars/s/session, "
-                f"CPU {row['cpu_percent']:.0f} %, {row['full_gcs']} full GC(s)"
+                f"CPU {row['cpu_percent']:.0f} %, {row['rss_per_session_mib']:.2f} MiB/session, "
+                f"{row['full_gcs']} full GC(s)"
                 f" (start {row['start_s']:.1f} s; load {row['load_before']})",
                 flush=True,
             )
@@ -246,6 +253,7 @@ def main() -> int:
         ("slip_p50_ms", "slip p50 ms"),
         ("slip_p99_ms", "slip p99 ms"),
         ("cpu_percent", "CPU %"),
+        ("rss_per_session_mib", "RSS per session MiB"),
         ("full_gcs", "full GCs"),
         ("full_gc_max_ms", "longest full GC ms"),
         ("under_limit", "p99 < 100 ms"),

@@ -23,7 +23,6 @@ import re
 from array import array
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from itertools import chain
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -504,46 +503,64 @@ class Feed(abc.ABC):
 def _bar_groups(block: Block) -> Iterator[list[Bar]]:
     """The Bar lists of a block, one per timestamp.
 
-    A paced session holds its block for hours. Its prices and volumes are kept in
-    ``array.array`` buffers (raw numbers, which the garbage collector never walks and
-    which take a third of the memory of float objects) rather than tuples of floats,
-    and its symbols as indices into the block's few distinct names: a collection
-    would otherwise walk every value of a fresh block once, several milliseconds per
-    session, landing on whatever runs then. The timestamps of the groups become
-    datetimes :data:`STAMP_CHUNK` at a time, as they are reached.
+    A paced session holds its block for hours, and the block's arrays are shared
+    with every other session and backtest of the same feed. The bars are made
+    :data:`STAMP_CHUNK` timestamps at a time: that chunk's timestamps become
+    datetimes and its prices, volumes and symbol codes are copied into
+    ``array.array`` buffers (raw numbers, which the garbage collector never walks,
+    and which index to plain floats), so a session holds one chunk of its own, not
+    a copy of the block.
     """
     trusted = Bar.trusted
-    starts = group_starts(block.ts)
-    stamps = _datetimes(block.ts[starts])
-    sym, codes = _symbol_codes(block.symbol)
-    code = _numbers("q", codes)
-    o, h, lo = _numbers("d", block.open), _numbers("d", block.high), _numbers("d", block.low)
-    c, v = _numbers("d", block.close), _numbers("d", block.volume)
-    n = len(code)
-    if len(sym) == 1 and len(starts) == n:  # one symbol, one bar per timestamp
-        (name,) = sym
-        for ts, op, hi, low, cl, vol in zip(stamps, o, h, lo, c, v, strict=True):
-            yield [trusted(name, ts, op, hi, low, cl, vol)]
+    for r0, r1 in _row_windows(block.ts, STAMP_CHUNK):
+        ts_ns = block.ts[r0:r1]
+        starts = group_starts(ts_ns)
+        stamps = _chunk_datetimes(ts_ns[starts])
+        o, h, lo, c, v = (
+            _numbers("d", col[r0:r1])
+            for col in (block.open, block.high, block.low, block.close, block.volume)
+        )
+        sym, codes = _symbol_codes(block.symbol[r0:r1])
+        if len(sym) == 1 and len(starts) == r1 - r0:  # one symbol, one bar per timestamp
+            (name,) = sym
+            for ts, op, hi, low, cl, vol in zip(stamps, o, h, lo, c, v, strict=True):
+                yield [trusted(name, ts, op, hi, low, cl, vol)]
+            continue
+        code = _numbers("q", codes)
+        edges = [*starts.tolist(), r1 - r0]
+        del starts, codes
+        for g, ts in enumerate(stamps):
+            yield [
+                trusted(sym[code[i]], ts, o[i], h[i], lo[i], c[i], v[i])
+                for i in range(edges[g], edges[g + 1])
+            ]
+
+
+def _row_windows(ts: np.ndarray, groups: int) -> Iterator[tuple[int, int]]:
+    """Row ranges of about ``groups`` whole timestamp groups each, in order.
+
+    The window's size in rows is ``groups`` times the first group's size; each
+    window ends at a group boundary (a group larger than the window is one window).
+    """
+    n = len(ts)
+    if n == 0:
         return
-    bounds = [*starts.tolist(), n]
-    for g, ts in enumerate(stamps):
-        yield [
-            trusted(sym[code[i]], ts, o[i], h[i], lo[i], c[i], v[i])
-            for i in range(bounds[g], bounds[g + 1])
-        ]
+    width = groups * int(np.searchsorted(ts, ts[0], "right"))
+    r0 = 0
+    while r0 < n:
+        r1 = min(r0 + width, n)
+        if r1 < n:
+            r1 = r0 + int(np.searchsorted(ts[r0:r1], ts[r1], "left"))  # back to a boundary
+            if r1 == r0:
+                r1 = r0 + int(np.searchsorted(ts[r0:], ts[r0], "right"))
+        yield r0, r1
+        r0 = r1
 
 
-#: Group timestamps turned into ``datetime`` objects at a time by :func:`_bar_groups`.
+#: Group timestamps turned into Bar inputs at a time by :func:`_bar_groups`.
 #: One conversion of a whole 65,536-group block took 34 ms and 3 MiB before a paced
 #: session's first bar; a chunk costs well under a millisecond, and as little per stamp.
 STAMP_CHUNK = 1024
-
-
-def _datetimes(ts_ns: np.ndarray) -> Iterator[datetime]:
-    """Epoch nanoseconds as UTC datetimes, converted :data:`STAMP_CHUNK` at a time."""
-    return chain.from_iterable(
-        _chunk_datetimes(ts_ns[a : a + STAMP_CHUNK]) for a in range(0, len(ts_ns), STAMP_CHUNK)
-    )
 
 
 def _chunk_datetimes(ts_ns: np.ndarray) -> np.ndarray:
@@ -575,6 +592,7 @@ def _slices(block: Block, size: int) -> Iterator[Block]:
     at = np.searchsorted(starts, np.arange(size, len(block), size))  # first group at/after
     cuts = starts[at[at < len(starts)]]
     edges = np.unique(np.concatenate(([0], cuts, [len(block)]))).tolist()
+    del starts, at, cuts  # held while the slices are handed out otherwise
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         yield block.take(slice(a, b))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import weakref
 from itertools import count
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,25 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
 __all__ = ["CHUNK", "SyntheticFeed"]
+
+#: Generated chunks by (feed identity, chunk index), while any block still uses one:
+#: sessions and backtests of one feed share its bars instead of each holding a copy.
+_CHUNKS: weakref.WeakValueDictionary[tuple[Any, int], np.ndarray] = (
+    weakref.WeakValueDictionary()
+)
+#: The symbol column of a chunk by (symbols, chunk length), shared likewise.
+_SYMBOL_COLUMNS: weakref.WeakValueDictionary[tuple[Any, int], np.ndarray] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def _symbol_column(symbols: tuple[str, ...], n: int) -> np.ndarray:
+    """``symbols`` repeated ``n`` times (row-major ``(bar, symbol)``), shared while in use."""
+    column = _SYMBOL_COLUMNS.get((symbols, n))
+    if column is None:
+        column = np.tile(np.array(symbols, dtype=object), n).copy()  # owns its data
+        _SYMBOL_COLUMNS[(symbols, n)] = column
+    return column
 
 CHUNK = 1 << 16
 """Bars per generated chunk and symbol. Changing it changes every series."""
@@ -252,24 +272,50 @@ class SyntheticFeed(Feed):
 
     def _blocks(self, start: int | None, end: int | None) -> Iterator[Block]:
         k = len(self._order)
-        last = dict.fromkeys(self._order, math.log(self.start_price))
-        sym_tile = np.array(self._order, dtype=object)
+        last = [math.log(self.start_price)] * k
+        identity = self._chunk_identity()
         for c in count():
             first = c * CHUNK
             if self.bars is not None and first >= self.bars:
                 return
             n = CHUNK if self.bars is None else min(CHUNK, self.bars - first)
-            ts = self._timestamps(first, n)
-            cols = []
-            for sym in self._order:
-                o, cl, h, lo, v, last[sym] = self._chunk(sym, c, last[sym])
-                cols.append((o[:n], h[:n], lo[:n], cl[:n], v[:n]))
+            chunk = _CHUNKS.get((identity, c))
+            if chunk is None:
+                chunk = self._chunk_block(c, last)
+                _CHUNKS[(identity, c)] = chunk
+            ts = chunk[0, :CHUNK].view(np.int64)[:n]
+            last = chunk[1, CHUNK * k :].tolist()
             if start is not None and ts[-1] < start:
                 continue
             a = 0 if start is None else int(np.searchsorted(ts, start, "left"))
             b = n if end is None else int(np.searchsorted(ts, end, "right"))
             if a < b:
-                fields = [np.column_stack([col[f][a:b] for col in cols]).ravel() for f in range(5)]
-                yield Block(np.repeat(ts[a:b], k), np.tile(sym_tile, b - a), *fields)
+                yield Block(
+                    np.repeat(ts[a:b], k) if k > 1 else ts[a:b],
+                    _symbol_column(tuple(self._order), CHUNK)[a * k : b * k],
+                    *(chunk[f, a * k : b * k] for f in range(1, 6)),
+                )
             if b < n:
                 return
+
+    def _chunk_identity(self) -> tuple[Any, ...]:
+        """What the bars of every chunk depend on (``bars`` only cuts them)."""
+        spec = {**self.spec, "bars": None, "symbols": self._order}
+        return (GENERATOR_VERSION, json.dumps(spec, sort_keys=True))
+
+    def _chunk_block(self, c: int, last: list[float]) -> np.ndarray:
+        """Chunk ``c`` of every symbol as one float64 array (shared by equal feeds).
+
+        Row 0 holds the timestamps (int64 bits), rows 1-5 open, high, low, close and
+        volume interleaved by symbol (row-major ``(bar, symbol)``); the ``k`` cells
+        after the bars in row 1 hold each symbol's last log close, the state the next
+        chunk starts from.
+        """
+        k = len(self._order)
+        out = np.zeros((6, CHUNK * k + k))
+        out[0, :CHUNK].view(np.int64)[:] = self._timestamps(c * CHUNK, CHUNK)
+        for j, sym in enumerate(self._order):
+            o, cl, h, lo, v, out[1, CHUNK * k + j] = self._chunk(sym, c, last[j])
+            for f, col in enumerate((o, h, lo, cl, v), start=1):
+                out[f, j : CHUNK * k : k] = col
+        return out

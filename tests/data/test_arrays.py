@@ -124,11 +124,11 @@ def test_groups_in_slices_equal_the_frame(monkeypatch):
         assert {type(v) for row in rows for v in row[2:]} == {float}, "plain floats"
 
 
-def test_a_block_being_handed_out_holds_nothing_the_collector_walks():
-    """A paced session holds its block for hours: no big container of Python objects;
-    its timestamps become datetimes a chunk at a time."""
+def test_a_block_being_handed_out_holds_one_chunk_the_collector_does_not_walk():
+    """A paced session holds its block for hours: it keeps one chunk of raw numbers
+    of its own (no big container of Python objects), not a copy of the block."""
     for symbols in (["ONE"], ["A", "B", "C"]):
-        block = next(SyntheticFeed(symbols, seed=1, bars=100)._read(None, None, None))
+        block = next(SyntheticFeed(symbols, seed=1, bars=5_000)._read(None, None, None))
         groups = feed_base._bar_groups(block)
         next(groups)
         held = {
@@ -139,8 +139,19 @@ def test_a_block_being_handed_out_holds_nothing_the_collector_walks():
         # what a collection visits for each: its references (none for a tuple it
         # has untracked, the type only for an array of raw numbers)
         walked = {n for n, v in held.items() if gc.is_tracked(v) and len(gc.get_referents(v)) > 3}
-        assert walked <= {"bounds"}, walked
-        assert len(held["o"]) == len(block) > 3
+        assert walked <= {"edges"}, walked
+        assert len(held["o"]) == feed_base.STAMP_CHUNK * len(symbols) < len(block)
+
+
+def test_feeds_with_the_same_parameters_share_their_bars():
+    """Two sessions of one bot read the same generated chunk, not a copy each."""
+    first = next(SyntheticFeed(["A", "B"], seed=4)._read(None, None, None, stream=True))
+    second = next(SyntheticFeed(["B", "A"], seed=4)._read(None, None, None, stream=True))
+    assert np.shares_memory(first.close, second.close)
+    assert np.shares_memory(first.symbol, second.symbol)
+    other_seed = next(SyntheticFeed(["A", "B"], seed=5)._read(None, None, None, stream=True))
+    assert not np.shares_memory(first.close, other_seed.close)
+    assert not np.array_equal(first.close, other_seed.close)
 
 
 def test_timestamps_become_datetimes_a_chunk_at_a_time(monkeypatch):
