@@ -19,6 +19,7 @@ from tornado.web import RequestHandler
 
 from alphaswarm.server import handlers as h
 from alphaswarm.server.openapi import openapi_document
+from alphaswarm.server.pages import negotiate_pages, page_apps
 from alphaswarm.server.security import (
     TOKEN_COOKIE,
     Security,
@@ -143,7 +144,16 @@ def dashboard_app() -> Any:
     except ImportError:
         log.exception("the dashboard could not be imported")
         return _placeholder()
-    return dashboard()
+    return dashboard(landing=_landing_run())
+
+
+def _landing_run() -> str:
+    """The demo's running session, opened when the overview page loads ('' for none)."""
+    from alphaswarm.server.demo import DEMO_RUN_NAME
+    from alphaswarm.trading.registry import registry
+
+    demo = [s for s in registry().running() if s.run_name == DEMO_RUN_NAME]
+    return demo[0].paper_run_id if demo else ""
 
 
 # --------------------------------------------------------------------------- server
@@ -238,7 +248,7 @@ def build_server(
     routes = make_routes(ledger, security)
     hosts = {f"localhost:{port}", f"127.0.0.1:{port}", f"{address}:{port}"}
     server = get_server(
-        {"/": dashboard_app if dashboard else _placeholder},
+        page_apps(dashboard_app) if dashboard else {"/": _placeholder},
         port=port,
         address=address,
         websocket_origin=sorted(hosts),
@@ -250,6 +260,8 @@ def build_server(
         extra_patterns=routes,
         num_procs=num_procs,
     )
+    if dashboard:
+        negotiate_pages(server)  # before the guard, which must run first
     _guard(server, security)
     return server
 

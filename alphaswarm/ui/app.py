@@ -28,6 +28,7 @@ from alphaswarm.trading.session import PaperSession
 from alphaswarm.ui.base import FramePump, LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
 from alphaswarm.ui.multibot import MultiBotView
+from alphaswarm.ui.routes import Route, page_path, parse
 from alphaswarm.ui.session_view import SessionView
 
 log = logging.getLogger(__name__)
@@ -330,6 +331,12 @@ class Dashboard(pn.viewable.Viewer):
 
     ledger = param.Parameter(default=None, doc="Ledger to read; the process default otherwise.")
     period = param.Integer(default=500, bounds=(250, 1000), doc="Milliseconds between ticks.")
+    route = param.ClassSelector(
+        class_=Route, default=Route("overview"), doc="The page the browser asked for."
+    )
+    landing = param.String(
+        default="", doc="Run shown when the overview opens with no run asked for ('' for none)."
+    )
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -347,12 +354,41 @@ class Dashboard(pn.viewable.Viewer):
         self.multibot = MultiBotView(pump=self.pump, ledger=self.ledger, show_kill_switch=False)
         self.runs.param.watch(self._on_selected, "selected")
         self.form.on_started(self._on_started)
+        self.history = HistoryFollower(path=self.route.path)
+        self._open_route()
+
+    def _open_route(self) -> None:
+        """Show what the address names: a run, or the landing run on the overview."""
+        route = self.route
+        if route.page == "run":
+            known = registry().get(route.ident) is not None
+            if known or self.runs.ledger_().get_run(route.ident) is not None:
+                self.runs.select(route.ident)
+            else:
+                self.view_holder.objects = [
+                    pn.pane.Alert(
+                        f"No paper run <code>{html.escape(route.ident)}</code> in this ledger.",
+                        alert_type="warning",
+                        css_classes=["alphaswarm-missing-run"],
+                    )
+                ]
+        elif route.page in ("overview", "runs") and self.landing:
+            self.runs.select(self.landing)
 
     def _on_started(self, session: PaperSession) -> None:
         self.runs.select(session.paper_run_id)
 
     def _on_selected(self, event: param.parameterized.Event) -> None:
         self.show(event.new)
+        if event.new and not (self.route.page != "run" and event.new == self.landing):
+            self._address(page_path("run", event.new))
+
+    @staticmethod
+    def _address(path: str) -> None:
+        """Put ``path`` in the browser's address bar (a history entry; no reload)."""
+        location = pn.state.location
+        if location is not None and location.pathname != path:
+            location.pathname = path
 
     def show(self, run_id: str) -> SessionView | None:
         """Show ``run_id``: live from the registry when it runs here, else from the ledger."""
@@ -378,6 +414,7 @@ class Dashboard(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         return [
+            self.history,
             self.kill_switch.details,
             pn.Tabs(
                 ("Runs", runs_page),
@@ -396,7 +433,9 @@ class Dashboard(pn.viewable.Viewer):
         )
 
 
-def dashboard(ledger: Any = None, period: int = 500) -> pn.template.FastListTemplate:
+def dashboard(
+    ledger: Any = None, period: int = 500, *, path: str | None = None, landing: str = ""
+) -> pn.template.FastListTemplate:
     """Build the dashboard page for the current browser session.
 
     Parameters
@@ -405,13 +444,21 @@ def dashboard(ledger: Any = None, period: int = 500) -> pn.template.FastListTemp
         The ledger to read and write; the process default otherwise.
     period : int
         Milliseconds between the page's updates (250 to 1000).
+    path : str, optional
+        The page's address (see :mod:`alphaswarm.ui.routes`); the browser's own
+        address in a served session.
+    landing : str
+        Run to open when the overview is asked for (``alphaswarm serve --demo``
+        opens the demo's run).
 
     Returns
     -------
     FastListTemplate
         Call ``.servable()`` on it (``apps/dashboard.py`` does).
     """
-    board = Dashboard(ledger=ledger, period=period)
+    if path is None and pn.state.location is not None:
+        path = pn.state.location.pathname
+    board = Dashboard(ledger=ledger, period=period, route=parse(path), landing=landing or "")
     template = pn.template.FastListTemplate(
         title="AlphaSwarm",
         header=[banner(), board.kill_switch.header],
@@ -424,3 +471,35 @@ def dashboard(ledger: Any = None, period: int = 500) -> pn.template.FastListTemp
     )
     template.dashboard = board  # handle for tests and embedding
     return template
+
+
+class HistoryFollower(pn.custom.JSComponent):
+    """Reloads the page when the browser's back or forward buttons change its address.
+
+    The dashboard puts each run it opens in the address bar (a history entry);
+    going back to an earlier address shows that page again by loading it, and so
+    does a page the browser restores from its back-forward cache.
+    """
+
+    path = param.String(default="", doc="The address the page was built for.")
+
+    _esm = """
+    export function render({ model, el }) {
+      el.style.display = "none"
+      const norm = (p) => decodeURIComponent(p).replace(/[/]+$/, "") || "/"
+      if (model.path && norm(window.location.pathname) !== norm(model.path)) {
+        // the address moved (back or forward) before this page could listen: follow it
+        window.location.reload()
+        return
+      }
+      if (!window.__alphaswarmHistory) {
+        window.__alphaswarmHistory = true
+        window.addEventListener("popstate", () => window.location.reload())
+        // a page restored from the back-forward cache shows its old state: load it anew
+        window.addEventListener("pageshow", (e) => { if (e.persisted) window.location.reload() })
+      }
+    }
+    """
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(height=0, width=0, margin=0, **params)

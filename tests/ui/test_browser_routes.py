@@ -1,0 +1,120 @@
+"""Page addresses in real Chromium against a real server: deep links, history, landing.
+
+``/runs/<id>`` opens that run; opening another run puts its address in the address
+bar; reload keeps it; back and forward go to the earlier run; the overview opens the
+demo's run when one is running; an unknown run says so.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+import alphaswarm as aw
+from alphaswarm.runtime import engine_loop
+from alphaswarm.server import ServerThread
+from alphaswarm.server.demo import DEMO_RUN_NAME
+from tests.ui.conftest import free_port, wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.ui
+
+
+@pytest.fixture
+def app_server(tmp_ledger: aw.Ledger) -> Iterator[str]:
+    """``alphaswarm serve``'s server (dashboard and API) on a free loopback port."""
+    thread = ServerThread("127.0.0.1", free_port(), ledger=tmp_ledger).start()
+    wait_until(lambda: requests.get(thread.url + "/health", timeout=5).status_code == 200)
+    yield thread.url
+    thread.stop()
+
+
+@pytest.fixture
+def two_runs(good_bot: aw.Bot, tmp_ledger: aw.Ledger) -> list[str]:
+    """Two finished runs of the good bot, oldest first."""
+    ids = []
+    for _ in range(2):
+        session = aw.PaperSession(good_bot, speed=0, duration_minutes=None, max_bars=60)
+        session.start(loop=engine_loop())
+        session.wait(60)
+        assert session.finished
+        ids.append(session.paper_run_id)
+    return ids
+
+
+def card(page) -> object:
+    return page.locator(".alphaswarm-session-card")
+
+
+def test_a_run_address_opens_that_run(page, app_server, two_runs):
+    first, second = two_runs
+    page.goto(f"{app_server}/runs/{first}")
+    expect(card(page)).to_contain_text(first, timeout=30_000)
+    expect(card(page)).not_to_contain_text(second)
+
+
+def test_opening_a_run_sets_the_address_and_history_follows(page, app_server, two_runs):
+    first, second = two_runs
+    page.goto(f"{app_server}/runs/{first}")
+    expect(card(page)).to_contain_text(first, timeout=30_000)
+
+    page.locator(".alphaswarm-runs .tabulator-row", has_text=second).click()
+    expect(card(page)).to_contain_text(second, timeout=10_000)
+    expect(page).to_have_url(re.compile(f"/runs/{second}$"), timeout=10_000)
+
+    page.reload()
+    expect(card(page)).to_contain_text(second, timeout=30_000)
+
+    page.go_back()
+    expect(page).to_have_url(re.compile(f"/runs/{first}$"), timeout=10_000)
+    expect(card(page)).to_contain_text(first, timeout=30_000)
+
+    page.go_forward()
+    expect(page).to_have_url(re.compile(f"/runs/{second}$"), timeout=10_000)
+    expect(card(page)).to_contain_text(second, timeout=30_000)
+
+
+def test_an_unknown_run_says_so(page, app_server, tmp_ledger):
+    page.goto(f"{app_server}/runs/pr-nothing-here")
+    expect(page.locator(".alphaswarm-missing-run")).to_contain_text(
+        "pr-nothing-here", timeout=30_000
+    )
+
+
+def test_the_overview_opens_the_demo_run(page, app_server, good_bot):
+    demo = aw.PaperSession(good_bot, speed=1, duration_minutes=None, run_name=DEMO_RUN_NAME)
+    demo.start(loop=engine_loop())
+    try:
+        page.goto(app_server + "/")
+        expect(card(page)).to_contain_text(demo.paper_run_id, timeout=30_000)
+        expect(page).to_have_url(re.compile(r"/$"))  # the overview keeps its address
+    finally:
+        demo.stop()
+        demo.wait(10)
+
+
+def test_the_api_keeps_its_routes_beside_the_pages(app_server, two_runs):
+    runs = requests.get(f"{app_server}/paper", timeout=10)
+    assert runs.status_code == 200
+    assert {r["id"] for r in runs.json()["runs"]} >= set(two_runs)
+    page = requests.get(f"{app_server}/runs/{two_runs[0]}", timeout=10)
+    assert page.status_code == 200
+    assert "text/html" in page.headers["Content-Type"]
+
+
+def test_a_trailing_slash_is_the_same_page(page, app_server, two_runs):
+    first, _ = two_runs
+    loads = []
+    page.on("load", lambda _p: loads.append(1))
+    page.goto(f"{app_server}/runs/{first}/")
+    expect(card(page)).to_contain_text(first, timeout=30_000)
+    page.goto(f"{app_server}/runs/")
+    page.locator(".alphaswarm-runs").first.wait_for(timeout=30_000)
+    expect(page.locator(".alphaswarm-runs .tabulator-row").first).to_be_visible(timeout=10_000)
+    assert len(loads) == 2  # no reload loop
