@@ -232,13 +232,16 @@ class SimulatedBroker:
         """Realised P&L of all positions, net of commission."""
         return sum(p.realized_pnl for p in self.positions.values()) - self.total_commission
 
+    def _fee(self, qty: float, price: float) -> float:
+        """The scheduled fee of a fill, before any minimum."""
+        cfg = self.config
+        return cfg.commission_per_share * qty + cfg.commission_bps * 1e-4 * qty * price
+
     def commission_for(self, qty: float, price: float) -> float:
         """Commission of one fill standing alone (an order's first fill)."""
         if not self._has_commission:
             return 0.0
-        cfg = self.config
-        fee = cfg.commission_per_share * qty + cfg.commission_bps * 1e-4 * qty * price
-        return max(fee, cfg.commission_min)
+        return max(self._fee(qty, price), self.config.commission_min)
 
     def commission_of(self, order: Order, qty: float, price: float) -> float:
         """Commission of the next fill of ``order`` (``qty`` at ``price``).
@@ -250,9 +253,8 @@ class SimulatedBroker:
         """
         if not self._has_commission:
             return 0.0
-        cfg = self.config
-        fee = cfg.commission_per_share * qty + cfg.commission_bps * 1e-4 * qty * price
-        minimum = cfg.commission_min
+        fee = self._fee(qty, price)
+        minimum = self.config.commission_min
         if not self._min_per_order or not minimum or order.filled_qty <= 0:
             return max(fee, minimum)
         # order.commission is max(fees so far, minimum): pay what the new fee adds above it
@@ -621,8 +623,7 @@ class SimulatedBroker:
             slippage=abs(price - ref) * qty,
         )
         if self._has_commission:
-            cfg = self.config
-            order.fee_total += cfg.commission_per_share * qty + cfg.commission_bps * 1e-4 * qty * price
+            order.fee_total += self._fee(qty, price)
         self._apply(order, fill, pos)
         if cap_note:
             order.history.append(cap_note)

@@ -372,9 +372,10 @@ def test_commission_minimum_rule_above_the_minimum(per, fees):
 def test_commission_minimum_rule_is_validated_and_recorded():
     with pytest.raises(ModelError, match=r"^min_commission_per: 'trade' is not one of order, fill"):
         BrokerConfig(min_commission_per="trade")
-    assert BrokerConfig.from_dict({"min_commission_per": "fill"}).to_dict()[
-        "min_commission_per"
-    ] == "fill"
+    assert (
+        BrokerConfig.from_dict({"min_commission_per": "fill"}).to_dict()["min_commission_per"]
+        == "fill"
+    )
     assert BrokerConfig().to_dict()["min_commission_per"] == "order"
 
 
