@@ -258,7 +258,7 @@ class SimulatedBroker:
         if not self._min_per_order or not minimum or order.filled_qty <= 0:
             return max(fee, minimum)
         # order.commission is max(fees so far, minimum): pay what the new fee adds above it
-        return max(order.fee_total + fee, minimum) - order.commission
+        return max(max(order.fee_total + fee, minimum) - order.commission, 0.0)
 
     # -- orders -----------------------------------------------------------------------
     def _next_order_id(self) -> str:
