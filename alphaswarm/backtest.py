@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from alphaswarm.bots import Bot
+from alphaswarm.data.base import FeedError, to_ns
 from alphaswarm.gcpause import gc_paused
 from alphaswarm.metrics import drawdown_series, round_trips, summarize
 from alphaswarm.model import ModelError
@@ -127,6 +128,34 @@ class BacktestResult:
             f"<b>Backtest {self.id or ''}</b> of <code>{self.bot.name}</code> over "
             f"{self.bars:,} bars<table>{rows}</table>"
         )
+
+
+def check_dates(start: Any, end: Any) -> None:
+    """Refuse a ``start``/``end`` that is not a date, or a range that ends before it starts.
+
+    Runs before anything else a backtest does, so a bad date is reported as such
+    (with the value) instead of as whatever step would have tripped on it later.
+
+    Raises
+    ------
+    ModelError
+        Naming the argument and its value.
+    """
+    bounds = {}
+    for name, value in (("start", start), ("end", end)):
+        if value is None:
+            continue
+        try:
+            if isinstance(value, bool):
+                raise TypeError(value)
+            bounds[name] = to_ns(value, name=name, end=name == "end")
+        except (FeedError, ValueError, TypeError, OverflowError):
+            raise ModelError(
+                f"{name}: {value!r} is not a valid date or timestamp "
+                "(use e.g. 2024-01-31 or 2024-01-31T14:30)"
+            ) from None
+    if len(bounds) == 2 and bounds["start"] > bounds["end"]:
+        raise ModelError(f"start/end: start {start!r} is after end {end!r}")
 
 
 def _read_limit(feed: Feed, bars: int | None, start: Any, end: Any) -> int | None:
@@ -271,9 +300,11 @@ def backtest(
     Raises
     ------
     ModelError
-        For bad arguments, an uncovered universe, an empty range, or
+        For bad arguments (a bad date first, naming its value), an uncovered
+        universe, an empty range, or
         ``engine="vector"`` on a bot the vectorized path cannot reproduce.
     """
+    check_dates(start, end)
     if engine not in ENGINES:
         raise ModelError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
     bot = Bot.coerce(bot)

@@ -324,7 +324,8 @@ class Order:
 
     ``reason_code`` and ``reason`` explain a rejection or cancellation;
     ``placed_index`` is the engine bar index at submission, so the broker can
-    refuse to fill it before the next bar.
+    refuse to fill it before the next bar. ``commission`` is what the order's fills
+    paid; ``fee_total`` the sum of their scheduled fees before any minimum.
     """
 
     id: str
@@ -335,6 +336,7 @@ class Order:
     filled_qty: float = 0.0
     avg_fill_price: float = 0.0
     commission: float = 0.0
+    fee_total: float = 0.0
     reason_code: str = ""
     reason: str = ""
     parent_id: str | None = None

@@ -102,6 +102,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _date(text: str) -> str:
+    """A ``--start``/``--end`` value, checked before anything runs (kept as text)."""
+    from alphaswarm.data.base import FeedError, to_ns
+
+    try:
+        to_ns(text, name="date")
+    except (FeedError, ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid date or timestamp (use e.g. 2024-01-31 or 2024-01-31T14:30)"
+        ) from None
+    return text
+
+
 def _port(text: str) -> int:
     value = _positive_int(text)
     if value > 65535:
@@ -236,8 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("bot", metavar="BOT_OR_FILE", help="bot id or name, or a bot file")
     p.add_argument("--bars", type=_positive_int, help="number of bars (timestamps) to run")
-    p.add_argument("--start", metavar="DATE", help="first bar time (inclusive), e.g. 2024-01-01")
-    p.add_argument("--end", metavar="DATE", help="last bar time (inclusive; a date: whole day)")
+    p.add_argument(
+        "--start", metavar="DATE", type=_date, help="first bar time (inclusive), e.g. 2024-01-01"
+    )
+    p.add_argument(
+        "--end", metavar="DATE", type=_date, help="last bar time (inclusive; a date: whole day)"
+    )
     p.add_argument("--cash", type=_positive_float, help="starting cash (default 100000)")
 
     # paper

@@ -54,10 +54,17 @@ class _Window:
 
 
 class SmaCross(Strategy):
-    """Long when the fast simple moving average is above the slow one.
+    """Long when the fast simple moving average has crossed above the slow one.
 
     Emits ``buy`` when the fast SMA crosses above the slow SMA and ``sell`` when it
     crosses below (``sell`` means flat unless shorting is allowed).
+
+    A cross is a change of sign of ``fast SMA - slow SMA`` between two readings: a
+    reading exists from the ``slow``-th bar on (both averages defined), a reading
+    of exactly 0 is skipped (the sign remembered is that of the last non-zero
+    reading), and the first non-zero reading only sets that memory -- it is not a
+    cross, whatever its sign. So the first bar where both averages exist never
+    trades, as in a plain loop comparing two consecutive readings.
     """
 
     name: ClassVar[str] = "sma_cross"
@@ -104,8 +111,8 @@ class SmaCross(Strategy):
         if sign == 0 or sign == prev:
             return None
         st[4] = sign
-        if prev == 0 and sign < 0:
-            return None  # first reading below: nothing to exit
+        if prev == 0:
+            return None  # the first reading: no earlier one to cross from
         return "buy" if sign > 0 else "sell"
 
     def signals(self, close: np.ndarray) -> np.ndarray:

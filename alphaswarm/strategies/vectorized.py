@@ -135,6 +135,9 @@ def window_sums(
 def sma_cross_signals(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
     """``SmaCross.on_bar``'s signals over one symbol's closes.
 
+    A signal is a change of sign of ``fast SMA - slow SMA`` between two non-zero
+    readings (zero readings skipped); the first reading is not a cross.
+
     Parameters
     ----------
     close : ndarray
@@ -160,7 +163,7 @@ def sma_cross_signals(close: np.ndarray, fast: int, slow: int) -> np.ndarray:
         return codes
     s = sign[at]
     change = np.empty(len(s), bool)
-    change[0] = s[0] > 0  # the first reading: a buy if above, nothing to exit if below
+    change[0] = False  # the first reading: no earlier one to cross from
     change[1:] = s[1:] != s[:-1]
     hits = at[change]
     codes[slow - 1 + hits] = np.where(sign[hits] > 0, _BUY, _SELL)

@@ -61,7 +61,9 @@ __all__ = [
 ]
 
 #: Version of the trial format and engine semantics; part of every trial key.
-TRIAL_FORMAT = 1
+#: 2: sma_cross needs two readings for a cross; shared participation budget; per-order
+#: minimum commission; bracket legs follow the open quantity.
+TRIAL_FORMAT = 2
 #: Engine version in trial keys: the package version plus the trial format.
 ENGINE_VERSION = f"{__import__('alphaswarm').__version__}+t{TRIAL_FORMAT}"
 #: Blocks of per-bar return moments each trial returns (PBO merges them into 2..16).

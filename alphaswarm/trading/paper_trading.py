@@ -4,8 +4,9 @@ An order placed while bar *t* is processed can fill from bar *t + 1* on (no
 look-ahead). Market orders fill at the next open plus adverse slippage; limit
 orders when the bar trades through the limit, at the limit or better (a gap
 fills at the open); stops trigger on the bar's range. Fills can be capped by a
-share of bar volume. Everything is deterministic: the same bars and the same
-orders give the same fills.
+share of bar volume, shared by all orders of a symbol on one bar in time priority.
+Everything is deterministic: the same bars and the same orders give the same fills.
+The rules are stated in ``docs/fill-model.md``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,19 @@ if TYPE_CHECKING:
     from datetime import date, datetime
 
     from alphaswarm.model import Bar
+
+
+class MinCommissionPer(StrEnum):
+    """What ``commission_min`` is a minimum of.
+
+    ``order`` (default): the commission of a whole order is at least the minimum,
+    however many fills it takes; the first fill pays the minimum (or its computed
+    fee when higher) and later fills pay only what their fees add above it.
+    ``fill``: every fill pays at least the minimum.
+    """
+
+    ORDER = "order"
+    FILL = "fill"
 
 
 class IntrabarRule(StrEnum):
@@ -59,9 +73,13 @@ class BrokerConfig:
     commission_bps : float
         Commission in basis points of the fill notional.
     commission_min : float
-        Minimum commission per fill (applies whenever it is above the computed one).
+        Minimum commission (applies whenever it is above the computed one), per
+        order or per fill as ``min_commission_per`` says.
+    min_commission_per : str
+        A :class:`MinCommissionPer` value: ``order`` (default) or ``fill``.
     max_participation : float or None
-        Largest share of a bar's volume one order may take; ``None`` = no cap.
+        Largest share of a bar's volume the orders of one symbol may take together
+        on that bar (earliest order first); ``None`` = no cap.
     allow_short : bool
         Whether sells beyond the held quantity may open a short position.
     allow_margin : bool
@@ -74,6 +92,7 @@ class BrokerConfig:
     commission_per_share: float = 0.0
     commission_bps: float = 0.0
     commission_min: float = 0.0
+    min_commission_per: str = MinCommissionPer.ORDER.value
     max_participation: float | None = None
     allow_short: bool = False
     allow_margin: bool = False
@@ -91,6 +110,13 @@ class BrokerConfig:
             isinstance(mp, bool) or not isinstance(mp, int | float) or not 0 < mp <= 1
         ):
             raise ModelError(f"max_participation: must be in (0, 1] or null, got {mp!r}")
+        try:
+            MinCommissionPer(self.min_commission_per)
+        except ValueError:
+            allowed = ", ".join(r.value for r in MinCommissionPer)
+            raise ModelError(
+                f"min_commission_per: {self.min_commission_per!r} is not one of {allowed}"
+            ) from None
         try:
             IntrabarRule(self.intrabar_rule)
         except ValueError:
@@ -159,10 +185,17 @@ class SimulatedBroker:
         self._order_seq = 0
         self._fill_seq = 0
         self._bar_index = 0
+        # bracket entry id -> its exit legs (every pair ever created, in order)
+        self._legs: dict[str, list[Order]] = {}
+        # bracket entry id -> exposure found already closed by other orders
+        self._written_off: dict[str, float] = {}
         # order id -> trading day of the first bar a DAY order could fill on
         self._live_day: dict[str, date] = {}
         self._rule = IntrabarRule(self.config.intrabar_rule)
         self._slip = self.config.slippage_bps / 1e4
+        self._min_per_order = self.config.min_commission_per == MinCommissionPer.ORDER
+        # shares of the current bar's volume still free for its symbol (None = no cap)
+        self._volume_left: float | None = None
         self._has_commission = bool(
             self.config.commission_per_share
             or self.config.commission_bps
@@ -199,13 +232,33 @@ class SimulatedBroker:
         """Realised P&L of all positions, net of commission."""
         return sum(p.realized_pnl for p in self.positions.values()) - self.total_commission
 
+    def _fee(self, qty: float, price: float) -> float:
+        """The scheduled fee of a fill, before any minimum."""
+        cfg = self.config
+        return cfg.commission_per_share * qty + cfg.commission_bps * 1e-4 * qty * price
+
     def commission_for(self, qty: float, price: float) -> float:
-        """Commission of one fill under the configured schedule."""
+        """Commission of one fill standing alone (an order's first fill)."""
         if not self._has_commission:
             return 0.0
-        cfg = self.config
-        fee = cfg.commission_per_share * qty + cfg.commission_bps * 1e-4 * qty * price
-        return max(fee, cfg.commission_min)
+        return max(self._fee(qty, price), self.config.commission_min)
+
+    def commission_of(self, order: Order, qty: float, price: float) -> float:
+        """Commission of the next fill of ``order`` (``qty`` at ``price``).
+
+        With ``min_commission_per="order"`` the order's fills together pay
+        ``max(sum of their fees, commission_min)``: the first fill pays the minimum
+        (or its fee when higher), later fills only what their fees add above it.
+        With ``"fill"`` every fill pays ``max(fee, commission_min)``.
+        """
+        if not self._has_commission:
+            return 0.0
+        fee = self._fee(qty, price)
+        minimum = self.config.commission_min
+        if not self._min_per_order or not minimum or order.filled_qty <= 0:
+            return max(fee, minimum)
+        # order.commission is max(fees so far, minimum): pay what the new fee adds above it
+        return max(max(order.fee_total + fee, minimum) - order.commission, 0.0)
 
     # -- orders -----------------------------------------------------------------------
     def _next_order_id(self) -> str:
@@ -331,6 +384,9 @@ class SimulatedBroker:
             return events
         if len(candidates) > 1:
             candidates = self._order_for_bar(candidates, bar)
+        mp = self.config.max_participation
+        # one volume budget per symbol and bar, taken in time priority
+        self._volume_left = None if mp is None else mp * bar.volume
         for order in candidates:
             if not order.is_open:
                 continue  # cancelled by an OCO sibling earlier in this bar
@@ -343,28 +399,42 @@ class SimulatedBroker:
                     f"immediate-or-cancel: {order.remaining:g} unfilled on the first bar",
                 )
                 events.append(BrokerEvent("cancelled", order))
+        self._volume_left = None
         return events
 
     def _order_for_bar(self, orders: list[Order], bar: Bar) -> list[Order]:
-        """Put OCO siblings in the order the intrabar rule says they are reached."""
+        """Time priority, with OCO siblings in the order the intrabar rule reaches them.
+
+        ``orders`` is in placement order (a bracket's legs count from their
+        creation). A group of OCO siblings keeps the slot of its earliest member;
+        inside the group the intrabar rule decides which leg is worked first.
+        """
         if self._rule is IntrabarRule.PESSIMISTIC:
 
-            def key(o: Order) -> int:
-                return 0 if o.request.type is not OrderType.LIMIT or o.oco_group is None else 1
+            def key(o: Order) -> float:
+                return 1.0 if o.request.type is OrderType.LIMIT else 0.0
 
         elif self._rule is IntrabarRule.OPTIMISTIC:
 
-            def key(o: Order) -> int:
-                return 0 if o.request.type is OrderType.LIMIT or o.oco_group is None else 1
+            def key(o: Order) -> float:
+                return 0.0 if o.request.type is OrderType.LIMIT else 1.0
 
         else:
 
             def key(o: Order) -> float:
                 r = o.request
                 price = r.limit_price or r.stop_price
-                return 0.0 if o.oco_group is None or price is None else abs(price - bar.open)
+                return 0.0 if price is None else abs(price - bar.open)
 
-        return sorted(orders, key=key)
+        slot: dict[str, int] = {}
+        ranked = []
+        for n, o in enumerate(orders):
+            if o.oco_group is None:
+                ranked.append((n, 0.0, o))
+            else:
+                ranked.append((slot.setdefault(o.oco_group, n), key(o), o))
+        ranked.sort(key=lambda t: (t[0], t[1]))
+        return [o for _, _, o in ranked]
 
     def _work(self, order: Order, bar: Bar, events: list[BrokerEvent]) -> None:
         req = order.request
@@ -472,18 +542,25 @@ class SimulatedBroker:
         cancel_rest: tuple[str, str] | None = None
         mp = self.config.max_participation
         if mp is not None and volume_cap:
-            cap = mp * bar.volume
-            if float(req.qty).is_integer():
-                cap = math.floor(cap)
-            if cap <= 0:
+            left = self._volume_left
+            if left is None:  # outside process_bar: this order alone
+                left = mp * bar.volume
+            cap = math.floor(left + 1e-9) if float(req.qty).is_integer() else left
+            if cap <= 1e-12:
                 order.reason_code = "volume_cap"
-                order.reason = f"no volume to take: bar volume {bar.volume:g}"
+                order.reason = (
+                    f"no volume to take: bar volume {bar.volume:g}"
+                    if left >= mp * bar.volume - 1e-9
+                    else f"volume cap: the {mp:g} of bar volume {bar.volume:g} "
+                    "went to earlier orders"
+                )
                 return
             if qty > cap:
                 qty, cap_note = cap, f"capped at {mp:g} of bar volume {bar.volume:g}"
         pos = self.position(req.symbol)
         if req.side is Side.SELL and not self.config.allow_short:
             if pos.qty <= 1e-12:
+                self._write_off(order)
                 self._cancel_event(order, "short_disabled", "nothing left to sell", events)
                 return
             if qty > pos.qty:
@@ -491,11 +568,33 @@ class SimulatedBroker:
                 qty = pos.qty
                 cap_note = f"reduced to {qty:g}, the held quantity: short selling disabled"
                 cancel_rest = ("short_disabled", cap_note)
+        if order.parent_id is not None:
+            # a bracket's exit leg only closes: it never takes the position past flat
+            closable = max(-req.side.sign * pos.qty, 0.0)
+            if closable <= 1e-12:
+                self._write_off(order)
+                self._cancel_event(
+                    order, "position_closed", "nothing left to close: the position is flat",
+                    events,
+                )  # fmt: skip
+                return
+            if qty > closable + 1e-12:
+                qty = closable
+                cap_note = f"reduced to {qty:g}, the open position: an exit never reverses it"
+                cancel_rest = ("position_closed", cap_note)
         if req.side is Side.BUY and not self.config.allow_margin:
-            cost = qty * price + self.commission_for(qty, price)
+            cost = qty * price + self.commission_of(order, qty, price)
             if cost > self.cash + 1e-9:
                 affordable = self._affordable_qty(price, whole=float(req.qty).is_integer())
-                if affordable <= 0:
+                if order.parent_id is not None:
+                    # an exit leg keeps protecting the position: its rest waits for cash
+                    if affordable <= 0:
+                        order.reason_code = "insufficient_cash"
+                        order.reason = f"insufficient cash {self.cash:.2f} to buy back {qty:g}"
+                        return
+                    cap_note = f"reduced to {affordable:g} by available cash {self.cash:.2f}"
+                    qty = affordable
+                elif affordable <= 0:
                     self._cancel_event(
                         order,
                         "insufficient_cash",
@@ -504,10 +603,13 @@ class SimulatedBroker:
                         events,
                     )
                     return
-                qty = affordable
-                cap_note = f"reduced to {qty:g} by available cash {self.cash:.2f}"
-                cancel_rest = ("insufficient_cash", cap_note)
-        commission = self.commission_for(qty, price)
+                else:
+                    qty = affordable
+                    cap_note = f"reduced to {qty:g} by available cash {self.cash:.2f}"
+                    cancel_rest = ("insufficient_cash", cap_note)
+        if mp is not None and volume_cap and self._volume_left is not None:
+            self._volume_left -= qty
+        commission = self.commission_of(order, qty, price)
         self._fill_seq += 1
         fill = Fill(
             id=f"{self._prefix}f{self._fill_seq}",
@@ -520,6 +622,8 @@ class SimulatedBroker:
             ts=bar.ts,
             slippage=abs(price - ref) * qty,
         )
+        if self._has_commission:
+            order.fee_total += self._fee(qty, price)
         self._apply(order, fill, pos)
         if cap_note:
             order.history.append(cap_note)
@@ -527,11 +631,13 @@ class SimulatedBroker:
                 order.reason_code, order.reason = "partial", cap_note
         events.append(BrokerEvent("filled", order, fill))
         if order.is_open and cancel_rest is not None:
+            if order.parent_id is not None:
+                self._write_off(order)
             self._cancel_event(order, *cancel_rest, events)
         if req.is_bracket and order.parent_id is None:
             self._sync_children(order, bar)
         if order.oco_group is not None:
-            self._settle_oco(order, fill, events)
+            self._settle_oco(order, events)
 
     def _affordable_qty(self, price: float, whole: bool) -> float:
         cfg = self.config
@@ -580,26 +686,71 @@ class SimulatedBroker:
             raise ModelError(f"could not flatten {order.symbol}: {order.reason}")
         return fills[0]
 
-    def _sync_children(self, parent: Order, bar: Bar) -> None:
-        """Create or resize the take-profit / stop-loss children of a bracket entry."""
-        req = parent.request
-        children = [o for o in self.orders.values() if o.parent_id == parent.id]
-        if children:
-            for child in children:
-                child.request.qty = parent.filled_qty
-                self.dirty_orders[child.id] = child
+    # -- brackets ---------------------------------------------------------------------
+    def bracket_exposure(self, parent: Order) -> float:
+        """Open quantity a bracket entry created that its exit legs have not closed.
+
+        It is the entry's filled quantity less what its legs filled, and nothing
+        once a leg found the position already flat (it was closed by other orders).
+        Every open leg of the bracket has exactly this quantity remaining.
+        """
+        closed = sum(leg.filled_qty for leg in self._legs.get(parent.id, ()))
+        exposure = parent.filled_qty - closed - self._written_off.get(parent.id, 0.0)
+        return exposure if exposure > 1e-9 else 0.0
+
+    def _write_off(self, leg: Order) -> None:
+        """The position under ``leg``'s bracket is gone: its exposure becomes 0."""
+        if leg.parent_id is None:
             return
+        parent = self.orders[leg.parent_id]
+        exposure = self.bracket_exposure(parent)
+        if exposure:
+            self._written_off[parent.id] = self._written_off.get(parent.id, 0.0) + exposure
+
+    def _resize_legs(self, parent: Order) -> bool:
+        """Give every open leg of ``parent`` the exposure as its remaining quantity.
+
+        Closed legs are never touched. Returns whether any leg is open.
+        """
+        exposure = self.bracket_exposure(parent)
+        any_open = False
+        for leg in self._legs.get(parent.id, ()):
+            if not leg.is_open:
+                continue
+            any_open = True
+            qty = leg.filled_qty + exposure
+            if qty != leg.request.qty and qty > 0:
+                leg.request.qty = qty
+                self.dirty_orders[leg.id] = leg
+        return any_open
+
+    def _sync_children(self, parent: Order, bar: Bar) -> None:
+        """Keep a bracket entry's exit legs covering exactly its open quantity.
+
+        Open legs are resized; when none is open (none yet, or the previous pair
+        closed) and the entry has added exposure, a new take-profit / stop-loss
+        pair is created for it.
+        """
+        if self._resize_legs(parent):
+            return
+        exposure = self.bracket_exposure(parent)
+        if not exposure:
+            return
+        req = parent.request
         exit_side = req.side.opposite
         legs = []
         if req.take_profit is not None:
             legs.append(("tp", OrderType.LIMIT, {"limit_price": req.take_profit}))
         if req.stop_loss is not None:
             legs.append(("sl", OrderType.STOP, {"stop_price": req.stop_loss}))
+        pair = self._legs.setdefault(parent.id, [])
+        # at most one pair is open at a time, so the entry id names its group
+        group = parent.id if len(legs) > 1 else None
         for leg, kind, prices in legs:
             child_req = OrderRequest(
                 req.symbol,
                 exit_side,
-                parent.filled_qty,
+                exposure,
                 kind,
                 time_in_force=TimeInForce.GTC,
                 tag=f"{req.tag}:{leg}" if req.tag else leg,
@@ -613,24 +764,26 @@ class SimulatedBroker:
                 self._bar_index,
                 status=OrderStatus.ACCEPTED,
                 parent_id=parent.id,
-                oco_group=parent.id if len(legs) > 1 else None,
+                oco_group=group,
                 updated_at=bar.ts,
             )
             self.orders[child.id] = child
             self.open_orders.append(child)
             self.dirty_orders[child.id] = child
+            pair.append(child)
 
-    def _settle_oco(self, order: Order, fill: Fill, events: list[BrokerEvent]) -> None:
+    def _settle_oco(self, order: Order, events: list[BrokerEvent]) -> None:
+        """After a leg's fill: cancel its siblings when it is done, else resize them."""
+        if order.is_open:  # partially filled: the siblings cover what is still open
+            if order.parent_id is not None:
+                self._resize_legs(self.orders[order.parent_id])
+            return
         for sibling in list(self.open_orders):
             if sibling.oco_group != order.oco_group or sibling is order:
                 continue
-            if not order.is_open:  # filled, or its remainder cancelled: the group is done
-                self._cancel_event(
-                    sibling,
-                    "oco_cancelled",
-                    f"one-cancels-other: {order.id} {order.status.value}",
-                    events,
-                )
-            else:
-                sibling.request.qty = max(sibling.request.qty - fill.qty, sibling.filled_qty)
-                self.dirty_orders[sibling.id] = sibling
+            self._cancel_event(
+                sibling,
+                "oco_cancelled",
+                f"one-cancels-other: {order.id} {order.status.value}",
+                events,
+            )

@@ -194,6 +194,24 @@ def test_backtest_with_bars_and_with_dates_on_a_replay_csv(cli, tmp_path):
     assert "--bars" in assert_clean_error(both)
 
 
+def test_backtest_reports_a_bad_date_before_anything_else(cli):
+    bot = cli.write_bot("dates.yaml", name="dates-bot")  # a synthetic feed: needs bars/end
+    start, end, order = cli.run_many(
+        ("backtest", str(bot), "--start", "2024-13-01"),
+        ("backtest", str(bot), "--start", "2024-01-02", "--end", "2024-02-30"),
+        ("backtest", str(bot), "--start", "2024-02-01", "--end", "2024-01-01"),
+    )
+    err = assert_clean_error(start)
+    assert "--start" in err and "'2024-13-01' is not a valid date" in err
+    assert "synthetic feed" not in err
+    err = assert_clean_error(end)
+    assert "--end" in err and "'2024-02-30' is not a valid date" in err
+    err = assert_clean_error(order)
+    assert "start '2024-02-01' is after end '2024-01-01'" in err
+    with cli.ledger() as ledger:
+        assert ledger.backtests("dates-bot").empty
+
+
 # --------------------------------------------------------------------------- paper run
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -216,5 +218,46 @@ def test_store_to_a_tmp_ledger(tmp_path, feed):
                 {"b": result.bot_id},
             ).all()
         assert [tuple(v) for v in versions] == [(1, 2), (2, 1)]
+    finally:
+        ledger.close()
+
+
+# -------------------------------------------------------------------------- dates
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"start": "2024-13-01"}, r"^start: '2024-13-01' is not a valid date"),
+        ({"end": "2024-02-30"}, r"^end: '2024-02-30' is not a valid date"),
+        ({"start": "tomorrow-ish", "end": "2024-01-03"}, r"^start: 'tomorrow-ish' "),
+        ({"start": True}, r"^start: True is not a valid date"),
+        ({"start": "2024-02-01", "end": "2024-01-01"}, r"^start/end: start '2024-02-01' is after"),
+    ],
+)
+def test_bad_dates_are_reported_first_with_their_value(tmp_path, kwargs, message):
+    # a synthetic feed without bars= or end= would otherwise fail for another reason
+    bot = Bot({"name": "dates", "strategy": "sma_cross", "params": {"fast": 5, "slow": 20}})
+    ledger = Ledger(url=f"sqlite:///{tmp_path}/l.db")
+    try:
+        with pytest.raises(ModelError, match=message):
+            backtest(bot, ledger=ledger, **kwargs)
+        assert int(ledger.sql("SELECT COUNT(*) AS n FROM backtest_runs")["n"][0]) == 0
+    finally:
+        ledger.close()
+
+
+def test_the_broker_config_and_minimum_commission_rule_are_in_the_run_config(tmp_path, feed):
+    bot = sma_bot(broker={"commission_min": 1.0, "min_commission_per": "fill"})
+    ledger = Ledger(url=f"sqlite:///{tmp_path}/l.db")
+    try:
+        result = backtest(bot, 200, feed=feed, ledger=ledger)
+        assert result.config["broker"]["min_commission_per"] == "fill"
+        stored = ledger.backtests(result.bot_id).iloc[0]["config"]
+        if isinstance(stored, str):
+            stored = json.loads(stored)
+        assert stored["broker"]["min_commission_per"] == "fill"
+        default = backtest(sma_bot(), 50, feed=feed, store=False)
+        assert default.config["broker"]["min_commission_per"] == "order"
     finally:
         ledger.close()

@@ -324,14 +324,59 @@ def test_commission_schedule(config, expected):
     assert d.broker.realized_pnl == pytest.approx(-expected)
 
 
-def test_commission_minimum_applies_per_partial_fill():
-    d = make(commission_min=1.0, max_participation=0.1)
+def test_commission_minimum_per_fill_is_paid_by_every_partial_fill():
+    d = make(commission_min=1.0, max_participation=0.1, min_commission_per="fill")
     d.step(bar(0, 100, v=20))
     order = d.submit(SYM, "buy", 4, time_in_force="gtc")
     d.step(bar(1, 100, v=20))
     d.step(bar(2, 100, v=20))
     assert [f.commission for f in fills_of(d, order.id)] == [1.0, 1.0]
     assert order.commission == 2.0
+
+
+def test_commission_minimum_is_per_order_by_default():
+    # an order filled in four parts pays the minimum once, not four times
+    d = make(commission_min=1.0, max_participation=0.1)
+    assert d.broker.config.min_commission_per == "order"
+    d.step(bar(0, 100, v=10))
+    order = d.submit(SYM, "buy", 4, time_in_force="gtc")
+    for i in range(1, 5):
+        d.step(bar(i, 100, v=10))
+    assert order.status is OrderStatus.FILLED
+    assert [f.commission for f in fills_of(d, order.id)] == [1.0, 0.0, 0.0, 0.0]
+    assert order.commission == 1.0
+    assert d.broker.cash == pytest.approx(100_000 - 400 - 1.0)
+
+
+@pytest.mark.parametrize(
+    ("per", "fees"),
+    [
+        # 0.3 per share, minimum 5: the fills' fees are 3, 3, 3, 3 (12 in all)
+        ("order", [5.0, 1.0, 3.0, 3.0]),  # max(3, 5); then max(6, 5) - 5; then + 3, + 3
+        ("fill", [5.0, 5.0, 5.0, 5.0]),
+    ],
+)
+def test_commission_minimum_rule_above_the_minimum(per, fees):
+    d = make(commission_per_share=0.3, commission_min=5.0, max_participation=0.1,
+             min_commission_per=per)  # fmt: skip
+    d.step(bar(0, 100, v=100))
+    order = d.submit(SYM, "buy", 40, time_in_force="gtc")
+    for i in range(1, 5):
+        d.step(bar(i, 100, v=100))
+    paid = [f.commission for f in fills_of(d, order.id)]
+    assert paid == pytest.approx(fees)
+    assert order.commission == pytest.approx(sum(fees))
+    assert d.broker.total_commission == pytest.approx(sum(fees))
+
+
+def test_commission_minimum_rule_is_validated_and_recorded():
+    with pytest.raises(ModelError, match=r"^min_commission_per: 'trade' is not one of order, fill"):
+        BrokerConfig(min_commission_per="trade")
+    assert (
+        BrokerConfig.from_dict({"min_commission_per": "fill"}).to_dict()["min_commission_per"]
+        == "fill"
+    )
+    assert BrokerConfig().to_dict()["min_commission_per"] == "order"
 
 
 # -------------------------------------------------------------------------- shorts

@@ -19,6 +19,7 @@ from alphaswarm.strategies import (
     allow_strategy_module,
     resolve_strategy,
 )
+from alphaswarm.strategies.base import SIGNAL_CODES
 from tests.engine.helpers import SYM, bar
 
 CTX = SimpleNamespace(equity=100_000.0)
@@ -90,11 +91,23 @@ def test_base_on_bar_is_abstract():
 
 def test_sma_cross_hand_computed():
     s = SmaCross(fast=2, slow=3)
-    # bars 0-1 warm up; bar 2: equal SMAs; bar 3: fast 10.5 > slow 10.33 -> buy;
-    # bar 5: fast 10.5 < slow 10.67 -> sell
+    # bars 0-1 warm up; bar 2: equal SMAs (a zero reading, skipped); bar 3: fast 10.5 >
+    # slow 10.33, the first non-zero reading: not a cross; bar 5: fast 10.5 < slow 10.67
+    # -> sell; bar 7: fast 10.5 > slow 10 -> buy
     assert signals(s, [10, 10, 10, 11, 12, 9, 8, 13, 14]) == [
-        None, None, None, "buy", None, "sell", None, "buy", None,
+        None, None, None, None, None, "sell", None, "buy", None,
     ]  # fmt: skip
+
+
+def test_sma_cross_first_reading_above_is_not_a_buy():
+    # bar 2, the first bar with both averages: fast 11.5 > slow 11, no earlier reading
+    # to cross from; bar 5: fast 10.5 < slow 11.33 -> sell
+    assert signals(SmaCross(fast=2, slow=3), [10, 11, 12, 13, 12, 9]) == [
+        None, None, None, None, None, "sell",
+    ]  # fmt: skip
+    close = np.array([10, 11, 12, 13, 12, 9], dtype=float)
+    codes = SmaCross(fast=2, slow=3).signals(close)
+    assert codes.tolist() == [0, 0, 0, 0, 0, SIGNAL_CODES["sell"]]
 
 
 def test_sma_cross_first_reading_below_is_not_a_sell():
@@ -122,7 +135,7 @@ def test_sma_cross_matches_a_numpy_reference(long_walk):
     for s in sign:
         out = None
         if s != 0 and s != prev:
-            if not (prev == 0 and s < 0):
+            if prev != 0:  # a change of sign between two non-zero readings
                 out = "buy" if s > 0 else "sell"
             prev = s
         expected.append(out)
@@ -152,10 +165,11 @@ def test_mean_reversion_matches_a_numpy_reference(long_walk):
 def test_sma_cross_keeps_state_per_symbol():
     s = SmaCross(fast=2, slow=3)
     out = []
-    for i, c in enumerate([10, 10, 10, 11]):
+    for i, c in enumerate([10, 10, 10, 9, 12]):
         out.append(s.on_bar(bar(i, c, symbol="A"), CTX))
         out.append(s.on_bar(bar(i, 20 - i, symbol="B"), CTX))
-    assert out[-2:] == ["buy", None]
+    # A: below on bar 3, above on bar 4 -> buy; B: below throughout
+    assert out[-4:] == [None, None, "buy", None]
 
 
 def test_mean_reversion_hand_computed():

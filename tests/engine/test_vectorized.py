@@ -225,6 +225,7 @@ broker_blocks = st.fixed_dictionaries(
         "commission_per_share": st.sampled_from([0.005, 0.5]),
         "commission_bps": st.sampled_from([1.0, 20.0]),
         "commission_min": st.sampled_from([1.0]),
+        "min_commission_per": st.sampled_from(["order", "fill"]),
         "allow_short": st.booleans(),
         "max_participation": st.sampled_from([0.0005, 0.01, 0.5]),
         "allow_margin": st.booleans(),

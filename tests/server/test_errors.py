@@ -168,6 +168,8 @@ def test_422_invalid_specs_and_kill_switch_bodies(api, server_ledger, path, body
         ({"bars": 0}, "bars"),
         ({"bars": 2.5}, "bars"),
         ({"start": "not a date"}, "start"),
+        ({"start": "2024-13-01"}, "'2024-13-01'"),
+        ({"start": "2024-01-01", "end": "2024-02-30"}, "'2024-02-30'"),
         ({"start": "2024-02-01", "end": "2024-01-01"}, "after"),
         ({"bars": 10, "colour": 1}, "colour"),
     ],
