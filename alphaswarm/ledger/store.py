@@ -353,6 +353,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
 
 
+_TRAILING_DIGITS = re.compile(r"(\d+)$")
+
+
+def _fill_order(fill: Mapping[str, Any]) -> tuple[Any, int, str]:
+    """Sort key of a fill: bar time, then the broker's fill sequence (``f10`` after ``f9``)."""
+    found = _TRAILING_DIGITS.search(str(fill["id"]))
+    return (fill["filled_at"], int(found.group(1)) if found else -1, str(fill["id"]))
+
+
 def _position_pnl(fills: Iterable[Mapping[str, Any]]) -> tuple[float, float, float]:
     """Return (realized, unrealized at the last fill price, commission) of a fill sequence.
 
@@ -1406,13 +1415,15 @@ class Ledger(param.Parameterized):
                     paper_fills.c.qty,
                     paper_fills.c.price,
                     paper_fills.c.commission,
+                    paper_fills.c.filled_at,
+                    paper_fills.c.id,
                 )
                 .where(paper_fills.c.paper_run_id == run_id)
-                .order_by(paper_fills.c.filled_at, paper_fills.c.id)
             )
             .mappings()
             .all()
         )
+        fills = sorted(fills, key=_fill_order)
         realized, unrealized, commission = _position_pnl(fills)
         last_equity = conn.execute(
             select(paper_equity.c.equity)
