@@ -997,6 +997,25 @@ class Ledger(param.Parameterized):
         with self._read() as conn:
             return self._latest_backtest(conn, bot_id, bot_version)
 
+    def get_backtest(self, backtest_id: str) -> dict | None:
+        """Return one ``backtest_runs`` row as a dict, or ``None``."""
+        with self._read() as conn:
+            row = (
+                conn.execute(select(backtest_runs).where(backtest_runs.c.id == backtest_id))
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    def count_backtests(self, bot_id: str, bot_version: int | None = None) -> int:
+        """How many backtests a bot (of one version, when given) has in the ledger."""
+        stmt = select(func.count()).select_from(backtest_runs)
+        stmt = stmt.where(backtest_runs.c.bot_id == bot_id)
+        if bot_version is not None:
+            stmt = stmt.where(backtest_runs.c.bot_version == int(bot_version))
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+
     def _latest_backtest(
         self, conn: Connection, bot_id: str, bot_version: int | None
     ) -> dict | None:
@@ -1417,8 +1436,7 @@ class Ledger(param.Parameterized):
                     paper_fills.c.commission,
                     paper_fills.c.filled_at,
                     paper_fills.c.id,
-                )
-                .where(paper_fills.c.paper_run_id == run_id)
+                ).where(paper_fills.c.paper_run_id == run_id)
             )
             .mappings()
             .all()

@@ -128,6 +128,11 @@ class PaperSession(param.Parameterized):
     gate_rules = param.Dict(
         default={}, doc="Gate thresholds overriding the defaults (min_sharpe, max_drawdown ...)."
     )
+    backtest_id = param.String(
+        default=None,
+        allow_None=True,
+        doc="The backtest the gate judges (of the bot's current version); the newest otherwise.",
+    )
     feed = param.Parameter(default=None, doc="Feed override; the bot's data block otherwise.")
     ledger = param.Parameter(default=None, doc="Ledger override; the process default otherwise.")
 
@@ -338,8 +343,9 @@ class PaperSession(param.Parameterized):
         self.frames.task_id = run_id
         self._set_outputs(paper_run_id=run_id, bot_id=bot_id, bot_version=version, status="gating")
         result = check_gate(
-            bot, ledger, feed, bot_id=bot_id, bot_version=version, **self.gate_rules
-        )
+            bot, ledger, feed, bot_id=bot_id, bot_version=version,
+            backtest_id=self.backtest_id, **self.gate_rules,
+        )  # fmt: skip
         if result.errors and self.force:
             result.forced, result.reason = True, self.reason
         self._set_outputs(gate=result.to_frame_extras())
