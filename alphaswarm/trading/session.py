@@ -283,6 +283,9 @@ class PaperSession(param.Parameterized):
                 extras["equity"] = self._engine.broker.equity
             if "positions" not in extras:
                 extras["positions"] = self._positions_snapshot()
+        else:  # before the account exists (the gate): its starting cash, no positions
+            extras.setdefault("equity", self.starting_cash)
+            extras.setdefault("positions", {})
         frame = make_frame(self.paper_run_id, stage, message, self._seq, **extras)
         self._pending.append(frame)
         return frame
@@ -902,6 +905,13 @@ class PaperSession(param.Parameterized):
                 self._set_outputs(status="stopping")
             cancelled = engine.cancel_all(_cancel_code(status), reason) if engine else []
             flattened = engine.flatten(reason) if engine and mode == "flatten" else []
+            cancelled_ids = [o.id for o in cancelled]
+            flattened_symbols = [f.symbol for f in flattened]
+            halt = engine.halt_action if engine else None
+            if halt is not None:  # a risk halt cancelled and flattened first: agree with it
+                mode = "flatten" if "flatten" in (mode, halt["mode"]) else halt["mode"]
+                cancelled_ids = [*halt["orders_cancelled"], *cancelled_ids]
+                flattened_symbols = [*halt["positions_flattened"], *flattened_symbols]
             if error:
                 self._frame("error", error, error=error)
             summary = engine.summary() if engine else {}
@@ -920,8 +930,8 @@ class PaperSession(param.Parameterized):
                 status=status,
                 reason=reason,
                 mode=mode,
-                orders_cancelled=[o.id for o in cancelled],
-                positions_flattened=[f.symbol for f in flattened],
+                orders_cancelled=cancelled_ids,
+                positions_flattened=flattened_symbols,
                 cash=engine.broker.cash if engine else self.starting_cash,
                 **shared,
             )
