@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import alphaswarm as aw
 from alphaswarm.data import ReplayFeed
@@ -108,3 +110,48 @@ def test_kill_after_missing_bars(paper_run, ledger, bars):
     )
     assert_sums_to_total(rec)
     assert list(rec.differences["cause"]) == ["bars_missing", "halt_or_kill"]
+
+
+costs = st.fixed_dictionaries(
+    {
+        "slippage_bps": st.sampled_from([0.0, 2.0, 7.5]),
+        "commission_per_share": st.sampled_from([0.0, 0.005, 0.02]),
+        "commission_bps": st.sampled_from([0.0, 1.0, 3.0]),
+    }
+)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=True,
+)
+@given(paper=costs, backtest=costs)
+def test_cost_shares_are_the_shapley_values_of_the_two_settings(
+    paper_run, ledger, bars, paper, backtest
+):
+    """Any commission and slippage on either side: each share is what switching that setting
+    alone changes, averaged over the other setting's two values (no interaction: exactly the
+    one-at-a-time change), measured by backtests; the shares add up to the whole difference."""
+    session = paper_run(scripted_spec(broker=paper))
+    rec = reconcile(session.paper_run_id, ledger, bot=scripted_spec(broker=backtest))
+    slip = {"slippage_bps": paper["slippage_bps"]}
+    comm = {k: v for k, v in paper.items() if k != "slippage_bps"}
+    keep_slip = {"slippage_bps": backtest["slippage_bps"]}
+    keep_comm = {k: v for k, v in backtest.items() if k != "slippage_bps"}
+
+    def pnl(broker: dict[str, float]) -> float:
+        return backtest_pnl(scripted_spec(broker=broker), bars)
+
+    base, both = pnl(backtest), pnl(paper)
+    slip_only, comm_only = pnl({**keep_comm, **slip}), pnl({**keep_slip, **comm})
+    expected = {
+        "slippage_changed": 0.5 * ((slip_only - base) + (both - comm_only)),
+        "commission_changed": 0.5 * ((comm_only - base) + (both - slip_only)),
+    }
+    explained = rec.summary["explained"]
+    for cause, value in expected.items():
+        assert explained.get(cause, 0.0) == pytest.approx(value, abs=CENT), (cause, explained)
+    assert set(explained) <= set(expected)
+    assert_sums_to_total(rec)
