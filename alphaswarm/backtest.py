@@ -389,7 +389,7 @@ def _store(
         "final_equity": float(eq["equity"].iloc[-1]),
         "starting_cash": starting_cash,
         "fill_rule": result.config["fill_rule"],
-        "config": result.config,
+        "config": {**result.config, "halted": result.halted},
         **{k: float(v) for k, v in result.metrics.items()},
     }
     row["num_trades"] = int(result.metrics["num_trades"])

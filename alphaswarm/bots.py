@@ -196,6 +196,8 @@ class Bot:
         "max_age_days",
         "warn_age_hours",
         "min_trades_warning",
+        "min_trades",
+        "min_bars",
     )
 
     def __init__(

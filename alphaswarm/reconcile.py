@@ -29,6 +29,19 @@ the P&L difference between the run and the backtest by cause: each fill's
 contribution is its mark-to-market value at the last close less commission, so
 the causes add up to the whole difference.
 
+Attribution rule: a row can carry several causes, each with its share of the
+row's ``pnl_effect`` (``causes``: cause -> P&L; ``cause`` names the largest).
+When the run's commission or slippage settings differ from the backtest's, the
+paper fill is priced again under the backtest's rules on the same quantity and
+the same price before slippage: commission is additive and slippage is price
+times quantity, so each rule's share is exact (the Shapley value over the four
+combinations of the two rules, which is what re-running with that one setting
+changed gives when the two do not interact). The rest of the row -- another
+quantity, another bar, another price before slippage, a fill on one side only --
+goes to the cause the ledger proves for it (a denial, a halt, missing bars ...).
+The shares of a row add up to its ``pnl_effect`` and the causes of the summary to
+the whole P&L difference; a rest no cause explains is ``unexplained``.
+
 Pass ``bot=`` (a Bot, a spec, or ``"latest"``: the bot's newest registered
 version) to compare with the backtest as you run it today, and ``bars=`` (a
 DataFrame or Feed) to run the backtest over reference data instead of the bars
@@ -76,7 +89,7 @@ TRADE_COLUMNS = [
     "kind", "difference", "symbol", "side", "paper_order_id", "backtest_order_id",
     "paper_time", "backtest_time", "time_diff_s", "paper_qty", "backtest_qty", "qty_diff",
     "paper_price", "backtest_price", "price_diff", "paper_commission", "backtest_commission",
-    "commission_diff", "pnl_effect", "cause", "reason",
+    "commission_diff", "pnl_effect", "cause", "causes", "reason",
 ]  # fmt: skip
 
 
@@ -92,7 +105,8 @@ class Reconciliation:
         One row per fill pair: ``kind`` (``matched``, ``only_in_paper``,
         ``only_in_backtest``), ``difference``, both sides' time, qty, price and
         commission with their differences, ``pnl_effect`` (paper minus backtest),
-        ``cause`` and a readable ``reason``.
+        ``causes`` (each cause's share of ``pnl_effect``), ``cause`` (the one with
+        the largest share) and a readable ``reason``.
     summary : dict
         Counts, both P&Ls, ``explained`` (P&L difference by cause), settings that
         changed, bars missing, and the run's end.
@@ -205,7 +219,7 @@ def _run_backtest(bot: Bot, bars: pd.DataFrame, starting_cash: float) -> _Side:
     fills = [
         {"id": f.id, "order_id": f.order_id, "symbol": f.symbol, "side": f.side.value,
          "qty": f.qty, "price": f.price, "commission": f.commission,
-         "time": pd.Timestamp(f.ts)}
+         "slippage": f.slippage, "time": pd.Timestamp(f.ts)}
         for f in broker.fills
     ]  # fmt: skip
     return _Side(
@@ -229,7 +243,8 @@ def _paper_side(trail: RunTrail) -> _Side:
     fills = [
         {"id": f["id"], "order_id": f["order_id"], "symbol": f["symbol"], "side": f["side"],
          "qty": float(f["qty"]), "price": float(f["price"]),
-         "commission": float(f["commission"]), "time": pd.Timestamp(f["filled_at"])}
+         "commission": float(f["commission"]), "slippage": float(f.get("slippage") or 0.0),
+         "time": pd.Timestamp(f["filled_at"])}
         for f in trail.fills.to_dict("records")
     ]  # fmt: skip
     partial: dict[str, str] = {}
@@ -560,14 +575,16 @@ class _Explainer:
         )
 
     def _settings(self, row: dict[str, Any], p: dict | None, b: dict | None) -> tuple | None:
-        """Same fill, other costs: commission, slippage or the intrabar rule changed."""
+        """Same fill bar, another price before slippage: the intrabar rule changed.
+
+        Commission and slippage are not causes found here: their exact shares are
+        split off every fill first (:func:`_cost_shares`).
+        """
         found = self.causes_by_setting
         if not found or row["kind"] != "matched" or abs(row["qty_diff"]) > _EPS:
             return None
-        if abs(row["commission_diff"] or 0) > _EPS and "commission_changed" in found:
-            return "commission_changed", "; ".join(found["commission_changed"])
         if abs(row["price_diff"] or 0) > _EPS and row["time_diff_s"] == 0:
-            for cause in ("slippage_changed", "intrabar_rule"):
+            for cause in ("intrabar_rule", "slippage_changed"):
                 if cause in found:
                     return cause, "; ".join(found[cause])
         return None
@@ -584,6 +601,85 @@ class _Explainer:
                 f"was {sp!r} and the backtest's {sb!r}"
             )
         return None
+
+
+# --------------------------------------------------------------------------- cost shares
+
+_SLIPPING_TYPES = ("market", "stop", "trailing_stop")
+
+
+@dataclass(frozen=True)
+class _Costs:
+    """The commission and slippage rules of both sides, and which of them changed."""
+
+    paper: dict[str, Any]
+    backtest: dict[str, Any]
+
+    @property
+    def slippage_changed(self) -> bool:
+        return _num(self.paper, "slippage_bps") != _num(self.backtest, "slippage_bps")
+
+    @property
+    def commission_changed(self) -> bool:
+        keys = {k for k in (*self.paper, *self.backtest) if k.startswith("commission")}
+        return any(self.paper.get(k) != self.backtest.get(k) for k in keys)
+
+
+def _num(config: dict[str, Any], key: str) -> float:
+    value = config.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _commission(config: dict[str, Any], qty: float, price: float) -> float:
+    """The commission ``config`` charges on one fill (per share + bps of notional, minimum)."""
+    fee = _num(config, "commission_per_share") * qty
+    fee += _num(config, "commission_bps") * 1e-4 * qty * price
+    return max(fee, _num(config, "commission_min"))
+
+
+def _cost_shares(
+    fill: dict[str, Any] | None, order: dict[str, Any] | None, costs: _Costs, mark: float
+) -> dict[str, float]:
+    """The P&L a paper fill gained or lost by the run's commission and slippage rules.
+
+    The fill is priced four ways: with the run's or the backtest's slippage, and
+    the run's or the backtest's commission, on the same quantity and the same
+    price before slippage (``price - slippage / qty``, adverse). Each rule's share
+    is its Shapley value over those four: the mean of what switching that rule
+    alone changes, with the other rule at either side's value. The two shares add
+    up exactly to the fill's P&L under the run's rules less its P&L under the
+    backtest's rules; the rest of a row's difference has another cause.
+    """
+    if fill is None or not (costs.slippage_changed or costs.commission_changed):
+        return {}
+    sign = 1.0 if fill["side"] == "buy" else -1.0
+    qty, price = fill["qty"], fill["price"]
+    if qty <= 0:
+        return {}
+    ref = price - sign * fill.get("slippage", 0.0) / qty
+    slips = (order or {}).get("type") in _SLIPPING_TYPES or fill.get("slippage", 0.0) > 0
+    bt_bps = _num(costs.backtest, "slippage_bps") if slips else 0.0
+    prices = {"paper": price}
+    prices["backtest"] = ref * (1 + sign * bt_bps * 1e-4) if costs.slippage_changed else price
+
+    def pnl(slip: str, comm: str) -> float:
+        at = prices[slip]
+        if slip == "paper" and (comm == "paper" or not costs.commission_changed):
+            fee = fill["commission"]  # what the run paid
+        elif comm == "backtest" and costs.commission_changed:
+            fee = _commission(costs.backtest, qty, at)
+        else:
+            fee = _commission(costs.paper, qty, at)
+        return sign * qty * (mark - at) - fee
+
+    pp, pb, bp, bb = pnl("paper", "paper"), pnl("paper", "backtest"), pnl("backtest", "paper"), \
+        pnl("backtest", "backtest")  # fmt: skip
+    shares = {}
+    if costs.slippage_changed:
+        shares["slippage_changed"] = 0.5 * ((pb - bb) + (pp - bp))
+    if costs.commission_changed:
+        shares["commission_changed"] = 0.5 * ((bp - bb) + (pp - pb))
+    return {c: v for c, v in shares.items() if abs(v) > _EPS}
 
 
 # --------------------------------------------------------------------------- rows
@@ -623,6 +719,7 @@ def _row(pf: dict | None, bf: dict | None, p: dict | None, b: dict | None, last:
         "paper_commission": pf["commission"] if pf else None,
         "backtest_commission": bf["commission"] if bf else None,
         "commission_diff": diff("commission"),
+        "_paper_slippage": pf.get("slippage", 0.0) if pf else 0.0,
         # both sides marked at the backtest's last closes; the final mark is separate
         "pnl_effect": _effect(pf, last) - _effect(bf, last),
     }
@@ -725,18 +822,71 @@ def reconcile(
             f2 = bf[i] if i < len(bf) else None
             rows.append((_row(f1, f2, p, b, bt.last_close), p, b))
     rows.sort(key=lambda r: min(t for t in (r[0]["paper_time"], r[0]["backtest_time"]) if t))
+    costs = _Costs(dict(trail.config.get("broker") or {}), backtest_bot.broker_config().to_dict())
     out = []
     for row, p, b in rows:
+        row["causes"], row["cause"], row["reason"] = {}, "", ""
         if row["difference"]:
-            row["cause"], row["reason"] = explainer.explain(row, p, b)
-        else:
-            row["cause"], row["reason"] = "", ""
+            _attribute(row, p, b, explainer, costs, bt.last_close)
         out.append(row)
     trades = pd.DataFrame(out, columns=TRADE_COLUMNS)
     trades["difference"] = trades["difference"].astype(bool)
     summary = _summary(trail, backtest_bot, paper, bt, trades, settings, bad_bars, gaps, seen)
     summary["bars"]["reference"] = len(reference)
     return Reconciliation(run_id=run_id, trades=trades, summary=summary)
+
+
+def _attribute(
+    row: dict[str, Any],
+    p: dict | None,
+    b: dict | None,
+    explainer: _Explainer,
+    costs: _Costs,
+    last: dict[str, float],
+) -> None:
+    """Split a differing row's ``pnl_effect`` between its causes (``row["causes"]``).
+
+    The paper fill's commission and slippage shares come first (exact, see
+    :func:`_cost_shares`); whatever else differs (the quantity, the bar, the price
+    before slippage, a fill on one side only) carries the rest, under the cause
+    the explainer proves. ``cause`` is the cause with the largest share.
+    """
+    mark = last.get(row["symbol"], row["paper_price"] or row["backtest_price"])
+    pf = None
+    if row["paper_qty"] is not None:
+        pf = {
+            "side": row["side"],
+            "qty": row["paper_qty"],
+            "price": row["paper_price"],
+            "commission": row["paper_commission"],
+            "slippage": row.pop("_paper_slippage"),
+        }
+    shares = _cost_shares(pf, p, costs, mark)
+    rest = row["pnl_effect"] - sum(shares.values())
+    scale = _EPS * max(1.0, abs(row["paper_price"] or row["backtest_price"] or 0.0))
+    other_differs = (
+        row["kind"] != "matched"
+        or abs(row["qty_diff"] or 0.0) > scale
+        or abs(row["time_diff_s"] or 0.0) > 0
+        or abs(rest) > 1e-9 * max(1.0, abs(row["pnl_effect"]))
+        or not shares
+    )
+    reasons = []
+    causes = dict(shares)
+    proved = ""
+    if other_differs:
+        proved, reason = explainer.explain(row, p, b)
+        causes[proved] = causes.get(proved, 0.0) + rest
+        reasons.append(reason)
+    for cost in ("commission_changed", "slippage_changed"):
+        if cost in shares:
+            settings = "; ".join(explainer.causes_by_setting.get(cost, []))
+            reasons.append(f"{cost} {shares[cost]:+,.2f}: {settings}")
+    row["causes"] = causes
+    row["cause"] = max(causes, key=lambda c: abs(causes[c]))
+    if proved and abs(causes[row["cause"]]) <= _EPS:
+        row["cause"] = proved  # no P&L: the cause the explainer proved names the row
+    row["reason"] = "; ".join(r for r in reasons if r)
 
 
 def _empty_bad() -> pd.DataFrame:
@@ -755,8 +905,12 @@ def _summary(
     seen: pd.DataFrame,
 ) -> dict[str, Any]:
     diffs = trades[trades["difference"]]
-    explained = {c: float(v) for c, v in diffs.groupby("cause")["pnl_effect"].sum().items()}
-    counts = {c: int(v) for c, v in diffs.groupby("cause").size().items()}
+    explained: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for causes in diffs["causes"]:
+        for cause, share in causes.items():
+            explained[cause] = explained.get(cause, 0.0) + float(share)
+            counts[cause] = counts.get(cause, 0) + 1
     # positions held at the end, marked at the run's last closes instead of the backtest's
     final_mark = 0.0
     for f in paper.fills:

@@ -308,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SYMS",
         help="comma-separated universe for --feed (e.g. BTC/USDT)",
     )
+    p.add_argument(
+        "--backtest",
+        metavar="ID",
+        help="the backtest the paper gate judges (of the bot's current version; "
+        "the most recent one by default)",
+    )
     p.add_argument("--force", action="store_true", help="override a gate refusal (needs --reason)")
     p.add_argument("--reason", default="", metavar="TEXT", help="why the gate is forced (audited)")
     p.add_argument("--name", default="", metavar="TEXT", help="a label for the run")
@@ -567,6 +573,7 @@ def cmd_paper_run(args: argparse.Namespace) -> int:
         run_name=args.name,
         feed=args.feed,
         symbols=[x for x in (args.symbols or "").split(",") if x.strip()] or None,
+        backtest_id=args.backtest,
     )
     if args.symbols and not args.feed:
         raise CliError("--symbols goes with --feed")
@@ -774,6 +781,13 @@ def _report(error: CliError) -> int:
     return error.code
 
 
+def _gate_details(result: Any) -> list[str]:
+    """The gate's errors, after the backtest it judged."""
+    judged = result.judged
+    head = [f"judged backtest {judged['text']}"] if judged else []
+    return head + list(result.errors)
+
+
 def _translate(exc: BaseException) -> CliError | None:
     """Turn the kit's own exceptions into readable CLI errors (None: unexpected)."""
     from alphaswarm.killswitch import KillSwitchEngaged
@@ -784,8 +798,9 @@ def _translate(exc: BaseException) -> CliError | None:
         return CliError(
             "the paper gate refused to start the session",
             EXIT_GATE_REFUSED,
-            details=exc.result.errors,
-            hint="run `alphaswarm backtest BOT` first, or pass --force --reason TEXT",
+            details=_gate_details(exc.result),
+            hint="run `alphaswarm backtest BOT` first, choose one with --backtest ID, "
+            "or pass --force --reason TEXT",
         )
     if isinstance(exc, KillSwitchEngaged):
         return CliError(str(exc), EXIT_KILL_SWITCH, hint="`alphaswarm kill --reset` releases it")

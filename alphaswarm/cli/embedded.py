@@ -48,6 +48,7 @@ class PaperOptions:
     run_name: str = ""
     feed: str | None = None
     symbols: list[str] | None = None
+    backtest_id: str | None = None
 
 
 def ledger_url(value: str | None) -> str | None:
@@ -242,6 +243,7 @@ class EmbeddedBackend:
             reason=options.reason,
             max_bars=options.max_bars,
             run_name=options.run_name,
+            backtest_id=options.backtest_id,
             ledger=self.ledger,
         )
         frames: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()

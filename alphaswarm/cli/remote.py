@@ -123,8 +123,9 @@ class RemoteBackend:
             return CliError(
                 "the paper gate refused to start the session",
                 EXIT_GATE_REFUSED,
-                details=[str(e) for e in payload.get("errors") or [detail]],
-                hint="run `alphaswarm backtest BOT` first, or pass --force --reason TEXT",
+                details=_judged(payload) + [str(e) for e in payload.get("errors") or [detail]],
+                hint="run `alphaswarm backtest BOT` first, choose one with --backtest ID, "
+                "or pass --force --reason TEXT",
             )
         if status == 409 and ("kill_switch" in error or "kill switch" in str(detail)):
             return CliError(
@@ -213,6 +214,7 @@ class RemoteBackend:
             "speed": options.speed,
             "max_bars": options.max_bars,
             "run_name": options.run_name or None,
+            "backtest_id": options.backtest_id,
         }
         if options.force:
             body.update(force=True, reason=options.reason)
@@ -379,3 +381,9 @@ def _items(payload: Any, key: str) -> list[dict[str, Any]]:
     if isinstance(payload, dict) and isinstance(payload.get(key), list):
         return payload[key]
     return []
+
+
+def _judged(payload: dict[str, Any]) -> list[str]:
+    """``judged backtest ...`` from a gate refusal's body, when it names one."""
+    judged = (payload.get("gate") or {}).get("judged") if isinstance(payload, dict) else None
+    return [f"judged backtest {judged['text']}"] if isinstance(judged, dict) else []

@@ -353,6 +353,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
 
 
+_TRAILING_DIGITS = re.compile(r"(\d+)$")
+
+
+def _fill_order(fill: Mapping[str, Any]) -> tuple[Any, int, str]:
+    """Sort key of a fill: bar time, then the broker's fill sequence (``f10`` after ``f9``)."""
+    found = _TRAILING_DIGITS.search(str(fill["id"]))
+    return (fill["filled_at"], int(found.group(1)) if found else -1, str(fill["id"]))
+
+
 def _position_pnl(fills: Iterable[Mapping[str, Any]]) -> tuple[float, float, float]:
     """Return (realized, unrealized at the last fill price, commission) of a fill sequence.
 
@@ -988,6 +997,25 @@ class Ledger(param.Parameterized):
         with self._read() as conn:
             return self._latest_backtest(conn, bot_id, bot_version)
 
+    def get_backtest(self, backtest_id: str) -> dict | None:
+        """Return one ``backtest_runs`` row as a dict, or ``None``."""
+        with self._read() as conn:
+            row = (
+                conn.execute(select(backtest_runs).where(backtest_runs.c.id == backtest_id))
+                .mappings()
+                .first()
+            )
+        return dict(row) if row else None
+
+    def count_backtests(self, bot_id: str, bot_version: int | None = None) -> int:
+        """How many backtests a bot (of one version, when given) has in the ledger."""
+        stmt = select(func.count()).select_from(backtest_runs)
+        stmt = stmt.where(backtest_runs.c.bot_id == bot_id)
+        if bot_version is not None:
+            stmt = stmt.where(backtest_runs.c.bot_version == int(bot_version))
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+
     def _latest_backtest(
         self, conn: Connection, bot_id: str, bot_version: int | None
     ) -> dict | None:
@@ -1406,13 +1434,14 @@ class Ledger(param.Parameterized):
                     paper_fills.c.qty,
                     paper_fills.c.price,
                     paper_fills.c.commission,
-                )
-                .where(paper_fills.c.paper_run_id == run_id)
-                .order_by(paper_fills.c.filled_at, paper_fills.c.id)
+                    paper_fills.c.filled_at,
+                    paper_fills.c.id,
+                ).where(paper_fills.c.paper_run_id == run_id)
             )
             .mappings()
             .all()
         )
+        fills = sorted(fills, key=_fill_order)
         realized, unrealized, commission = _position_pnl(fills)
         last_equity = conn.execute(
             select(paper_equity.c.equity)

@@ -432,7 +432,10 @@ class BacktestHandler(BaseHandler):
 class PaperStartHandler(BaseHandler):
     """``POST /bots/{id}/paper``: gate, then start a session on the engine loop."""
 
-    KEYS = ("starting_cash", "duration_minutes", "speed", "force", "reason", "run_name", "max_bars")
+    KEYS = (
+        "starting_cash", "duration_minutes", "speed", "force", "reason", "run_name", "max_bars",
+        "backtest_id",
+    )  # fmt: skip
 
     async def post(self, bot_id: str) -> None:
         """Answer the POST."""
@@ -458,6 +461,11 @@ class PaperStartHandler(BaseHandler):
         params.update(force=force, reason=reason)
         if run_name:
             params["run_name"] = run_name
+        backtest_id = _string(body, "backtest_id", 64)
+        if backtest_id is not None:
+            if not backtest_id.strip():
+                raise invalid("backtest_id: expected a backtest id, got an empty string")
+            params["backtest_id"] = backtest_id
         await self.blocking(self.bot_or_404, bot_id)
         try:
             session = await self.blocking(self._start, bot_id, params)

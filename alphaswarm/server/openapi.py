@@ -183,7 +183,31 @@ def _schemas() -> dict[str, Any]:
                 "reason": {"type": "string", "maxLength": 1000},
                 "run_name": {"type": "string", "maxLength": 200},
                 "max_bars": {"type": "integer", "minimum": 1},
+                "backtest_id": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "description": "The backtest the gate judges (of the bot's current "
+                    "version); the most recent one when absent.",
+                },
             }
+        ),
+        "GateJudged": _obj(
+            {
+                "id": _STR,
+                "bot_version": _INT,
+                "start_ts": _STR,
+                "end_ts": _STR,
+                "bars": _INT,
+                "num_trades": _INT,
+                "sharpe": {"type": "number", "nullable": True},
+                "max_drawdown": {"type": "number", "nullable": True},
+                "created_at": _STR,
+                "halted": {"type": "object", "nullable": True, "additionalProperties": True},
+                "text": _STR,
+            },
+            ("id", "start_ts", "end_ts", "bars", "num_trades", "text"),
+            extra=True,
         ),
         "PaperStarted": _obj(
             {
@@ -204,7 +228,9 @@ def _schemas() -> dict[str, Any]:
                 "detail": _STR,
                 "errors": {"type": "array", "items": _STR},
                 "warnings": {"type": "array", "items": _STR},
-                "gate": _ANY_OBJ,
+                "gate": _obj(
+                    {"judged": {"nullable": True, "allOf": [_ref("GateJudged")]}}, extra=True
+                ),
             },
             ("error", "detail", "errors"),
             extra=True,

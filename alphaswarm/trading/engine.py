@@ -210,6 +210,7 @@ class Engine:
         self.ctx = EngineContext(self)
         self.mode = "active"
         self.halted: RiskDecision | None = None
+        self.halt_action: dict[str, Any] | None = None  # what the halt cancelled and flattened
         self.bar_index = -1
         self.bars_seen = 0
         self.orders_submitted = 0
@@ -506,16 +507,25 @@ class Engine:
         return fills
 
     def halt(self, decision: RiskDecision) -> dict[str, Any]:
-        """Stop trading on a risk breach: cancel open orders and flatten or hold."""
+        """Stop trading on a risk breach: cancel open orders and flatten or hold.
+
+        Causal order: ``risk.halted`` is emitted first, naming what the halt does
+        (``action``: the open orders it cancels, the positions it flattens, and
+        ``mode`` -- ``flatten`` or ``cancel`` with ``on_breach: hold``), then the
+        ``order.cancelled`` and ``order.filled`` events that do it. The returned
+        action (also :attr:`halt_action`) lists what was actually done.
+        """
         self.halted = decision
-        cancelled = self.cancel_all("risk_halt", f"risk halt: {decision.message}")
-        flattened: list[Fill] = []
-        if self.risk.on_breach == "flatten":
-            flattened = self.flatten(f"risk halt: {decision.limit}")
-        action = {
-            "orders_cancelled": [o.id for o in cancelled],
-            "positions_flattened": [f.symbol for f in flattened],
+        flatten = self.risk.on_breach == "flatten"
+        plan = {
+            "orders_cancelled": [o.id for o in self.broker.open_orders],
+            "positions_flattened": [
+                s
+                for s, p in self.broker.positions.items()
+                if flatten and abs(p.qty) >= 1e-12 and s in self.last_bars
+            ],
             "on_breach": self.risk.on_breach,
+            "mode": "flatten" if flatten else "cancel",
         }
         self._risk_event(decision, "halted", None)
         self._emit(
@@ -525,9 +535,19 @@ class Engine:
             value=decision.value,
             threshold=decision.threshold,
             reason=decision.message,
-            action=action,
+            mode=plan["mode"],
+            action=plan,
         )
-        return action
+        cancelled = self.cancel_all("risk_halt", f"risk halt: {decision.message}")
+        flattened: list[Fill] = []
+        if flatten:
+            flattened = self.flatten(f"risk halt: {decision.limit}")
+        self.halt_action = {
+            **plan,
+            "orders_cancelled": [o.id for o in cancelled],
+            "positions_flattened": [f.symbol for f in flattened],
+        }
+        return self.halt_action
 
     def summary(self) -> dict[str, Any]:
         """Counters and account figures of the run so far."""

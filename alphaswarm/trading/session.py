@@ -128,6 +128,11 @@ class PaperSession(param.Parameterized):
     gate_rules = param.Dict(
         default={}, doc="Gate thresholds overriding the defaults (min_sharpe, max_drawdown ...)."
     )
+    backtest_id = param.String(
+        default=None,
+        allow_None=True,
+        doc="The backtest the gate judges (of the bot's current version); the newest otherwise.",
+    )
     feed = param.Parameter(default=None, doc="Feed override; the bot's data block otherwise.")
     ledger = param.Parameter(default=None, doc="Ledger override; the process default otherwise.")
 
@@ -278,6 +283,9 @@ class PaperSession(param.Parameterized):
                 extras["equity"] = self._engine.broker.equity
             if "positions" not in extras:
                 extras["positions"] = self._positions_snapshot()
+        else:  # before the account exists (the gate): its starting cash, no positions
+            extras.setdefault("equity", self.starting_cash)
+            extras.setdefault("positions", {})
         frame = make_frame(self.paper_run_id, stage, message, self._seq, **extras)
         self._pending.append(frame)
         return frame
@@ -338,8 +346,9 @@ class PaperSession(param.Parameterized):
         self.frames.task_id = run_id
         self._set_outputs(paper_run_id=run_id, bot_id=bot_id, bot_version=version, status="gating")
         result = check_gate(
-            bot, ledger, feed, bot_id=bot_id, bot_version=version, **self.gate_rules
-        )
+            bot, ledger, feed, bot_id=bot_id, bot_version=version,
+            backtest_id=self.backtest_id, **self.gate_rules,
+        )  # fmt: skip
         if result.errors and self.force:
             result.forced, result.reason = True, self.reason
         self._set_outputs(gate=result.to_frame_extras())
@@ -896,6 +905,13 @@ class PaperSession(param.Parameterized):
                 self._set_outputs(status="stopping")
             cancelled = engine.cancel_all(_cancel_code(status), reason) if engine else []
             flattened = engine.flatten(reason) if engine and mode == "flatten" else []
+            cancelled_ids = [o.id for o in cancelled]
+            flattened_symbols = [f.symbol for f in flattened]
+            halt = engine.halt_action if engine else None
+            if halt is not None:  # a risk halt cancelled and flattened first: agree with it
+                mode = "flatten" if "flatten" in (mode, halt["mode"]) else halt["mode"]
+                cancelled_ids = [*halt["orders_cancelled"], *cancelled_ids]
+                flattened_symbols = [*halt["positions_flattened"], *flattened_symbols]
             if error:
                 self._frame("error", error, error=error)
             summary = engine.summary() if engine else {}
@@ -914,8 +930,8 @@ class PaperSession(param.Parameterized):
                 status=status,
                 reason=reason,
                 mode=mode,
-                orders_cancelled=[o.id for o in cancelled],
-                positions_flattened=[f.symbol for f in flattened],
+                orders_cancelled=cancelled_ids,
+                positions_flattened=flattened_symbols,
                 cash=engine.broker.cash if engine else self.starting_cash,
                 **shared,
             )

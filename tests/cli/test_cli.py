@@ -287,6 +287,26 @@ def test_gate_refusal_lists_every_failing_rule_and_exits_2(cli):
     assert "paper gate forced: test" in forced.stdout
 
 
+def test_paper_run_backtest_flag_chooses_what_the_gate_judges(cli, gated_bot):
+    with cli.ledger() as ledger:
+        good = ledger.backtests("cli-demo")["id"].iloc[0]
+    short = cli.run("--json", "backtest", str(gated_bot), "--bars", "60")
+    assert short.returncode == 0, short.stderr
+    short_id = _json(short)["id"]
+    refused = cli.run("paper", "run", str(gated_bot), "--speed", "0", "--max-bars", "5")
+    err = assert_clean_error(refused, code=2)
+    assert f"judged backtest {short_id}: " in err and "60 bars" in err
+    assert "min_bars 100" in err and "--backtest ID" in err
+    chosen = cli.run(
+        "paper", "run", str(gated_bot), "--speed", "0", "--max-bars", "5", "--backtest", good
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    with cli.ledger() as ledger:
+        run = ledger.list_runs(limit=1)[0]
+        gate = ledger.frames_after(run["id"], -1)[0]
+    assert gate["stage"] == "metadata_gate" and gate["judged"]["id"] == good
+
+
 def _latest_run_or_none(cli):
     with cli.ledger() as ledger:
         runs = ledger.list_runs(limit=1)

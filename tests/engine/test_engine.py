@@ -318,7 +318,8 @@ def test_halt_flattens_and_cancels_open_orders():
     engine, strategy, rec = halting_run("flatten")
     assert engine.halted is not None and engine.halted.limit == "max_drawdown_pct"
     stages = rec.stages()
-    assert stages[-3:] == ["order.cancelled", "order.filled", "risk.halted"]
+    # causal order: the halt, then the cancellation and the flattening fill it causes
+    assert stages[-3:] == ["risk.halted", "order.cancelled", "order.filled"]
     [halt] = rec.of("risk.halted")
     assert halt["limit"] == "max_drawdown_pct"
     assert halt["value"] == pytest.approx(0.075)
@@ -346,7 +347,9 @@ def test_halt_hold_keeps_positions():
         "orders_cancelled": halt["action"]["orders_cancelled"],
         "positions_flattened": [],
         "on_breach": "hold",
+        "mode": "cancel",
     }
+    assert halt["mode"] == "cancel" and engine.halt_action == halt["action"]
     assert len(halt["action"]["orders_cancelled"]) == 1
     assert "order.filled" not in rec.stages()
     assert engine.broker.position(SYM).qty == 100

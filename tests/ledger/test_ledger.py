@@ -514,6 +514,20 @@ def test_model_objects_are_accepted(ledger):
 # ----------------------------------------------------------------------------- crashes
 
 
+def test_recompute_orders_fills_of_one_bar_by_their_numeric_sequence(ledger):
+    """Fills ``R-f9`` then ``R-f10`` on one bar: the last price is f10's (not string order)."""
+    old = datetime.now(UTC) - timedelta(hours=1)
+    make_run(ledger, "R", owner="host:1")
+    ledger.write_batch(
+        "R",
+        fills=[fill(f"R-f{i}", f"R-o{i}", 100.0 + i, T0) for i in range(1, 11)],
+        run_update={"last_heartbeat_at": old},
+    )
+    assert ledger.mark_crashed(older_than_seconds=60) == ["R"]
+    # 100 held at an average of 105.5, marked at the last fill (110): +450, less 10 commission
+    assert ledger.get_run("R")["total_pnl"] == pytest.approx(440.0)
+
+
 def test_mark_crashed_recomputes(ledger):
     old = datetime.now(UTC) - timedelta(hours=1)
     # A: fills only (buy 10 @ 100, sell 10 @ 110, 1.0 commission each); stale counters

@@ -22,7 +22,7 @@ RISK = {
     "kill_switch_attached": True,
 }
 #: The fixtures are a few dozen bars: the gate's backtest rules are relaxed, not skipped.
-GATE = {"min_sharpe": -1e9, "max_drawdown": 1e9}
+GATE = {"min_sharpe": -1e9, "max_drawdown": 1e9, "min_trades": 0, "min_bars": 1}  # fixture-sized
 FAST = {"backoff_base": 0.02, "backoff_max": 0.1, "group_grace": 0.2}
 
 

@@ -209,6 +209,9 @@ class BinanceServer(Loopback):
     def __init__(self, script: dict | None = None) -> None:
         super().__init__()
         self.script = script or load("binance/stream_klines.json")
+        #: Refuse (HTTP 503) the first ``refuse`` websocket connection attempts.
+        self.refuse = 0
+        self.ws_attempts = 0
         self.exchange_info = load("binance/exchange_info.json")
         self.klines = load("binance/klines.json")
         self.app.router.add_get("/api/v3/exchangeInfo", self.rest_info)
@@ -236,7 +239,10 @@ class BinanceServer(Loopback):
         rows = [r for r in self.klines if r[0] >= start and (end is None or r[0] <= end)]
         return web.json_response(rows[:limit])
 
-    async def stream(self, request: web.Request) -> web.WebSocketResponse:
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        self.ws_attempts += 1
+        if self.ws_attempts <= self.refuse:
+            return web.Response(status=503, text="refused by the loopback server")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.add(ws)

@@ -96,6 +96,8 @@ class AlpacaFeed(LiveFeed):
     """
 
     kind: ClassVar[str] = "alpaca"
+    #: The SDK connects, authenticates and subscribes inside ``_open``.
+    connects_in_open: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -148,6 +148,7 @@ class FeedState:
     gaps: int = 0
     missing_bars: int = 0
     reconnects: int = 0
+    failed_attempts: int = 0
     duplicates: int = 0
     out_of_order: int = 0
     malformed: int = 0
@@ -309,10 +310,12 @@ class LiveFeed(Feed):
     gap_tolerance : int
         Missing bars tolerated before a ``gap`` event.
     backoff_base, backoff_max : float
-        Reconnect delays: ``min(backoff_max, backoff_base * 2**n)`` times a jitter
-        factor drawn from ``[0.5, 1]``.
+        Reconnect delays: after the n-th failed attempt in a row,
+        ``min(backoff_max, backoff_base * 2**(n - 1))`` times a jitter factor drawn
+        from ``[0.5, 1]``. An attempt fails until its first message arrives.
     max_reconnects : int, optional
-        Give up (the stream fails) after this many failed attempts in a row.
+        Give up (the stream fails with a :class:`FeedError`, the session with an
+        ``error`` frame) after more than this many failed attempts in a row.
     record : str, optional
         Parquet file recording what the stream handed out (bars with arrival times,
         gaps, reconnects), replayable with ``data: {feed: recording, path: ...}``.
@@ -321,6 +324,10 @@ class LiveFeed(Feed):
     kind: ClassVar[str] = "live"
     #: False for recorded streams, whose timing follows the session's ``speed``.
     realtime: ClassVar[bool] = True
+    #: True when ``_open`` itself exchanges messages with the server (connect, auth,
+    #: subscribe acknowledged), so a returned ``_open`` is a connection; otherwise a
+    #: connection counts only when ``_receive`` returns its first message.
+    connects_in_open: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -478,6 +485,8 @@ class LiveStream:
         self._last_bar_wall = time.time()
         self._was_open: bool | None = None
         self._connected_once = False
+        #: Every reconnect delay slept, in order (seconds).
+        self.retry_delays: list[float] = []
 
     async def __aenter__(self) -> LiveStream:
         await self.start()
@@ -565,70 +574,94 @@ class LiveStream:
         self._queue.put_nowait(exc)
 
     async def _reader(self) -> None:
+        """Connect, read, and reconnect with backoff until closed or given up.
+
+        A connection counts as made only when its first message arrives: an
+        ``_open`` that returns before any socket exists (ccxt connects on the first
+        ``watch_*``) and then fails is a failed attempt, not a reconnect. Failed
+        attempts in a row grow the delay (:meth:`_backoff`); more than
+        ``max_reconnects`` of them fail the stream with a :class:`FeedError`.
+        """
         feed, state = self.feed, self.state
-        failures = 0
+        failures = 0  # attempts in a row that brought no message
         while not self._closed:
+            got_message = False
             try:
                 await feed._open()
-            except FeedAuthError as exc:
-                self._fail(exc)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failure to connect is retried
-                failures += 1
-                state.last_error = f"{type(exc).__name__}: {exc}"
-                if feed.max_reconnects is not None and failures > feed.max_reconnects:
-                    self._fail(
-                        FeedError(
-                            f"{feed.kind}: gave up after {failures} failed connection attempts "
-                            f"({state.last_error})"
-                        )
-                    )
-                    return
-                with contextlib.suppress(Exception):
-                    await feed._close()
-                await asyncio.sleep(self._backoff(failures))
-                continue
-            failures = 0
-            state.connected = True
-            if self._connected_once:
-                state.reconnects += 1
-                self._put(
-                    [
-                        FeedEvent(
-                            "reconnected",
-                            f"{feed.kind} reconnected (reconnect #{state.reconnects})",
-                            time.time(),
-                            data=self._counts(),
-                        )
-                    ]
-                )
-            self._connected_once = True
-            try:
+                if feed.connects_in_open:
+                    got_message, failures = True, 0
+                    self._on_connected()
                 while not self._closed:
                     received = await feed._receive()
+                    if not got_message:
+                        got_message = True
+                        failures = 0
+                        self._on_connected()
                     self._accept(received, time.time())
             except FeedAuthError as exc:
                 self._fail(exc)
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a lost connection is reconnected
+            except Exception as exc:  # noqa: BLE001 - a failed or lost connection is retried
                 state.connected = False
                 state.last_error = f"{type(exc).__name__}: {exc}"
-                log.info("%s stream lost (%s); reconnecting", feed.kind, state.last_error)
-                self._put(
-                    [FeedEvent("disconnected", f"{feed.kind} disconnected: {exc}", time.time())]
-                )
+                if got_message:
+                    log.info("%s stream lost (%s); reconnecting", feed.kind, state.last_error)
+                    self._put(
+                        [FeedEvent("disconnected", f"{feed.kind} disconnected: {exc}", time.time())]
+                    )
+                failures += 1
+                state.failed_attempts = failures
+                if not got_message and self._give_up(failures):
+                    return
                 with contextlib.suppress(Exception):
                     await feed._close()
-                failures = 1
-                await asyncio.sleep(self._backoff(failures))
+                delay = self._backoff(failures)
+                self.retry_delays.append(delay)
+                await asyncio.sleep(delay)
+
+    def _on_connected(self) -> None:
+        """The first message of a connection arrived: connected (or reconnected)."""
+        feed, state = self.feed, self.state
+        state.connected = True
+        state.failed_attempts = 0
+        if self._connected_once:
+            state.reconnects += 1
+            self._put(
+                [
+                    FeedEvent(
+                        "reconnected",
+                        f"{feed.kind} reconnected (reconnect #{state.reconnects})",
+                        time.time(),
+                        data=self._counts(),
+                    )
+                ]
+            )
+        self._connected_once = True
+
+    def _give_up(self, failures: int) -> bool:
+        """Fail the stream when ``failures`` in a row exceed ``max_reconnects``."""
+        feed = self.feed
+        if feed.max_reconnects is None or failures <= feed.max_reconnects:
+            return False
+        self._fail(
+            FeedError(
+                f"{feed.kind}: gave up after {failures} failed connection attempts in a row "
+                f"(max_reconnects={feed.max_reconnects}); last error: {self.state.last_error}"
+            )
+        )
+        return True
 
     def _backoff(self, failures: int) -> float:
+        """Delay before the next attempt after ``failures`` failed attempts in a row.
+
+        ``min(backoff_max, backoff_base * 2**(failures - 1))`` times a jitter factor
+        drawn from ``[0.5, 1]``: 1st failure about ``backoff_base``, then doubling,
+        capped at ``backoff_max``.
+        """
         feed = self.feed
-        capped = min(feed.backoff_max, feed.backoff_base * 2 ** (failures - 1))
+        capped = min(feed.backoff_max, feed.backoff_base * 2 ** min(failures - 1, 60))
         return capped * random.uniform(0.5, 1.0)
 
     def _check_hours(self, now: float, *, initial: bool = False) -> bool:
