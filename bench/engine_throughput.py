@@ -4,8 +4,9 @@ Strategy (identical everywhere): SMA 20/50 crossover on the close, long only,
 fixed size 100 units; a ``buy`` when the fast SMA turns above the slow one, a
 ``sell`` (close the long) when it turns below; market orders placed at a bar's
 close fill at the NEXT bar's open; no commission, no slippage; 10,000,000 cash
-(never binding). The signal rule is alphaswarm's ``sma_cross``: the first
-reading after the 50-bar warm-up counts as a cross if the fast SMA is above.
+(never binding). The signal rule is alphaswarm's ``sma_cross``: a cross is a change
+of sign of (fast - slow) between two non-zero readings, so the first reading after the
+50-bar warm-up is never a cross (the common definition).
 
 Bars: ``SyntheticFeed(symbols, seed=7, bars=N).frame()`` generated once per case
 in this (parent) process, saved to a temporary ``.npz``, and loaded by every
@@ -102,8 +103,8 @@ Fill conventions (why counts may differ):
 - backtrader: default broker (no cheat-on-open, no coc) fills a market order at the next
   bar's open; next() starts once both SMAs have their period (bar 50), as alphaswarm.
 - backtesting.py: trade_on_close=False fills market orders at the next bar's open; next()
-  starts one bar later than the others (warm-up + 1), so a buy that alphaswarm takes on the
-  very first reading can come one bar later. Open trades at the end are not closed
+  starts one bar later than the others (warm-up + 1), so its first reading is one bar
+  later. Open trades at the end are not closed
   (finalize_trades=False) and are counted as one fill.
 - plain: same rule and the same running sums (re-summed every 10k bars) as alphaswarm.
 - An order placed on the very last bar never fills anywhere (there is no next open).
@@ -249,7 +250,7 @@ def run_backtrader(data: dict[str, np.ndarray]) -> tuple[Any, Any]:
                 if sign == 0 or sign == prev:
                     continue
                 st[3] = sign
-                if prev == 0 and sign < 0:
+                if prev == 0:  # the first reading is not a cross
                     continue
                 if sign > 0:
                     self.buy(data=d, size=self.p.qty)
@@ -314,7 +315,7 @@ def run_backtesting(data: dict[str, np.ndarray]) -> tuple[Any, Any]:
             if sign == 0 or sign == prev:
                 return
             self.prev = sign
-            if prev == 0 and sign < 0:
+            if prev == 0:  # the first reading is not a cross
                 return
             if sign > 0:
                 self.buy(size=self.qty)
@@ -388,7 +389,7 @@ def plain_loop(o: list[float], c: list[float]) -> tuple[int, int, float, list[fl
             continue
         first = prev == 0
         prev = sign
-        if first and sign < 0:
+        if first:  # the first reading is not a cross
             continue
         pending = qty - pos if sign > 0 else -pos
     return fills, sells, cash + pos * c[-1], equity
