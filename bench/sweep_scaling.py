@@ -171,9 +171,7 @@ def vectorbt_rows(grid: dict, bars: int) -> list[dict]:
             f, s = pd.DataFrame(fast, index=close.index), pd.DataFrame(slow, index=close.index)
             entries = f.vbt.crossed_above(s)
             exits = f.vbt.crossed_below(s)
-            pf = vbt.Portfolio.from_signals(
-                close, entries, exits, init_cash=100_000.0, freq="1min"
-            )
+            pf = vbt.Portfolio.from_signals(close, entries, exits, init_cash=100_000.0, freq="1min")
             sharpe.extend(np.asarray(pf.sharpe_ratio(), dtype=float).tolist())
         return time.perf_counter() - t, sharpe
 

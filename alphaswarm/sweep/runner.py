@@ -444,7 +444,7 @@ class Runner:
                     submit([pending.pop() for _ in range(min(size, len(pending)))], 0)
                 ready = ac.next_batch(block=False) if ac.has_ready() else []
                 if not ready:
-                    time.sleep(0.005)
+                    time.sleep(0.02)  # the window keeps the workers busy meanwhile
                     continue
                 for fut in ready:
                     entry = inflight.pop(fut, None)
