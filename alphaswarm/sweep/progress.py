@@ -92,18 +92,26 @@ class SweepProgress(param.Parameterized):
         if self._want_bar:
             from tqdm.auto import tqdm
 
+            if self.dashboard and any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__):
+                self._show_link()  # a notebook: the link goes right above the bar
             self._bar = tqdm(
                 total=total, initial=resumed, desc=self._desc, unit="trial", dynamic_ncols=True
             )
-            if self.dashboard and type(self._bar).__module__ == "tqdm.notebook":
-                # the notebook bar renders its description as HTML
-                link = html.escape(self.dashboard, quote=True)
-                self._bar.set_description_str(
-                    f'{html.escape(self._desc)} (<a href="{link}" target="_blank">'
-                    "Dask dashboard</a>)",
-                    refresh=False,
-                )
             self._bar.set_postfix(failed=self.failed, refresh=False)
+
+    def link_widget(self) -> Any:
+        """An ipywidgets ``HTML`` link to the Dask dashboard (None without a dashboard)."""
+        if not self.dashboard:
+            return None
+        from ipywidgets import HTML
+
+        link = html.escape(self.dashboard, quote=True)
+        return HTML(f'<a href="{link}" target="_blank">Dask dashboard</a>: {link}')
+
+    def _show_link(self) -> None:
+        from IPython.display import display
+
+        display(self.link_widget())
 
     def update(self, done: int = 0, failed: int = 0) -> None:
         """Count newly finished trials."""

@@ -181,9 +181,19 @@ def _status(url: str, name: str) -> str | None:
     return None if row is None else row["status"]
 
 
-def test_a_killed_sweep_is_interrupted_at_the_next_start(tmp_path):
-    url = f"sqlite:///{tmp_path}/killed.db"
-    Ledger(url=url).close()  # schema in place before the child starts
+def _owner_connections(url: str, pid: int) -> int:
+    """PostgreSQL: connections still holding the owner lock of process ``pid``."""
+    with Ledger(url=url) as ledger, ledger.engine.connect() as conn:
+        return conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE :n"),
+            {"n": f"alphaswarm-owner:%:{pid}"},
+        ).scalar()
+
+
+def test_a_killed_sweep_is_interrupted_at_the_next_start(ledger_url):
+    url = ledger_url
+    with Ledger(url=url) as ledger:  # schema in place before the child starts
+        SweepStore(ledger).list()
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
     child = subprocess.Popen([sys.executable, "-c", DOOMED, url], cwd=root, env=env)
@@ -200,6 +210,11 @@ def test_a_killed_sweep_is_interrupted_at_the_next_start(tmp_path):
             child.kill()
             child.wait()
     assert _status(url, "doomed") == "running"  # nothing else noticed yet
+    if url.startswith("postgresql"):  # the server drops the dead process's lock connection
+        deadline = time.monotonic() + 60
+        while _owner_connections(url, child.pid):
+            assert time.monotonic() < deadline, "the killed process's connection stayed"
+            time.sleep(0.05)
     with Ledger(url=url) as ledger:
         sweep(
             small_bot(),
