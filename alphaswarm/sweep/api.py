@@ -508,8 +508,10 @@ class SweepResult(param.Parameterized):
             n = ", ".join(str(v.get("n_trials", 0)) for v in folds.values())
             return f"folds={len(folds)}, dsr by fold=[{dsr}], pbo by fold=[{pbo}], N by fold=[{n}]"
         if not r:
-            return "no report yet"
-        gate = "passes" if r.get("passes_gate") else "fails: " + "; ".join(r["gate_failures"])
+            running = self.status in ("pending", "running")
+            return "report when it ends" if running else "no overfitting report"
+        failed = r.get("gate_failures") or ["gate not evaluated"]
+        gate = "passes" if r.get("passes_gate") else "fails: " + "; ".join(failed)
         return (
             f"best={self.best_params!r}, dsr={r.get('dsr', float('nan')):.3f}, "
             f"pbo={r.get('pbo', float('nan')):.2f}, N={r.get('n_trials', 0)}, gate {gate}"

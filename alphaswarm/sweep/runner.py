@@ -33,6 +33,7 @@ import os
 import threading
 import time
 import uuid
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -408,7 +409,7 @@ class Runner:
         self.stats.workers = slots
         if not jobs:
             return "done"
-        data_arg: Any = self._ship(client, data, window)
+        shipped = {"arg": self._ship(client, data, window)}
         pending = list(reversed(jobs))  # pop() from the end keeps the given order
         inflight: dict[Any, tuple[list[Job], int]] = {}
         ac = as_completed(loop=client.loop)
@@ -419,7 +420,7 @@ class Runner:
             fut = client.submit(
                 run_batch,
                 base,
-                data_arg,
+                shipped["arg"],
                 [j.as_tuple() for j in batch],
                 key=f"alphaswarm-trials-{tag}-{digest}-{attempt}",
                 retries=self.retries,
@@ -451,17 +452,47 @@ class Runner:
                     if entry is None:
                         continue
                     batch, attempt = entry
-                    if fut.status == "finished":
-                        rows = fut.result()
+                    rows = _result(fut) if fut.status == "finished" else None
+                    if rows is not None:
                         self._observe(rows)
                         on_rows(rows)
                     elif fut.status == "error":
                         self._failed(fut, batch, attempt, submit, on_rows)
+                    else:  # cancelled or lost: e.g. every worker holding the bars died
+                        self._lost(client, shipped, data, window, batch, attempt, submit, on_rows)
                     fut.release()
             return "done"
         finally:
-            if not isinstance(data_arg, DataRefType):
-                data_arg.release()
+            if not isinstance(shipped["arg"], DataRefType):
+                shipped["arg"].release()
+
+    def _lost(
+        self,
+        client: Any,
+        shipped: dict[str, Any],
+        data: DataRef | None,
+        window: WindowData,
+        batch: list[Job],
+        attempt: int,
+        submit: Callable[[list[Job], int], None],
+        on_rows: Callable[[list[dict[str, Any]]], None],
+    ) -> None:
+        """A task that ended without a result: ship the bars again if they are gone, resubmit."""
+        arg = shipped["arg"]
+        if not isinstance(arg, DataRefType) and arg.status != "finished":
+            arg.release()
+            shipped["arg"] = self._ship(client, data, window)
+        if attempt < self.retries + 1:
+            self.stats.retried_batches += 1
+            submit(batch, attempt + 1)
+            return
+        error = f"task lost {attempt + 1} times (workers died)"
+        on_rows(
+            [
+                {"key": j.key, "status": "failed", "error": error, "metrics": None, "elapsed": 0.0}
+                for j in batch
+            ]
+        )
 
     def _failed(
         self,
@@ -476,7 +507,10 @@ class Runner:
             for job in batch:  # isolate the trial that breaks the task
                 submit([job], attempt + 1)
             return
-        exc = fut.exception()
+        try:
+            exc = fut.exception()
+        except CancelledError as lost:  # gone with its worker since it erred
+            exc = lost
         error = f"{type(exc).__name__}: {exc} (task failed after {self.retries} retries)"
         on_rows(
             [
@@ -489,6 +523,16 @@ class Runner:
                 }
             ]
         )
+
+
+def _result(fut: Any) -> list[dict[str, Any]] | None:
+    """A finished task's rows, or None when they were lost before they came back."""
+    from distributed.client import FutureCancelledError
+
+    try:
+        return fut.result()
+    except (FutureCancelledError, CancelledError):  # the worker holding them died
+        return None
 
 
 #: Windows larger than this (bytes of bar arrays) go by reference instead of scatter.

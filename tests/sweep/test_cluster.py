@@ -438,3 +438,29 @@ def test_an_address_opens_one_client_for_every_sweep(cli_cluster):
     sweep(small_bot(), GRID, bars=BARS, client=address, ledger=False, progress=False)
     second = client.run_on_scheduler(others)
     assert len(first) == 1 and first == second
+
+
+def test_every_worker_killed_mid_sweep_loses_no_trial(local_client, kill_reference):
+    """The bars die with the workers that held them: they are shipped again, nothing lost."""
+    res = sweep(
+        small_bot(),
+        KILL_GRID,
+        bars=KILL_BARS,
+        client=local_client,
+        ledger=False,
+        progress=False,
+        wait=False,
+        target_seconds=0.2,
+    )
+    deadline = time.monotonic() + 60
+    while res.progress.finished < 8 and not res.done:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not res.done, "the sweep finished before the workers could be killed"
+    for pid in local_client.run(os.getpid).values():
+        os.kill(pid, signal.SIGKILL)
+    res.wait(180)
+    assert res.status == "done", res.error
+    assert (res.trials["status"] == "done").all() and len(res.trials) == 40
+    assert_same_metrics_kill(res.trials, kill_reference.trials)
+    local_client.wait_for_workers(2, timeout=60)
