@@ -7,11 +7,17 @@ Wire it into the main parser with :func:`add_parser`::
 
 Every leaf sets ``func`` to a handler that takes the parsed arguments and returns an
 exit code, raising :class:`~alphaswarm.cli.errors.CliError` for readable errors.
+
+``sweep run`` and ``sweep resume`` print their own lines: where the trials run and
+the Dask dashboard's link first, then a progress bar, then the results. Dask's own
+INFO logs (cluster start and stop) show only with ``-v``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +28,8 @@ from alphaswarm.cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
 from alphaswarm.cli.output import print_kv, print_table, to_json
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from alphaswarm.ledger import Ledger
     from alphaswarm.sweep.api import SweepResult
 
@@ -114,6 +122,40 @@ def _backend(args: argparse.Namespace) -> dict[str, Any]:
     return {"backend": "local", "n_workers": args.workers}
 
 
+#: Loggers of Dask's cluster chatter, quiet in ``sweep run``/``resume`` unless ``-v``.
+DASK_LOGGERS = ("distributed", "dask")
+
+
+class _QuietDask(logging.Filter):
+    """Drop Dask's records below WARNING (its loggers set their own levels to INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        return not any(record.name == n or record.name.startswith(n + ".") for n in DASK_LOGGERS)
+
+
+@contextlib.contextmanager
+def dask_logs(verbose: bool) -> Iterator[None]:
+    """Dask's INFO logs reach the terminal only when ``verbose``, while the command runs.
+
+    A filter on the root handlers, removed afterwards. The CLI owns its process, so it
+    may do this; library code never touches logging configuration.
+    """
+    if verbose:
+        yield
+        return
+    quiet = _QuietDask()
+    handlers = list(logging.getLogger().handlers)
+    for h in handlers:
+        h.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(quiet)
+
+
 def _summary(res: SweepResult) -> dict[str, Any]:
     report = {k: v for k, v in (res.report or {}).items() if not isinstance(v, dict)}
     best = res.best
@@ -130,6 +172,10 @@ def _summary(res: SweepResult) -> dict[str, Any]:
         if best is None
         else {k: best[k] for k in ("sharpe", "total_return", "max_drawdown", "num_trades")},
         "report": report,
+        "where": res.where,
+        "dashboard": res.dashboard,
+        "notes": list(res.notes),
+        "error": res.error,
     }
 
 
@@ -149,20 +195,81 @@ def _print_summary(summary: dict[str, Any]) -> None:
             ("N (family)", rep.get("n_trials")),
             ("DSR", rep.get("dsr")),
             ("PBO", rep.get("pbo")),
-            ("DSR >= 0.95", rep.get("passes_gate")),
+            ("gate", _gate_text(rep)),
+            *(("error", summary["error"]),) * bool(summary.get("error")),
         ]
     )
+    for note in summary.get("notes") or ():
+        sys.stdout.write(f"note: {note}\n")
+
+
+def _gate_text(rep: dict[str, Any]) -> str:
+    if rep.get("passes_gate"):
+        return "passes (DSR >= 0.95 and PBO < 0.2)"
+    return "fails: " + "; ".join(rep.get("gate_failures") or ["no report"])
+
+
+def _header(res: SweepResult) -> None:
+    """The first lines of ``sweep run``/``resume``: what runs where, and the dashboard."""
+    p = res.progress
+    resumed = f", {p.resumed} already finished" if p.resumed else ""
+    sys.stdout.write(f"sweep {res.name}: {p.total} trials{resumed}, on {res.where}\n")
+    if res.dashboard:
+        sys.stdout.write(f"dashboard: {res.dashboard}\n")
+    sys.stdout.flush()
+
+
+def _interrupted(name: str) -> int:
+    sys.stderr.write(
+        "alphaswarm: sweep interrupted; finished trials are saved, "
+        f"`alphaswarm sweep resume {name}` continues\n"
+    )
+    return EXIT_INTERRUPTED
+
+
+def _follow(res: SweepResult, show: bool) -> None:
+    """Wait for the sweep, drawing the command's own progress bar when ``show``."""
+    bar = None
+    if show:
+        from tqdm import tqdm
+
+        p = res.progress
+        bar = tqdm(total=p.total, initial=p.finished, unit="trial", dynamic_ncols=True)
+    try:
+        while not res.done:
+            res.wait(0.25)
+            if bar is not None and res.progress.finished > bar.n:
+                bar.set_postfix(failed=res.progress.failed, refresh=False)
+                bar.update(res.progress.finished - bar.n)
+        res.wait()
+        if bar is not None and res.progress.finished > bar.n:
+            bar.update(res.progress.finished - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _run(args: argparse.Namespace, call: Any) -> int:
-    try:
-        res = call()
-    except KeyboardInterrupt:
-        sys.stderr.write(
-            "alphaswarm: sweep interrupted; finished trials are saved, "
-            "`alphaswarm sweep resume NAME` continues\n"
-        )
-        return EXIT_INTERRUPTED
+    """Start the sweep (``call`` passes ``wait=False``), print the header, follow, report."""
+    quiet = getattr(args, "json", False)
+    from alphaswarm.sweep.runner import close_clients
+
+    with dask_logs(getattr(args, "verbose", False)):
+        try:
+            try:
+                res = call()
+            except KeyboardInterrupt:
+                return _interrupted("NAME")
+            if not quiet:
+                _header(res)
+            try:
+                _follow(res, show=not quiet and not args.no_progress)
+            except KeyboardInterrupt:
+                res.cancel()
+                res.wait()
+                return _interrupted(res.name)
+        finally:
+            close_clients()  # the command's cluster stops with it (its logs stay quiet)
     summary = _summary(res)
     if not _json(args, summary):
         _print_summary(summary)
@@ -192,7 +299,8 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
             objective=args.objective,
             name=args.name,
             ledger=ledger,
-            progress=not args.no_progress and not getattr(args, "json", False),
+            progress=False,  # the command draws its own bar (see _follow)
+            wait=False,
             **_backend(args),
         ),
     )
@@ -233,16 +341,8 @@ def cmd_sweep_resume(args: argparse.Namespace) -> int:
         **_backend(args),
     }
     if cfg.get("kind") == "walk_forward":
-        wf = walk_forward(
-            bot,
-            cfg["grid"],
-            train=cfg["train"],
-            test=cfg["test"],
-            gap=cfg["gap"],
-            anchored=cfg["anchored"],
-            warmup=cfg["warmup"],
-            **common,
-        )
+        with dask_logs(getattr(args, "verbose", False)):
+            wf = _walk_forward_resume(walk_forward, bot, cfg, common)
         if not _json(args, wf.folds.to_dict("records")):
             print_table(
                 wf.folds.to_dict("records"),
@@ -252,8 +352,26 @@ def cmd_sweep_resume(args: argparse.Namespace) -> int:
     return _run(
         args,
         lambda: sweep(
-            bot, cfg["grid"], samples=cfg.get("samples"), seed=cfg.get("seed", 0), **common
+            bot,
+            cfg["grid"],
+            samples=cfg.get("samples"),
+            seed=cfg.get("seed", 0),
+            wait=False,
+            **{**common, "progress": False},
         ),
+    )
+
+
+def _walk_forward_resume(walk_forward: Any, bot: Any, cfg: dict[str, Any], common: dict) -> Any:
+    return walk_forward(
+        bot,
+        cfg["grid"],
+        train=cfg["train"],
+        test=cfg["test"],
+        gap=cfg["gap"],
+        anchored=cfg["anchored"],
+        warmup=cfg["warmup"],
+        **common,
     )
 
 
@@ -262,6 +380,7 @@ def cmd_sweep_status(args: argparse.Namespace) -> int:
     from alphaswarm.sweep.ledger import SweepStore
 
     ledger = _ledger(args)
+    SweepStore(ledger).recover()
     if not args.name:
         rows = SweepStore(ledger).list()
         if not _json(args, rows):
@@ -423,6 +542,9 @@ def _cluster(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--serial", action="store_true", help="run in this process (debugging)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="show Dask's INFO logs (cluster start, stop)"
+    )
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

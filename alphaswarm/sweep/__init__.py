@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from alphaswarm.sweep.api import SweepResult, sweep
 from alphaswarm.sweep.progress import SweepProgress
-from alphaswarm.sweep.runner import close_local_cluster
+from alphaswarm.sweep.runner import close_clients, close_local_cluster
 from alphaswarm.sweep.walkforward import WalkForwardResult, walk_forward
 
 __all__ = [
     "SweepProgress",
     "SweepResult",
     "WalkForwardResult",
+    "close_clients",
     "close_local_cluster",
     "sweep",
     "walk_forward",

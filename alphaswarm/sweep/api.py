@@ -68,8 +68,10 @@ METRIC_COLUMNS = (
 )
 #: Objectives that are better when lower.
 MINIMISE = frozenset({"max_drawdown"})
-#: DSR a swept bot needs to pass the optional gate rule.
+#: DSR a swept winner needs to pass the gate (``dsr >= DSR_GATE``).
 DSR_GATE = 0.95
+#: PBO a sweep must stay under to pass the gate (``pbo < PBO_GATE``).
+PBO_GATE = 0.2
 #: Largest C(S, S/2) x N the PBO evaluates before it halves S.
 PBO_BUDGET = 2_000_000
 
@@ -135,6 +137,33 @@ def score(trials: pd.DataFrame, objective: str | Callable[[dict[str, Any]], floa
     return -values if objective in MINIMISE else values
 
 
+def gate_failures(dsr: float, pbo: float) -> list[str]:
+    """The gate rules a winner fails (empty: it passes ``DSR >= 0.95`` and ``PBO < 0.2``).
+
+    Parameters
+    ----------
+    dsr, pbo : float
+        The winner's Deflated Sharpe Ratio and the search's PBO (NaN: not computed).
+
+    Examples
+    --------
+    >>> gate_failures(0.988, 0.63)
+    ['PBO 0.63 >= 0.2']
+    >>> gate_failures(0.99, 0.1)
+    []
+    """
+    failures = []
+    if not math.isfinite(dsr):
+        failures.append("DSR not computed (no finished trial with returns)")
+    elif dsr < DSR_GATE:
+        failures.append(f"DSR {dsr:.3f} < {DSR_GATE:g}")
+    if not math.isfinite(pbo):
+        failures.append("PBO not computed (needs 2 or more finished trials)")
+    elif pbo >= PBO_GATE:
+        failures.append(f"PBO {pbo:.2f} >= {PBO_GATE:g}")
+    return failures
+
+
 def overfit_report(
     trials: pd.DataFrame,
     blocks: dict[str, Any],
@@ -153,8 +182,8 @@ def overfit_report(
     objective : str or callable
         How the winner is chosen.
     n_family : int
-        Finished trials on record for the bot (earlier sweeps included); ``N`` is the
-        larger of this and the trials here.
+        Distinct finished trial keys on record for the bot (earlier sweeps
+        included); ``N`` is the larger of this and the distinct keys here.
     pbo_blocks : int
         ``S`` of CSCV (2, 4, 8 or 16).
 
@@ -164,17 +193,21 @@ def overfit_report(
         ``winner``, ``n_trials`` (N), ``n_sweep``, ``variance`` (of the trials' daily
         Sharpe), ``sr_daily``, ``days``, ``skew``, ``kurt``, ``psr``, ``sr0`` and
         ``dsr`` of the winner, ``pbo``, ``pbo_blocks``, ``degradation``,
-        ``prob_loss`` and ``passes_gate`` (DSR >= 0.95).
+        ``prob_loss``, ``passes_gate`` (DSR >= 0.95 and PBO < 0.2) and
+        ``gate_failures`` (the rules it fails, in words).
     """
     nan = float("nan")
     done = trials[trials["status"] == "done"]
+    n_keys = int(done["trial_key"].nunique())
     out: dict[str, Any] = {
-        "n_sweep": len(done),
-        "n_trials": max(n_family, len(done)),
+        "n_sweep": n_keys,
+        "n_trials": max(n_family, n_keys),
         "winner": None,
         "dsr": nan,
         "psr": nan,
         "pbo": nan,
+        "passes_gate": False,
+        "gate_failures": gate_failures(nan, nan),
     }
     if done.empty:
         return out
@@ -212,7 +245,9 @@ def overfit_report(
             degradation=result.degradation,
             prob_loss=result.prob_loss,
         )
-    out["passes_gate"] = bool(out["dsr"] >= DSR_GATE) if math.isfinite(out["dsr"]) else False
+    failures = gate_failures(out["dsr"], out["pbo"])
+    out["gate_failures"] = failures
+    out["passes_gate"] = not failures
     return out
 
 
@@ -335,6 +370,20 @@ class SweepResult(param.Parameterized):
     error = param.String(
         default=None, allow_None=True, constant=True, doc="Why the sweep failed, when it did."
     )
+    dashboard = param.String(
+        default=None,
+        allow_None=True,
+        constant=True,
+        doc="URL of the Dask dashboard of the cluster running the sweep (None: serial).",
+    )
+    where = param.String(
+        default="", constant=True, doc="Where the trials run, e.g. 'a local cluster (2 workers)'."
+    )
+    notes = param.List(
+        default=[],
+        constant=True,
+        doc="Remarks on the run, e.g. that the grid was too small to benefit from the cluster.",
+    )
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -449,26 +498,50 @@ class SweepResult(param.Parameterized):
 
         return pn.Column(self.progress.panel(), pn.pane.DataFrame(self.top(10), max_rows=10))
 
-    def __repr__(self) -> str:
+    def _report_text(self) -> str:
+        """The overfitting report in one line (per fold for a walk-forward search)."""
         r = self.report or {}
+        if "folds" in r:
+            folds = r["folds"]
+            dsr = ", ".join(f"{v.get('dsr', float('nan')):.3f}" for v in folds.values())
+            pbo = ", ".join(f"{v.get('pbo', float('nan')):.2f}" for v in folds.values())
+            n = ", ".join(str(v.get("n_trials", 0)) for v in folds.values())
+            return f"folds={len(folds)}, dsr by fold=[{dsr}], pbo by fold=[{pbo}], N by fold=[{n}]"
+        if not r:
+            running = self.status in ("pending", "running")
+            return "report when it ends" if running else "no overfitting report"
+        failed = r.get("gate_failures") or ["gate not evaluated"]
+        gate = "passes" if r.get("passes_gate") else "fails: " + "; ".join(failed)
+        return (
+            f"best={self.best_params!r}, dsr={r.get('dsr', float('nan')):.3f}, "
+            f"pbo={r.get('pbo', float('nan')):.2f}, N={r.get('n_trials', 0)}, gate {gate}"
+        )
+
+    def __repr__(self) -> str:
         n = 0 if self.trials is None else len(self.trials)
+        dash = f", dashboard={self.dashboard}" if self.dashboard else ""
         return (
             f"SweepResult(name={self.name!r}, status={self.status!r}, trials={n}, "
-            f"best={self.best_params!r}, dsr={r.get('dsr', float('nan')):.3f}, "
-            f"pbo={r.get('pbo', float('nan')):.2f}, N={r.get('n_trials', 0)})"
+            f"{self._report_text()}{dash})"
         )
 
     __str__ = __repr__
 
     def _repr_html_(self) -> str:
-        r = self.report or {}
+        import html
+
         by = self.objective if isinstance(self.objective, str) else "objective"
-        head = (
-            f"<b>Sweep {self.name}</b> ({self.status}): {self.progress.message}<br>"
-            f"best {self.best_params} by {by}"
-            f"; DSR {r.get('dsr', float('nan')):.3f}, PBO {r.get('pbo', float('nan')):.2f}, "
-            f"N {r.get('n_trials', 0)}"
+        dash = (
+            f' &middot; <a href="{html.escape(self.dashboard)}" target="_blank">Dask dashboard</a>'
+            if self.dashboard
+            else ""
         )
+        head = (
+            f"<b>Sweep {html.escape(self.name)}</b> ({self.status}) on "
+            f"{html.escape(self.where or '-')}: {html.escape(self.progress.message)}{dash}<br>"
+            f"by {html.escape(str(by))}: {html.escape(self._report_text())}"
+        )
+        head += "".join(f"<br><i>{html.escape(n)}</i>" for n in self.notes)
         if self.trials is None or self.trials.empty:
             return head
         return head + self.top(5).to_html(index=False, float_format=lambda v: f"{v:.4g}")
@@ -526,8 +599,12 @@ def execute(
     wait: bool,
     pbo_blocks: int = MAX_BLOCKS,
     report: Callable[[SweepResult, dict[str, Any]], dict[str, Any]] | None = None,
+    phase: str | None = None,
 ) -> SweepResult:
-    """Run a plan: resume from the ledger, run the rest, write, report."""
+    """Run a plan: resume from the ledger, run the rest, write, report.
+
+    ``phase`` (e.g. ``"in-sample"``) is appended to the sweep name on the progress bar.
+    """
     plan.keyed()
     keys = [it.key for it in plan.items]
     if len(set(keys)) != len(keys):
@@ -539,9 +616,18 @@ def execute(
     store = SweepStore(ledger) if ledger is not None else None
     sweep_id, bot_id = None, None
     if store is not None:
+        store.recover()
         bot_id = ledger.register_bot(plan.bot.name, plan.bot.spec, plan.bot.spec_hash)[0]
         sweep_id = store.open(name, bot_id, plan.config)
-    bar = SweepProgress(bar=progress, desc=name)
+    try:
+        runner.connect()
+    except BaseException:
+        if store is not None:
+            store.set_status(sweep_id, "failed")
+        raise
+    bar = SweepProgress(
+        bar=progress, desc=f"{name} {phase}" if phase else name, dashboard=runner.dashboard
+    )
     result = SweepResult(
         name=name,
         sweep_id=sweep_id,
@@ -549,6 +635,8 @@ def execute(
         progress=bar,
         params_names=names,
         status="running",
+        dashboard=runner.dashboard,
+        where=runner.where,
     )
     result._plan = plan
     rows: dict[str, dict[str, Any]] = {}
@@ -612,9 +700,11 @@ def execute(
             else:
                 in_sample = frame[~frame["trial_key"].str.startswith(OOS_PREFIX)]
                 rep = overfit_report(in_sample, blocks, objective, n_family, pbo_blocks)
+            note = runner.small_grid_note()
             with param.edit_constant(result):
                 result.report = rep
                 result.status = status
+                result.notes = [note] if note else []
             result.stats = runner.stats
             if store is not None:
                 store.set_status(sweep_id, status)
@@ -622,6 +712,7 @@ def execute(
             result._finished.set()
 
     def body() -> None:
+        beat = store.heartbeat(sweep_id) if store is not None else None
         try:
             status = runner.run(base, plan.data, plan.window, jobs, record, result._cancel)
         except KeyboardInterrupt:
@@ -631,6 +722,9 @@ def execute(
         except BaseException as exc:
             finish("failed", f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            if beat is not None:
+                beat.stop()
         finish(status)
 
     if wait:
@@ -689,16 +783,19 @@ def sweep(
         Metric the winner maximises (``max_drawdown`` is minimised), or a function of
         a trial's metrics row.
     client : distributed.Client or str, optional
-        Run on this Dask cluster (``"tcp://host:8786"`` connects to a scheduler).
+        Run on this Dask cluster (``"tcp://host:8786"`` connects to a scheduler; one
+        Client per address, reused by later sweeps). Default: the active Client
+        (``distributed.default_client()``) when there is one.
     name : str, optional
         Sweep name in the ledger; running again with the name skips finished trials.
         Default: derived from the bot, the grid and the data, so an identical call
         resumes.
     backend : str
-        ``"local"`` (a LocalCluster, one single-threaded worker process per core),
-        ``"serial"`` (this process, for debugging) or ``"dask"`` (with ``client``).
+        ``"local"`` (the active Client if there is one, else a LocalCluster with one
+        single-threaded worker process per core), ``"serial"`` (this process, for
+        debugging and tiny grids) or ``"dask"`` (with ``client``).
     n_workers : int, optional
-        Worker processes of the local cluster.
+        Worker processes of the default LocalCluster.
     ledger : Ledger, str or bool, optional
         Where trials are recorded: the default ledger (None), a Ledger or URL, or
         False for none (no resume).
@@ -718,8 +815,8 @@ def sweep(
     target_seconds : float
         Aimed duration of one Dask task (trials are batched to reach it).
     wait : bool
-        False returns at once; the sweep runs in a background thread
-        (``result.wait()``, ``result.cancel()``).
+        False returns once the cluster is found or started; the sweep runs in a
+        background thread (``result.wait()``, ``result.cancel()``).
 
     Returns
     -------

@@ -4,12 +4,23 @@ The client writes finished trials in batches, one transaction per batch, with an
 upsert on ``(sweep_id, trial_key)``: a crash leaves whole batches or nothing, and a
 resumed sweep never duplicates a trial. Running a sweep again by name reads the keys
 already finished and skips them.
+
+A running sweep records its owner (``host:pid``) and a heartbeat in its ``config``
+(``owner``, ``heartbeat_at``, ``heartbeat_seconds``). :meth:`SweepStore.recover`
+marks ``interrupted`` the ``running`` sweeps whose process is gone -- the rule of
+paper runs (:mod:`alphaswarm.recovery`): on this host, the owner's pid is dead; on
+another host, the heartbeat is older than three beats; on PostgreSQL, the owner's
+advisory lock is free. Sweeps run it when they start, and so does
+``alphaswarm sweep status``.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -27,6 +38,44 @@ __all__ = ["OOS_PREFIX", "SweepStore", "TrialWriter"]
 OOS_PREFIX = "oos-"
 #: Statuses of a trial that is finished and is not run again on resume.
 FINISHED = ("done", "invalid")
+#: Seconds between two heartbeats of a running sweep.
+HEARTBEAT_SECONDS = 10.0
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """A daemon thread that stamps ``config.heartbeat_at`` of a running sweep.
+
+    Parameters
+    ----------
+    store : SweepStore
+        The store.
+    sweep_id : str
+        The sweep.
+    every : float
+        Seconds between beats.
+    """
+
+    def __init__(self, store: SweepStore, sweep_id: str, every: float) -> None:
+        self.store, self.sweep_id, self.every = store, sweep_id, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"sweep-heartbeat-{sweep_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.store.beat(self.sweep_id)
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried
+                log.warning("sweep %s: heartbeat not written: %s", self.sweep_id, exc)
+
+    def stop(self) -> None:
+        """Stop beating (the sweep ended)."""
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 class SweepStore:
@@ -42,8 +91,23 @@ class SweepStore:
         self.ledger = ledger
 
     # -- sweeps ------------------------------------------------------------------------
+    def _owned(self, config: dict[str, Any]) -> dict[str, Any]:
+        from alphaswarm.ledger.store import process_owner
+
+        self.ledger.hold_owner_lock()  # PostgreSQL: the lock tells survivors we are alive
+        return {
+            **config,
+            "owner": self.ledger.owner or process_owner(),
+            "heartbeat_at": utcnow().isoformat(),
+            "heartbeat_seconds": HEARTBEAT_SECONDS,
+        }
+
     def open(self, name: str, bot_id: str | None, config: dict[str, Any]) -> str:
-        """Create the sweep ``name`` or reopen it (status back to ``running``); its id."""
+        """Create the sweep ``name`` or reopen it (status back to ``running``); its id.
+
+        The row records this process as its owner, with a first heartbeat.
+        """
+        config = self._owned(config)
         with self.ledger._write() as conn:
             row = conn.execute(select(sweeps.c.id).where(sweeps.c.name == name)).first()
             if row is not None:
@@ -70,6 +134,73 @@ class SweepStore:
         """Set a sweep's status (``running``, ``done``, ``cancelled``, ``failed``)."""
         with self.ledger._write() as conn:
             conn.execute(update(sweeps).where(sweeps.c.id == sweep_id).values(status=status))
+
+    def beat(self, sweep_id: str) -> None:
+        """Stamp the sweep's heartbeat (``config.heartbeat_at``) with the time now."""
+        with self.ledger._write() as conn:
+            config = conn.execute(select(sweeps.c.config).where(sweeps.c.id == sweep_id)).scalar()
+            config = {**(config or {}), "heartbeat_at": utcnow().isoformat()}
+            conn.execute(update(sweeps).where(sweeps.c.id == sweep_id).values(config=config))
+
+    def heartbeat(self, sweep_id: str, every: float = HEARTBEAT_SECONDS) -> Heartbeat:
+        """Start beating for a running sweep; call ``.stop()`` on the result when it ends."""
+        return Heartbeat(self, sweep_id, every)
+
+    def recover(self) -> list[str]:
+        """Mark ``interrupted`` the running sweeps whose owner process is gone; their names.
+
+        Same rule as paper runs (:func:`alphaswarm.recovery.recover_orphans`): an
+        owner on this host whose pid is dead is gone at once; on PostgreSQL an owner
+        whose advisory lock is free (and that is not a live pid here) is gone; an
+        owner on another host is gone when its heartbeat is older than three beats.
+        Sweeps this process runs are never touched.
+        """
+        from alphaswarm.ledger.store import process_owner
+        from alphaswarm.recovery import owner_gone
+
+        me = self.ledger.owner or process_owner()
+        with self.ledger._read() as conn:
+            rows = conn.execute(
+                select(sweeps.c.id, sweeps.c.name, sweeps.c.config, sweeps.c.created_at).where(
+                    sweeps.c.status == "running"
+                )
+            ).all()
+        now = datetime.now(UTC)
+        dead: list[tuple[str, str]] = []
+        for row in rows:
+            cfg = row.config or {}
+            owner = cfg.get("owner")
+            if owner == me:
+                continue
+            gone = owner_gone(owner)
+            if self.ledger.dialect == "postgresql" and owner and gone is not False:
+                if not self.ledger.owner_alive(owner):
+                    dead.append((row.id, row.name))
+                continue
+            if gone is True:
+                dead.append((row.id, row.name))
+            elif gone is None:
+                last = _parse_time(cfg.get("heartbeat_at")) or row.created_at
+                beat = float(cfg.get("heartbeat_seconds") or HEARTBEAT_SECONDS)
+                if last is not None and (now - _aware(last)).total_seconds() > 3 * beat:
+                    dead.append((row.id, row.name))
+        if not dead:
+            return []
+        with self.ledger._write() as conn:
+            for sweep_id, _ in dead:
+                conn.execute(
+                    update(sweeps)
+                    .where(and_(sweeps.c.id == sweep_id, sweeps.c.status == "running"))
+                    .values(status="interrupted")
+                )
+        for _, name in dead:
+            log.warning(
+                "sweep %s was left running by a process that is gone: marked interrupted "
+                "(`alphaswarm sweep resume %s` continues it)",
+                name,
+                name,
+            )
+        return [name for _, name in dead]
 
     def get(self, name: str) -> dict[str, Any] | None:
         """The sweep row named ``name`` (or with that id), with trial counts."""
@@ -150,12 +281,16 @@ class SweepStore:
         )
 
     def family_trials(self, bot_id: str | None) -> int:
-        """Finished in-sample trials of every sweep of ``bot_id`` (the honest ``N``)."""
+        """Distinct finished in-sample trial keys of every sweep of ``bot_id`` (the honest ``N``).
+
+        A trial run by several sweeps (same key: same bot version, parameters, data
+        and slice) counts once.
+        """
         if bot_id is None:
             return 0
         with self.ledger._read() as conn:
             n = conn.execute(
-                select(func.count())
+                select(func.count(sweep_trials.c.trial_key.distinct()))
                 .select_from(sweep_trials.join(sweeps, sweeps.c.id == sweep_trials.c.sweep_id))
                 .where(
                     and_(
@@ -250,3 +385,16 @@ class TrialWriter:
         for i in range(0, len(rows), self.batch):
             self.store.write(self.sweep_id, rows[i : i + self.batch])
         self.written += len(rows)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

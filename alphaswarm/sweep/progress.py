@@ -4,11 +4,13 @@
 trials per second and the ETA. The runner calls :meth:`SweepProgress.update` as
 trials finish; a ``tqdm.auto`` bar (terminal and notebook) follows it, and
 :meth:`SweepProgress.panel` returns a Panel ``Progress`` indicator bound to it for
-the dashboard.
+the dashboard. When the sweep runs on Dask, the link to the cluster's dashboard is
+shown beside the bar in a notebook and under the Panel indicator.
 """
 
 from __future__ import annotations
 
+import html
 import time
 from typing import Any
 
@@ -50,6 +52,11 @@ class SweepProgress(param.Parameterized):
         doc="State of the sweep.",
     )
     message = param.String(default="", doc="One-line summary, e.g. for a status bar.")
+    dashboard = param.String(
+        default=None,
+        allow_None=True,
+        doc="URL of the Dask dashboard of the cluster running the trials (None: serial).",
+    )
 
     def __init__(self, *, bar: bool = False, desc: str = "sweep", **params: Any) -> None:
         super().__init__(**params)
@@ -57,6 +64,11 @@ class SweepProgress(param.Parameterized):
         self._bar: Any = None
         self._want_bar = bar
         self._desc = desc
+
+    @property
+    def label(self) -> str:
+        """The bar's name (the sweep name, plus the phase of a walk-forward)."""
+        return self._desc
 
     @property
     def finished(self) -> int:
@@ -80,10 +92,26 @@ class SweepProgress(param.Parameterized):
         if self._want_bar:
             from tqdm.auto import tqdm
 
+            if self.dashboard and any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__):
+                self._show_link()  # a notebook: the link goes right above the bar
             self._bar = tqdm(
                 total=total, initial=resumed, desc=self._desc, unit="trial", dynamic_ncols=True
             )
             self._bar.set_postfix(failed=self.failed, refresh=False)
+
+    def link_widget(self) -> Any:
+        """An ipywidgets ``HTML`` link to the Dask dashboard (None without a dashboard)."""
+        if not self.dashboard:
+            return None
+        from ipywidgets import HTML
+
+        link = html.escape(self.dashboard, quote=True)
+        return HTML(f'<a href="{link}" target="_blank">Dask dashboard</a>: {link}')
+
+    def _show_link(self) -> None:
+        from IPython.display import display
+
+        display(self.link_widget())
 
     def update(self, done: int = 0, failed: int = 0) -> None:
         """Count newly finished trials."""
@@ -131,4 +159,7 @@ class SweepProgress(param.Parameterized):
         bar = pn.indicators.Progress(
             value=self.param.value, max=100, sizing_mode="stretch_width", bar_color="primary"
         )
-        return pn.Column(bar, pn.pane.Str(self.param.message), sizing_mode="stretch_width")
+        parts: list[Any] = [bar, pn.pane.Str(self.param.message)]
+        if self.dashboard:
+            parts.append(pn.pane.Markdown(f"[Dask dashboard]({self.dashboard})"))
+        return pn.Column(*parts, sizing_mode="stretch_width")

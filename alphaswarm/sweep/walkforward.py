@@ -7,7 +7,9 @@ runs each fold's best in-sample parameters on its out-of-sample bars after a
 non-trading warm-up (the strategy sees the bars before the test window, no order
 passes). It reports the stitched out-of-sample equity, the walk-forward efficiency
 (annualised out-of-sample over in-sample return), parameter stability, and the DSR
-and PBO of every fold's search.
+and PBO of every fold's search. A fold whose in-sample winner lost money (Sharpe
+below zero: the best of the grid is still a losing bot) is flagged in the
+``warning`` column and in the result's repr; it is still tested out of sample.
 """
 
 from __future__ import annotations
@@ -170,10 +172,24 @@ class WalkForwardResult(param.Parameterized):
             responsive=True, height=260, tools=["hover"]
         )
 
+    @property
+    def losing_folds(self) -> list[int]:
+        """Folds whose in-sample winner has a negative Sharpe ratio."""
+        if self.folds is None or self.folds.empty:
+            return []
+        return [int(k) for k in self.folds.loc[self.folds["is_sharpe"] < 0, "fold"]]
+
     def __repr__(self) -> str:
         n = 0 if self.folds is None else len(self.folds)
         eff = float("nan") if self.efficiency is None else self.efficiency
-        return f"WalkForwardResult(folds={n}, efficiency={eff:.2f})"
+        losing = self.losing_folds
+        warn = (
+            f", in-sample winner with a negative Sharpe in fold{'s' * (len(losing) > 1)} "
+            f"{', '.join(map(str, losing))}"
+            if losing
+            else ""
+        )
+        return f"WalkForwardResult(folds={n}, efficiency={eff:.2f}{warn})"
 
     __str__ = __repr__
 
@@ -277,6 +293,7 @@ def walk_forward(
         wait=True,
         pbo_blocks=pbo_blocks,
         report=fold_reports,
+        phase="in-sample",
     )
     if is_res.status != "done":
         raise RuntimeError(f"walk_forward: the in-sample search ended {is_res.status}")
@@ -305,6 +322,7 @@ def walk_forward(
         wait=True,
         pbo_blocks=pbo_blocks,
         report=lambda res, ctx: {},
+        phase="out-of-sample",
     )
     ppy = window.periods_per_year
     base = TrialBase(bot.spec, bot.strategy_class(), starting_cash)
@@ -317,6 +335,13 @@ def walk_forward(
         item = next(it for it in oos_plan.items if it.labels["fold"] == k)
         rep = is_res.report["folds"].get(k, {})
         is_ann = _annualised(float(win["total_return"]), is_hi - is_lo, ppy)
+        is_sharpe = float(win["sharpe"])
+        warning = (
+            f"in-sample winner has a negative Sharpe ({is_sharpe:.2f}): no parameter set "
+            "made money in this fold"
+            if is_sharpe < 0
+            else None
+        )
         oos_ann = _annualised(float(oos["total_return"]), oos_hi - oos_lo, ppy)
         rows.append(
             {
@@ -328,13 +353,14 @@ def walk_forward(
                 **{p: _plain(win[p]) for p in is_res.params_names},
                 "is_objective": float(score(pd.DataFrame([win]), objective).iloc[0]),
                 "oos_objective": float(score(pd.DataFrame([oos]), objective).iloc[0]),
-                "is_sharpe": float(win["sharpe"]),
+                "is_sharpe": is_sharpe,
                 "oos_sharpe": float(oos["sharpe"]),
                 "is_return_ann": is_ann,
                 "oos_return_ann": oos_ann,
                 "dsr": rep.get("dsr", float("nan")),
                 "pbo": rep.get("pbo", float("nan")),
                 "oos_key": oos["trial_key"],
+                "warning": warning,
             }
         )
         if oos["status"] == "done":

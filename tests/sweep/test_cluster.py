@@ -2,6 +2,9 @@
 
 Same metrics as serial; a worker killed mid-sweep loses no trial; a sweep cancelled
 halfway resumes to exactly the grid with no duplicates; progress reaches the count.
+Used as a Dask user would: the active Client receives the tasks, an address opens
+one Client for all sweeps, the dashboard link is on the result, the data window is
+shipped once, batches follow the measured trial time.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from sqlalchemy import text
 
 from alphaswarm.ledger import Ledger
 from alphaswarm.sweep import sweep
+from alphaswarm.sweep.runner import close_clients
 from tests.sweep.helpers import BARS, GRID, assert_same_metrics, small_bot
 
 distributed = pytest.importorskip("distributed")
+from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
 
 pytestmark = [
     # distributed's own shutdown chatter (closing comms while a worker dies / the
@@ -57,7 +62,7 @@ def local_client():
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
-        Client(cluster) as client,
+        Client(cluster, set_as_default=False) as client,
     ):
         client.wait_for_workers(2, timeout=60)
         yield client
@@ -120,6 +125,7 @@ def cli_cluster(tmp_path_factory):
             client.wait_for_workers(2, timeout=60)
             yield address, client
     finally:
+        close_clients()  # the Client sweeps opened for the address, before its scheduler stops
         for proc in (workers, scheduler):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -318,3 +324,143 @@ def test_cli_cluster_cancel_halfway_resumes(cli_cluster, kill_reference, led):
     assert resumed.progress.resumed == kept < 40
     assert rows_in_ledger(led, resumed.sweep_id) == (40, 40)
     assert_same_metrics_kill(resumed.trials, kill_reference.trials)
+
+
+# ----------------------------------------------------------------------------- as a Dask user
+
+
+class TrialTaskCounter(SchedulerPlugin):
+    """Counts the sweep tasks that finished on this scheduler."""
+
+    name = "alphaswarm-trial-task-counter"
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def transition(self, key, start, finish, *args, **kwargs) -> None:
+        if finish == "memory" and str(key).startswith("alphaswarm-trials"):
+            self.keys.add(str(key))
+
+
+def _counted(dask_scheduler) -> int:
+    return len(dask_scheduler.plugins[TrialTaskCounter.name].keys)
+
+
+def test_the_active_client_receives_the_sweeps_tasks(local_client, serial_reference):
+    from distributed import Client
+
+    from alphaswarm.sweep import runner
+
+    address = local_client.scheduler.address
+    with Client(address) as user_client:  # a notebook's `client = Client(...)`
+        user_client.register_plugin(TrialTaskCounter())
+        try:
+            res = sweep(small_bot(), GRID, bars=BARS, ledger=False, progress=False)
+            counted = user_client.run_on_scheduler(_counted)
+        finally:
+            user_client.unregister_scheduler_plugin(TrialTaskCounter.name)
+    assert runner._LOCAL == {}, "the sweep started a cluster of its own"
+    assert res.status == "done" and res.stats.tasks > 0
+    assert counted == res.stats.tasks
+    assert res.where.startswith("the active Client")
+    assert_same_metrics(res.trials, serial_reference.trials)
+
+
+def test_a_client_made_current_receives_the_tasks(local_client):
+    from alphaswarm.sweep import runner
+
+    local_client.register_plugin(TrialTaskCounter())
+    try:
+        with local_client.as_current():
+            res = sweep(small_bot(), GRID, bars=BARS, ledger=False, progress=False)
+        counted = local_client.run_on_scheduler(_counted)
+    finally:
+        local_client.unregister_scheduler_plugin(TrialTaskCounter.name)
+    assert runner._LOCAL == {}
+    assert counted == res.stats.tasks > 0
+
+
+def test_the_dashboard_link_is_on_the_result_and_the_progress(local_client):
+    res = sweep(small_bot(), GRID, bars=BARS, client=local_client, ledger=False, progress=False)
+    link = local_client.dashboard_link
+    assert link.startswith("http://")
+    assert res.dashboard == link and res.progress.dashboard == link
+    assert f"dashboard={link}" in repr(res)
+    assert f'href="{link}"' in res._repr_html_()
+    serial = sweep(small_bot(), GRID, bars=BARS, backend="serial", ledger=False, progress=False)
+    assert serial.dashboard is None and "dashboard" not in repr(serial)
+
+
+def test_the_window_is_shipped_once_not_rebuilt_by_workers(local_client):
+    from alphaswarm.sweep.trials import cache_stats
+
+    before = local_client.run(cache_stats)
+    res = sweep(small_bot(), GRID, bars=BARS + 7, client=local_client, ledger=False, progress=False)
+    after = local_client.run(cache_stats)
+    assert res.status == "done" and res.stats.ship_seconds > 0
+    assert {w: s["misses"] for w, s in after.items()} == {
+        w: s["misses"] for w, s in before.items()
+    }, "a worker built the data window itself"
+
+
+def test_batches_follow_the_measured_trial_time(local_client):
+    grid = {"fast": list(range(2, 14)), "slow": [20, 30, 40, 50]}
+    # target_seconds far above the work: batch sizes and the note do not depend on timing
+    res = sweep(
+        small_bot(),
+        grid,
+        bars=BARS,
+        client=local_client,
+        ledger=False,
+        progress=False,
+        target_seconds=1000,
+    )
+    slots = res.stats.workers
+    assert slots == 2 and res.stats.trial_seconds > 0
+    # one single-trial task per worker measures a trial; the next batches are sized from it
+    assert res.stats.batch_sizes[:slots] == [1] * slots
+    assert res.stats.batch_sizes[slots] > 1
+    assert sum(res.stats.batch_sizes) == len(res.trials) == 48
+    # less work than one task per worker: too small for a cluster, and the result says so
+    assert any("too small to benefit" in n for n in res.notes)
+    serial = sweep(small_bot(), grid, bars=BARS, backend="serial", ledger=False, progress=False)
+    assert serial.notes == []
+
+
+def test_an_address_opens_one_client_for_every_sweep(cli_cluster):
+    address, client = cli_cluster
+
+    def others(dask_scheduler, me=client.id):
+        return sorted(c for c in dask_scheduler.clients if c != me and c != "fire-and-forget")
+
+    sweep(small_bot(), GRID, bars=BARS, client=address, ledger=False, progress=False)
+    first = client.run_on_scheduler(others)
+    sweep(small_bot(), GRID, bars=BARS, client=address, ledger=False, progress=False)
+    second = client.run_on_scheduler(others)
+    assert len(first) == 1 and first == second
+
+
+def test_every_worker_killed_mid_sweep_loses_no_trial(local_client, kill_reference):
+    """The bars die with the workers that held them: they are shipped again, nothing lost."""
+    res = sweep(
+        small_bot(),
+        KILL_GRID,
+        bars=KILL_BARS,
+        client=local_client,
+        ledger=False,
+        progress=False,
+        wait=False,
+        target_seconds=0.2,
+    )
+    deadline = time.monotonic() + 60
+    while res.progress.finished < 8 and not res.done:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not res.done, "the sweep finished before the workers could be killed"
+    for pid in local_client.run(os.getpid).values():
+        os.kill(pid, signal.SIGKILL)
+    res.wait(180)
+    assert res.status == "done", res.error
+    assert (res.trials["status"] == "done").all() and len(res.trials) == 40
+    assert_same_metrics_kill(res.trials, kill_reference.trials)
+    local_client.wait_for_workers(2, timeout=60)

@@ -307,3 +307,33 @@ def test_ledger_resume_on_both_backends(ledger_url):
         assert second.progress.resumed == 2 and second.stats.trials == 10
         assert n_rows(ledger, first.sweep_id) == (12, 12)
         assert second.report["n_trials"] == 12
+
+
+def test_progress_views_show_the_dashboard_link(monkeypatch, capsys):
+    import tqdm.auto
+    import tqdm.notebook
+    import tqdm.std
+
+    from alphaswarm.sweep.progress import SweepProgress
+
+    link = "http://127.0.0.1:8787/status"
+    p = SweepProgress(dashboard=link)
+    panel = p.panel()
+    assert panel.objects[-1].object == f"[Dask dashboard]({link})"
+    assert f'href="{link}"' in p.link_widget().value
+    assert SweepProgress().link_widget() is None
+    # in a notebook (tqdm.auto picks the widget bar) the link is displayed above the bar
+    shown = []
+    monkeypatch.setattr(tqdm.auto, "tqdm", tqdm.notebook.tqdm)
+    monkeypatch.setattr(SweepProgress, "_show_link", lambda self: shown.append(self.link_widget()))
+    bar = SweepProgress(bar=True, desc="demo", dashboard=link)
+    bar.start(2)
+    bar.update(done=2)
+    bar.close("done")
+    assert len(shown) == 1 and link in shown[0].value
+    monkeypatch.setattr(tqdm.auto, "tqdm", tqdm.std.tqdm)
+    terminal = SweepProgress(bar=True, desc="demo", dashboard=link)
+    terminal.start(1)
+    terminal.close("done")
+    assert len(shown) == 1  # a terminal bar: no widget
+    capsys.readouterr()
