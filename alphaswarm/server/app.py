@@ -492,6 +492,8 @@ class ServerThread:
         Bearer token.
     dashboard : bool
         Serve the dashboard.
+    **options
+        More :func:`build_server` options (``allow_hosts``, ``policy``, ``capacity``).
     """
 
     def __init__(
@@ -502,9 +504,10 @@ class ServerThread:
         ledger: Ledger | None = None,
         token: str | None = None,
         dashboard: bool = True,
+        **options: Any,
     ) -> None:
         self.address, self.port = address, port
-        self._kwargs = {"ledger": ledger, "token": token, "dashboard": dashboard}
+        self._kwargs = {"ledger": ledger, "token": token, "dashboard": dashboard, **options}
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.server: Server | None = None
@@ -512,8 +515,9 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        """``http://address:port``."""
-        return f"http://{self.address}:{self.port}"
+        """``http://address:port`` (an IPv6 address in brackets)."""
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"http://{host}:{self.port}"
 
     def _run(self) -> None:
         from tornado.ioloop import IOLoop

@@ -13,6 +13,7 @@ One :class:`Capacity` belongs to one server (``make_routes`` creates it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from alphaswarm.server.errors import ApiError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 #: Threads reserved for the kill path.
 KILL_WORKERS = 2
@@ -118,6 +119,15 @@ class Capacity:
                 self._heavy_slots.release()
 
         return release
+
+    @contextlib.contextmanager
+    def slot(self, what: str) -> Iterator[None]:
+        """Hold a heavy slot for the ``with`` block (:class:`Busy` when none is free)."""
+        release = self.admit(what)
+        try:
+            yield
+        finally:
+            release()
 
     def shutdown(self) -> None:
         """Stop accepting work (running work finishes on its threads)."""

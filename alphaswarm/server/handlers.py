@@ -42,6 +42,19 @@ from alphaswarm.server.errors import (
     not_found,
     too_large,
 )
+from alphaswarm.server.limits import (
+    MAX_BACKTEST_BARS,
+    MAX_BOT_ID,
+    MAX_CASH,
+    MAX_DURATION_MINUTES,
+    MAX_LIST_LIMIT,
+    MAX_MODE,
+    MAX_REASON,
+    MAX_RUN_NAME,
+    MAX_SESSION_BARS,
+    MAX_SPEED,
+    MAX_TTL_SECONDS,
+)
 from alphaswarm.server.security import Security, redact, same_origin
 from alphaswarm.spec_policy import SpecPolicy, check_remote_spec
 from alphaswarm.trading.gate import GateRefused
@@ -55,28 +68,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Most bars one backtest request may ask for.
-MAX_BACKTEST_BARS = 2_000_000
-#: Longest text accepted for ``reason`` fields.
-MAX_REASON = 1000
-#: Largest ``?limit=`` of list routes.
-MAX_LIST_LIMIT = 100_000
-#: Largest ``starting_cash``.
-MAX_CASH = 1e15
-#: Longest ``duration_minutes`` of a paper session (ten years).
-MAX_DURATION_MINUTES = 10 * 365 * 1440
-#: Highest ``speed`` of a paper session.
-MAX_SPEED = 1e6
-#: Most ``max_bars`` of a paper session.
-MAX_SESSION_BARS = 10**9
-#: Longest kill-switch ``ttl_seconds`` (a year).
-MAX_TTL_SECONDS = 365 * 86400
-#: Longest ``run_name``.
-MAX_RUN_NAME = 200
-#: Longest bot id in ``{"bot": id}``.
-MAX_BOT_ID = 200
-#: Longest ``mode`` text.
-MAX_MODE = 40
 #: A chunked body may run this many times past the limit before the connection is cut.
 CHUNKED_SLACK = 4
 
@@ -238,6 +229,7 @@ class BaseHandler(RequestHandler):
         self.capacity = capacity or _fallback_capacity()
         self._chunks: list[bytes] = []
         self._body_size = 0
+        self._holds_slot = False  # True while this request holds a heavy slot
 
     @property
     def ledger(self) -> Ledger:
@@ -364,6 +356,8 @@ class BaseHandler(RequestHandler):
             data = parse_body(raw, required=required, bot_spec=bot_spec)
         elif kill_path:
             data = await self.on_kill_path(parse_body, raw, required=required, bot_spec=bot_spec)
+        elif self._holds_slot:
+            data = await self.in_heavy_pool(parse_body, raw, required=required, bot_spec=bot_spec)
         else:
             data = await self.heavy("a large request body", parse_body, raw, required=required,
                                     bot_spec=bot_spec)  # fmt: skip
@@ -397,11 +391,12 @@ class BaseHandler(RequestHandler):
 
     async def heavy(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` in the bounded pool, or answer 503 + ``Retry-After`` when it is full."""
-        release = self.capacity.admit(what)
-        try:
-            return await self._run(self.capacity.heavy, fn, *args, **kwargs)
-        finally:
-            release()
+        with self.capacity.slot(what):
+            return await self.in_heavy_pool(fn, *args, **kwargs)
+
+    async def in_heavy_pool(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` in the bounded pool (the caller holds a ``capacity.slot``)."""
+        return await self._run(self.capacity.heavy, fn, *args, **kwargs)
 
     @staticmethod
     async def _run(pool: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -516,7 +511,12 @@ class BacktestHandler(BaseHandler):
     KEYS = ("bars", "start", "end", "starting_cash")
 
     async def post(self, bot_id: str) -> None:
-        """Answer the POST."""
+        """Answer the POST (503 at once when the bounded pool is full)."""
+        with self.capacity.slot("backtests"):
+            self._holds_slot = True
+            await self._backtest(bot_id)
+
+    async def _backtest(self, bot_id: str) -> None:
         body = await self.body_mapping()
         _check_keys(body, self.KEYS)
         bars = _number(body, "bars", minimum=1, maximum=MAX_BACKTEST_BARS, integer=True)
@@ -529,8 +529,7 @@ class BacktestHandler(BaseHandler):
         self.check_spec(spec)
         try:
             bot = Bot(spec)
-            result = await self.heavy(
-                "backtests",
+            result = await self.in_heavy_pool(
                 backtest,
                 bot,
                 # a date range is capped at MAX_BACKTEST_BARS bar times too
@@ -564,7 +563,12 @@ class PaperStartHandler(BaseHandler):
     KEYS = ("starting_cash", "duration_minutes", "speed", "force", "reason", "run_name", "max_bars")
 
     async def post(self, bot_id: str) -> None:
-        """Answer the POST."""
+        """Answer the POST (503 at once when the bounded pool is full)."""
+        with self.capacity.slot("starting paper sessions"):
+            self._holds_slot = True
+            await self._paper(bot_id)
+
+    async def _paper(self, bot_id: str) -> None:
         body = await self.body_mapping()
         _check_keys(body, self.KEYS)
         params: dict[str, Any] = {}
@@ -590,7 +594,7 @@ class PaperStartHandler(BaseHandler):
         await self.blocking(self.bot_or_404, bot_id)
         self.check_spec(await self.blocking(self.ledger.bot_spec, bot_id))
         try:
-            session = await self.heavy("starting paper sessions", self._start, bot_id, params)
+            session = await self.in_heavy_pool(self._start, bot_id, params)
         except GateRefused as exc:
             result = exc.result
             raise conflict(
@@ -621,8 +625,40 @@ class PaperStartHandler(BaseHandler):
     def _start(self, bot_id: str, params: dict[str, Any]) -> PaperSession:
         bot = Bot(self.ledger.bot_spec(bot_id))
         kill_switch().check_start(bot_id)
-        session = PaperSession(bot, ledger=self.ledger, **params)
+        try:
+            feed = bot.make_feed()
+        except FeedError:
+            missing = _uncovered_symbols(bot)
+            if missing:  # the gate's coverage rule, reached before the feed could be built
+                raise conflict(
+                    f"paper gate refused: the feed cannot serve universe symbol(s): "
+                    f"{', '.join(missing)}",
+                    "gate_refused",
+                    errors=[f"the feed cannot serve universe symbol(s): {', '.join(missing)}"],
+                    warnings=[],
+                ) from None
+            raise
+        session = PaperSession(bot, ledger=self.ledger, feed=feed, **params)
         return session.start(loop=engine_loop())
+
+
+def _uncovered_symbols(bot: Bot) -> list[str]:
+    """Universe symbols a stored feed (sample, replay) does not hold; ``[]`` when unknown."""
+    from alphaswarm.data import make_feed
+    from alphaswarm.data.sample import available_symbols
+
+    data = bot.spec.get("data") or {}
+    kind = data.get("feed", "synthetic")
+    try:
+        if kind == "sample":
+            have = set(available_symbols())
+        elif kind == "replay":
+            have = set(make_feed(data, []).symbols)
+        else:
+            return []
+    except (FeedError, ModelError, OSError):
+        return []
+    return [s for s in bot.universe if s not in have]
 
 
 class BotHaltHandler(BaseHandler):

@@ -28,6 +28,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from alphaswarm.frames import make_frame
 from alphaswarm.runtime import get_ledger
 from alphaswarm.server.errors import ERROR_CODES, ApiError, misdirected
+from alphaswarm.server.limits import MAX_SINCE
 from alphaswarm.server.security import Security, redact, same_origin
 from alphaswarm.trading.registry import registry
 from alphaswarm.trading.session import FINAL_STATUSES
@@ -43,8 +44,6 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_NOT_FOUND = 4404
 CLOSE_ERROR = 4500
-#: Largest ``?since=`` (frame sequence numbers are 63-bit integers in the ledger).
-MAX_SINCE = 2**63 - 1
 #: Seconds between ledger polls when the run lives in another process.
 POLL_SECONDS = 0.25
 
