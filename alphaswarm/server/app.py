@@ -452,7 +452,10 @@ def _on_signals(server: Server, signals: tuple[signal.Signals, ...]) -> None:
         asyncio.ensure_future(_shut_down(server, f"server shut down ({name})"), loop=loop)
 
     for sig in signals:
-        loop.add_signal_handler(sig, on_signal, int(sig))
+        try:
+            loop.add_signal_handler(sig, on_signal, int(sig))
+        except (RuntimeError, ValueError):  # not the main thread: Python's default applies
+            log.warning("cannot handle %s here (not the main thread)", signal.Signals(sig).name)
 
 
 async def _shut_down(server: Server, reason: str) -> None:

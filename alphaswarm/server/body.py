@@ -23,7 +23,7 @@ from alphaswarm.bots import MAX_SPEC_VALUES, Bot
 from alphaswarm.server.errors import bad_request
 
 #: Bodies up to this size are parsed on the IOLoop thread; larger ones in a pool.
-INLINE_PARSE_BYTES = 16 * 1024
+INLINE_PARSE_BYTES = 4 * 1024
 #: Largest body tried as YAML (JSON may be as large as the body limit).
 MAX_YAML_BYTES = 128 * 1024 if yaml.__with_libyaml__ else 32 * 1024
 #: Deepest YAML nesting accepted.

@@ -341,21 +341,20 @@ class BaseHandler(RequestHandler):
 
     # -- input ----------------------------------------------------------------------
     async def body_mapping(
-        self, *, required: bool = False, bot_spec: bool = False, kill_path: bool = False
+        self, *, required: bool = False, bot_spec: bool = False
     ) -> dict[str, Any]:
         """The body parsed (JSON, else YAML) and checked to be a mapping.
 
         Only an empty body (no bytes at all) means "no options"; ``null``, blank or
         control-character bodies and YAML documents with no value are refused like
         any other non-mapping, so they cannot engage or release a halt. Bodies over
-        :data:`~alphaswarm.server.body.INLINE_PARSE_BYTES` are parsed off the IOLoop
-        (in the heavy pool, or on the kill path's own threads).
+        :data:`~alphaswarm.server.body.INLINE_PARSE_BYTES` are parsed off the IOLoop in
+        the bounded pool (503 when full), on every route: a big body sent to the kill
+        switch cannot occupy the kill path's reserved threads.
         """
         raw = self.body
         if len(raw) <= INLINE_PARSE_BYTES:
             data = parse_body(raw, required=required, bot_spec=bot_spec)
-        elif kill_path:
-            data = await self.on_kill_path(parse_body, raw, required=required, bot_spec=bot_spec)
         elif self._holds_slot:
             data = await self.in_heavy_pool(parse_body, raw, required=required, bot_spec=bot_spec)
         else:
@@ -666,7 +665,7 @@ class BotHaltHandler(BaseHandler):
 
     async def post(self, bot_id: str) -> None:
         """Answer the POST."""
-        body = await self.body_mapping(kill_path=True)
+        body = await self.body_mapping()
         _check_keys(body, ("reason", "mode"))
         reason = _string(body, "reason") or f"bot {bot_id} halted via api"
         mode = _mode(body)
@@ -771,10 +770,10 @@ class RunStopHandler(BaseHandler):
 
     async def post(self, run_id: str) -> None:
         """Answer the POST."""
-        body = await self.body_mapping(kill_path=True)
+        body = await self.body_mapping()
         _check_keys(body, ("reason",))
         reason = _string(body, "reason") or "stopped via api"
-        run = await self.blocking(self.run_or_404, run_id)
+        run = await self.on_kill_path(self.run_or_404, run_id)
         session = registry().get(run_id)
         stopped = False
         if session is not None and not session.finished:
@@ -784,12 +783,12 @@ class RunStopHandler(BaseHandler):
                 f"paper run {run_id} is {run['status']} but not in this server process; "
                 "stop it where it runs (or engage the kill switch)"
             )
-        run = await self.blocking(self.run_or_404, run_id)
+        run = await self.on_kill_path(self.run_or_404, run_id)
         self.send({"paper_run_id": run_id, "stopped": stopped, "status": run["status"]})
 
 
 async def _halt_body(handler: BaseHandler) -> tuple[str, str]:
-    body = await handler.body_mapping(kill_path=True)
+    body = await handler.body_mapping()
     _check_keys(body, ("reason", "mode"))
     reason = _string(body, "reason") or f"{handler.request.path} via api"
     return reason, _mode(body)
@@ -872,7 +871,7 @@ class KillSwitchHandler(BaseHandler):
 
     async def post(self) -> None:
         """Answer the POST."""
-        body = await self.body_mapping(kill_path=True)
+        body = await self.body_mapping()
         _check_keys(body, ("reason", "mode", "ttl_seconds"))
         reason = _string(body, "reason") or "kill switch engaged via api"
         mode = _mode(body)
@@ -897,7 +896,7 @@ class KillSwitchResetHandler(BaseHandler):
 
     async def post(self) -> None:
         """Answer the POST."""
-        body = await self.body_mapping(kill_path=True)
+        body = await self.body_mapping()
         _check_keys(body, ("bot",))
         bot = _string(body, "bot", MAX_BOT_ID)
         state = await self.on_kill_path(kill_switch().reset, bot=bot, actor="api")

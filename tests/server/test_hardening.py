@@ -243,6 +243,11 @@ def test_a_full_pool_answers_503_and_the_kill_switch_still_engages(tight_server,
         # a big body would be parsed in the full pool: refused too, never parsed on the loop
         r = client.post("/bots", raw=b"name: big\n" + b"# pad\n" * 5000)
         assert r.status_code == 503
+        # a big body to the kill switch is parsed in the full pool too: it cannot take
+        # the kill path's own threads
+        padded = json.dumps({"reason": "big"}).encode() + b" " * 8192
+        assert client.post("/kill-switch", raw=padded).status_code == 503
+        assert client.get("/kill-switch").json()["engaged"] is False
         r = client.post("/kill-switch", {"reason": "while saturated"})
         assert r.status_code == 200, r.text
         assert r.json()["engaged"] is True
