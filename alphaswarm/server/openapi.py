@@ -472,6 +472,7 @@ def openapi_document() -> dict[str, Any]:
                     "409": _resp("The run cannot be reconciled (no bars, unknown strategy)."),
                 },
                 params=[_RUN_ID],
+                errors=("401", "503"),
             )
         },
         "/paper/{paper_run_id}/orders/{order_id}/explain": {

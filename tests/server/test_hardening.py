@@ -384,3 +384,39 @@ def test_the_server_starts_on_ipv6_loopback(server_ledger):
         assert r.status_code == 200 and r.json() == {"status": "ok"}
     finally:
         thread.stop()
+
+
+def test_serve_flags_reach_the_host_rule_and_the_spec_policy(tmp_path):
+    import os
+    import sys
+    from pathlib import Path
+
+    from .test_processes import start, stop
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "bars.csv").write_text("ts,open,high,low,close,volume,symbol\n")
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("ALPHASWARM_TOKEN", None)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [
+        str(Path(sys.executable).parent / "alphaswarm"), "--db", f"sqlite:///{tmp_path / 'l.db'}",
+        "serve", "--port", str(port), "--allow-host", "trading.internal",
+        "--data-dir", str(data), "--feed-url", "http://127.0.0.1:9",
+    ]  # fmt: skip
+    proc = start(cmd, env, url)
+    try:
+        head = f"GET /health HTTP/1.1\r\nHost: trading.internal:{port}\r\nConnection: close"
+        assert raw_request(port, head)[0] == 200
+        head = f"GET /health HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close"
+        assert raw_request(port, head)[0] == 421
+        spec = {"name": "flags", "strategy": "buy_and_hold", "universe": ["X"]}
+        ok = {**spec, "data": {"feed": "replay", "path": str(data / "bars.csv")}}
+        assert requests.post(url + "/bots", json=ok, timeout=30).status_code == 201
+        outside = {**spec, "data": {"feed": "replay", "path": str(tmp_path / "x.csv")}}
+        assert requests.post(url + "/bots", json=outside, timeout=30).status_code == 422
+        urls = {"feed": "alpaca", "urls": {"data": "http://127.0.0.1:9/v2"}}
+        assert requests.post(url + "/bots", json={**spec, "data": urls}, timeout=30).ok
+    finally:
+        stop(proc)
