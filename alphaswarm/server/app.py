@@ -216,6 +216,15 @@ def log_request(handler: RequestHandler) -> None:
     method("%d %s %.2fms", status, summary, 1000.0 * request.request_time())
 
 
+def _drop_token(request: HTTPServerRequest) -> None:
+    """Remove an (already checked) ``?token=`` from a request bound for a Bokeh handler."""
+    if "token" in request.query_arguments:
+        request.uri = redact(request.uri)
+        request.query = redact(request.query)
+        request.query_arguments.pop("token", None)
+        request.arguments.pop("token", None)
+
+
 def _guard(server: Server, security: Security) -> None:
     """Put the host rule, then the token rule, in front of every route.
 
@@ -233,12 +242,15 @@ def _guard(server: Server, security: Security) -> None:
         if security.token is None:
             return find_handler(request, **kwargs)
         if is_public_path(request.path):
+            _drop_token(request)
             return find_handler(request, **kwargs)
         if not security.authorized(request):
             return app.get_handler_delegate(request, _UnauthorizedHandler, {"security": security})
         api = request.path.strip("/").split("/")[0] in (*API_PREFIXES, "health", "openapi.json")
         if request.method == "GET" and "token" in request.query_arguments and not api:
             return app.get_handler_delegate(request, _TokenCookieHandler, {"token": security.token})
+        if not api:  # Bokeh's handlers log URIs themselves: they never see the token
+            _drop_token(request)
         return find_handler(request, **kwargs)
 
     app.find_handler = guarded

@@ -152,6 +152,8 @@ def test_tokens_never_reach_the_log(token_server, caplog):
         assert r.status_code == 404
         r = requests.post(token_server.url + f"/kill-switch?token={TOKEN}", data="[1]", timeout=10)
         assert r.status_code == 400
+        r = requests.get(token_server.url + f"/static/no-such-file.js?token={TOKEN}", timeout=10)
+        assert r.status_code == 404  # a Bokeh handler: it logs its own warning
         with pytest.raises(Exception):  # noqa: B017, PT011 - refused upgrade
             ws_client.connect(
                 token_server.url.replace("http", "ws") + f"/ws/paper/x?token={wrong}",
