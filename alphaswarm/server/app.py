@@ -522,6 +522,9 @@ class ServerThread:
         **options: Any,
     ) -> None:
         self.address, self.port = address, port
+        self._own_capacity = options.get("capacity") is None
+        if self._own_capacity:
+            options["capacity"] = Capacity()
         self._kwargs = {"ledger": ledger, "token": token, "dashboard": dashboard, **options}
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -567,3 +570,5 @@ class ServerThread:
         if loop is not None:
             loop.add_callback(loop.stop)
         self._thread.join(timeout)
+        if self._own_capacity:
+            self._kwargs["capacity"].shutdown()

@@ -46,6 +46,8 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_ERROR = 4500
 #: Seconds between ledger polls when the run lives in another process.
 POLL_SECONDS = 0.25
+#: Seconds a finished run's follower waits for its ``done`` frame to be committed.
+DONE_GRACE_SECONDS = 10.0
 
 
 class PaperSocket(WebSocketHandler):
@@ -262,13 +264,22 @@ class PaperSocket(WebSocketHandler):
         """The run lives elsewhere (or is finished): poll the ledger until it ends."""
         loop = IOLoop.current()
         deadline_idle = time.monotonic() + 3600
+        was_running = False
         while not self._closed and time.monotonic() < deadline_idle:
             run = await loop.run_in_executor(None, self.ledger.get_run, self.run_id)
             if await self._replay(self._last_seq):
                 return
             if run is None or run["status"] in FINAL_STATUSES:
-                await self._replay(self._last_seq)
+                # a run that ended while followed: its final row can be committed before
+                # its last frames (the kill switch commits the stop first), so wait a
+                # little for ``done``
+                grace = time.monotonic() + (DONE_GRACE_SECONDS if was_running else 0.0)
+                while not await self._replay(self._last_seq):
+                    if self._closed or run is None or time.monotonic() > grace:
+                        return
+                    await asyncio.sleep(POLL_SECONDS)
                 return
+            was_running = True
             await asyncio.sleep(POLL_SECONDS)
 
     def on_message(self, message: str | bytes) -> None:
