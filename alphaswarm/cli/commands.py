@@ -215,6 +215,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often a busy thread hands over the interpreter lock, in ms (default 1; "
         "Python's own is 5): requests such as the kill switch reach their handler sooner",
     )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name the Host header may carry (repeatable; the bound address, "
+        "localhost, 127.0.0.1 and [::1] always may): refuses DNS-rebinding requests",
+    )
+    p.add_argument(
+        "--data-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="where replay/recording files named by bots sent over HTTP may be "
+        "(repeatable; default: the working directory)",
+    )
+    p.add_argument(
+        "--strategy-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="where strategy_config files named by bots sent over HTTP may be "
+        "(repeatable; default: the working directory)",
+    )
+    p.add_argument(
+        "--feed-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a provider base URL bots sent over HTTP may name in data.urls / "
+        "data.config.urls (repeatable; e.g. a local test server)",
+    )
+    p.add_argument(
+        "--credential-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another environment variable bots sent over HTTP may name as key_env / "
+        "secret_env (repeatable; ALPACA_API_KEY and ALPACA_SECRET_KEY always may)",
+    )
 
     # bots
     bots = sub.add_parser(
@@ -440,6 +480,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         show=args.show,
         token=args.token or os.environ.get("ALPHASWARM_TOKEN") or None,
         switch_interval_ms=args.switch_interval_ms,
+        allow_hosts=args.allow_host,
+        data_dirs=args.data_dir,
+        strategy_dirs=args.strategy_dir,
+        feed_urls=args.feed_url,
+        credential_envs=args.credential_env,
     )
     return EXIT_OK
 

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from tornado.web import RequestHandler
 
 from alphaswarm.server import handlers as h
+from alphaswarm.server.capacity import Capacity
+from alphaswarm.server.errors import MAX_BODY_BYTES
 from alphaswarm.server.openapi import openapi_document
 from alphaswarm.server.pages import negotiate_pages, page_apps
 from alphaswarm.server.security import (
@@ -26,8 +30,10 @@ from alphaswarm.server.security import (
     ServerConfigError,
     check_bind,
     is_public_path,
+    redact,
 )
 from alphaswarm.server.ws import PaperSocket
+from alphaswarm.spec_policy import SpecPolicy, policy_from_env
 
 if TYPE_CHECKING:
     from bokeh.server.server import Server
@@ -40,6 +46,10 @@ log = logging.getLogger(__name__)
 
 #: Interpreter switch interval of a served process, in ms (Python's default is 5).
 SERVER_SWITCH_INTERVAL_MS = 1.0
+#: Bytes the server buffers per connection (Bokeh's WebSocket messages are up to 20 MB).
+MAX_BUFFER_BYTES = 24 * 1024 * 1024
+#: Seconds a shutdown waits for WebSocket clients to receive their ``done`` frame.
+SHUTDOWN_GRACE_SECONDS = 5.0
 
 __all__ = ["ServerConfigError", "ServerThread", "build_server", "make_routes", "serve"]
 
@@ -66,7 +76,10 @@ class OpenAPIHandler(h.BaseHandler):
 
 
 def make_routes(
-    ledger: Ledger | None = None, security: Security | None = None
+    ledger: Ledger | None = None,
+    security: Security | None = None,
+    policy: SpecPolicy | None = None,
+    capacity: Capacity | None = None,
 ) -> list[tuple[str, type[RequestHandler], dict[str, Any]]]:
     """The REST and WebSocket routes, for ``extra_patterns`` of a Panel/Bokeh server.
 
@@ -75,14 +88,22 @@ def make_routes(
     ledger : Ledger, optional
         The ledger the handlers use; the process default when ``None``.
     security : Security, optional
-        The token settings (``$ALPHASWARM_TOKEN`` when ``None``).
+        The token and host settings (``$ALPHASWARM_TOKEN`` when ``None``).
+    policy : SpecPolicy, optional
+        What specs sent over HTTP may name (``$ALPHASWARM_DATA_DIRS`` ... when ``None``).
+    capacity : Capacity, optional
+        The thread pools (new ones when ``None``).
 
     Returns
     -------
     list of (pattern, handler class, kwargs)
     """
     security = security if security is not None else Security.from_env()
-    kw: dict[str, Any] = {"ledger": ledger, "security": security}
+    policy = policy if policy is not None else policy_from_env()
+    capacity = capacity if capacity is not None else Capacity()
+    kw: dict[str, Any] = {
+        "ledger": ledger, "security": security, "policy": policy, "capacity": capacity,
+    }  # fmt: skip
     bot = r"/bots/([^/]+)"
     run = r"/paper/([^/]+)"
     routes: list[tuple[str, type[RequestHandler], dict[str, Any]]] = [
@@ -175,6 +196,14 @@ class _TokenCookieHandler(RequestHandler):
         self.redirect(self.request.path + ("?" + urlencode(rest) if rest else ""))
 
 
+class _MisdirectedHandler(h.BaseHandler):
+    def prepare(self) -> None:
+        """Always 421: the Host header names another server."""
+        from alphaswarm.server.errors import misdirected
+
+        raise misdirected(self.request.host)
+
+
 class _UnauthorizedHandler(h.BaseHandler):
     def prepare(self) -> None:
         """Always 401."""
@@ -184,23 +213,54 @@ class _UnauthorizedHandler(h.BaseHandler):
         raise ApiError(401, "this server needs 'Authorization: Bearer <token>' (or ?token=)")
 
 
+def log_request(handler: RequestHandler) -> None:
+    """The access log line of one request, its URI's ``token=`` redacted."""
+    from tornado.log import access_log
+
+    status = handler.get_status()
+    method = access_log.info if status < 400 else access_log.warning
+    if status >= 500:
+        method = access_log.error
+    request = handler.request
+    summary = redact(f"{request.method} {request.uri} ({request.remote_ip})")
+    method("%d %s %.2fms", status, summary, 1000.0 * request.request_time())
+
+
+def _drop_token(request: HTTPServerRequest) -> None:
+    """Remove an (already checked) ``?token=`` from a request bound for a Bokeh handler."""
+    if "token" in request.query_arguments:
+        request.uri = redact(request.uri)
+        request.query = redact(request.query)
+        request.query_arguments.pop("token", None)
+        request.arguments.pop("token", None)
+
+
 def _guard(server: Server, security: Security) -> None:
-    """Put the token rule in front of every route (dashboard pages and Bokeh's socket too)."""
+    """Put the host rule, then the token rule, in front of every route.
+
+    Dashboard pages and Bokeh's socket are covered too; the access log redacts tokens.
+    """
     app = server._tornado
     app.settings["default_handler_class"] = h.NotFoundHandler
     app.settings["default_handler_args"] = {"security": security}
-    if security.token is None:
-        return
+    app.settings["log_function"] = log_request
     find_handler = app.find_handler
 
     def guarded(request: HTTPServerRequest, **kwargs: Any) -> Any:
+        if not security.host_allowed(request.host):
+            return app.get_handler_delegate(request, _MisdirectedHandler, {"security": security})
+        if security.token is None:
+            return find_handler(request, **kwargs)
         if is_public_path(request.path):
+            _drop_token(request)
             return find_handler(request, **kwargs)
         if not security.authorized(request):
             return app.get_handler_delegate(request, _UnauthorizedHandler, {"security": security})
         api = request.path.strip("/").split("/")[0] in (*API_PREFIXES, "health", "openapi.json")
         if request.method == "GET" and "token" in request.query_arguments and not api:
             return app.get_handler_delegate(request, _TokenCookieHandler, {"token": security.token})
+        if not api:  # Bokeh's handlers log URIs themselves: they never see the token
+            _drop_token(request)
         return find_handler(request, **kwargs)
 
     app.find_handler = guarded
@@ -216,6 +276,9 @@ def build_server(
     loop: IOLoop | None = None,
     num_procs: int = 1,
     show: bool = False,
+    allow_hosts: tuple[str, ...] | list[str] = (),
+    policy: SpecPolicy | None = None,
+    capacity: Capacity | None = None,
 ) -> Server:
     """Create (not start) the Panel/Bokeh server with the API routes.
 
@@ -235,6 +298,14 @@ def build_server(
         Bokeh worker processes.
     show : bool
         Open a browser tab once started.
+    allow_hosts : list of str
+        More names the ``Host`` header may carry (the bound address, ``localhost``,
+        ``127.0.0.1`` and ``[::1]`` always may).
+    policy : SpecPolicy, optional
+        What specs sent over HTTP may name (data/strategy directories, provider
+        URLs, credential variables); from the environment when ``None``.
+    capacity : Capacity, optional
+        The thread pools (new ones when ``None``).
 
     Raises
     ------
@@ -243,10 +314,14 @@ def build_server(
     """
     from panel.io.server import get_server
 
-    security = Security.from_env(token)
+    security = Security.from_env(token, bind_address=address, allowed_hosts=allow_hosts)
     check_bind(address, security)
-    routes = make_routes(ledger, security)
-    hosts = {f"localhost:{port}", f"127.0.0.1:{port}", f"{address}:{port}"}
+    routes = make_routes(ledger, security, policy, capacity)
+    # Bokeh's origin list cannot hold IPv6 literals; the Host rule covers them
+    names = {"localhost", "127.0.0.1", *security.allowed_hosts}
+    if address:
+        names.add(address)
+    hosts = {f"{n}:{port}" for n in names if ":" not in n}
     server = get_server(
         page_apps(dashboard_app) if dashboard else {"/": _placeholder},
         port=port,
@@ -259,6 +334,7 @@ def build_server(
         verbose=False,
         extra_patterns=routes,
         num_procs=num_procs,
+        http_server_kwargs={"max_body_size": MAX_BODY_BYTES, "max_buffer_size": MAX_BUFFER_BYTES},
     )
     if dashboard:
         negotiate_pages(server)  # before the guard, which must run first
@@ -297,8 +373,17 @@ def serve(
     dashboard: bool = True,
     num_procs: int = 1,
     switch_interval_ms: float | None = SERVER_SWITCH_INTERVAL_MS,
+    allow_hosts: tuple[str, ...] | list[str] = (),
+    data_dirs: tuple[str, ...] | list[str] = (),
+    strategy_dirs: tuple[str, ...] | list[str] = (),
+    feed_urls: tuple[str, ...] | list[str] = (),
+    credential_envs: tuple[str, ...] | list[str] = (),
 ) -> None:
-    """Serve the dashboard and the API until interrupted (blocking).
+    """Serve the dashboard and the API until SIGINT or SIGTERM (blocking).
+
+    Either signal shuts down cleanly: every session of this process is stopped
+    with the reason ``server shut down``, its final rows are written and its
+    WebSocket clients receive their ``done`` frame before the process exits.
 
     Parameters
     ----------
@@ -323,13 +408,26 @@ def serve(
         lock to a waiting one (:func:`sys.setswitchinterval`); ``None`` keeps
         Python's 5 ms. The default 1 ms lets a request (a kill switch) reach its
         handler while the engine thread processes bars sooner.
+    allow_hosts : list of str
+        More names the ``Host`` header may carry (``--allow-host``).
+    data_dirs, strategy_dirs : list of str
+        Where files named by specs sent over HTTP may be (``--data-dir``,
+        ``--strategy-dir``); the working directory when empty.
+    feed_urls : list of str
+        Provider base URLs specs sent over HTTP may name (``--feed-url``).
+    credential_envs : list of str
+        More environment variables such specs may name for keys (``--credential-env``).
 
     Raises
     ------
     ServerConfigError
-        A non-loopback address without a token.
+        A non-loopback address without a token, or a bad option value.
     """
     check_bind(address, Security.from_env(token))
+    try:
+        policy = SpecPolicy.create(data_dirs, strategy_dirs, feed_urls, credential_envs)
+    except ValueError as exc:
+        raise ServerConfigError(str(exc)) from None
     if switch_interval_ms is not None:
         if not 0 < switch_interval_ms <= 100:
             raise ServerConfigError(
@@ -339,16 +437,18 @@ def serve(
     ledger = _prepare_ledger(db_url)
     server = build_server(
         address, port, ledger=ledger, token=token, dashboard=dashboard, num_procs=num_procs,
-        show=show,
+        show=show, allow_hosts=allow_hosts, policy=policy,
     )  # fmt: skip
     server.start()
+    _on_signals(server, (signal.SIGINT, signal.SIGTERM))
     if demo:
         from alphaswarm.server.demo import ensure_demo
 
         session = ensure_demo(ledger)
         if session is not None:
             log.info("demo session %s running at speed 60", session.paper_run_id)
-    print(f"alphaswarm serving http://{address}:{server.port}/ (API: /openapi.json)")  # noqa: T201
+    shown = f"[{address}]" if ":" in address else address
+    print(f"alphaswarm serving http://{shown}:{server.port}/ (API: /openapi.json)")  # noqa: T201
     try:
         server.io_loop.start()
     except KeyboardInterrupt:
@@ -356,6 +456,44 @@ def serve(
     finally:
         server.stop()
         _stop_sessions("server shut down")
+
+
+def _on_signals(server: Server, signals: tuple[signal.Signals, ...]) -> None:
+    """Shut down cleanly on these signals (a second one stops at once).
+
+    Only :func:`serve`, which owns its process, calls this.
+    """
+    loop = server.io_loop.asyncio_loop  # type: ignore[attr-defined]
+    state = {"stopping": False}
+
+    def on_signal(signum: int) -> None:
+        if state["stopping"]:
+            loop.stop()
+            return
+        state["stopping"] = True
+        name = signal.Signals(signum).name
+        log.info("%s received: stopping sessions, then the server", name)
+        asyncio.ensure_future(_shut_down(server, f"server shut down ({name})"), loop=loop)
+
+    for sig in signals:
+        try:
+            loop.add_signal_handler(sig, on_signal, int(sig))
+        except (RuntimeError, ValueError):  # not the main thread: Python's default applies
+            log.warning("cannot handle %s here (not the main thread)", signal.Signals(sig).name)
+
+
+async def _shut_down(server: Server, reason: str) -> None:
+    """Stop every session, give WebSocket clients their ``done`` frame, stop the loop."""
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.run_in_executor(None, _stop_sessions, reason)
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        while PaperSocket.streaming() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    except Exception:  # noqa: BLE001 - the process must still exit
+        log.exception("clean shutdown failed")
+    finally:
+        server.io_loop.stop()
 
 
 def _stop_sessions(reason: str) -> None:
@@ -381,6 +519,8 @@ class ServerThread:
         Bearer token.
     dashboard : bool
         Serve the dashboard.
+    **options
+        More :func:`build_server` options (``allow_hosts``, ``policy``, ``capacity``).
     """
 
     def __init__(
@@ -391,9 +531,13 @@ class ServerThread:
         ledger: Ledger | None = None,
         token: str | None = None,
         dashboard: bool = True,
+        **options: Any,
     ) -> None:
         self.address, self.port = address, port
-        self._kwargs = {"ledger": ledger, "token": token, "dashboard": dashboard}
+        self._own_capacity = options.get("capacity") is None
+        if self._own_capacity:
+            options["capacity"] = Capacity()
+        self._kwargs = {"ledger": ledger, "token": token, "dashboard": dashboard, **options}
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self.server: Server | None = None
@@ -401,8 +545,9 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        """``http://address:port``."""
-        return f"http://{self.address}:{self.port}"
+        """``http://address:port`` (an IPv6 address in brackets)."""
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        return f"http://{host}:{self.port}"
 
     def _run(self) -> None:
         from tornado.ioloop import IOLoop
@@ -437,3 +582,5 @@ class ServerThread:
         if loop is not None:
             loop.add_callback(loop.stop)
         self._thread.join(timeout)
+        if self._own_capacity:
+            self._kwargs["capacity"].shutdown()

@@ -1,5 +1,10 @@
 """Request bodies: JSON first, then YAML (safe, no aliases), whatever the Content-Type says.
 
+YAML has a budget: at most :data:`MAX_YAML_BYTES`, :data:`MAX_YAML_DEPTH` levels
+and :data:`MAX_YAML_NODES` nodes, and no anchors/aliases; a cheap event pass
+(libyaml when installed) checks it before any document is built. Handlers parse
+bodies over :data:`INLINE_PARSE_BYTES` off the IOLoop thread.
+
 The tutorial posts JSON with curl's default form encoding
 (``-d '{"starting_cash":100000}'``) and the first-bot tutorial posts a YAML file
 as ``application/json`` with ``-d @bot.yaml`` (curl strips the newlines of such a
@@ -14,8 +19,21 @@ from typing import Any
 
 import yaml
 
-from alphaswarm.bots import Bot
+from alphaswarm.bots import MAX_SPEC_VALUES, Bot
 from alphaswarm.server.errors import bad_request
+
+#: Bodies up to this size are parsed on the IOLoop thread; larger ones in a pool.
+INLINE_PARSE_BYTES = 4 * 1024
+#: Largest body tried as YAML (JSON may be as large as the body limit).
+MAX_YAML_BYTES = 128 * 1024 if yaml.__with_libyaml__ else 32 * 1024
+#: Deepest YAML nesting accepted.
+MAX_YAML_DEPTH = 64
+#: Most YAML nodes (scalars and collections) accepted.
+MAX_YAML_NODES = MAX_SPEC_VALUES
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
+_OPEN_EVENTS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSE_EVENTS = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -41,8 +59,36 @@ def _json(text: str) -> tuple[Any, str | None]:
         return None, f"JSON: {exc}"
 
 
+def _yaml_budget(text: str) -> str | None:
+    """Why ``text`` is over the YAML budget (``None`` when within it)."""
+    if len(text) > MAX_YAML_BYTES:
+        return f"YAML: bodies over {MAX_YAML_BYTES} bytes are not parsed as YAML (send JSON)"
+    if _FAST_LOADER is None:
+        return None  # the pure-Python loader checks aliases and depth while composing
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=_FAST_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            return "YAML: aliases are not accepted in request bodies"
+        if isinstance(event, _NODE_EVENTS):
+            nodes += 1
+            if nodes > MAX_YAML_NODES:
+                return f"YAML: more than {MAX_YAML_NODES} values"
+        if isinstance(event, _OPEN_EVENTS):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                return f"YAML: nested deeper than {MAX_YAML_DEPTH} levels"
+        elif isinstance(event, _CLOSE_EVENTS):
+            depth -= 1
+    return None
+
+
 def _yaml(text: str) -> tuple[Any, str | None]:
     try:
+        over = _yaml_budget(text)
+        if over is not None:
+            return None, over
+        if _FAST_LOADER is not None:
+            return yaml.load(text, Loader=_FAST_LOADER), None  # noqa: S506 - libyaml's safe loader
         return yaml.load(text, Loader=_NoAliasLoader), None  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -98,12 +144,18 @@ def parse_body(body: bytes, *, required: bool = True, bot_spec: bool = False) ->
         raise bad_request(
             f"the body is not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if not text.strip():
+    if not body:
         if required:
             raise bad_request("the body is empty: send a JSON (or YAML) document")
         return {}
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        # whitespace or control characters only: not "no options" (an empty body is)
+        raise bad_request(
+            f"the body holds no document ({len(body)} blank or control byte(s)); send a JSON "
+            "object, or no body at all"
+        )
     data, json_error = _json(text)
     if json_error is None:
         return data

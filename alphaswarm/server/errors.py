@@ -22,6 +22,7 @@ ERROR_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    421: "unknown_host",
     422: "invalid",
     500: "internal_error",
     503: "unavailable",
@@ -73,3 +74,18 @@ def conflict(detail: str, error: str = "conflict", **extra: Any) -> ApiError:
 def invalid(detail: str, **extra: Any) -> ApiError:
     """422: well-formed values that are not allowed (negative cash, unknown keys ...)."""
     return ApiError(422, detail, **extra)
+
+
+def too_large(size: int) -> ApiError:
+    """413: a body over :data:`MAX_BODY_BYTES`."""
+    return ApiError(413, f"the body is {size} bytes; at most {MAX_BODY_BYTES} are accepted")
+
+
+def misdirected(host: str | None) -> ApiError:
+    """421: the ``Host`` header names another server (a DNS-rebinding guard)."""
+    shown = (host or "")[:100]
+    return ApiError(
+        421,
+        f"this server does not answer to Host {shown!r}; use its address, localhost, or "
+        "a name the server allows (alphaswarm serve --allow-host NAME)",
+    )

@@ -1,9 +1,14 @@
 """REST handlers: the HTTP table of DESIGN.md, JSON in and out.
 
 Every handler validates the whole request before it touches the ledger, runs
-blocking work (ledger writes, backtests, stopping sessions) in a thread
-executor so the IOLoop stays free, and answers errors as
+blocking work in a thread pool so the IOLoop stays free (the kill path on its
+own reserved threads, backtests and big bodies in a bounded pool that answers
+503 when full: :mod:`alphaswarm.server.capacity`), and answers errors as
 ``{"error": ..., "detail": ...}`` (see :mod:`alphaswarm.server.errors`).
+
+Bodies are streamed: one larger than :data:`~alphaswarm.server.errors.MAX_BODY_BYTES`
+is refused with a JSON 413 as soon as its ``Content-Length`` is seen (a chunked
+one once it passes the limit), and never buffered whole.
 """
 
 from __future__ import annotations
@@ -16,14 +21,16 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
-from tornado.web import HTTPError, RequestHandler
+from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from alphaswarm.backtest import backtest
 from alphaswarm.bots import Bot, BotSpecError
+from alphaswarm.data.base import FeedError
 from alphaswarm.killswitch import EXTENSION_TARGETS, MODES, KillSwitchEngaged, kill_switch
 from alphaswarm.model import ModelError
 from alphaswarm.runtime import engine_loop, get_ledger
-from alphaswarm.server.body import parse_body
+from alphaswarm.server.body import INLINE_PARSE_BYTES, parse_body
+from alphaswarm.server.capacity import Busy, Capacity
 from alphaswarm.server.errors import (
     ERROR_CODES,
     MAX_BODY_BYTES,
@@ -31,9 +38,25 @@ from alphaswarm.server.errors import (
     bad_request,
     conflict,
     invalid,
+    misdirected,
     not_found,
+    too_large,
 )
-from alphaswarm.server.security import Security, same_origin
+from alphaswarm.server.limits import (
+    MAX_BACKTEST_BARS,
+    MAX_BOT_ID,
+    MAX_CASH,
+    MAX_DURATION_MINUTES,
+    MAX_LIST_LIMIT,
+    MAX_MODE,
+    MAX_REASON,
+    MAX_RUN_NAME,
+    MAX_SESSION_BARS,
+    MAX_SPEED,
+    MAX_TTL_SECONDS,
+)
+from alphaswarm.server.security import Security, redact, same_origin
+from alphaswarm.spec_policy import SpecPolicy, check_remote_spec
 from alphaswarm.trading.gate import GateRefused
 from alphaswarm.trading.registry import registry
 from alphaswarm.trading.session import FINAL_STATUSES, PaperSession
@@ -45,10 +68,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Most bars one backtest request may ask for.
-MAX_BACKTEST_BARS = 2_000_000
-#: Longest text accepted for ``reason`` fields.
-MAX_REASON = 1000
+#: A chunked body may run this many times past the limit before the connection is cut.
+CHUNKED_SLACK = 4
 
 
 # --------------------------------------------------------------------------- JSON
@@ -110,11 +131,13 @@ def _number(body: dict, key: str, *, minimum: float | None = None, exclusive: bo
 
 
 def _string(body: dict, key: str, max_len: int = MAX_REASON) -> str | None:
-    value = body.get(key)
-    if value is None:
+    """Read an optional string: absent is ``None``; ``null`` or another type is 400."""
+    if key not in body:
         return None
+    value = body[key]
     if not isinstance(value, str):
-        raise bad_request(f"{key}: expected a string, got {type(value).__name__}")
+        got = "null" if value is None else type(value).__name__
+        raise bad_request(f"{key}: expected a string, got {got} (leave the key out instead)")
     if len(value) > max_len:
         raise invalid(f"{key}: at most {max_len} characters, got {len(value)}")
     if "\x00" in value:
@@ -163,9 +186,19 @@ def _date(body: dict, key: str) -> str | None:
 
 # --------------------------------------------------------------------------- base
 
+_FALLBACK: list[Capacity] = []
 
+
+def _fallback_capacity() -> Capacity:
+    """The pools of handlers mounted without ``make_routes`` (one per process)."""
+    if not _FALLBACK:
+        _FALLBACK.append(Capacity())
+    return _FALLBACK[0]
+
+
+@stream_request_body
 class BaseHandler(RequestHandler):
-    """JSON in and out, the token and origin rules, the size limit and JSON errors.
+    """JSON in and out, the host, token and origin rules, the size limit and JSON errors.
 
     Parameters (route kwargs)
     -------------------------
@@ -173,15 +206,30 @@ class BaseHandler(RequestHandler):
         The ledger to use; the process default (:func:`alphaswarm.runtime.get_ledger`)
         when ``None``.
     security : Security
-        Token settings.
+        Token and host settings.
+    policy : SpecPolicy
+        What specs sent over HTTP may name (files, credentials, URLs).
+    capacity : Capacity
+        The server's thread pools.
     """
 
     STATE_CHANGING: ClassVar[tuple[str, ...]] = ("POST", "PUT", "PATCH", "DELETE")
 
-    def initialize(self, ledger: Ledger | None = None, security: Security | None = None) -> None:
+    def initialize(
+        self,
+        ledger: Ledger | None = None,
+        security: Security | None = None,
+        policy: SpecPolicy | None = None,
+        capacity: Capacity | None = None,
+    ) -> None:
         """Take the route kwargs."""
         self._ledger = ledger
         self.security = security or Security()
+        self.policy = policy or SpecPolicy()
+        self.capacity = capacity or _fallback_capacity()
+        self._chunks: list[bytes] = []
+        self._body_size = 0
+        self._holds_slot = False  # True while this request holds a heavy slot
 
     @property
     def ledger(self) -> Ledger:
@@ -198,7 +246,9 @@ class BaseHandler(RequestHandler):
         """Cross-site requests are refused by the origin rule in :meth:`prepare` instead."""
 
     def prepare(self) -> None:
-        """Apply the token, origin and size rules before any handler runs."""
+        """Apply the host, token, origin and size rules (before the body is read)."""
+        if not self.security.host_allowed(self.request.host):
+            raise misdirected(self.request.host)
         if not self.security.authorized(self.request):
             self.set_header("WWW-Authenticate", 'Bearer realm="alphaswarm"')
             raise ApiError(401, "this server needs 'Authorization: Bearer <token>'")
@@ -211,13 +261,32 @@ class BaseHandler(RequestHandler):
                 f"is not this server ({self.request.host})",
             )
         length = self.request.headers.get("Content-Length")
-        size = len(self.request.body or b"")
         try:
-            size = max(size, int(length)) if length else size
+            size = int(length) if length else 0
         except ValueError:
             raise bad_request(f"Content-Length: not a number ({length!r})") from None
         if size > MAX_BODY_BYTES:
-            raise ApiError(413, f"the body is {size} bytes; at most {MAX_BODY_BYTES} are accepted")
+            raise too_large(size)
+        if not length:  # chunked: refused once past the limit, cut off well after it
+            self.request.connection.set_max_body_size(CHUNKED_SLACK * MAX_BODY_BYTES)
+
+    def data_received(self, chunk: bytes) -> None:
+        """Keep the body up to the limit; count (and drop) what goes past it."""
+        self._body_size += len(chunk)
+        if self._body_size <= MAX_BODY_BYTES:
+            self._chunks.append(chunk)
+        else:
+            self._chunks = []
+
+    @property
+    def body(self) -> bytes:
+        """The request body (413 when it went past the limit)."""
+        if self._body_size > MAX_BODY_BYTES:
+            raise too_large(self._body_size)
+        return b"".join(self._chunks)
+
+    def _request_summary(self) -> str:
+        return redact(super()._request_summary())
 
     # -- output ---------------------------------------------------------------------
     def send(self, value: Any, status: int = 200) -> None:
@@ -228,6 +297,12 @@ class BaseHandler(RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Answer every error as JSON ``{error, detail}``."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, Busy):
+            self.set_header("Retry-After", str(exc.retry_after))
+        if status_code == 405 or (isinstance(exc, ApiError) and exc.status == 405):
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
+        if isinstance(exc, ApiError) and exc.status in (413, 421):
+            self.set_header("Connection", "close")
         if isinstance(exc, ApiError):
             self.set_status(exc.status)
             body = exc.body()
@@ -248,6 +323,14 @@ class BaseHandler(RequestHandler):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(dumps(body))
 
+    def allowed_methods(self) -> list[str]:
+        """The HTTP methods this route answers (the ``Allow`` header of a 405)."""
+        return [
+            m
+            for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+            if getattr(type(self), m.lower()) is not getattr(RequestHandler, m.lower())
+        ] or ["GET"]
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Log expected API errors briefly and unexpected ones with their traceback."""
         if isinstance(value, ApiError):
@@ -257,38 +340,77 @@ class BaseHandler(RequestHandler):
         super().log_exception(typ, value, tb)
 
     # -- input ----------------------------------------------------------------------
-    def body_mapping(self, *, required: bool = False, bot_spec: bool = False) -> dict[str, Any]:
+    async def body_mapping(
+        self, *, required: bool = False, bot_spec: bool = False
+    ) -> dict[str, Any]:
         """The body parsed (JSON, else YAML) and checked to be a mapping.
 
-        Only an empty body means "no options"; ``null`` (or a YAML document with no
-        value) is refused like any other non-mapping, so it cannot engage a halt.
+        Only an empty body (no bytes at all) means "no options"; ``null``, blank or
+        control-character bodies and YAML documents with no value are refused like
+        any other non-mapping, so they cannot engage or release a halt. Bodies over
+        :data:`~alphaswarm.server.body.INLINE_PARSE_BYTES` are parsed off the IOLoop in
+        the bounded pool (503 when full), on every route: a big body sent to the kill
+        switch cannot occupy the kill path's reserved threads.
         """
-        data = parse_body(self.request.body or b"", required=required, bot_spec=bot_spec)
+        raw = self.body
+        if len(raw) <= INLINE_PARSE_BYTES:
+            data = parse_body(raw, required=required, bot_spec=bot_spec)
+        elif self._holds_slot:
+            data = await self.in_heavy_pool(parse_body, raw, required=required, bot_spec=bot_spec)
+        else:
+            data = await self.heavy("a large request body", parse_body, raw, required=required,
+                                    bot_spec=bot_spec)  # fmt: skip
         if not isinstance(data, dict):
             got = "null" if data is None else type(data).__name__
             raise bad_request(f"the body must be a JSON object (a mapping), got {got}")
         return data
 
-    def query_int(self, name: str, minimum: int = 0) -> int | None:
-        """An optional whole-number query argument."""
+    def query_int(self, name: str, minimum: int = 0, maximum: int | None = None) -> int | None:
+        """An optional whole-number query argument (at most 20 digits are read)."""
         raw = self.get_query_argument(name, None)
         if raw is None or raw == "":
             return None
-        try:
-            value = int(raw)
-        except ValueError:
-            raise bad_request(f"{name}: expected a whole number, got {raw!r}") from None
+        text = raw.strip()
+        if len(text.lstrip("+-")) > 20 or not text.lstrip("+-").isdigit():
+            raise bad_request(f"{name}: expected a whole number, got {raw[:40]!r}")
+        value = int(text)
         if value < minimum:
             raise invalid(f"{name}: must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise invalid(f"{name}: must be <= {maximum}, got {value}")
         return value
 
     async def blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn`` in the thread executor."""
+        """Run ``fn`` (short blocking work) in the server's ordinary pool."""
+        return await self._run(self.capacity.light, fn, *args, **kwargs)
+
+    async def on_kill_path(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` on the threads reserved for the kill switch and halts."""
+        return await self._run(self.capacity.kill, fn, *args, **kwargs)
+
+    async def heavy(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` in the bounded pool, or answer 503 + ``Retry-After`` when it is full."""
+        with self.capacity.slot(what):
+            return await self.in_heavy_pool(fn, *args, **kwargs)
+
+    async def in_heavy_pool(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` in the bounded pool (the caller holds a ``capacity.slot``)."""
+        return await self._run(self.capacity.heavy, fn, *args, **kwargs)
+
+    @staticmethod
+    async def _run(pool: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from functools import partial
 
         from tornado.ioloop import IOLoop
 
-        return await IOLoop.current().run_in_executor(None, partial(fn, *args, **kwargs))
+        return await IOLoop.current().run_in_executor(pool, partial(fn, *args, **kwargs))
+
+    def check_spec(self, spec: dict[str, Any]) -> None:
+        """422 when a spec names a file, credential or URL this server does not allow."""
+        try:
+            check_remote_spec(spec, self.policy)
+        except BotSpecError as exc:
+            raise invalid(str(exc)) from None
 
     def bot_or_404(self, bot_id: str) -> dict[str, Any]:
         """The ledger's bot record, or a 404."""
@@ -342,12 +464,11 @@ class BotsHandler(BaseHandler):
 
     async def post(self) -> None:
         """Answer the POST."""
-        data = self.body_mapping(required=True, bot_spec=True)
+        data = await self.body_mapping(required=True, bot_spec=True)
+        self.check_spec(data)
         try:
             bot = Bot(data)
-        except BotSpecError as exc:
-            raise invalid(str(exc)) from None
-        except ModelError as exc:
+        except ModelError as exc:  # BotSpecError included
             raise invalid(str(exc)) from None
         bot_id, version, created = await self.blocking(
             self.ledger.register_bot, bot.name, bot.spec, bot.spec_hash
@@ -389,19 +510,25 @@ class BacktestHandler(BaseHandler):
     KEYS = ("bars", "start", "end", "starting_cash")
 
     async def post(self, bot_id: str) -> None:
-        """Answer the POST."""
-        body = self.body_mapping()
+        """Answer the POST (503 at once when the bounded pool is full)."""
+        with self.capacity.slot("backtests"):
+            self._holds_slot = True
+            await self._backtest(bot_id)
+
+    async def _backtest(self, bot_id: str) -> None:
+        body = await self.body_mapping()
         _check_keys(body, self.KEYS)
         bars = _number(body, "bars", minimum=1, maximum=MAX_BACKTEST_BARS, integer=True)
         start, end = _date(body, "start"), _date(body, "end")
-        cash = _number(body, "starting_cash", minimum=0, exclusive=True, maximum=1e15)
+        cash = _number(body, "starting_cash", minimum=0, exclusive=True, maximum=MAX_CASH)
         if start and end and pd.Timestamp(start) > pd.Timestamp(end):
             raise invalid(f"start {start} is after end {end}")
         await self.blocking(self.bot_or_404, bot_id)
         spec = await self.blocking(self.ledger.bot_spec, bot_id)
+        self.check_spec(spec)
         try:
             bot = Bot(spec)
-            result = await self.blocking(
+            result = await self.in_heavy_pool(
                 backtest,
                 bot,
                 # a date range is capped at MAX_BACKTEST_BARS bar times too
@@ -411,7 +538,7 @@ class BacktestHandler(BaseHandler):
                 starting_cash=cash if cash is not None else 100_000.0,
                 ledger=self.ledger,
             )
-        except ModelError as exc:
+        except (ModelError, FeedError) as exc:
             raise invalid(str(exc)) from None
         self.send(
             {
@@ -438,24 +565,29 @@ class PaperStartHandler(BaseHandler):
     )  # fmt: skip
 
     async def post(self, bot_id: str) -> None:
-        """Answer the POST."""
-        body = self.body_mapping()
+        """Answer the POST (503 at once when the bounded pool is full)."""
+        with self.capacity.slot("starting paper sessions"):
+            self._holds_slot = True
+            await self._paper(bot_id)
+
+    async def _paper(self, bot_id: str) -> None:
+        body = await self.body_mapping()
         _check_keys(body, self.KEYS)
         params: dict[str, Any] = {}
-        cash = _number(body, "starting_cash", minimum=0, exclusive=True, maximum=1e15)
+        cash = _number(body, "starting_cash", minimum=0, exclusive=True, maximum=MAX_CASH)
         params["starting_cash"] = cash if cash is not None else 100_000.0
         params["duration_minutes"] = _number(
-            body, "duration_minutes", minimum=0, exclusive=True, maximum=10 * 365 * 1440
+            body, "duration_minutes", minimum=0, exclusive=True, maximum=MAX_DURATION_MINUTES
         )
-        speed = _number(body, "speed", minimum=0, maximum=1e6)
+        speed = _number(body, "speed", minimum=0, maximum=MAX_SPEED)
         if speed is not None:
             params["speed"] = speed
-        max_bars = _number(body, "max_bars", minimum=1, integer=True, maximum=10**9)
+        max_bars = _number(body, "max_bars", minimum=1, integer=True, maximum=MAX_SESSION_BARS)
         if max_bars is not None:
             params["max_bars"] = max_bars
         force = _boolean(body, "force") or False
         reason = _string(body, "reason") or ""
-        run_name = _string(body, "run_name", 200)
+        run_name = _string(body, "run_name", MAX_RUN_NAME)
         if force and not reason.strip():
             raise invalid("reason: forcing the gate needs a non-empty reason")
         params.update(force=force, reason=reason)
@@ -467,8 +599,9 @@ class PaperStartHandler(BaseHandler):
                 raise invalid("backtest_id: expected a backtest id, got an empty string")
             params["backtest_id"] = backtest_id
         await self.blocking(self.bot_or_404, bot_id)
+        self.check_spec(await self.blocking(self.ledger.bot_spec, bot_id))
         try:
-            session = await self.blocking(self._start, bot_id, params)
+            session = await self.in_heavy_pool(self._start, bot_id, params)
         except GateRefused as exc:
             result = exc.result
             raise conflict(
@@ -480,7 +613,7 @@ class PaperStartHandler(BaseHandler):
             ) from None
         except KillSwitchEngaged as exc:
             raise conflict(str(exc), "kill_switch_engaged", kill_switch=_ks_state()) from None
-        except ModelError as exc:
+        except (ModelError, FeedError) as exc:
             raise invalid(str(exc)) from None
         run_id = session.paper_run_id
         self.send(
@@ -499,8 +632,40 @@ class PaperStartHandler(BaseHandler):
     def _start(self, bot_id: str, params: dict[str, Any]) -> PaperSession:
         bot = Bot(self.ledger.bot_spec(bot_id))
         kill_switch().check_start(bot_id)
-        session = PaperSession(bot, ledger=self.ledger, **params)
+        try:
+            feed = bot.make_feed()
+        except FeedError:
+            missing = _uncovered_symbols(bot)
+            if missing:  # the gate's coverage rule, reached before the feed could be built
+                raise conflict(
+                    f"paper gate refused: the feed cannot serve universe symbol(s): "
+                    f"{', '.join(missing)}",
+                    "gate_refused",
+                    errors=[f"the feed cannot serve universe symbol(s): {', '.join(missing)}"],
+                    warnings=[],
+                ) from None
+            raise
+        session = PaperSession(bot, ledger=self.ledger, feed=feed, **params)
         return session.start(loop=engine_loop())
+
+
+def _uncovered_symbols(bot: Bot) -> list[str]:
+    """Universe symbols a stored feed (sample, replay) does not hold; ``[]`` when unknown."""
+    from alphaswarm.data import make_feed
+    from alphaswarm.data.sample import available_symbols
+
+    data = bot.spec.get("data") or {}
+    kind = data.get("feed", "synthetic")
+    try:
+        if kind == "sample":
+            have = set(available_symbols())
+        elif kind == "replay":
+            have = set(make_feed(data, []).symbols)
+        else:
+            return []
+    except (FeedError, ModelError, OSError):
+        return []
+    return [s for s in bot.universe if s not in have]
 
 
 class BotHaltHandler(BaseHandler):
@@ -508,13 +673,13 @@ class BotHaltHandler(BaseHandler):
 
     async def post(self, bot_id: str) -> None:
         """Answer the POST."""
-        body = self.body_mapping()
+        body = await self.body_mapping()
         _check_keys(body, ("reason", "mode"))
         reason = _string(body, "reason") or f"bot {bot_id} halted via api"
         mode = _mode(body)
-        await self.blocking(self.bot_or_404, bot_id)
-        result = await self.blocking(kill_switch().engage, reason, mode=mode, bot=bot_id,
-                                     actor="api")  # fmt: skip
+        await self.on_kill_path(self.bot_or_404, bot_id)
+        result = await self.on_kill_path(kill_switch().engage, reason, mode=mode, bot=bot_id,
+                                         actor="api")  # fmt: skip
         target = result["targets"].get(f"bot:{bot_id}", {"halted": 0, "failures": []})
         self.send(
             {
@@ -555,7 +720,7 @@ class RunsHandler(BaseHandler):
         """Answer the GET."""
         status = self.get_query_argument("status", None) or None
         bot_id = self.get_query_argument("bot_id", None) or None
-        limit = self.query_int("limit", 1)
+        limit = self.query_int("limit", 1, MAX_LIST_LIMIT)
         runs = await self.blocking(self.ledger.list_runs, status, bot_id, limit)
         self.send({"runs": [_run_view(r) for r in runs]})
 
@@ -588,7 +753,7 @@ class ReconcileHandler(BaseHandler):
 
         await self.blocking(self.run_or_404, run_id)
         try:
-            result = await self.blocking(reconcile, run_id, self.ledger)
+            result = await self.heavy("reconciliations", reconcile, run_id, self.ledger)
         except (ModelError, BotSpecError) as exc:
             raise conflict(f"paper run {run_id} cannot be reconciled: {exc}") from None
         self.send(result.to_dict())
@@ -613,32 +778,32 @@ class RunStopHandler(BaseHandler):
 
     async def post(self, run_id: str) -> None:
         """Answer the POST."""
-        body = self.body_mapping()
+        body = await self.body_mapping()
         _check_keys(body, ("reason",))
         reason = _string(body, "reason") or "stopped via api"
-        run = await self.blocking(self.run_or_404, run_id)
+        run = await self.on_kill_path(self.run_or_404, run_id)
         session = registry().get(run_id)
         stopped = False
         if session is not None and not session.finished:
-            stopped = await self.blocking(session.stop, reason)
+            stopped = await self.on_kill_path(session.stop, reason)
         elif run["status"] not in FINAL_STATUSES:
             raise conflict(
                 f"paper run {run_id} is {run['status']} but not in this server process; "
                 "stop it where it runs (or engage the kill switch)"
             )
-        run = await self.blocking(self.run_or_404, run_id)
+        run = await self.on_kill_path(self.run_or_404, run_id)
         self.send({"paper_run_id": run_id, "stopped": stopped, "status": run["status"]})
 
 
-def _halt_body(handler: BaseHandler) -> tuple[str, str]:
-    body = handler.body_mapping()
+async def _halt_body(handler: BaseHandler) -> tuple[str, str]:
+    body = await handler.body_mapping()
     _check_keys(body, ("reason", "mode"))
     reason = _string(body, "reason") or f"{handler.request.path} via api"
     return reason, _mode(body)
 
 
 def _mode(body: dict[str, Any]) -> str:
-    mode = _string(body, "mode", 40) or "cancel"
+    mode = _string(body, "mode", MAX_MODE) or "cancel"
     if mode not in MODES:
         raise invalid(f"mode: {mode!r} is not one of {', '.join(MODES)}")
     return mode
@@ -649,8 +814,8 @@ class StopAllHandler(BaseHandler):
 
     async def post(self) -> None:
         """Answer the POST."""
-        reason, mode = _halt_body(self)
-        self.send(await self.blocking(self._stop_all, reason, mode))
+        reason, mode = await _halt_body(self)
+        self.send(await self.on_kill_path(self._stop_all, reason, mode))
 
     @staticmethod
     def _stop_all(reason: str, mode: str) -> dict[str, Any]:
@@ -682,8 +847,8 @@ class HaltTargetHandler(BaseHandler):
 
     async def post(self) -> None:
         """Answer the POST."""
-        reason, mode = _halt_body(self)
-        self.send(await self.blocking(self._halt, reason, mode))
+        reason, mode = await _halt_body(self)
+        self.send(await self.on_kill_path(self._halt, reason, mode))
 
     def _halt(self, reason: str, mode: str) -> dict[str, Any]:
         try:
@@ -714,22 +879,21 @@ class KillSwitchHandler(BaseHandler):
 
     async def post(self) -> None:
         """Answer the POST."""
-        body = self.body_mapping()
+        body = await self.body_mapping()
         _check_keys(body, ("reason", "mode", "ttl_seconds"))
         reason = _string(body, "reason") or "kill switch engaged via api"
         mode = _mode(body)
-        ttl = _number(body, "ttl_seconds", minimum=0, exclusive=True, maximum=365 * 86400)
-        received = time.time() - self.request.request_time()
+        ttl = _number(body, "ttl_seconds", minimum=0, exclusive=True, maximum=MAX_TTL_SECONDS)
+        # the request's clock starts when its headers were read (before any wait)
+        accepted = self.request._start_time
 
         def engage() -> dict[str, Any]:
-            waited_ms = (time.time() - received) * 1e3
-            return {
-                **kill_switch().engage(reason, mode=mode, ttl_seconds=ttl, actor="api"),
-                "request_to_engage_ms": waited_ms,
-            }
+            started = time.time()
+            result = kill_switch().engage(reason, mode=mode, ttl_seconds=ttl, actor="api")
+            return {**result, "request_to_engage_ms": (started - accepted) * 1e3}
 
         try:
-            result = await self.blocking(engage)
+            result = await self.on_kill_path(engage)
         except ModelError as exc:
             raise invalid(str(exc)) from None
         self.send({**result, "state": _ks_state()})
@@ -740,10 +904,10 @@ class KillSwitchResetHandler(BaseHandler):
 
     async def post(self) -> None:
         """Answer the POST."""
-        body = self.body_mapping()
+        body = await self.body_mapping()
         _check_keys(body, ("bot",))
-        bot = _string(body, "bot", 200)
-        state = await self.blocking(kill_switch().reset, bot=bot, actor="api")
+        bot = _string(body, "bot", MAX_BOT_ID)
+        state = await self.on_kill_path(kill_switch().reset, bot=bot, actor="api")
         self.send(jsonable(state))
 
 

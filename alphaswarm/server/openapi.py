@@ -12,6 +12,20 @@ from typing import Any
 from alphaswarm import __version__
 from alphaswarm.killswitch import EXTENSION_TARGETS, MODES
 from alphaswarm.server.errors import MAX_BODY_BYTES
+from alphaswarm.server.limits import (
+    MAX_BACKTEST_BARS,
+    MAX_BOT_ID,
+    MAX_BOT_NAME,
+    MAX_CASH,
+    MAX_DURATION_MINUTES,
+    MAX_LIST_LIMIT,
+    MAX_REASON,
+    MAX_RUN_NAME,
+    MAX_SESSION_BARS,
+    MAX_SINCE,
+    MAX_SPEED,
+    MAX_TTL_SECONDS,
+)
 
 _NUM = {"type": "number"}
 _STR = {"type": "string"}
@@ -47,8 +61,12 @@ _ERRORS = {
     "401": _resp("A token is configured and the request did not carry it."),
     "403": _resp("Cross-origin request refused."),
     "413": _resp(f"Body larger than {MAX_BODY_BYTES} bytes."),
+    "421": _resp("The Host header names another server (DNS-rebinding guard)."),
     "422": _resp("Invalid values (negative cash, NaN, unknown keys ...)."),
+    "503": _resp("Busy: the bounded pool for heavy work is full; see Retry-After."),
 }
+_REASON = {"type": "string", "maxLength": MAX_REASON}
+_CASH = {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_CASH}
 
 
 def _op(
@@ -61,7 +79,7 @@ def _op(
     errors: tuple[str, ...] = ("401",),
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
-    for code in errors:
+    for code in (*errors, "421"):
         op["responses"].setdefault(code, _ERRORS[code])
     if body is not None:
         op["requestBody"] = {"required": body_required, "content": _json(body)}
@@ -80,10 +98,10 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
-_POST_ERRORS = ("400", "401", "403", "413", "422")
+_POST_ERRORS = ("400", "401", "403", "413", "422", "503")
 _BOT_ID = _path_param("bot_id", "The bot id (the slug of its name).")
 _RUN_ID = _path_param("paper_run_id", "The paper run id (also the frames' task_id).")
-_HALT_BODY = _obj({"reason": {"type": "string", "maxLength": 1000}, "mode": {"enum": list(MODES)}})
+_HALT_BODY = _obj({"reason": _REASON, "mode": {"enum": list(MODES)}})
 
 
 def _schemas() -> dict[str, Any]:
@@ -105,7 +123,7 @@ def _schemas() -> dict[str, Any]:
             "description": "A bot spec (alphaswarm.bots.Bot); YAML is accepted too.",
             "required": ["name"],
             "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                "name": {"type": "string", "minLength": 1, "maxLength": MAX_BOT_NAME},
                 "strategy": _STR,
                 "params": _ANY_OBJ,
                 "universe": {"type": "array", "items": _STR, "minItems": 1},
@@ -151,10 +169,10 @@ def _schemas() -> dict[str, Any]:
         ),
         "BacktestRequest": _obj(
             {
-                "bars": {"type": "integer", "minimum": 1, "maximum": 2_000_000},
+                "bars": {"type": "integer", "minimum": 1, "maximum": MAX_BACKTEST_BARS},
                 "start": {"type": "string", "example": "2024-01-01"},
                 "end": {"type": "string", "example": "2024-06-30"},
-                "starting_cash": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+                "starting_cash": _CASH,
             }
         ),
         "BacktestResult": _obj(
@@ -171,18 +189,19 @@ def _schemas() -> dict[str, Any]:
         ),
         "PaperRequest": _obj(
             {
-                "starting_cash": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+                "starting_cash": _CASH,
                 "duration_minutes": {
                     "type": "number",
                     "nullable": True,
                     "exclusiveMinimum": True,
                     "minimum": 0,
+                    "maximum": MAX_DURATION_MINUTES,
                 },
-                "speed": {"type": "number", "minimum": 0, "maximum": 1e6},
+                "speed": {"type": "number", "minimum": 0, "maximum": MAX_SPEED},
                 "force": _BOOL,
-                "reason": {"type": "string", "maxLength": 1000},
-                "run_name": {"type": "string", "maxLength": 200},
-                "max_bars": {"type": "integer", "minimum": 1},
+                "reason": _REASON,
+                "run_name": {"type": "string", "maxLength": MAX_RUN_NAME},
+                "max_bars": {"type": "integer", "minimum": 1, "maximum": MAX_SESSION_BARS},
                 "backtest_id": {
                     "type": "string",
                     "minLength": 1,
@@ -301,9 +320,14 @@ def _schemas() -> dict[str, Any]:
         ),
         "KillSwitchEngage": _obj(
             {
-                "reason": {"type": "string", "maxLength": 1000},
+                "reason": _REASON,
                 "mode": {"enum": list(MODES)},
-                "ttl_seconds": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+                "ttl_seconds": {
+                    "type": "number",
+                    "exclusiveMinimum": True,
+                    "minimum": 0,
+                    "maximum": MAX_TTL_SECONDS,
+                },
             }
         ),
         "KillSwitchEngaged": _obj(
@@ -423,7 +447,11 @@ def openapi_document() -> dict[str, Any]:
                 params=[
                     {"name": "status", "in": "query", "schema": _STR},
                     {"name": "bot_id", "in": "query", "schema": _STR},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT},
+                    },
                 ],
                 errors=("400", "401", "422"),
             )
@@ -470,6 +498,7 @@ def openapi_document() -> dict[str, Any]:
                     "409": _resp("The run cannot be reconciled (no bars, unknown strategy)."),
                 },
                 params=[_RUN_ID],
+                errors=("401", "503"),
             )
         },
         "/paper/{paper_run_id}/orders/{order_id}/explain": {
@@ -490,7 +519,7 @@ def openapi_document() -> dict[str, Any]:
                     "404": _resp("Unknown run."),
                     "409": _resp("Running in another process."),
                 },
-                body=_obj({"reason": {"type": "string", "maxLength": 1000}}),
+                body=_obj({"reason": _REASON}),
                 params=[_RUN_ID],
                 errors=_POST_ERRORS,
             )
@@ -508,7 +537,7 @@ def openapi_document() -> dict[str, Any]:
             "post": _op(
                 "Release the kill switch (or one bot's halt with {bot}).",
                 {"200": _resp("Released.", _ref("KillSwitchState"))},
-                body=_obj({"bot": {"type": "string", "maxLength": 200}}),
+                body=_obj({"bot": {"type": "string", "maxLength": MAX_BOT_ID}}),
                 errors=_POST_ERRORS,
             )
         },
@@ -520,13 +549,18 @@ def openapi_document() -> dict[str, Any]:
                 "4404 for an unknown run.",
                 "parameters": [
                     _RUN_ID,
-                    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SINCE},
+                    },
                 ],
                 "responses": {
                     "101": {"description": "Switching protocols."},
                     "400": _resp("Not a WebSocket upgrade request."),
                     "401": _ERRORS["401"],
                     "403": _resp("Upgrade from a foreign Origin refused."),
+                    "421": _ERRORS["421"],
                 },
             }
         },

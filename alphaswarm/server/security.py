@@ -7,6 +7,11 @@
   ``Authorization: Bearer <token>``; browsers may pass ``?token=`` once (the
   server answers with a cookie) and WebSockets may use ``?token=`` too.
 * A non-loopback bind address needs a token.
+* The ``Host`` header must name this server (DNS rebinding): the bound address,
+  ``localhost``, ``127.0.0.1``, ``[::1]`` or a name given with ``--allow-host``.
+  A server bound to every interface also accepts IP-literal hosts (a rebinding
+  attack needs a DNS name). This is checked before anything else.
+* Tokens never reach a log line: :func:`redact` removes ``token=`` values from URIs.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -23,6 +29,13 @@ if TYPE_CHECKING:
 
 TOKEN_ENV = "ALPHASWARM_TOKEN"
 TOKEN_COOKIE = "alphaswarm_token"
+#: More allowed ``Host`` names, comma-separated (like ``--allow-host``).
+ALLOW_HOSTS_ENV = "ALPHASWARM_ALLOW_HOSTS"
+#: Host names that always name this machine.
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+#: Bind addresses meaning "every interface".
+WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::"})
+_TOKEN_IN_URI = re.compile(r"(?i)((?:^|[?&;])token=)[^&;#\s]*")
 #: Paths served without a token: static assets carry no data.
 PUBLIC_PREFIXES = ("/static/", "/favicon.ico")
 
@@ -39,15 +52,54 @@ class Security:
     ----------
     token : str or None
         The bearer token every request must carry; ``None`` disables the check.
+    bind_address : str or None
+        The address the server listens on (its own name is an allowed ``Host``).
+    allowed_hosts : tuple of str
+        More host names the ``Host`` header may carry (``--allow-host``).
     """
 
     token: str | None = None
+    bind_address: str | None = "127.0.0.1"
+    allowed_hosts: tuple[str, ...] = field(default=())
 
     @classmethod
-    def from_env(cls, token: str | None = None) -> Security:
-        """``token`` if given, else ``$ALPHASWARM_TOKEN`` (empty means none)."""
+    def from_env(
+        cls,
+        token: str | None = None,
+        *,
+        bind_address: str | None = "127.0.0.1",
+        allowed_hosts: tuple[str, ...] | list[str] = (),
+    ) -> Security:
+        """``token`` if given, else ``$ALPHASWARM_TOKEN`` (empty means none).
+
+        ``allowed_hosts`` adds to ``$ALPHASWARM_ALLOW_HOSTS`` (comma-separated).
+        """
         token = token if token is not None else os.environ.get(TOKEN_ENV, "")
-        return cls(token=token.strip() or None)
+        hosts = [h for h in os.environ.get(ALLOW_HOSTS_ENV, "").split(",") if h.strip()]
+        hosts.extend(allowed_hosts or ())
+        return cls(
+            token=token.strip() or None,
+            bind_address=bind_address,
+            allowed_hosts=tuple(normalise_host(h) for h in hosts if h.strip()),
+        )
+
+    def host_allowed(self, host: str | None) -> bool:
+        """True when a ``Host`` header names this server (see the module docstring)."""
+        name = host_name(host)
+        if name is None:
+            return False
+        if name in LOOPBACK_NAMES or name in self.allowed_hosts:
+            return True
+        bound = normalise_host(self.bind_address or "")
+        if bound and name == bound:
+            return True
+        if bound in WILDCARD_ADDRESSES:
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                return False
+            return True
+        return False
 
     def presented_token(self, request: HTTPServerRequest, allow_query: bool = True) -> str | None:
         """The token a request carries: bearer header, ``?token=`` or the cookie."""
@@ -135,3 +187,26 @@ def check_bind(address: str | None, security: Security) -> None:
 def is_public_path(path: str) -> bool:
     """Paths served without a token (static assets)."""
     return path.startswith(PUBLIC_PREFIXES)
+
+
+def normalise_host(name: str) -> str:
+    """A host name lower-cased, without brackets or a trailing dot."""
+    return name.strip().strip("[]").rstrip(".").lower()
+
+
+def host_name(host: str | None) -> str | None:
+    """The name part of a ``Host`` header (``None`` when missing or malformed)."""
+    if not host or any(c.isspace() or c in "/@?#\\" for c in host.strip()):
+        return None
+    try:
+        parts = urlsplit(f"//{host.strip()}")
+        name = parts.hostname
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return None
+    return normalise_host(name) if name else None
+
+
+def redact(text: str) -> str:
+    """``text`` (a URI or a log message) with every ``token=`` value replaced by ``***``."""
+    return _TOKEN_IN_URI.sub(r"\1***", text)

@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError
@@ -27,8 +27,9 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from alphaswarm.frames import make_frame
 from alphaswarm.runtime import get_ledger
-from alphaswarm.server.errors import ERROR_CODES
-from alphaswarm.server.security import Security, same_origin
+from alphaswarm.server.errors import ERROR_CODES, ApiError, misdirected
+from alphaswarm.server.limits import MAX_SINCE
+from alphaswarm.server.security import Security, redact, same_origin
 from alphaswarm.trading.registry import registry
 from alphaswarm.trading.session import FINAL_STATUSES
 
@@ -45,6 +46,8 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_ERROR = 4500
 #: Seconds between ledger polls when the run lives in another process.
 POLL_SECONDS = 0.25
+#: Seconds a finished run's follower waits for its ``done`` frame to be committed.
+DONE_GRACE_SECONDS = 10.0
 
 
 class PaperSocket(WebSocketHandler):
@@ -58,8 +61,18 @@ class PaperSocket(WebSocketHandler):
         Token settings.
     """
 
-    def initialize(self, ledger: Ledger | None = None, security: Security | None = None) -> None:
-        """Take the route kwargs."""
+    #: Sockets of this process that are streaming (for a clean shutdown).
+    _streaming: ClassVar[set[PaperSocket]] = set()
+
+    @classmethod
+    def streaming(cls) -> int:
+        """How many sockets of this process are still streaming frames."""
+        return len(cls._streaming)
+
+    def initialize(
+        self, ledger: Ledger | None = None, security: Security | None = None, **_: Any
+    ) -> None:
+        """Take the route kwargs (the HTTP handlers' other kwargs are ignored)."""
         self._ledger = ledger
         self.security = security or Security()
         self._closed = False
@@ -93,7 +106,9 @@ class PaperSocket(WebSocketHandler):
         await super().get(*args, **kwargs)
 
     def prepare(self) -> None:
-        """Refuse the upgrade without the token (when one is set)."""
+        """Refuse the upgrade to a foreign ``Host`` or without the token (when one is set)."""
+        if not self.security.host_allowed(self.request.host):
+            raise misdirected(self.request.host)
         if not self.security.authorized(self.request):
             raise HTTPError(401, "this server needs 'Authorization: Bearer <token>' or ?token=")
 
@@ -101,9 +116,23 @@ class PaperSocket(WebSocketHandler):
         """Errors before the upgrade are JSON too."""
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            self.set_status(exc.status)
+            self.finish(json.dumps(exc.body()))
+            return
         detail = exc.log_message if isinstance(exc, HTTPError) and exc.log_message else None
         error = ERROR_CODES.get(status_code, "websocket")
         self.finish(json.dumps({"error": error, "detail": detail or self._reason}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """A refused upgrade is logged briefly (its URI redacted)."""
+        if isinstance(value, ApiError):
+            log.info("%s -> %d: %s", self._request_summary(), value.status, value.detail)
+            return
+        super().log_exception(typ, value, tb)
+
+    def _request_summary(self) -> str:
+        return redact(super()._request_summary())
 
     async def open(self, run_id: str) -> None:  # type: ignore[override]
         """Start streaming (the work runs in a task so ``on_message`` stays responsive)."""
@@ -112,14 +141,17 @@ class PaperSocket(WebSocketHandler):
         since: int | None = None
         if raw not in (None, ""):
             try:
-                since = int(raw)
-                if since < 0:
+                text = raw.strip()
+                if not text.isdigit() or len(text) > 19 or int(text) > MAX_SINCE:
                     raise ValueError
+                since = int(text)
             except ValueError:
                 await self._fail(
-                    CLOSE_BAD_REQUEST, f"since: expected a whole number >= 0, got {raw!r}"
+                    CLOSE_BAD_REQUEST,
+                    f"since: expected a whole number from 0 to {MAX_SINCE}, got {raw[:30]!r}",
                 )
                 return
+        PaperSocket._streaming.add(self)
         self._pump = asyncio.ensure_future(self._stream(since))
 
     async def _send(self, frame: dict[str, Any]) -> bool:
@@ -184,6 +216,7 @@ class PaperSocket(WebSocketHandler):
             return
         if not self._closed:
             self.close(CLOSE_NORMAL, "done")
+        PaperSocket._streaming.discard(self)
 
     async def _stream_inner(self, since: int | None) -> None:
         session = registry().get(self.run_id)
@@ -231,13 +264,22 @@ class PaperSocket(WebSocketHandler):
         """The run lives elsewhere (or is finished): poll the ledger until it ends."""
         loop = IOLoop.current()
         deadline_idle = time.monotonic() + 3600
+        was_running = False
         while not self._closed and time.monotonic() < deadline_idle:
             run = await loop.run_in_executor(None, self.ledger.get_run, self.run_id)
             if await self._replay(self._last_seq):
                 return
             if run is None or run["status"] in FINAL_STATUSES:
-                await self._replay(self._last_seq)
+                # a run that ended while followed: its final row can be committed before
+                # its last frames (the kill switch commits the stop first), so wait a
+                # little for ``done``
+                grace = time.monotonic() + (DONE_GRACE_SECONDS if was_running else 0.0)
+                while not await self._replay(self._last_seq):
+                    if self._closed or run is None or time.monotonic() > grace:
+                        return
+                    await asyncio.sleep(POLL_SECONDS)
                 return
+            was_running = True
             await asyncio.sleep(POLL_SECONDS)
 
     def on_message(self, message: str | bytes) -> None:
@@ -246,6 +288,7 @@ class PaperSocket(WebSocketHandler):
     def on_close(self) -> None:
         """Stop forwarding."""
         self._closed = True
+        PaperSocket._streaming.discard(self)
         if self._sub is not None:
             self._sub.close()
 

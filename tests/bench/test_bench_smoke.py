@@ -22,6 +22,7 @@ SCRIPTS = (
     "killswitch_latency",
     "ledger_writes",
     "http_killswitch",
+    "killswitch_saturated",
     "frame_latency",
     "ws_throughput",
     "concurrent_sessions",

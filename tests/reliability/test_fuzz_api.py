@@ -1,15 +1,19 @@
 """Bad input over HTTP: schemathesis fuzzing from ``/openapi.json``; rejections write nothing.
 
-The server is a real process on a loopback port with its own SQLite ledger. For
-every documented operation schemathesis generates valid (positive) and invalid
-(negative) requests; each response must not be a 5xx, must use a documented status
-code and content type, must match its documented schema, and every error must be
-JSON ``{error, detail}``.
+The server is a real process on a loopback port with its own SQLite ledger and a
+bearer token. For every documented operation schemathesis generates valid
+(positive) and invalid (negative) requests carrying the token; each response must
+not be a 5xx, must use a documented status code and content type, must match its
+documented schema, and every error must be JSON ``{error, detail}``. The ledger is
+snapshotted around every request: a 4xx must leave every table as it was.
 """
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -29,6 +33,9 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     response_schema_conformance,
     status_code_conformance,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: Examples per operation and generation mode (bounded: the suite runs in minutes).
 MAX_EXAMPLES = 12
@@ -57,7 +64,35 @@ def _error_shape(response) -> str | None:
     return None
 
 
-def _fuzz_operation(op, mode, url: str) -> dict:
+TOKEN = "fuzz-token-31f0c2"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _snapshot(db_path: Path) -> dict[str, str]:
+    """A digest of every table of a SQLite ledger (read-only)."""
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        out = {}
+        for name in names:
+            rows = con.execute(f'SELECT * FROM "{name}"').fetchall()  # noqa: S608 - schema names
+            out[name] = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+        return out
+    finally:
+        con.close()
+
+
+def _settle(url: str) -> None:
+    """After an accepted request: no session running, the kill switch released."""
+    requests.post(url + "/paper/stop-all", json={}, headers=AUTH, timeout=60)
+    deadline = time.monotonic() + 60
+    while requests.get(url + "/paper?status=running", headers=AUTH, timeout=30).json()["runs"]:
+        assert time.monotonic() < deadline, "sessions did not stop"
+        time.sleep(0.1)
+    requests.post(url + "/kill-switch/reset", json={}, headers=AUTH, timeout=30)
+
+
+def _fuzz_operation(op, mode, url: str, db_path: Path | None = None) -> dict:
     found: dict = {"tried": 0, "failures": []}
 
     @settings(
@@ -71,7 +106,18 @@ def _fuzz_operation(op, mode, url: str) -> dict:
     @given(case=op.as_strategy(generation_mode=mode))
     def run(case):
         found["tried"] += 1
-        response = case.call(base_url=url, timeout=30)
+        before = _snapshot(db_path) if db_path is not None else None
+        response = case.call(base_url=url, timeout=30, headers=AUTH)
+        if before is not None and 400 <= response.status_code < 500:
+            after = _snapshot(db_path)
+            changed = sorted(t for t in after if after[t] != before.get(t))
+            if changed:
+                found["failures"].append(
+                    f"{response.status_code} changed table(s) {changed}: "
+                    f"{case.method} {case.formatted_path} {str(case.body)[:200]}"
+                )
+        elif before is not None and response.status_code < 400:
+            _settle(url)
         try:
             case.validate_response(response, checks=CHECKS)
         except Exception as exc:  # noqa: BLE001 - collected, reported together
@@ -90,9 +136,33 @@ def _fuzz_operation(op, mode, url: str) -> dict:
     return found
 
 
-def test_fuzz_every_operation_from_openapi(fresh_server):
-    url, _, log = fresh_server
-    schema = schemathesis.openapi.from_url(url + "/openapi.json")
+@pytest.fixture(scope="module")
+def token_fresh_server(forker, tmp_path_factory):
+    """A forked server with a token on a fresh SQLite ledger: ``(url, db_path, log)``."""
+    from .servers import free_port
+
+    root = tmp_path_factory.mktemp("fuzz")
+    db_path = root / "ledger.db"
+    log = root / "server.log"
+    port = free_port()
+    pid = forker.start(port, f"sqlite:///{db_path}", log, TOKEN)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(url + "/health", headers=AUTH, timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.1)
+    yield url, db_path, log
+    forker.kill(pid)
+
+
+def test_fuzz_every_operation_from_openapi(token_fresh_server):
+    url, db_path, log = token_fresh_server
+    schema = schemathesis.openapi.from_url(url + "/openapi.json", headers=AUTH)
     tried = 0
     failures: list[str] = []
     t0 = time.monotonic()
@@ -101,10 +171,10 @@ def test_fuzz_every_operation_from_openapi(fresh_server):
     for op in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             label = f"{op.method.upper()} {op.path} [{mode.value}]"
-            found = _fuzz_operation(op, mode, url)
+            found = _fuzz_operation(op, mode, url, db_path)
             tried += found["tried"]
             failures.extend(f"{label}: {f}" for f in found["failures"])
-    requests.post(url + "/kill-switch/reset", json={}, timeout=30)
+    requests.post(url + "/kill-switch/reset", json={}, headers=AUTH, timeout=30)
     print(  # noqa: T201 - the figure the lead pastes
         f"\nschemathesis: {tried} cases over {len(operations)} operations, "
         f"{len(failures)} failures, {time.monotonic() - t0:.0f} s"

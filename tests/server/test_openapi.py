@@ -42,3 +42,103 @@ def test_openapi_refs_resolve(api):
             for param in op.get("parameters", []):
                 if param["in"] == "path":
                     assert "{" + param["name"] + "}" in path
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+def _handler_bounds() -> set[tuple[str, float]]:
+    """``(key, bound)`` of every ``_number``/``_string``/``query_int`` call in the handlers."""
+    import ast
+    import inspect
+
+    from alphaswarm.server import handlers
+
+    tree = ast.parse(inspect.getsource(handlers))
+    names = vars(handlers)
+
+    def value(node: ast.expr) -> float:
+        return eval(compile(ast.Expression(node), "<bound>", "eval"), dict(names))  # noqa: S307
+
+    bounds: set[tuple[str, float]] = set()
+    for call in ast.walk(tree):
+        if not isinstance(call, ast.Call):
+            continue
+        func = call.func
+        fn = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        kw = {k.arg: k.value for k in call.keywords}
+        if fn == "_number" and "maximum" in kw:
+            bounds.add((call.args[1].value, value(kw["maximum"])))
+        elif fn == "_string":
+            limit = value(call.args[2]) if len(call.args) > 2 else handlers.MAX_REASON
+            bounds.add((call.args[1].value, limit))
+        elif fn == "query_int" and len(call.args) > 2:
+            bounds.add((call.args[0].value, value(call.args[2])))
+    return bounds
+
+
+def _documented(doc: dict) -> dict[str, set]:
+    """Every property/parameter name of the document with its maximum, maxLength or enum."""
+    out: dict[str, set] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            for name, schema in (node.get("properties") or {}).items():
+                if isinstance(schema, dict):
+                    for k in ("maximum", "maxLength"):
+                        if k in schema:
+                            out.setdefault(name, set()).add(schema[k])
+                    if "enum" in schema:
+                        out.setdefault(name, set()).add("enum")
+            if node.get("in") == "query" and "maximum" in node.get("schema", {}):
+                out.setdefault(node["name"], set()).add(node["schema"]["maximum"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(doc)
+    return out
+
+
+def test_every_bound_the_handlers_enforce_is_documented(api):
+    documented = _documented(api.get("/openapi.json").json())
+    bounds = _handler_bounds()
+    assert len(bounds) >= 10  # the parser found the calls
+    missing = [
+        (key, bound)
+        for key, bound in sorted(bounds)
+        if bound not in documented.get(key, set()) and "enum" not in documented.get(key, set())
+    ]
+    assert missing == [], f"bounds the handlers enforce but /openapi.json does not state: {missing}"
+
+
+def test_one_past_every_documented_maximum_is_a_422(api, demo_bot):
+    doc = api.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    checked = 0
+    for path, item in doc["paths"].items():
+        op = item.get("post")
+        if not op or "requestBody" not in op:
+            continue
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        if "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+        url = path.replace("{bot_id}", demo_bot).replace("{paper_run_id}", "no-such-run")
+        for name, prop in (schema.get("properties") or {}).items():
+            if "maximum" in prop:
+                over = prop["maximum"] + (1 if prop.get("type") == "integer" else prop["maximum"])
+            elif "maxLength" in prop:
+                over = "x" * (prop["maxLength"] + 1)
+            else:
+                continue
+            r = api.post(url, {name: over})
+            assert r.status_code == 422, (path, name, r.status_code, r.text[:200])
+            checked += 1
+    for name, param in (("limit", "/paper"),):
+        spec = next(p for p in doc["paths"][param]["get"]["parameters"] if p["name"] == name)
+        r = api.get(f"{param}?{name}={spec['schema']['maximum'] + 1}")
+        assert r.status_code == 422
+    assert checked >= 10
+    assert api.get("/kill-switch").json()["engaged"] is False

@@ -103,3 +103,29 @@ def test_many_clients_get_the_same_frames(api, demo_bot):
                 results.append(read_until_closed(ws))
     assert all(code == 1000 for _, code in results)
     assert results[0][0] == results[1][0] == results[2][0]
+
+
+def test_a_followed_run_that_ends_before_its_done_frame_still_sends_done(api, server_ledger):
+    """A run of another process (only in the ledger): its final row may be committed
+    before its last frames, as the kill switch does; the follower still sends ``done``."""
+    from alphaswarm.frames import make_frame
+    from alphaswarm.server.demo import DEMO_SPEC
+
+    bot_id = api.post("/bots", DEMO_SPEC).json()["bot_id"]
+    run_id = "paper-elsewhere-1"
+    server_ledger.create_paper_run({"id": run_id, "bot_id": bot_id, "owner": "another-process"})
+    first = make_frame(run_id, "metadata_gate", "gate ok", None)
+    server_ledger.write_batch(run_id, frames=[{**first, "seq": 1}])
+    with ws_client.connect(f"{api.ws_url}/ws/paper/{run_id}?since=0", open_timeout=5) as ws:
+        assert json.loads(ws.recv(timeout=10))["seq"] == 1
+        server_ledger.update_run(run_id, status="killed", stop_reason="drill")
+        # the follower has seen the final status: the done frame comes later
+        wait_until(lambda: server_ledger.get_run(run_id)["status"] == "killed")
+        import time
+
+        time.sleep(1.0)  # longer than a poll: the follower must wait for done, not close
+        done = make_frame(run_id, "done", "stopped", None)
+        server_ledger.write_batch(run_id, frames=[{**done, "seq": 2}])
+        frames, code = read_until_closed(ws)
+    assert [f["stage"] for f in frames] == ["done"]
+    assert code == 1000
