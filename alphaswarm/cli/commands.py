@@ -196,11 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="create, backtest and run the demo bot")
     p.add_argument("--show", action="store_true", help="open the dashboard in a browser")
     p.add_argument(
+        "--tune-interpreter",
+        action="store_true",
+        help="tune this server's interpreter for many sessions and fast halts: a shorter "
+        "switch interval, the heap frozen while sessions run (unfrozen and collected when "
+        "none runs), no collection during a kill-switch halt. Off by default",
+    )
+    p.add_argument(
         "--switch-interval-ms",
         type=float,
         default=1.0,
-        help="how often a busy thread hands over the interpreter lock, in ms (default 1; "
-        "Python's own is 5): requests such as the kill switch reach their handler sooner",
+        help="with --tune-interpreter: how often a busy thread hands over the interpreter "
+        "lock, in ms (default 1; Python's own is 5)",
     )
 
     # bots
@@ -416,6 +423,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         demo=args.demo,
         show=args.show,
         token=args.token or os.environ.get("ALPHASWARM_TOKEN") or None,
+        tune_interpreter=args.tune_interpreter,
         switch_interval_ms=args.switch_interval_ms,
     )
     return EXIT_OK

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 from tornado.web import RequestHandler
 
+from alphaswarm import tuning
 from alphaswarm.server import handlers as h
 from alphaswarm.server.openapi import openapi_document
 from alphaswarm.server.security import (
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Interpreter switch interval of a served process, in ms (Python's default is 5).
+#: Interpreter switch interval of a tuned server process, in ms (Python's default is 5).
 SERVER_SWITCH_INTERVAL_MS = 1.0
 
 __all__ = ["ServerConfigError", "ServerThread", "build_server", "make_routes", "serve"]
@@ -284,7 +284,9 @@ def serve(
     token: str | None = None,
     dashboard: bool = True,
     num_procs: int = 1,
-    switch_interval_ms: float | None = SERVER_SWITCH_INTERVAL_MS,
+    switch_interval_ms: float = SERVER_SWITCH_INTERVAL_MS,
+    *,
+    tune_interpreter: bool = False,
 ) -> None:
     """Serve the dashboard and the API until interrupted (blocking).
 
@@ -306,11 +308,18 @@ def serve(
         Serve the dashboard at ``/``.
     num_procs : int
         Worker processes (keep 1 with SQLite).
-    switch_interval_ms : float, optional
-        How often, at most, a thread busy with Python code hands the interpreter
-        lock to a waiting one (:func:`sys.setswitchinterval`); ``None`` keeps
-        Python's 5 ms. The default 1 ms lets a request (a kill switch) reach its
-        handler while the engine thread processes bars sooner.
+    switch_interval_ms : float
+        With ``tune_interpreter``: how often, at most, a thread busy with Python
+        code hands the interpreter lock to a waiting one
+        (:func:`sys.setswitchinterval`, Python's own is 5 ms). The default 1 ms
+        lets a request (a kill switch) reach its handler sooner while the engine
+        thread processes bars. Checked even when tuning is off.
+    tune_interpreter : bool
+        Opt in to interpreter tuning for the rest of this call
+        (:func:`alphaswarm.tuning.enable`): the switch interval above, the heap
+        frozen while sessions run and unfrozen and collected when none runs, no
+        collection during a kill-switch halt. Everything is undone when the server
+        stops. Off by default: the server then changes nothing interpreter-wide.
 
     Raises
     ------
@@ -318,12 +327,27 @@ def serve(
         A non-loopback address without a token.
     """
     check_bind(address, Security.from_env(token))
-    if switch_interval_ms is not None:
-        if not 0 < switch_interval_ms <= 100:
-            raise ServerConfigError(
-                f"switch_interval_ms must be in (0, 100], got {switch_interval_ms}"
-            )
-        sys.setswitchinterval(switch_interval_ms / 1000)
+    if isinstance(switch_interval_ms, bool) or not 0 < switch_interval_ms <= 100:
+        raise ServerConfigError(f"switch_interval_ms must be in (0, 100], got {switch_interval_ms}")
+    if tune_interpreter:
+        tuning.enable(switch_interval_ms)
+    try:
+        _serve(address, port, db_url, demo, show, token, dashboard, num_procs)
+    finally:
+        if tune_interpreter:
+            tuning.disable()
+
+
+def _serve(
+    address: str,
+    port: int,
+    db_url: str | None,
+    demo: bool,
+    show: bool,
+    token: str | None,
+    dashboard: bool,
+    num_procs: int,
+) -> None:
     ledger = _prepare_ledger(db_url)
     server = build_server(
         address, port, ledger=ledger, token=token, dashboard=dashboard, num_procs=num_procs,
