@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from alphaswarm.bots import Bot
+from alphaswarm.callable_module import make_callable
 from alphaswarm.metrics import drawdown_series, round_trips, summarize
 from alphaswarm.model import ModelError
 from alphaswarm.trading.engine import Engine
@@ -370,3 +371,6 @@ def _store(
     row["num_trades"] = int(result.metrics["num_trades"])
     ledger.record_backtest(row)
     result.id, result.bot_id, result.bot_version = run_id, bot_id, version
+
+
+make_callable(__name__, "backtest")  # aw.backtest(...) calls it; the module stays importable

@@ -8,7 +8,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from alphaswarm.bots import DEMO_SPEC
 from alphaswarm.cli.errors import (
     EXIT_CODES_HELP,
     EXIT_ERROR,
@@ -698,7 +697,7 @@ def _print_ks_state(state: dict[str, Any]) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``alphaswarm demo``: register, backtest and paper trade the demo bot."""
-    from alphaswarm.bots import Bot
+    from alphaswarm.bots import DEMO_SPEC, Bot
     from alphaswarm.cli.embedded import PaperOptions
 
     backend = _backend(args)
