@@ -373,12 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
+    from alphaswarm import __version__  # the package's own: no distribution metadata scan
 
-        return version("alphaswarm")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
-        return "unknown"
+    return __version__
 
 
 # --------------------------------------------------------------------------- backends
