@@ -62,7 +62,9 @@ def test_version_loads_no_heavy_package():
     assert out["output"] == [f"alphaswarm {alphaswarm.__version__}"]
 
 
-@pytest.mark.parametrize("name", ["Bot", "kill_switch", "Ledger"])
+@pytest.mark.parametrize(
+    "name", ["Bot", "kill_switch", "Ledger", "PaperSession", "backtest", "sweep", "reconcile"]
+)
 def test_a_public_name_loads_only_what_it_needs(name):
     out = loaded_after(f"import alphaswarm as aw\naw.{name}\n")
     assert not {m.split(".")[0] for m in out["modules"]} & {
