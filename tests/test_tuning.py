@@ -99,3 +99,33 @@ def test_an_engagement_changes_the_interpreter_only_when_tuned(tuned):
         assert seen == [(True, before)]
     assert gc.isenabled() and sys.getswitchinterval() == before
     assert not ks.engaging.is_set()
+
+
+@pytest.mark.parametrize("value", ["", "1"])
+def test_panel_serve_plugin_opts_in_only_with_the_environment_variable(value, tmp_path):
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "ALPHASWARM_TUNE_INTERPRETER": value}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    env["ALPHASWARM_DB_URL"] = f"sqlite:///{tmp_path / 'ledger.db'}"
+    env.pop("ALPHASWARM_TOKEN", None)
+    code = (
+        "import json, sys\n"
+        "before = sys.getswitchinterval()\n"
+        "import alphaswarm.server.routes\n"
+        "from alphaswarm import tuning\n"
+        "print(json.dumps([before, sys.getswitchinterval(), tuning.enabled()]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before, after, enabled = json.loads(proc.stdout.strip().splitlines()[-1])
+    if value:
+        assert enabled and after == pytest.approx(tuning.DEFAULT_SWITCH_INTERVAL_MS / 1000)
+    else:
+        assert not enabled and after == before
