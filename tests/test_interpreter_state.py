@@ -230,3 +230,32 @@ print(json.dumps({{"froze": froze, "kept_while_frozen": kept_while_frozen, "recl
         assert out["kept_while_frozen"] is True, "frozen while the session ran"
     for key in ("gc_enabled", "frozen", "switch"):
         assert out["after"][key] == out["before"][key], key
+
+
+def test_a_sweep_without_a_ledger_changes_nothing_interpreter_wide(tmp_path):
+    out = run_python(
+        STATE
+        + """
+import alphaswarm as aw
+
+trials = importlib.import_module("alphaswarm.sweep.trials")
+during = []
+run_vectorized = trials.run_vectorized
+def spying_run_vectorized(*args, **kwargs):  # runs inside every trial
+    during.append(gc.isenabled())
+    return run_vectorized(*args, **kwargs)
+trials.run_vectorized = spying_run_vectorized
+
+bot = aw.Bot(name="quiet-sweep", strategy="sma_cross", universe=["DEMO"])
+before = state()
+result = aw.sweep(bot, {"fast": [5, 10]}, bars=400, backend="serial", ledger=False,
+                  progress=False)
+print(json.dumps({"before": before, "after": state(), "during": during,
+                  "trials": len(result.trials)}))
+""",
+        tmp_path,
+    )
+    assert out["trials"] == 2
+    assert out["during"] and all(out["during"]), "the collector stays on in every trial"
+    assert out["after"] == out["before"]
+    assert not (tmp_path / "default-ledger.db").exists()
