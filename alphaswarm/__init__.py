@@ -8,43 +8,87 @@ The notebook API::
     session = aw.PaperSession(bot, speed=60).start()
     aw.kill_switch().engage("enough")
     aw.Ledger().fills(session.paper_run_id)
+
+Importing the package is cheap: every name below is imported on first use, so
+``import alphaswarm`` loads neither Panel, HoloViews, Bokeh, Alembic, Dask nor a
+broker SDK. ``aw.backtest``, ``aw.sweep`` and ``aw.reconcile`` are the modules of
+those names, callable as their functions (``import alphaswarm.sweep as sw;
+sw.stats`` works too; see :mod:`alphaswarm.callable_module`).
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"  # first: submodules read it while the package imports
 
-from alphaswarm.backtest import BacktestResult, backtest
-from alphaswarm.bots import Bot, BotSpecError
-from alphaswarm.killswitch import KillSwitch, KillSwitchEngaged, kill_switch
-from alphaswarm.ledger import Ledger
-from alphaswarm.model import ModelError
-from alphaswarm.reconcile import reconcile
-from alphaswarm.runtime import get_ledger, set_ledger
-from alphaswarm.sweep import SweepResult, sweep, walk_forward
-from alphaswarm.trading.gate import GateRefused, check_gate
-from alphaswarm.trading.registry import registry
-from alphaswarm.trading.session import PaperSession
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "BacktestResult",
-    "Bot",
-    "BotSpecError",
-    "GateRefused",
-    "KillSwitch",
-    "KillSwitchEngaged",
-    "Ledger",
-    "ModelError",
-    "PaperSession",
-    "__version__",
-    "backtest",
-    "check_gate",
-    "get_ledger",
-    "kill_switch",
-    "reconcile",
-    "registry",
-    "set_ledger",
-    "sweep",
-    "walk_forward",
-    "SweepResult",
-]
+if TYPE_CHECKING:
+    # for type checkers and IDEs; at run time __getattr__ imports each on first use
+    from alphaswarm import backtest, reconcile, sweep  # noqa: F401
+    from alphaswarm.backtest import BacktestResult  # noqa: F401
+    from alphaswarm.bots import Bot, BotSpecError  # noqa: F401
+    from alphaswarm.killswitch import KillSwitch, KillSwitchEngaged, kill_switch  # noqa: F401
+    from alphaswarm.ledger import Ledger  # noqa: F401
+    from alphaswarm.model import ModelError, OrderRequest, Side  # noqa: F401
+    from alphaswarm.reconcile import Reconciliation  # noqa: F401
+    from alphaswarm.risk.limits import RiskLimits  # noqa: F401
+    from alphaswarm.runtime import get_ledger, set_ledger  # noqa: F401
+    from alphaswarm.strategies.base import Strategy  # noqa: F401
+    from alphaswarm.sweep import SweepResult, WalkForwardResult, walk_forward  # noqa: F401
+    from alphaswarm.trading.gate import GateRefused, check_gate  # noqa: F401
+    from alphaswarm.trading.paper_trading import BrokerConfig  # noqa: F401
+    from alphaswarm.trading.registry import registry  # noqa: F401
+    from alphaswarm.trading.session import PaperSession  # noqa: F401
+
+#: Public name -> (module, attribute); attribute None: the (callable) module itself.
+_EXPORTS: dict[str, tuple[str, str | None]] = {
+    # research
+    "backtest": ("alphaswarm.backtest", None),
+    "BacktestResult": ("alphaswarm.backtest", "BacktestResult"),
+    "sweep": ("alphaswarm.sweep", None),
+    "SweepResult": ("alphaswarm.sweep", "SweepResult"),
+    "walk_forward": ("alphaswarm.sweep", "walk_forward"),
+    "WalkForwardResult": ("alphaswarm.sweep", "WalkForwardResult"),
+    "reconcile": ("alphaswarm.reconcile", None),
+    "Reconciliation": ("alphaswarm.reconcile", "Reconciliation"),
+    # what a bot is made of
+    "Bot": ("alphaswarm.bots", "Bot"),
+    "BotSpecError": ("alphaswarm.bots", "BotSpecError"),
+    "Strategy": ("alphaswarm.strategies.base", "Strategy"),
+    "OrderRequest": ("alphaswarm.model", "OrderRequest"),
+    "Side": ("alphaswarm.model", "Side"),
+    "BrokerConfig": ("alphaswarm.trading.paper_trading", "BrokerConfig"),
+    "RiskLimits": ("alphaswarm.risk.limits", "RiskLimits"),
+    "ModelError": ("alphaswarm.model", "ModelError"),
+    # paper trading
+    "PaperSession": ("alphaswarm.trading.session", "PaperSession"),
+    "GateRefused": ("alphaswarm.trading.gate", "GateRefused"),
+    "check_gate": ("alphaswarm.trading.gate", "check_gate"),
+    "registry": ("alphaswarm.trading.registry", "registry"),
+    "KillSwitch": ("alphaswarm.killswitch", "KillSwitch"),
+    "KillSwitchEngaged": ("alphaswarm.killswitch", "KillSwitchEngaged"),
+    "kill_switch": ("alphaswarm.killswitch", "kill_switch"),
+    # the ledger
+    "Ledger": ("alphaswarm.ledger", "Ledger"),
+    "get_ledger": ("alphaswarm.runtime", "get_ledger"),
+    "set_ledger": ("alphaswarm.runtime", "set_ledger"),
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562)."""
+    try:
+        module_name, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'alphaswarm' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from alphaswarm.bots import Bot
+from alphaswarm.callable_module import make_callable
 from alphaswarm.data.base import FeedError, to_ns
-from alphaswarm.gcpause import gc_paused
 from alphaswarm.metrics import drawdown_series, round_trips, summarize
 from alphaswarm.model import ModelError
 from alphaswarm.trading.engine import Engine
@@ -287,7 +287,15 @@ def backtest(
     ledger : Ledger, optional
         Where the ``backtest_runs`` row goes (default: the default ledger).
     store : bool
-        Set False to run without touching any ledger.
+        ``True`` (the default) records the run: the bot is registered (a changed
+        spec becomes a new version) and a ``backtest_runs`` row is written to
+        ``ledger``. Without ``ledger`` that is the process's default ledger
+        (``$ALPHASWARM_DB_URL`` or ``~/.alphaswarm/ledger.db``), which the first
+        use opens: it creates or migrates the schema, attaches the process kill
+        switch to it, marks runs of dead processes crashed, and, on SQLite,
+        starts one thread that checkpoints its write-ahead log. ``False`` runs
+        in memory only: no ledger is opened, no thread started, nothing written.
+        Neither changes the garbage collector or the switch interval.
     engine : {"auto", "vector", "event"}
         Which path runs: ``auto`` picks the vectorized one when the bot is eligible;
         ``vector`` insists on it (a :class:`ModelError` names why it cannot);
@@ -320,21 +328,20 @@ def backtest(
 
     limit = _read_limit(feed, bars, start, end)
     started_at = datetime.now(UTC)
-    with gc_paused():
-        t0 = time.perf_counter()
-        run, reason = _run(engine, bot, feed, make_engine, limit, start, end)
-        elapsed = time.perf_counter() - t0
-        broker = run.broker
-        equity = pd.DataFrame({"equity": run.equity, "cash": run.cash}, index=run.index)
-        equity["drawdown"] = drawdown_series(equity["equity"])
-        trades = round_trips(broker.fills)
-        metrics = summarize(
-            equity["equity"].to_numpy(), trades, feed.periods_per_year, run.bars_in_market
-        )
-        fills = pd.DataFrame([f.to_dict() for f in broker.fills], columns=_FILL_COLUMNS)
-        if len(fills):
-            fills["filled_at"] = pd.to_datetime(fills["filled_at"], utc=True)
-        orders = pd.DataFrame([o.to_dict() for o in broker.orders.values()])
+    t0 = time.perf_counter()
+    run, reason = _run(engine, bot, feed, make_engine, limit, start, end)
+    elapsed = time.perf_counter() - t0
+    broker = run.broker
+    equity = pd.DataFrame({"equity": run.equity, "cash": run.cash}, index=run.index)
+    equity["drawdown"] = drawdown_series(equity["equity"])
+    trades = round_trips(broker.fills)
+    metrics = summarize(
+        equity["equity"].to_numpy(), trades, feed.periods_per_year, run.bars_in_market
+    )
+    fills = pd.DataFrame([f.to_dict() for f in broker.fills], columns=_FILL_COLUMNS)
+    if len(fills):
+        fills["filled_at"] = pd.to_datetime(fills["filled_at"], utc=True)
+    orders = pd.DataFrame([o.to_dict() for o in broker.orders.values()])
     config = {
         "starting_cash": starting_cash,
         "broker": broker_config.to_dict(),
@@ -395,3 +402,6 @@ def _store(
     row["num_trades"] = int(result.metrics["num_trades"])
     ledger.record_backtest(row)
     result.id, result.bot_id, result.bot_version = run_id, bot_id, version
+
+
+make_callable(__name__, "backtest")  # aw.backtest(...) calls it; the module stays importable

@@ -13,12 +13,16 @@ only what was made since the last freeze.
 
 The price of a freeze: a reference cycle that was alive then and becomes garbage
 later is not reclaimed until the next unfreeze (reference counting still frees
-everything else at once). Such cycles, mostly a finished session's objects (about
-35 KB each), are reclaimed by :meth:`HeapFreezer.refreeze`: a full collection of
-everything, then a freeze of the survivors. It runs when no session is running any
-more, and, for a process whose sessions never all stop, with every
+everything else at once). While sessions run, :meth:`HeapFreezer.refreeze` (a full
+collection of everything, then a freeze of the survivors) runs with every
 ``refreeze_after``-th session start, in the starting thread: at 1,000 starts the
-pause is 0.2-0.6 s, charged to a start rather than to whatever runs later.
+pause is 0.2-0.6 s, charged to a start rather than to whatever runs later. When no
+session runs any more, :meth:`HeapFreezer.release` unfreezes everything and
+collects: nothing stays frozen once the sessions have ended, an object of the host
+process included.
+
+Only a tuned process uses it (:mod:`alphaswarm.tuning`, ``alphaswarm serve
+--tune-interpreter``); library calls never freeze anything.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class FreezeStats:
         Young collections followed by a freeze.
     refreezes : int
         Full collections of everything followed by a freeze.
+    releases : int
+        Unfreezes followed by a full collection (no session running, or closed).
     starts_since_refreeze : int
         Session starts since the last refreeze.
     """
@@ -50,10 +56,11 @@ class FreezeStats:
     freezes: int
     refreezes: int
     starts_since_refreeze: int
+    releases: int = 0
 
 
 class HeapFreezer:
-    """Freeze long-lived objects shortly after sessions start; reclaim when idle.
+    """Freeze long-lived objects shortly after sessions start; unfreeze when idle.
 
     Every method may be called from any thread; the collections run on ``loop``.
 
@@ -67,7 +74,7 @@ class HeapFreezer:
         Delay between a session start and the freeze it asks for; starts within it
         share one freeze.
     idle_s : float
-        Delay between the last session ending and the refreeze.
+        Delay between the last session ending and the release (unfreeze, collect).
     refreeze_after : int
         Session starts after which the next freeze is a refreeze, so frozen garbage
         stays bounded in a process whose sessions never all stop.
@@ -93,6 +100,9 @@ class HeapFreezer:
         self._starts = 0
         self._freezes = 0
         self._refreezes = 0
+        self._releases = 0
+        self._frozen = False
+        self._closed = False
         self._freeze_due: asyncio.TimerHandle | None = None  # touched on the loop only
         self._idle_due: asyncio.TimerHandle | None = None
 
@@ -100,7 +110,12 @@ class HeapFreezer:
     def stats(self) -> FreezeStats:
         """Counts of what was done so far."""
         with self._lock:
-            return FreezeStats(self._freezes, self._refreezes, self._starts)
+            return FreezeStats(self._freezes, self._refreezes, self._starts, self._releases)
+
+    @property
+    def frozen(self) -> bool:
+        """True while this freezer holds objects frozen."""
+        return self._frozen
 
     def session_started(self) -> None:
         """A session has started: freeze what has settled ``settle_s`` from now.
@@ -111,6 +126,8 @@ class HeapFreezer:
         whatever runs then, a kill-switch request included.
         """
         with self._lock:
+            if self._closed:
+                return
             self._starts += 1
             due = self._starts >= self._refreeze_after
         if due and gc.isenabled():
@@ -119,7 +136,7 @@ class HeapFreezer:
             self._on_loop(self._plan_freeze)
 
     def session_ended(self) -> None:
-        """A session has ended: refreeze ``idle_s`` from now if none runs then."""
+        """A session has ended: release ``idle_s`` from now if none runs then."""
         self._on_loop(self._plan_idle_check)
 
     def refreeze(self) -> None:
@@ -130,6 +147,25 @@ class HeapFreezer:
         with self._lock:
             self._starts = 0
             self._refreezes += 1
+            self._frozen = True
+
+    def release(self) -> None:
+        """Unfreeze everything and collect it: what became garbage is reclaimed."""
+        gc.unfreeze()
+        gc.collect()
+        with self._lock:
+            self._starts = 0
+            self._frozen = False
+            self._releases += 1
+
+    def close(self) -> None:
+        """Stop freezing (pending freezes are dropped) and release what is frozen."""
+        with self._lock:
+            self._closed = True
+            frozen = self._frozen
+        self._on_loop(self._cancel_timers)
+        if frozen:
+            self.release()
 
     def freeze_young(self) -> None:
         """Collect the young generations, then freeze every object left."""
@@ -137,6 +173,7 @@ class HeapFreezer:
         gc.freeze()
         with self._lock:
             self._freezes += 1
+            self._frozen = True
 
     # -- on the loop -------------------------------------------------------------------
     def _on_loop(self, fn: Callable[[], None]) -> None:
@@ -155,8 +192,16 @@ class HeapFreezer:
             self._idle_due.cancel()
         self._idle_due = self._loop.call_later(self._idle_s, self._idle_check)
 
+    def _cancel_timers(self) -> None:
+        for handle in (self._freeze_due, self._idle_due):
+            if handle is not None:
+                handle.cancel()
+        self._freeze_due = self._idle_due = None
+
     def _freeze_now(self) -> None:
         self._freeze_due = None
+        if self._closed or self._is_idle():  # closed, or the sessions ended already
+            return
         if not gc.isenabled():  # latency-bound work holds the collector off: later
             self._plan_freeze()
             return
@@ -170,10 +215,10 @@ class HeapFreezer:
     def _idle_check(self) -> None:
         self._idle_due = None
         with self._lock:
-            anything_frozen = self._starts > 0
+            anything_frozen = self._frozen and not self._closed
         if not anything_frozen or not self._is_idle():
             return
         if not gc.isenabled():
             self._plan_idle_check()
             return
-        self.refreeze()
+        self.release()

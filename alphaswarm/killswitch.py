@@ -27,7 +27,6 @@ process reports every process's acknowledgement (``cluster`` in the result).
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import param
 
-from alphaswarm.gcpause import gc_paused
+from alphaswarm import tuning
 from alphaswarm.model import ModelError
 
 if TYPE_CHECKING:
@@ -84,8 +83,8 @@ class KillSwitch(param.Parameterized):
     )
 
     REFRESH_SECONDS: ClassVar[float] = 1.0
-    #: The interpreter's switch interval while an engagement runs (see ``_engaging``).
-    ENGAGE_SWITCH_INTERVAL: ClassVar[float] = 0.0005
+    #: Threads of the pool that runs halt targets besides the engaging thread's own.
+    POOL_WORKERS: ClassVar[int] = 2
     #: How long an engagement on PostgreSQL waits for the other processes' acks.
     ACK_WAIT_SECONDS: ClassVar[float] = 0.25
 
@@ -96,7 +95,8 @@ class KillSwitch(param.Parameterized):
         self._lock = threading.RLock()
         self._ledger: Ledger | None = None
         self._last_refresh = 0.0
-        self._pool = _started_pool(8, "kill-switch")
+        # created with the second halt target (the first runs on the engaging thread)
+        self._pool: ThreadPoolExecutor | None = None
         self._last_commit = 0.0
         self._last_close = 0.0
         # (epoch, start) of a cluster engagement whose ack this process still owes
@@ -115,7 +115,6 @@ class KillSwitch(param.Parameterized):
         #: commits meanwhile, so the halt has the CPU and the ledger to itself.
         self.engaging = threading.Event()
         self._engages_running = 0
-        self._switch_interval = sys.getswitchinterval()
 
     # -- wiring -----------------------------------------------------------------------
     def attach_ledger(self, ledger: Ledger | None) -> None:
@@ -146,9 +145,15 @@ class KillSwitch(param.Parameterized):
         return ledger is not None and ledger.dialect == "postgresql"
 
     def register(self, name: str, target: HaltTarget) -> None:
-        """Add a halt target under ``name``: ``target(reason, mode) -> count halted``."""
+        """Add a halt target under ``name``: ``target(reason, mode) -> count halted``.
+
+        The first target of a second name starts the small pool that runs targets
+        concurrently: its threads exist before an engagement needs them.
+        """
         with self._lock:
             self._targets.setdefault(name, []).append(target)
+            if self._pool is None and sum(1 for ts in self._targets.values() if ts) > 1:
+                self._pool = _started_pool(self.POOL_WORKERS, "kill-switch")
 
     def unregister(self, name: str, target: HaltTarget | None = None) -> None:
         """Remove one target (or every target) registered under ``name``."""
@@ -216,25 +221,22 @@ class KillSwitch(param.Parameterized):
     def _engaging(self) -> Iterator[None]:
         """Hold :attr:`engaging` set (several engagements may overlap).
 
-        Meanwhile the interpreter hands its lock over every
-        :attr:`ENGAGE_SWITCH_INTERVAL` seconds instead of every 5 ms: the halting
-        thread releases it at each database call and would otherwise wait up to a
-        whole interval to get it back from a thread that is busy.
+        In a process that opted in to interpreter tuning (``alphaswarm serve
+        --tune-interpreter``) the collector is held off and the switch interval
+        shortened meanwhile (:func:`alphaswarm.tuning.latency_critical`); otherwise
+        nothing interpreter-wide changes.
         """
         with self._lock:
             self._engages_running += 1
-            if self._engages_running == 1:
-                self._switch_interval = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._switch_interval, self.ENGAGE_SWITCH_INTERVAL))
             self.engaging.set()
         try:
-            yield
+            with tuning.latency_critical():
+                yield
         finally:
             with self._lock:
                 self._engages_running -= 1
                 if not self._engages_running:
                     self.engaging.clear()
-                    sys.setswitchinterval(self._switch_interval)
 
     def engage(
         self,
@@ -281,8 +283,7 @@ class KillSwitch(param.Parameterized):
         t0 = time.perf_counter()
         now = datetime.now(UTC)
         failures: list[str] = []
-        # a collection here would land on the halt's clock (finish_many holds it off too)
-        with self._engaging(), gc_paused():
+        with self._engaging():
             with self._lock:
                 if bot is not None:
                     with param.edit_constant(self):
@@ -346,8 +347,14 @@ class KillSwitch(param.Parameterized):
         registered under halts nothing and costs no hand-over at all.
         """
         active = [name for name, ts in targets.items() if ts]
+        pool = self._pool
+        if pool is None and len(active) > 1:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = _started_pool(self.POOL_WORKERS, "kill-switch")
+                pool = self._pool
         futures = {
-            name: self._pool.submit(self._run_targets, name, targets[name], reason, mode)
+            name: pool.submit(self._run_targets, name, targets[name], reason, mode)
             for name in active[1:]
         }
         results = {}

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 
 from alphaswarm.bots import Bot
+from alphaswarm.callable_module import make_callable
 from alphaswarm.data.base import Feed
 from alphaswarm.data.replay import ReplayFeed
 from alphaswarm.model import ModelError
@@ -983,3 +984,6 @@ def _summary(
         ),
         "causes": CAUSES,
     }
+
+
+make_callable(__name__, "reconcile")  # aw.reconcile(...) calls it; the module stays importable

@@ -4,12 +4,10 @@ Paper sessions started from a thread without a running asyncio loop (a script,
 the server) run on one shared background loop, so the engine never competes
 with the web server's loop and a notebook's loop stays free.
 
-Starting that loop also moves every object alive at that moment (modules,
-classes, the server's routes ...) out of the cyclic garbage collector's sight
-(:func:`gc.freeze`): a full collection then walks only what was made since,
-instead of pausing every thread, the engine's too, for a walk of the whole heap.
-From then on a :class:`~alphaswarm.gcfreeze.HeapFreezer` does the same for the
-objects of the sessions that start on it (see :mod:`alphaswarm.gcfreeze`).
+Nothing here starts before it is needed: the default ledger opens (and recovers
+orphaned runs) on the first :func:`get_ledger`, the engine loop's thread on the
+first session that needs it. Neither touches the garbage collector or the switch
+interval; a process that wants that opts in (:mod:`alphaswarm.tuning`).
 """
 
 from __future__ import annotations
@@ -18,16 +16,16 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING
 
-from alphaswarm.gcfreeze import HeapFreezer
+from alphaswarm import tuning
 
 if TYPE_CHECKING:
+    from alphaswarm.gcfreeze import HeapFreezer
     from alphaswarm.ledger import Ledger
 
 _lock = threading.Lock()
 _ledger: Ledger | None = None
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
-_freezer: HeapFreezer | None = None
 
 
 def get_ledger() -> Ledger:
@@ -66,8 +64,7 @@ def _attach(ledger: Ledger | None) -> None:
 
 def engine_loop() -> asyncio.AbstractEventLoop:
     """The shared background loop sessions run on when the caller has none."""
-    global _loop, _thread, _freezer
-    started = False
+    global _loop, _thread
     with _lock:
         if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
             loop = asyncio.new_event_loop()
@@ -82,34 +79,19 @@ def engine_loop() -> asyncio.AbstractEventLoop:
             _thread.start()
             ready.wait()
             _loop = loop
-            _freezer = HeapFreezer(loop, _no_session_running)
-            started = True
-        current, freezer = _loop, _freezer
-    if started and freezer is not None:  # outside the lock: the collection may run finalizers
-        freezer.refreeze()
-    return current
+        return _loop
 
 
 def heap_freezer() -> HeapFreezer | None:
-    """The engine loop's :class:`~alphaswarm.gcfreeze.HeapFreezer` (None before it starts)."""
-    return _freezer
+    """The tuned process's heap freezer (None unless :mod:`alphaswarm.tuning` is on)."""
+    return tuning.heap_freezer()
 
 
 def session_started() -> None:
-    """Tell the engine loop's heap freezer that a session started (no-op without one)."""
-    freezer = _freezer
-    if freezer is not None:
-        freezer.session_started()
+    """A session started: tell the interpreter tuning, if the process opted in."""
+    tuning.session_started()
 
 
 def session_ended() -> None:
-    """Tell the engine loop's heap freezer that sessions ended (no-op without one)."""
-    freezer = _freezer
-    if freezer is not None:
-        freezer.session_ended()
-
-
-def _no_session_running() -> bool:
-    from alphaswarm.trading.registry import registry
-
-    return not registry().running()
+    """A session ended: tell the interpreter tuning, if the process opted in."""
+    tuning.session_ended()

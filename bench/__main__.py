@@ -24,6 +24,7 @@ SCRIPTS = (
     "frame_latency",
     "ws_throughput",
     "concurrent_sessions",
+    "startup",
 )
 
 

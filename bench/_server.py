@@ -116,10 +116,17 @@ def serve_subprocess(
 
 
 @contextlib.contextmanager
-def alphaswarm_serve(db: Path, home: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``alphaswarm serve --port N --db sqlite:///db`` on a free port; yields (url, process)."""
+def alphaswarm_serve(
+    db: Path, home: Path, *, tune_interpreter: bool = False
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``alphaswarm serve --port N --db sqlite:///db`` on a free port; yields (url, process).
+
+    ``tune_interpreter`` adds ``--tune-interpreter`` (the server's opt-in tuning).
+    """
     port = free_port()
     cmd = [*alphaswarm_cmd(), "serve", "--port", str(port), "--db", f"sqlite:///{db}"]
+    if tune_interpreter:
+        cmd.append("--tune-interpreter")
     with serve_subprocess(cmd, home, port) as proc:
         yield f"http://127.0.0.1:{port}", proc
 

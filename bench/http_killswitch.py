@@ -176,6 +176,11 @@ def main() -> int:
     p.add_argument("--sessions", default=None, help="comma-separated N (default 1,10,50,200)")
     p.add_argument("--reps", type=int, default=None, help="repetitions per N (default 20)")
     p.add_argument("--settle", type=float, default=None, help="seconds of trading first (0.5)")
+    p.add_argument(
+        "--tune-interpreter",
+        action="store_true",
+        help="serve with --tune-interpreter (switch interval, heap freezer); default: untuned",
+    )
     args = p.parse_args()
     ns = (
         [int(x) for x in args.sessions.split(",")]
@@ -186,12 +191,18 @@ def main() -> int:
     settle = args.settle if args.settle is not None else (0.2 if args.quick else 0.5)
     started = time.perf_counter()
 
-    print(f"{NAME}: alphaswarm serve subprocess, N sessions at speed 60 over HTTP, {reps} reps")
+    tuned = " --tune-interpreter" if args.tune_interpreter else " (interpreter not tuned)"
+    print(
+        f"{NAME}: alphaswarm serve{tuned} subprocess, N sessions at speed 60 over HTTP, {reps} reps"
+    )
     print(machine_line())
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-http-ks-") as tmp:
         db = Path(tmp) / "ledger.db"
-        with alphaswarm_serve(db, Path(tmp)) as (url, _proc):
+        with alphaswarm_serve(db, Path(tmp), tune_interpreter=args.tune_interpreter) as (
+            url,
+            _proc,
+        ):
             api = Api(url)
             bot_id = bench_bot(api)
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
@@ -266,7 +277,8 @@ def main() -> int:
             "Kill switch over HTTP: POST /kill-switch -> response, -> all N rows 'killed'",
         )
     )
-    write_results(args.results_dir, NAME, {"settle_s": settle, "rows": rows}, started, args.quick)
+    payload = {"settle_s": settle, "tune_interpreter": args.tune_interpreter, "rows": rows}
+    write_results(args.results_dir, NAME, payload, started, args.quick)
     return 0
 
 

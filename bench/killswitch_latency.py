@@ -108,6 +108,11 @@ def main() -> int:
     p.add_argument(
         "--settle", type=float, default=None, help="seconds of trading before engaging (0.5)"
     )
+    p.add_argument(
+        "--tune-interpreter",
+        action="store_true",
+        help="opt this process in to interpreter tuning (alphaswarm.tuning); default: untuned",
+    )
     args = p.parse_args()
     ns = (
         [int(x) for x in args.sessions.split(",")]
@@ -123,7 +128,12 @@ def main() -> int:
     from alphaswarm.data import ReplayFeed, SyntheticFeed
     from alphaswarm.trading.registry import registry
 
-    print(f"{NAME}: N sessions at speed 60, one SQLite ledger, {reps} reps per N")
+    if args.tune_interpreter:
+        from alphaswarm import tuning
+
+        tuning.enable()
+    tuned = "tuned interpreter" if args.tune_interpreter else "interpreter not tuned"
+    print(f"{NAME}: N sessions at speed 60, one SQLite ledger, {reps} reps per N, {tuned}")
     print(machine_line())
     feed = ReplayFeed(
         SyntheticFeed(["DEMO"], seed=SEED, bars=FEED_BARS).frame(),
@@ -208,7 +218,12 @@ def main() -> int:
     write_results(
         args.results_dir,
         NAME,
-        {"settle_s": settle, "rows": rows, "peak_rss_mib": peak_rss_mib()},
+        {
+            "settle_s": settle,
+            "tune_interpreter": args.tune_interpreter,
+            "rows": rows,
+            "peak_rss_mib": peak_rss_mib(),
+        },
         started,
         args.quick,
     )

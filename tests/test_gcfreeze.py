@@ -1,4 +1,9 @@
-"""HeapFreezer: long-lived objects leave the collector's sight; frozen garbage comes back."""
+"""HeapFreezer: long-lived objects leave the collector's sight; frozen garbage comes back.
+
+The freezer is only used by a tuned process (:mod:`alphaswarm.tuning`); these tests
+drive it directly. Waits synchronise on the freezer's loop: a timer scheduled after
+the freezer's own fires after them.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ import weakref
 
 import pytest
 
-from alphaswarm import runtime
 from alphaswarm.gcfreeze import HeapFreezer
 
 
@@ -47,7 +51,14 @@ def loop():
     loop.close()
 
 
-def wait_for(predicate, timeout: float = 5.0) -> bool:
+def drain(loop: asyncio.AbstractEventLoop, delay: float) -> None:
+    """Return once the loop has run every timer due within ``delay`` from now."""
+    done = threading.Event()
+    loop.call_soon_threadsafe(loop.call_later, delay, done.set)
+    assert done.wait(30), "the loop did not get there"
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -85,13 +96,23 @@ def test_frozen_garbage_waits_for_a_refreeze(loop):
     assert freezer.stats.starts_since_refreeze == 0
 
 
+class Sessions:
+    """What ``is_idle`` sees: whether any session runs."""
+
+    def __init__(self, running: bool) -> None:
+        self.running = running
+
+    def idle(self) -> bool:
+        return not self.running
+
+
 def test_starts_close_together_share_one_freeze(loop):
-    freezer = HeapFreezer(loop, lambda: False, settle_s=0.2)
+    freezer = HeapFreezer(loop, Sessions(True).idle, settle_s=0.2)
     for _ in range(5):
         freezer.session_started()
     assert freezer.stats.freezes == 0
     assert wait_for(lambda: freezer.stats.freezes == 1)
-    time.sleep(0.3)
+    drain(loop, 0.4)
     assert freezer.stats.freezes == 1
     assert freezer.stats.starts_since_refreeze == 5
     freezer.session_started()
@@ -99,7 +120,7 @@ def test_starts_close_together_share_one_freeze(loop):
 
 
 def test_every_refreeze_after_starts_the_start_refreezes(loop):
-    freezer = HeapFreezer(loop, lambda: False, settle_s=0.05, refreeze_after=3)
+    freezer = HeapFreezer(loop, Sessions(True).idle, settle_s=0.05, refreeze_after=3)
     node, ref = cycle()
     for _ in range(2):
         freezer.session_started()
@@ -109,37 +130,59 @@ def test_every_refreeze_after_starts_the_start_refreezes(loop):
     assert freezer.stats.refreezes == 1, "in the starting thread, before it returns"
     assert ref() is None
     assert freezer.stats.starts_since_refreeze == 0
-    time.sleep(0.2)
+    drain(loop, 0.2)
     assert freezer.stats.freezes == 1
 
 
-@pytest.mark.parametrize("idle", [True, False])
-def test_refreeze_when_the_last_session_has_ended(loop, idle):
-    freezer = HeapFreezer(loop, lambda: idle, settle_s=0.05, idle_s=0.1)
+def test_the_last_session_ending_unfreezes_and_reclaims(loop):
+    sessions = Sessions(True)
+    freezer = HeapFreezer(loop, sessions.idle, settle_s=0.05, idle_s=0.1)
+    node, ref = cycle()
     freezer.session_started()
-    assert wait_for(lambda: freezer.stats.freezes == 1)
+    assert wait_for(lambda: freezer.frozen)
+    assert gc.get_freeze_count() > 0
+    del node
+    gc.collect()
+    assert ref() is not None, "frozen while sessions run"
+    sessions.running = False
     freezer.session_ended()
-    if idle:
-        assert wait_for(lambda: freezer.stats.refreezes == 1)
-    else:
-        time.sleep(0.3)
-        assert freezer.stats.refreezes == 0
-
-
-def test_nothing_to_reclaim_when_nothing_started(loop):
-    freezer = HeapFreezer(loop, lambda: True, idle_s=0.05)
-    freezer.session_ended()
-    time.sleep(0.25)
+    assert wait_for(lambda: freezer.stats.releases == 1)
+    assert not freezer.frozen and gc.get_freeze_count() == 0
+    assert ref() is None, "nothing stays frozen once the sessions have ended"
     assert freezer.stats.refreezes == 0
+
+
+def test_a_session_ending_while_others_run_keeps_the_freeze(loop):
+    freezer = HeapFreezer(loop, Sessions(True).idle, settle_s=0.05, idle_s=0.1)
+    freezer.session_started()
+    assert wait_for(lambda: freezer.frozen)
+    freezer.session_ended()
+    drain(loop, 0.3)
+    assert freezer.frozen and freezer.stats.releases == 0
+
+
+def test_no_freeze_once_the_sessions_have_ended(loop):
+    freezer = HeapFreezer(loop, Sessions(False).idle, settle_s=0.05)
+    freezer.session_started()
+    drain(loop, 0.2)
+    assert freezer.stats.freezes == 0 and not freezer.frozen
+    assert gc.get_freeze_count() == 0
+
+
+def test_nothing_to_release_when_nothing_froze(loop):
+    freezer = HeapFreezer(loop, Sessions(False).idle, idle_s=0.05)
+    freezer.session_ended()
+    drain(loop, 0.2)
+    assert freezer.stats.releases == 0
 
 
 @pytest.mark.parametrize(("refreeze_after", "kind"), [(1000, "freezes"), (1, "refreezes")])
 def test_a_paused_collector_postpones_what_is_due(loop, refreeze_after, kind):
-    freezer = HeapFreezer(loop, lambda: False, settle_s=0.05, refreeze_after=refreeze_after)
+    freezer = HeapFreezer(loop, Sessions(True).idle, settle_s=0.05, refreeze_after=refreeze_after)
     gc.disable()
     try:
         freezer.session_started()
-        time.sleep(0.3)
+        drain(loop, 0.3)
         assert getattr(freezer.stats, kind) == 0
     finally:
         gc.enable()
@@ -148,10 +191,21 @@ def test_a_paused_collector_postpones_what_is_due(loop, refreeze_after, kind):
     assert getattr(freezer.stats, other) == 0
 
 
+def test_close_releases_and_stops_freezing(loop):
+    freezer = HeapFreezer(loop, Sessions(True).idle, settle_s=0.05)
+    freezer.session_started()
+    assert wait_for(lambda: freezer.frozen)
+    freezer.close()
+    assert not freezer.frozen and gc.get_freeze_count() == 0
+    freezer.session_started()
+    drain(loop, 0.2)
+    assert freezer.stats.freezes == 1 and gc.get_freeze_count() == 0
+
+
 def test_a_closed_loop_is_ignored():
     loop = asyncio.new_event_loop()
     loop.close()
-    freezer = HeapFreezer(loop, lambda: True)
+    freezer = HeapFreezer(loop, lambda: False)
     freezer.session_started()
     freezer.session_ended()
     assert freezer.stats.freezes == 0
@@ -161,29 +215,3 @@ def test_a_closed_loop_is_ignored():
 def test_refreeze_after_must_be_positive(loop):
     with pytest.raises(ValueError, match="refreeze_after"):
         HeapFreezer(loop, lambda: True, refreeze_after=0)
-
-
-def test_the_engine_loop_freezes_after_sessions_start_and_end(tmp_path):
-    import alphaswarm as aw
-    from alphaswarm.data import SyntheticFeed
-
-    runtime.engine_loop()
-    freezer = runtime.heap_freezer()
-    assert freezer is not None
-    before = freezer.stats
-    ledger = aw.Ledger(url=f"sqlite:///{tmp_path / 'ledger.db'}")
-    bot = aw.Bot(name="freezer", strategy="sma_cross", universe=["DEMO"])
-    feed = SyntheticFeed(["DEMO"], seed=3, bars=50)
-    sessions = [
-        aw.PaperSession(bot, feed=feed, ledger=ledger, speed=0, force=True, reason="test")
-        for _ in range(3)
-    ]
-    try:
-        for s in sessions:
-            s.start(loop=runtime.engine_loop())
-        for s in sessions:
-            assert s.wait(30)
-        assert wait_for(lambda: freezer.stats.freezes > before.freezes)
-        assert wait_for(lambda: freezer.stats.refreezes > before.refreezes)
-    finally:
-        ledger.close()

@@ -8,7 +8,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from alphaswarm.bots import DEMO_SPEC
 from alphaswarm.cli.errors import (
     EXIT_CODES_HELP,
     EXIT_ERROR,
@@ -209,11 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="create, backtest and run the demo bot")
     p.add_argument("--show", action="store_true", help="open the dashboard in a browser")
     p.add_argument(
+        "--tune-interpreter",
+        action="store_true",
+        help="tune this server's interpreter for many sessions and fast halts: a shorter "
+        "switch interval, the heap frozen while sessions run (unfrozen and collected when "
+        "none runs), no collection during a kill-switch halt. Off by default",
+    )
+    p.add_argument(
         "--switch-interval-ms",
         type=float,
         default=1.0,
-        help="how often a busy thread hands over the interpreter lock, in ms (default 1; "
-        "Python's own is 5): requests such as the kill switch reach their handler sooner",
+        help="with --tune-interpreter: how often a busy thread hands over the interpreter "
+        "lock, in ms (default 1; Python's own is 5)",
     )
     p.add_argument(
         "--allow-host",
@@ -430,12 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
+    from alphaswarm import __version__  # the package's own: no distribution metadata scan
 
-        return version("alphaswarm")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
-        return "unknown"
+    return __version__
 
 
 # --------------------------------------------------------------------------- backends
@@ -479,6 +482,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         demo=args.demo,
         show=args.show,
         token=args.token or os.environ.get("ALPHASWARM_TOKEN") or None,
+        tune_interpreter=args.tune_interpreter,
         switch_interval_ms=args.switch_interval_ms,
         allow_hosts=args.allow_host,
         data_dirs=args.data_dir,
@@ -759,7 +763,7 @@ def _print_ks_state(state: dict[str, Any]) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``alphaswarm demo``: register, backtest and paper trade the demo bot."""
-    from alphaswarm.bots import Bot
+    from alphaswarm.bots import DEMO_SPEC, Bot
     from alphaswarm.cli.embedded import PaperOptions
 
     backend = _backend(args)

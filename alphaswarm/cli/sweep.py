@@ -22,8 +22,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from alphaswarm.cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
 from alphaswarm.cli.output import print_kv, print_table, to_json
 
@@ -55,6 +53,8 @@ examples:
 
 
 def _value(text: str) -> Any:
+    import yaml
+
     value = yaml.safe_load(text)
     return value if isinstance(value, int | float | str | bool) or value is None else text
 
@@ -91,6 +91,8 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
 
 
 def _number(text: str) -> int | float:
+    import yaml
+
     value = yaml.safe_load(text)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(text)

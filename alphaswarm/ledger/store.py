@@ -60,7 +60,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.pool import StaticPool
 
-from alphaswarm.ledger import migrate
 from alphaswarm.ledger.bulk import execute_many, with_python_defaults
 from alphaswarm.ledger.checkpoint import AUTOCHECKPOINT_PRAGMA, WalCheckpointer, checkpoint
 from alphaswarm.ledger.schema import (
@@ -580,6 +579,8 @@ class Ledger(param.Parameterized):
             If the database cannot be reached, is newer than this code, or is not at
             head while :attr:`upgrade` is False.
         """
+        from alphaswarm.ledger import migrate  # Alembic loads when a ledger first opens
+
         with self._lock:
             head = migrate.head_revision()
             if self._schema_ready:
@@ -608,6 +609,8 @@ class Ledger(param.Parameterized):
         What was read before the lock may be stale: another process can have created
         the tables and stamped them in between, so the revision is read again here.
         """
+        from alphaswarm.ledger import migrate
+
         conn.execution_options(**{_WRITE_OPTION: True})
         with conn.begin():
             if conn.dialect.name == "postgresql":
@@ -620,6 +623,8 @@ class Ledger(param.Parameterized):
                 migrate.upgrade(conn, "head")
 
     def _check_upgradable(self, conn: Connection, current: str | None, head: str) -> None:
+        from alphaswarm.ledger import migrate
+
         if current is not None and current not in migrate.known_revisions():
             raise LedgerError(
                 f"the ledger at {self._safe_url()} is at schema revision {current!r}, which "

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from tornado.web import RequestHandler
 
+from alphaswarm import tuning
 from alphaswarm.server import handlers as h
 from alphaswarm.server.capacity import Capacity
 from alphaswarm.server.errors import MAX_BODY_BYTES
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Interpreter switch interval of a served process, in ms (Python's default is 5).
+#: Interpreter switch interval of a tuned server process, in ms (Python's default is 5).
 SERVER_SWITCH_INTERVAL_MS = 1.0
 #: Bytes the server buffers per connection (Bokeh's WebSocket messages are up to 20 MB).
 MAX_BUFFER_BYTES = 24 * 1024 * 1024
@@ -372,12 +372,14 @@ def serve(
     token: str | None = None,
     dashboard: bool = True,
     num_procs: int = 1,
-    switch_interval_ms: float | None = SERVER_SWITCH_INTERVAL_MS,
+    switch_interval_ms: float = SERVER_SWITCH_INTERVAL_MS,
     allow_hosts: tuple[str, ...] | list[str] = (),
     data_dirs: tuple[str, ...] | list[str] = (),
     strategy_dirs: tuple[str, ...] | list[str] = (),
     feed_urls: tuple[str, ...] | list[str] = (),
     credential_envs: tuple[str, ...] | list[str] = (),
+    *,
+    tune_interpreter: bool = False,
 ) -> None:
     """Serve the dashboard and the API until SIGINT or SIGTERM (blocking).
 
@@ -403,11 +405,12 @@ def serve(
         Serve the dashboard at ``/``.
     num_procs : int
         Worker processes (keep 1 with SQLite).
-    switch_interval_ms : float, optional
-        How often, at most, a thread busy with Python code hands the interpreter
-        lock to a waiting one (:func:`sys.setswitchinterval`); ``None`` keeps
-        Python's 5 ms. The default 1 ms lets a request (a kill switch) reach its
-        handler while the engine thread processes bars sooner.
+    switch_interval_ms : float
+        With ``tune_interpreter``: how often, at most, a thread busy with Python
+        code hands the interpreter lock to a waiting one
+        (:func:`sys.setswitchinterval`, Python's own is 5 ms). The default 1 ms
+        lets a request (a kill switch) reach its handler sooner while the engine
+        thread processes bars. Checked even when tuning is off.
     allow_hosts : list of str
         More names the ``Host`` header may carry (``--allow-host``).
     data_dirs, strategy_dirs : list of str
@@ -417,6 +420,12 @@ def serve(
         Provider base URLs specs sent over HTTP may name (``--feed-url``).
     credential_envs : list of str
         More environment variables such specs may name for keys (``--credential-env``).
+    tune_interpreter : bool
+        Opt in to interpreter tuning for the rest of this call
+        (:func:`alphaswarm.tuning.enable`): the switch interval above, the heap
+        frozen while sessions run and unfrozen and collected when none runs, no
+        collection during a kill-switch halt. Everything is undone when the server
+        stops. Off by default: the server then changes nothing interpreter-wide.
 
     Raises
     ------
@@ -428,12 +437,29 @@ def serve(
         policy = SpecPolicy.create(data_dirs, strategy_dirs, feed_urls, credential_envs)
     except ValueError as exc:
         raise ServerConfigError(str(exc)) from None
-    if switch_interval_ms is not None:
-        if not 0 < switch_interval_ms <= 100:
-            raise ServerConfigError(
-                f"switch_interval_ms must be in (0, 100], got {switch_interval_ms}"
-            )
-        sys.setswitchinterval(switch_interval_ms / 1000)
+    if isinstance(switch_interval_ms, bool) or not 0 < switch_interval_ms <= 100:
+        raise ServerConfigError(f"switch_interval_ms must be in (0, 100], got {switch_interval_ms}")
+    if tune_interpreter:
+        tuning.enable(switch_interval_ms)
+    try:
+        _serve(address, port, db_url, demo, show, token, dashboard, num_procs, allow_hosts, policy)
+    finally:
+        if tune_interpreter:
+            tuning.disable()
+
+
+def _serve(
+    address: str,
+    port: int,
+    db_url: str | None,
+    demo: bool,
+    show: bool,
+    token: str | None,
+    dashboard: bool,
+    num_procs: int,
+    allow_hosts: tuple[str, ...] | list[str],
+    policy: SpecPolicy,
+) -> None:
     ledger = _prepare_ledger(db_url)
     server = build_server(
         address, port, ledger=ledger, token=token, dashboard=dashboard, num_procs=num_procs,

@@ -4,18 +4,28 @@ Panel imports this module and adds ``ROUTES`` to its server. The ledger is the
 process default (``$ALPHASWARM_DB_URL`` or ``~/.alphaswarm/ledger.db``) and the
 token ``$ALPHASWARM_TOKEN``; with a token, dashboard pages are authorised by
 Panel's ``authorize_callback`` (bearer header, ``?token=`` or the cookie).
+
+``ALPHASWARM_TUNE_INTERPRETER=1`` opts the served process in to interpreter tuning,
+as ``alphaswarm serve --tune-interpreter`` does (:mod:`alphaswarm.tuning`).
 """
 
 from __future__ import annotations
 
 import hmac
+import os
 from typing import Any
 
+from alphaswarm import tuning
 from alphaswarm.server.app import make_routes
 from alphaswarm.server.security import TOKEN_COOKIE, Security
 
 SECURITY = Security.from_env()
 ROUTES = make_routes(None, SECURITY)
+#: The environment variable that opts ``panel serve`` in to interpreter tuning.
+TUNE_ENV = "ALPHASWARM_TUNE_INTERPRETER"
+
+if os.environ.get(TUNE_ENV, "").strip().lower() in ("1", "true", "yes"):
+    tuning.enable()
 
 
 def authorize(user_info: Any, path: str) -> bool:

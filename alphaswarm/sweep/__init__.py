@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from alphaswarm.callable_module import make_callable
 from alphaswarm.sweep.api import SweepResult, sweep
 from alphaswarm.sweep.progress import SweepProgress
 from alphaswarm.sweep.runner import close_clients, close_local_cluster
@@ -21,3 +22,6 @@ __all__ = [
     "sweep",
     "walk_forward",
 ]
+
+
+make_callable(__name__, "sweep")  # aw.sweep(...) calls it; the package stays importable

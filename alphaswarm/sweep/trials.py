@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 from alphaswarm.data.base import Block, Feed, FeedArrays
-from alphaswarm.gcpause import gc_paused
 from alphaswarm.metrics import returns_of, round_trips, summarize
 from alphaswarm.risk.limits import RiskDecision, RiskLimits
 from alphaswarm.sweep.stats import block_moments, moments_of
@@ -470,8 +469,7 @@ def _simulate(
     reason = "event" if base.engine == "event" else ineligible(base.strategy(**merged), feed)
     arrays = None if reason is not None else feed.arrays()
     if arrays is not None and unsupported_arrays(arrays) is None:
-        with gc_paused():
-            run = run_vectorized(make_engine, arrays, frozen_until=warmup)
+        run = run_vectorized(make_engine, arrays, frozen_until=warmup)
         equity = run.equity[warmup:]
         if len(equity) == 0:
             raise ValueError("bars: the trial's slice holds no bars after the warm-up")
@@ -490,14 +488,13 @@ def _simulate(
     warming = [warmup > 0]
     engine = make_engine((lambda: "frozen" if warming[0] else None) if warmup else None)
     step = engine.step
-    with gc_paused():
-        for i, group in enumerate(feed.groups()):
-            if i == warmup:
-                warming[0] = False
-            step(group)
-            if engine.halted is not None:
-                break
-        engine.finish()
+    for i, group in enumerate(feed.groups()):
+        if i == warmup:
+            warming[0] = False
+        step(group)
+        if engine.halted is not None:
+            break
+    engine.finish()
     equity = np.asarray(engine.equity_values[warmup:], dtype=float)
     if len(equity) == 0:
         raise ValueError("bars: the trial's slice holds no bars after the warm-up")

@@ -26,6 +26,7 @@ SCRIPTS = (
     "frame_latency",
     "ws_throughput",
     "concurrent_sessions",
+    "startup",
 )
 
 

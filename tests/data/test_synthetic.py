@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -158,14 +157,15 @@ def test_unbounded_streams_lazily_but_frame_needs_a_bound():
         feed.frame()
 
 
-def test_generation_of_a_million_bars_is_fast():
+def test_a_million_bars_in_one_frame():
+    """How long it takes is printed by ``bench/engine_throughput.py`` ("generated ... in")."""
     feed = SyntheticFeed("AAA", seed=3, bars=1_000_000)
-    feed.frame(limit=10)  # warm imports
-    t0 = time.perf_counter()
     df = feed.frame()
-    elapsed = time.perf_counter() - t0
     assert len(df) == 1_000_000
-    assert elapsed < 2.0, f"1M bars took {elapsed:.2f}s"
+    assert df["ts"].is_monotonic_increasing and df["ts"].is_unique
+    assert df["close"].tolist()[:10] == feed.frame(limit=10)["close"].tolist()
+    assert (df["low"] <= df[["open", "close"]].min(axis=1)).all()
+    assert (df["high"] >= df[["open", "close"]].max(axis=1)).all()
 
 
 def test_fingerprint_tracks_parameters_not_symbol_order():

@@ -75,9 +75,22 @@ def _recording(tmp_path, arrivals: list[float]) -> RecordingFeed:
     return RecordingFeed(tmp_path / "r.parquet")
 
 
-@pytest.mark.parametrize(("speed", "low", "high"), [(1, 0.35, 1.5), (4, 0.08, 0.4), (0, 0, 0.1)])
-def test_replay_keeps_the_recorded_timing_at_any_speed(tmp_path, speed, low, high):
+@pytest.mark.parametrize(("speed", "low"), [(1, 0.35), (4, 0.08), (0, 0)])
+def test_replay_keeps_the_recorded_timing_at_any_speed(tmp_path, monkeypatch, speed, low):
+    """The recorded spacing (0.41 s in all) divided by ``speed`` is waited at least.
+
+    How much longer it takes depends on the machine's load and is not asserted; at
+    speed 0 the replay asks for no wait at all.
+    """
     feed = _recording(tmp_path, [100.0, 100.2, 100.4])
+    waits: list[float] = []
+    sleep = asyncio.sleep
+
+    async def recorded_sleep(delay, *args, **kwargs):
+        waits.append(delay)
+        return await sleep(delay, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "sleep", recorded_sleep)
 
     async def replay():
         items = []
@@ -92,6 +105,10 @@ def test_replay_keeps_the_recorded_timing_at_any_speed(tmp_path, speed, low, hig
     items, elapsed = asyncio.run(replay())
     assert [type(i).__name__ for i in items] == ["BarGroup"] * 3 + ["FeedEvent"]
     assert items[1].arrivals == [100.2]
-    assert low <= elapsed <= high
+    assert elapsed >= low
+    if speed == 0:
+        assert [w for w in waits if w > 0] == [], "speed 0 waits for nothing"
+    else:
+        assert sum(waits) <= 0.41 / speed + 1e-6, "never more than the recorded spacing"
     assert feed.frame()["close"].tolist() == [10.5] * 3
     assert feed.covers(["X/USDT", "Y/USDT"]) == ["Y/USDT"]

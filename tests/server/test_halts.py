@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from alphaswarm.killswitch import kill_switch
@@ -141,5 +139,4 @@ def test_kill_switch_ttl_and_freeze(api, demo_bot):
         r = api.post("/kill-switch", {"mode": "freeze", "ttl_seconds": 0.5})
         assert r.status_code == 200
         assert status(api, run_id) == "running"  # freeze keeps sessions up
-        time.sleep(0.6)
-        wait_until(lambda: api.get("/kill-switch").json()["engaged"] is False, timeout=5)
+        wait_until(lambda: api.get("/kill-switch").json()["engaged"] is False, timeout=30)

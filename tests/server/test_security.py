@@ -81,26 +81,30 @@ def test_a_switch_interval_out_of_range_refuses_to_start(bad):
     assert sys.getswitchinterval() == before
 
 
-def test_serve_sets_the_switch_interval_before_anything_else(monkeypatch):
+@pytest.mark.parametrize("tuned", [False, True])
+def test_serve_changes_the_switch_interval_only_when_tuned(monkeypatch, tuned):
+    from alphaswarm import tuning
     from alphaswarm.server import app
 
     class Stop(Exception):
         pass
 
+    seen = []
+
     def stop(*_a, **_k):
+        seen.append((sys.getswitchinterval(), tuning.enabled()))
         raise Stop
 
     monkeypatch.setattr(app, "_prepare_ledger", stop)
     before = sys.getswitchinterval()
     try:
         with pytest.raises(Stop):
-            serve(port=free_port(), switch_interval_ms=2.5)
-        assert sys.getswitchinterval() == pytest.approx(0.0025)
-        sys.setswitchinterval(before)
-        with pytest.raises(Stop):
-            serve(port=free_port(), switch_interval_ms=None)
-        assert sys.getswitchinterval() == before
+            serve(port=free_port(), switch_interval_ms=2.5, tune_interpreter=tuned)
+        assert seen == [(0.0025, True)] if tuned else seen == [(before, False)]
+        assert sys.getswitchinterval() == before, "undone when the server stops"
+        assert not tuning.enabled()
     finally:
+        tuning.disable()
         sys.setswitchinterval(before)
 
 

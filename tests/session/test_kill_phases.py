@@ -34,6 +34,15 @@ def started(bot, n: int, **kw) -> list[aw.PaperSession]:
     return sessions
 
 
+def wait_until(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def statuses(ledger: Ledger) -> set[str]:
     return set(ledger.sql("SELECT status FROM paper_trading_runs")["status"])
 
@@ -112,26 +121,43 @@ def test_engage_reports_both_commits(ledger, bot):
     assert not kill_switch().engaging.is_set()
 
 
-def test_sessions_take_no_bar_and_commit_nothing_while_an_engage_runs(ledger, bot, commits):
+def test_sessions_take_no_bar_and_commit_nothing_while_an_engage_runs(
+    ledger, bot, commits, monkeypatch
+):
+    from alphaswarm.trading import session as session_module
+
     writes = commits
+    parked: set[int] = set()
+    yield_to_halts = session_module._yield_to_halts
+
+    async def parking() -> None:  # which sessions wait for the halt to end
+        task = id(asyncio.current_task())
+        if session_module._halts_pending():
+            parked.add(task)
+        try:
+            await yield_to_halts()
+        finally:
+            parked.discard(task)
+
+    monkeypatch.setattr(session_module, "_yield_to_halts", parking)
     sessions = started(bot, 3, speed=600)
     ks = kill_switch()
     ks.engaging.set()
     try:
-        time.sleep(0.15)  # a paced step or group commit under way finishes
+        # every session waits before its next bar: a step or group commit under way is done
+        assert wait_until(lambda: len(parked) == 3), "the sessions did not stop for the halt"
         bars, count = [s.bars_seen for s in sessions], len(writes)
-        time.sleep(0.5)  # five bars' time at speed 600
+        window = threading.Event()  # five bars' time at speed 600, on the sessions' loop
+        sessions[0]._loop.call_soon_threadsafe(sessions[0]._loop.call_later, 0.5, window.set)
+        assert window.wait(30)
         assert [s.bars_seen for s in sessions] == bars
         assert len(writes) == count
+        assert len(parked) == 3
     finally:
         ks.engaging.clear()
-    deadline = time.monotonic() + 10
-    while (
-        time.monotonic() < deadline
-        and min(s.bars_seen - b for s, b in zip(sessions, bars, strict=True)) <= 0
-    ):
-        time.sleep(0.01)
-    assert all(s.bars_seen > b for s, b in zip(sessions, bars, strict=True)), "they resume"
+    assert wait_until(lambda: all(s.bars_seen > b for s, b in zip(sessions, bars, strict=True))), (
+        "they resume"
+    )
     assert len(writes) > count
     for s in sessions:
         s.stop("test over")
@@ -211,15 +237,20 @@ def test_waiting_sessions_share_one_poller_per_loop():
     assert still_waiting == 99 and cancelled
 
 
-def test_an_engagement_shortens_the_switch_interval_and_restores_it(ledger, bot):
+def test_an_engagement_leaves_the_interpreter_alone(ledger, bot):
+    """No switch-interval or collector change unless the process opted in to tuning."""
+    import gc
+
     started(bot, 2)
     ks = kill_switch()
     before = sys.getswitchinterval()
     seen = []
-    ks.register("paper", lambda reason, mode: seen.append(sys.getswitchinterval()) or 0)
+    ks.register(
+        "paper", lambda reason, mode: seen.append((sys.getswitchinterval(), gc.isenabled())) or 0
+    )
     try:
         ks.engage("drill", actor="test")
     finally:
         ks.unregister("paper", ks._targets["paper"][-1])
-    assert seen == [min(before, ks.ENGAGE_SWITCH_INTERVAL)]
+    assert seen == [(before, True)]
     assert sys.getswitchinterval() == before and not ks.engaging.is_set()
