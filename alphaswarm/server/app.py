@@ -330,6 +330,9 @@ def serve(
         show=show,
     )  # fmt: skip
     server.start()
+    from alphaswarm.killswitch import kill_switch
+
+    kill_switch().watch(lambda: True)  # follow other processes' engagements while serving
     if demo:
         from alphaswarm.server.demo import ensure_demo
 

@@ -489,6 +489,8 @@ class PaperSession(param.Parameterized):
         )
         self._publish_pending()
         registry().add(self)
+        # Other processes' engagements on this ledger reach this session at once.
+        ks.watch(lambda: not self._finished)
 
     def _launch(self, loop: asyncio.AbstractEventLoop | None) -> PaperSession:
         loop = loop or engine_loop()
