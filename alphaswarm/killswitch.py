@@ -200,6 +200,14 @@ class KillSwitch(param.Parameterized):
             self._watch_while.append(active)
             self._start_watcher()
 
+    @property
+    def _followed(self) -> bool:
+        """True while a thread follows the row (PostgreSQL listener, SQLite watcher)."""
+        listener, watcher = self._listener, self._watcher
+        if listener is not None and listener.alive:
+            return True
+        return watcher is not None and watcher.alive and watcher.ledger is self._ledger
+
     def _start_watcher(self) -> None:
         """Under the lock: a watcher for the attached SQLite ledger, unless one runs."""
         ledger = self._ledger
@@ -920,7 +928,8 @@ class KillSwitch(param.Parameterized):
         process waits for the ledger to take it.
         """
         self._ensure_ledger()
-        self.refresh(force=True)
+        if not self._followed:  # a listener or watcher keeps it current already
+            self.refresh(force=True)
         self._expire()
         return {
             "engaged": self.engaged,
