@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from alphaswarm.ledger import Ledger
 
 #: A bot that trades within a few bars (fast crossovers on the seeded synthetic feed).

@@ -91,7 +91,8 @@ def test_stop_through_the_api_during_an_outage(ledger, bot, write_lock, db_path)
         body = response.json()
         assert body["stopped"] is True and body["status"] == "stopped"
         assert body["final_row_written"] is False
-        again = requests.post(f"{server.url}/paper/{session.paper_run_id}/stop", json={}, timeout=60)
+        stop_url = f"{server.url}/paper/{session.paper_run_id}/stop"
+        again = requests.post(stop_url, json={}, timeout=60)
         assert again.status_code == 200 and again.json()["stopped"] is False
         write_lock.release()
         assert final_writes().wait_idle(60), final_writes().pending()

@@ -54,7 +54,7 @@ def test_a_short_outage_pauses_trading_and_loses_no_fill(ledger, bot, write_lock
     stages = [f["stage"] for f in published]
     assert "ledger.behind" in stages and "ledger.caught_up" in stages
     assert frames_not_committed(ledger, session.paper_run_id, published) == []
-    (_, status, num_fills, rows), = fill_counts(ledger)
+    ((_, status, num_fills, rows),) = fill_counts(ledger)
     assert status == "completed" and num_fills == rows == session.num_fills > 0
     assert ledger_problems(ledger) == []
 
@@ -85,6 +85,6 @@ def test_a_long_outage_fails_closed_and_writes_everything_when_the_ledger_return
     assert session.final_row_written and not session.ledger_behind
     assert published[-1]["stage"] == "done"
     assert frames_not_committed(ledger, session.paper_run_id, published) == []
-    (_, status, num_fills, rows), = fill_counts(ledger)
+    ((_, status, num_fills, rows),) = fill_counts(ledger)
     assert status == "failed" and num_fills == rows == session.num_fills > 0
     assert ledger_problems(ledger) == []
