@@ -1130,6 +1130,8 @@ class PaperSession(param.Parameterized):
             error=prepared["error"],
             ended_at=prepared["at"],
         )
+        if not committed:  # before waiters wake: they find it queued
+            final_writes().submit(self, prepared)
         self._done.set()
         if wake_loop:
             self._wake_runner()
@@ -1162,14 +1164,12 @@ class PaperSession(param.Parameterized):
             return False
         committed = self._write_final(prepared)
         self._complete_finish(prepared, committed=committed)
-        if not committed:
-            final_writes().submit(self, prepared)
         return True
 
     def _write_final(self, prepared: dict[str, Any], *, retry: bool = False) -> bool:
         """Commit the final batch; True once it (or the final row alone) is committed.
 
-        While the ledger is out of reach the caller hands the batch to
+        While the ledger is out of reach :meth:`_complete_finish` hands the batch to
         :func:`~alphaswarm.trading.final_writes.final_writes`, which calls this again
         (``retry``) until it commits, then publishes the last frames. A batch the
         ledger rejects for its content is replaced by the final row alone, its
@@ -1248,16 +1248,14 @@ class PaperSession(param.Parameterized):
             late: set[int] = set()  # sessions whose ledger did not take the final batch
             for group in _by_ledger(prepared):
                 late |= _write_final_group(group)
-            if on_committed is not None and claimed and not stopped:
-                on_committed(len(claimed))
-            if on_closed is not None and claimed:
-                on_closed(len(claimed))
+            closed = len(claimed) - len(late)  # the others' rows wait for their ledger
+            if on_committed is not None and closed and not stopped:
+                on_committed(closed)
+            if on_closed is not None and closed:
+                on_closed(closed)
         loops: dict[int, tuple[asyncio.AbstractEventLoop, list[PaperSession]]] = {}
         for s, p in prepared:
-            committed = id(s) not in late
-            s._complete_finish(p, wake_loop=False, notify=False, committed=committed)
-            if not committed:
-                final_writes().submit(s, p)
+            s._complete_finish(p, wake_loop=False, notify=False, committed=id(s) not in late)
             if s._loop is not None and not s._loop.is_closed():
                 loops.setdefault(id(s._loop), (s._loop, []))[1].append(s)
         for loop, group in loops.values():  # one wake-up per loop, not one per session
