@@ -25,6 +25,7 @@ SCRIPTS = (
     "frame_latency",
     "ws_throughput",
     "concurrent_sessions",
+    "killswitch_sqlite_follow",
 )
 
 
