@@ -588,6 +588,10 @@ class KillSwitch(param.Parameterized):
         raw_epoch = state.get("epoch")
         epoch = int(raw_epoch) if raw_epoch is not None else None
         with self._lock:
+            if self._unpersisted is not None:
+                # This process's engagement is not written yet: what others announce
+                # predates it and must not release it; it is written when it can be.
+                return None
             if state.get("engaged") and not state.get("expired"):
                 if self._epoch is not None and (epoch is None or epoch <= self._epoch):
                     # Applied already (or our own engagement). A local release whose write
