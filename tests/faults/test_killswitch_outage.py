@@ -73,9 +73,12 @@ def test_a_reset_drops_a_pending_engagement(ledger, bot, write_lock, db_path):
     ks = kill_switch()
     write_lock.hold()
     assert ks.engage("pending")["persisted"] is False
+    ks.reset(actor="test")  # refused too: released here, failing closed until a read works
+    assert not ks.engaged and ks.state()["persisted"] is True
+    assert _until(lambda: ks._persist_retrier is None), "the retrier kept running"
     write_lock.release()
-    ks.reset(actor="test")
-    assert ks.state()["persisted"] is True and not ks.engaged
+    ks.refresh(force=True, wait=True)
+    assert ks.store_ok and not ks.engaged and ks.order_mode() is None
     assert Ledger(url=f"sqlite:///{db_path}").kill_switch_state()["engaged"] is False
 
 
