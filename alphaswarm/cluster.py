@@ -24,15 +24,22 @@ A cut connection is replaced after one re-read interval; while the database is
 unreachable the row is re-read every interval through the ledger, and the kill
 switch fails closed (``store_ok`` False) when that read fails.
 
-SQLite stays single-process: no listener there.
+Several processes on one SQLite file follow each other through
+:class:`SqliteWatcher`: a daemon thread, running only while a session runs or a
+server serves, with a connection of its own that reads ``PRAGMA data_version``
+every 50 ms. That number changes whenever another connection commits to the
+file; a change makes the kill switch re-read its row, so an engagement written by
+another process halts this one's sessions about as fast as a notification would.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
@@ -220,3 +227,83 @@ class ClusterListener:
             reap_dead_owners(self.ledger, self._suspects)
         except Exception:  # noqa: BLE001
             log.exception("scanning for runs of dead owners failed")
+
+
+class SqliteWatcher:
+    """Follows a SQLite ledger's kill-switch row by watching ``PRAGMA data_version``.
+
+    Started by :meth:`alphaswarm.killswitch.KillSwitch.watch`; it ends by itself once
+    nothing needs it (no session runs, no server serves) or the ledger is replaced.
+
+    Parameters
+    ----------
+    kill_switch : KillSwitch
+        The process's kill switch; it re-reads its row after every change.
+    ledger : Ledger
+        The SQLite ledger (a file; an in-memory database has nothing to watch).
+    interval : float
+        Seconds between two reads of ``data_version``.
+    """
+
+    def __init__(self, kill_switch: KillSwitch, ledger: Ledger, *, interval: float = 0.05) -> None:
+        self.kill_switch = kill_switch
+        self.ledger = ledger
+        self.interval = float(interval)
+        url = make_url(ledger.url)
+        database = url.database or ""
+        self.database: str | None = None
+        if database and database != ":memory:" and url.query.get("mode") != "memory":
+            self.database = (
+                database if database.startswith("file:") else str(Path(database).resolve())
+            )
+        #: Changes of the file seen (each made the switch re-read its row).
+        self.changes = 0
+        self._thread = threading.Thread(
+            target=self._run, name="alphaswarm-kill-watcher", daemon=True
+        )
+
+    def start(self) -> SqliteWatcher:
+        """Start the thread (returns at once)."""
+        self._thread.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        """Whether the thread runs."""
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end."""
+        self._thread.join(timeout)
+
+    def _connect(self) -> sqlite3.Connection:
+        assert self.database is not None
+        uri = self.database.startswith("file:")
+        return sqlite3.connect(self.database, uri=uri, check_same_thread=False, timeout=1.0)
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        last: int | None = None
+        try:
+            while self.kill_switch._keep_watching(self):
+                try:
+                    if conn is None:
+                        conn = self._connect()
+                    version = conn.execute("PRAGMA data_version").fetchone()[0]
+                except sqlite3.Error as exc:
+                    log.debug("kill-switch watcher: %s", exc)
+                    if conn is not None:
+                        conn.close()
+                    conn, version = None, None
+                if version is not None and version != last:
+                    if last is not None:
+                        self.changes += 1
+                    last = version
+                    try:  # the first read too: what was committed before the watch began
+                        self.kill_switch.refresh(force=True, wait=True)
+                    except Exception:  # noqa: BLE001 - the watcher must keep watching
+                        log.exception("re-reading the kill-switch row failed")
+                time.sleep(self.interval)
+        finally:
+            if conn is not None:
+                conn.close()

@@ -39,6 +39,8 @@ STAGES = (
     "equity.update",
     "risk.halted",
     "heartbeat",
+    "ledger.behind",
+    "ledger.caught_up",
     "session.stopped",
     "error",
     "done",

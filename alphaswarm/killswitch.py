@@ -13,7 +13,20 @@ go on, only orders that shrink exposure pass) and ``freeze`` (sessions go on,
 no new orders, open orders left working).
 
 It fails closed: if its state cannot be written or read back from the
-ledger, sessions treat it as engaged and refuse new orders.
+ledger, sessions treat it as engaged and refuse new orders. An engagement the
+ledger could not take is *pending* (``persisted`` False in :meth:`KillSwitch.state`
+and in the result of :meth:`KillSwitch.engage`): this process holds it engaged
+and refuses orders, and a background thread writes it, with a growing delay,
+until the ledger takes it. If the process dies before that, the engagement is
+lost with it (no other process could see it): see ``docs/faults.md``.
+
+The process's switch (:func:`kill_switch`) answers from the persisted state: on
+first use it attaches to the default ledger, and :meth:`KillSwitch.state`,
+:meth:`KillSwitch.engage` and :meth:`KillSwitch.reset` re-read the row. While a
+session runs (or a server serves) on a SQLite ledger, a watcher thread follows
+the file's ``PRAGMA data_version`` (:class:`~alphaswarm.cluster.SqliteWatcher`), so
+an engagement written by another process halts this one's sessions within a
+few tens of milliseconds.
 
 Several server processes on one PostgreSQL ledger share one switch: the
 ``kill_switch`` row is the latch and its ``pg_notify`` (same transaction) the
@@ -85,6 +98,11 @@ class KillSwitch(param.Parameterized):
     REFRESH_SECONDS: ClassVar[float] = 1.0
     #: Threads of the pool that runs halt targets besides the engaging thread's own.
     POOL_WORKERS: ClassVar[int] = 2
+    #: Seconds before the first retry of a pending engagement (doubled up to PERSIST_RETRY_MAX).
+    PERSIST_RETRY_FIRST: ClassVar[float] = 0.2
+    PERSIST_RETRY_MAX: ClassVar[float] = 5.0
+    #: Seconds between two looks at a SQLite ledger's ``PRAGMA data_version``.
+    WATCH_SECONDS: ClassVar[float] = 0.05
     #: How long an engagement on PostgreSQL waits for the other processes' acks.
     ACK_WAIT_SECONDS: ClassVar[float] = 0.25
 
@@ -115,6 +133,16 @@ class KillSwitch(param.Parameterized):
         #: commits meanwhile, so the halt has the CPU and the ledger to itself.
         self.engaging = threading.Event()
         self._engages_running = 0
+        # The write of an engagement the ledger did not take (args of _persist), and
+        # the thread retrying it; None when the ledger holds this process's state.
+        self._unpersisted: tuple[Any, ...] | None = None
+        self._persist_retrier: threading.Thread | None = None
+        self._persist_wake = threading.Event()
+        # The process's switch attaches itself to the default ledger on first use.
+        self._auto_attach = False
+        # SQLite: the data_version watcher, and what keeps it running.
+        self._watcher: Any = None
+        self._watch_while: list[Callable[[], bool]] = []
 
     # -- wiring -----------------------------------------------------------------------
     def attach_ledger(self, ledger: Ledger | None) -> None:
@@ -137,6 +165,74 @@ class KillSwitch(param.Parameterized):
                 self._listener = ClusterListener(
                     self, ledger, interval=self.REFRESH_SECONDS
                 ).start()
+        with self._lock:
+            if self._watch_while:
+                self._start_watcher()
+
+    def _ensure_ledger(self) -> None:
+        """The process's switch: attach to the default ledger if none is attached yet.
+
+        Called before the lock is taken (attaching takes the runtime's lock, which is
+        held while a ledger is attached to this switch).
+        """
+        if self._ledger is not None or not self._auto_attach:
+            return
+        from alphaswarm.runtime import get_ledger
+
+        try:
+            get_ledger()  # attaches it here
+        except Exception:  # noqa: BLE001 - fail closed: the state cannot be read
+            log.exception("kill switch: the default ledger could not be opened")
+            with param.edit_constant(self):
+                self.store_ok = False
+
+    def watch(self, active: Callable[[], bool]) -> None:
+        """Follow engagements written by other processes at once while ``active()`` is true.
+
+        On a SQLite ledger this runs one watcher thread with a connection of its own
+        (:class:`~alphaswarm.cluster.SqliteWatcher`): every commit to the file changes
+        its ``PRAGMA data_version``, and a change makes this switch re-read its row.
+        Sessions call it when they start, the server when it starts; the thread ends
+        once every ``active()`` is false. PostgreSQL has its listener already.
+        """
+        with self._lock:
+            self._watch_while.append(active)
+            self._start_watcher()
+
+    @property
+    def _followed(self) -> bool:
+        """True while a thread follows the row (PostgreSQL listener, SQLite watcher)."""
+        listener, watcher = self._listener, self._watcher
+        if listener is not None and listener.alive:
+            return True
+        return watcher is not None and watcher.alive and watcher.ledger is self._ledger
+
+    def _start_watcher(self) -> None:
+        """Under the lock: a watcher for the attached SQLite ledger, unless one runs."""
+        ledger = self._ledger
+        if ledger is None or ledger.dialect != "sqlite":
+            return
+        watcher = self._watcher
+        if watcher is not None and watcher.alive and watcher.ledger is ledger:
+            return
+        from alphaswarm.cluster import SqliteWatcher
+
+        self._watcher = SqliteWatcher(self, ledger, interval=self.WATCH_SECONDS)
+        if self._watcher.database is None:  # in memory: one process, nothing to watch
+            self._watcher = None
+            return
+        self._watcher.start()
+
+    def _keep_watching(self, watcher: Any) -> bool:
+        """Called by the watcher each turn: False when it should end."""
+        with self._lock:
+            if watcher is not self._watcher or watcher.ledger is not self._ledger:
+                return False
+            self._watch_while = [active for active in self._watch_while if active()]
+            if not self._watch_while:
+                self._watcher = None
+                return False
+            return True
 
     @property
     def _clustered(self) -> bool:
@@ -280,6 +376,7 @@ class KillSwitch(param.Parameterized):
             or not 0 < ttl_seconds < 10 * 365 * 86400
         ):
             raise ModelError(f"ttl_seconds: must be a number > 0, got {ttl_seconds!r}")
+        self._ensure_ledger()
         t0 = time.perf_counter()
         now = datetime.now(UTC)
         failures: list[str] = []
@@ -301,9 +398,13 @@ class KillSwitch(param.Parameterized):
                         )
                     targets = {name: list(ts) for name, ts in self._targets.items()}
                 epoch_before = self._epoch
-                if not self._persist(actor, "kill_switch.engage", reason, mode, ttl_seconds, bot):
+                persisted = self._persist(
+                    actor, "kill_switch.engage", reason, mode, ttl_seconds, bot
+                )
+                if not persisted:
                     failures.append(
-                        "ledger: kill switch state could not be written (failing closed)"
+                        "ledger: kill switch state could not be written yet: pending, "
+                        "retried until the ledger takes it (this process refuses orders)"
                     )
                 # A new epoch (released -> engaged) is acknowledged by every process.
                 new_epoch = bot is None and self._epoch is not None and self._epoch != epoch_before
@@ -319,6 +420,7 @@ class KillSwitch(param.Parameterized):
             cluster = self._ack_and_collect(self._epoch, per_target, mode, elapsed_ms, t0)
         result = {
             "engaged": self.engaged,
+            "persisted": persisted and self._unpersisted is None,
             "mode": mode,
             "reason": reason,
             "bot": bot,
@@ -493,6 +595,10 @@ class KillSwitch(param.Parameterized):
         raw_epoch = state.get("epoch")
         epoch = int(raw_epoch) if raw_epoch is not None else None
         with self._lock:
+            if self._unpersisted is not None:
+                # This process's engagement is not written yet: what others announce
+                # predates it and must not release it; it is written when it can be.
+                return None
             if state.get("engaged") and not state.get("expired"):
                 if self._epoch is not None and (epoch is None or epoch <= self._epoch):
                     # Applied already (or our own engagement). A local release whose write
@@ -617,7 +723,12 @@ class KillSwitch(param.Parameterized):
         }
 
     def reset(self, *, bot: str | None = None, actor: str = "python") -> dict[str, Any]:
-        """Release the switch (or only the per-bot halt of ``bot``)."""
+        """Release the switch (or only the per-bot halt of ``bot``).
+
+        A pending engagement (not written yet) is dropped: the released state is
+        written instead, or fails closed like any write the ledger refuses.
+        """
+        self._ensure_ledger()
         with self._lock, param.edit_constant(self):
             if bot is not None:
                 self.halted_bots = [b for b in self.halted_bots if b != bot]
@@ -641,6 +752,7 @@ class KillSwitch(param.Parameterized):
         bot: str | None,
     ) -> bool:
         if self._ledger is None:
+            self._unpersisted = None
             return True
         try:
             row = self._ledger.set_kill_switch(
@@ -663,10 +775,46 @@ class KillSwitch(param.Parameterized):
             log.exception("kill switch state could not be written")
             with param.edit_constant(self):
                 self.store_ok = False
+            if self.engaged or self.halted_bots:  # an engagement: written when it can be
+                self._unpersisted = (actor, action, reason, mode, ttl_seconds, bot)
+                self._start_persist_retrier()
+            else:
+                self._unpersisted = None
             return False
+        self._unpersisted = None
         with param.edit_constant(self):
             self.store_ok = True
         return True
+
+    def _start_persist_retrier(self) -> None:
+        """Under the lock: the thread that writes a pending engagement (one at a time)."""
+        if self._persist_retrier is None:
+            self._persist_retrier = threading.Thread(
+                target=self._retry_persist, name="alphaswarm-kill-persist", daemon=True
+            )
+            self._persist_retrier.start()
+
+    def _retry_persist(self) -> None:
+        """Write the pending engagement with a growing delay until the ledger takes it."""
+        delay = self.PERSIST_RETRY_FIRST
+        while True:
+            self._persist_wake.wait(delay)
+            self._persist_wake.clear()
+            with self._lock:
+                args = self._unpersisted
+                if args is None:
+                    self._persist_retrier = None
+                    return
+                if self._persist(*args):
+                    self._persist_retrier = None
+                    log.warning("kill switch: the pending engagement is written to the ledger")
+                    return
+            delay = min(delay * 2, self.PERSIST_RETRY_MAX)
+
+    @property
+    def persisted(self) -> bool:
+        """False while an engagement of this process is not written to the ledger yet."""
+        return self._unpersisted is None
 
     def refresh(self, force: bool = False, *, wait: bool = False, adopt: bool = False) -> None:
         """Re-read the ledger row (at most once per second unless ``force``).
@@ -690,6 +838,11 @@ class KillSwitch(param.Parameterized):
             return
         with param.edit_constant(self):
             self.store_ok = True
+        if self._unpersisted is not None:
+            # This process's engagement is not in the row yet: the row is older and
+            # must not release it. The ledger answers again: write it now.
+            self._persist_wake.set()
+            return
         self.follow_bots(row, wait=wait, adopt=adopt)
         self.follow(row, wait=wait, adopt=adopt)
 
@@ -772,16 +925,26 @@ class KillSwitch(param.Parameterized):
 
     def check_start(self, bot_id: str | None = None) -> None:
         """Raise :class:`KillSwitchEngaged` if new sessions must not start."""
+        self._ensure_ledger()
         mode = self.order_mode(bot_id)
         if mode is not None:
             why = self.reason or ("ledger state unavailable" if not self.store_ok else "bot halted")
             raise KillSwitchEngaged(f"kill switch engaged ({mode}): {why}")
 
     def state(self) -> dict[str, Any]:
-        """``{engaged, mode, reason, engaged_at, ttl_seconds, halted_bots, store_ok, last}``."""
+        """The state, re-read from the ledger.
+
+        ``{engaged, persisted, mode, reason, engaged_at, ttl_seconds, halted_bots,
+        store_ok, targets, last}``; ``persisted`` is False while an engagement of this
+        process waits for the ledger to take it.
+        """
+        self._ensure_ledger()
+        if not self._followed:  # a listener or watcher keeps it current already
+            self.refresh(force=True)
         self._expire()
         return {
             "engaged": self.engaged,
+            "persisted": self._unpersisted is None,
             "mode": self.mode,
             "reason": self.reason,
             "engaged_at": self.engaged_at.isoformat() if self.engaged_at else None,
@@ -816,4 +979,5 @@ def kill_switch() -> KillSwitch:
     with _default_lock:
         if _default is None:
             _default = KillSwitch(name="kill_switch")
+            _default._auto_attach = True
         return _default

@@ -105,31 +105,43 @@ class PostgresServer:
         last: Exception | None = None
         for _ in range(5):  # the free port can be taken between choosing and binding it
             self.port = _free_port()
-            options = (
-                f"-c listen_addresses=127.0.0.1 -p {self.port} "
-                f"-c unix_socket_directories={self.root} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-            )
-            proc = self._run(
-                self.bindir / "pg_ctl",
-                "-D",
-                self.data,
-                "-l",
-                self.log,
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            )
             try:
-                self._check(proc, "pg_ctl start")
+                self._pg_ctl_start()
                 return
             except RuntimeError as exc:
                 last = exc
                 time.sleep(0.2)
         raise RuntimeError(f"could not start PostgreSQL: {last}")
+
+    def _pg_ctl_start(self) -> None:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} "
+            f"-c unix_socket_directories={self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        proc = self._run(
+            self.bindir / "pg_ctl",
+            "-D",
+            self.data,
+            "-l",
+            self.log,
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        self._check(proc, "pg_ctl start")
+
+    def pause(self) -> None:
+        """Stop the server (fast shutdown: every connection is cut), keeping its data."""
+        proc = self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+        self._check(proc, "pg_ctl stop")
+
+    def resume(self) -> None:
+        """Start the paused server again, on the same port."""
+        self._pg_ctl_start()
 
     def stop(self) -> None:
         if self.data.exists():

@@ -11,8 +11,16 @@ from alphaswarm.ledger.store import (
     KILL_SWITCH_CHANNEL,
     Ledger,
     LedgerError,
+    LedgerUnavailable,
     default_url,
     process_owner,
 )
 
-__all__ = ["KILL_SWITCH_CHANNEL", "Ledger", "LedgerError", "default_url", "process_owner"]
+__all__ = [
+    "KILL_SWITCH_CHANNEL",
+    "Ledger",
+    "LedgerError",
+    "LedgerUnavailable",
+    "default_url",
+    "process_owner",
+]

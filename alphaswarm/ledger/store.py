@@ -57,7 +57,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+    StatementError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
 from alphaswarm.ledger.bulk import execute_many, with_python_defaults
@@ -93,6 +102,7 @@ __all__ = [
     "KillSwitchRefusal",
     "Ledger",
     "LedgerError",
+    "LedgerUnavailable",
     "default_url",
     "owner_lock_key",
     "process_owner",
@@ -119,6 +129,22 @@ _TIMESTAMP_COLUMNS = frozenset(
 
 class LedgerError(RuntimeError):
     """Raised when the ledger cannot do what was asked; nothing was written."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The database could not be reached or stayed locked: nothing was written.
+
+    A transient failure (a SQLite file whose write lock another writer held past the
+    busy timeout, a PostgreSQL server that is down or dropped the connection): the
+    same write may succeed later, unlike a bad row.
+    """
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database was out of reach, not that the data was bad."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout)
 
 
 class KillSwitchRefusal(LedgerError):
@@ -597,7 +623,8 @@ class Ledger(param.Parameterized):
             except LedgerError:
                 raise
             except Exception as exc:
-                raise LedgerError(
+                error = LedgerUnavailable if _unavailable(exc) else LedgerError
+                raise error(
                     f"cannot prepare the ledger schema at {self._safe_url()}: {_describe(exc)}"
                 ) from exc
             self._schema_ready = True
@@ -686,9 +713,8 @@ class Ledger(param.Parameterized):
         except LedgerError:
             raise
         except (SQLAlchemyError, TypeError, ValueError, OverflowError) as exc:
-            raise LedgerError(
-                f"ledger write failed, nothing was written: {_describe(exc)}"
-            ) from exc
+            error = LedgerUnavailable if _unavailable(exc) else LedgerError
+            raise error(f"ledger write failed, nothing was written: {_describe(exc)}") from exc
 
     @contextmanager
     def _writer_turn(self) -> Iterator[None]:
@@ -698,7 +724,7 @@ class Ledger(param.Parameterized):
             yield
             return
         if not lock.acquire(timeout=self.busy_timeout):
-            raise LedgerError(
+            raise LedgerUnavailable(
                 "ledger write failed, nothing was written: another writer of this process "
                 f"held {self._safe_url()} for {self.busy_timeout:g} s"
             )
@@ -716,7 +742,8 @@ class Ledger(param.Parameterized):
         except LedgerError:
             raise
         except SQLAlchemyError as exc:
-            raise LedgerError(f"ledger read failed: {_describe(exc)}") from exc
+            error = LedgerUnavailable if _unavailable(exc) else LedgerError
+            raise error(f"ledger read failed: {_describe(exc)}") from exc
 
     def _insert_many(self, conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
         for group in _group_by_keys(rows):
@@ -1396,11 +1423,13 @@ class Ledger(param.Parameterized):
                 raise LedgerError(f"stop_runs: unknown paper run among {ids}")
         return found
 
-    def finalize_paper_run(self, run_id: str, **fields: Any) -> None:
+    def finalize_paper_run(self, run_id: str, *, recount: bool = False, **fields: Any) -> None:
         """Close a paper run: status (default ``"stopped"``), ``ended_at`` now, and ``fields``.
 
         When neither ``fields`` nor the row has a ``total_pnl``, it is computed from the
-        run's fills and last equity point, as :meth:`mark_crashed` does.
+        run's fills and last equity point, as :meth:`mark_crashed` does. With
+        ``recount``, ``num_fills`` and the P&L columns always are (in the same
+        transaction): the row then counts exactly the fills the ledger holds.
 
         Raises
         ------
@@ -1424,7 +1453,7 @@ class Ledger(param.Parameterized):
             )
             if row is None:
                 raise LedgerError(f"finalize_paper_run: unknown paper run {run_id!r}")
-            if "total_pnl" not in values and row["total_pnl"] is None:
+            if recount or ("total_pnl" not in values and row["total_pnl"] is None):
                 summary = self._recompute(conn, run_id, row["starting_cash"])
                 values = {**summary, **values}
             self._update_run(conn, run_id, values)

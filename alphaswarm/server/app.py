@@ -467,6 +467,9 @@ def _serve(
     )  # fmt: skip
     server.start()
     _on_signals(server, (signal.SIGINT, signal.SIGTERM))
+    from alphaswarm.killswitch import kill_switch
+
+    kill_switch().watch(lambda: True)  # follow other processes' engagements while serving
     if demo:
         from alphaswarm.server.demo import ensure_demo
 

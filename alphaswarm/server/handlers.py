@@ -781,18 +781,36 @@ class RunStopHandler(BaseHandler):
         body = await self.body_mapping()
         _check_keys(body, ("reason",))
         reason = _string(body, "reason") or "stopped via api"
-        run = await self.on_kill_path(self.run_or_404, run_id)
         session = registry().get(run_id)
-        stopped = False
-        if session is not None and not session.finished:
-            stopped = await self.on_kill_path(session.stop, reason)
-        elif run["status"] not in FINAL_STATUSES:
+        if session is not None:
+            # A session of this process stops without the ledger: while it is out of
+            # reach the final row is written when it returns (final_row_written False).
+            stopped = False
+            if not session.finished:
+                stopped = await self.on_kill_path(session.stop, reason)
+            self.send(
+                {
+                    "paper_run_id": run_id,
+                    "stopped": stopped,
+                    "status": session.status,
+                    "final_row_written": session.final_row_written,
+                }
+            )
+            return
+        run = await self.on_kill_path(self.run_or_404, run_id)
+        if run["status"] not in FINAL_STATUSES:
             raise conflict(
                 f"paper run {run_id} is {run['status']} but not in this server process; "
                 "stop it where it runs (or engage the kill switch)"
             )
-        run = await self.on_kill_path(self.run_or_404, run_id)
-        self.send({"paper_run_id": run_id, "stopped": stopped, "status": run["status"]})
+        self.send(
+            {
+                "paper_run_id": run_id,
+                "stopped": False,
+                "status": run["status"],
+                "final_row_written": True,
+            }
+        )
 
 
 async def _halt_body(handler: BaseHandler) -> tuple[str, str]:

@@ -291,7 +291,7 @@ def _schemas() -> dict[str, Any]:
             ("paper_run_id", "fills"),
         ),
         "Stopped": _obj(
-            {"paper_run_id": _STR, "stopped": _BOOL, "status": _STR},
+            {"paper_run_id": _STR, "stopped": _BOOL, "status": _STR, "final_row_written": _BOOL},
             ("paper_run_id", "stopped", "status"),
         ),
         "Halted": _obj(
@@ -307,6 +307,7 @@ def _schemas() -> dict[str, Any]:
         "KillSwitchState": _obj(
             {
                 "engaged": _BOOL,
+                "persisted": _BOOL,
                 "mode": {"enum": list(MODES)},
                 "reason": _STR,
                 "engaged_at": {"type": "string", "nullable": True},
@@ -333,6 +334,7 @@ def _schemas() -> dict[str, Any]:
         "KillSwitchEngaged": _obj(
             {
                 "engaged": _BOOL,
+                "persisted": _BOOL,
                 "mode": _STR,
                 "reason": _STR,
                 "targets": {"type": "object", "additionalProperties": _ANY_OBJ},

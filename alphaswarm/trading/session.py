@@ -27,10 +27,11 @@ from alphaswarm.bots import Bot
 from alphaswarm.data.live import FeedEvent, is_live
 from alphaswarm.frames import FrameBus, make_frame
 from alphaswarm.killswitch import KillSwitchEngaged, kill_switch
-from alphaswarm.ledger.store import KillSwitchRefusal
+from alphaswarm.ledger.store import KillSwitchRefusal, LedgerUnavailable
 from alphaswarm.model import ModelError
 from alphaswarm.runtime import engine_loop, get_ledger
 from alphaswarm.trading.engine import Engine
+from alphaswarm.trading.final_writes import final_writes
 from alphaswarm.trading.gate import GateRefused, GateResult, check_gate
 from alphaswarm.trading.paper_trading import SimulatedBroker
 from alphaswarm.trading.registry import registry
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 _OUTPUTS = (
     "paper_run_id", "bot_id", "bot_version", "status", "equity", "cash", "positions",
     "num_fills", "bars_seen", "total_pnl", "realized_pnl", "last_frame", "stop_reason",
-    "error", "gate", "started_at", "ended_at",
+    "error", "gate", "started_at", "ended_at", "ledger_behind",
 )  # fmt: skip
 FINAL_STATUSES = ("completed", "stopped", "halted", "killed", "failed", "refused")
 _OUTPUT_EVERY = 0.1  # seconds between updates of the Param outputs during fast replays
@@ -62,6 +63,10 @@ _MAX_BEHIND = 1.0  # seconds a paced session may run behind its schedule before 
 # wake in the same loop turn and share one commit (see _GroupCommit).
 _PACE_TICK = 0.1
 _REPLAY_FLUSH_SECONDS = 0.05
+# A session whose ledger is out of reach retries its write after this many seconds,
+# doubling the wait after each failure up to _RETRY_MAX.
+_RETRY_FIRST = 0.2
+_RETRY_MAX = 5.0
 
 
 class PaperSession(param.Parameterized):
@@ -135,6 +140,14 @@ class PaperSession(param.Parameterized):
     )
     feed = param.Parameter(default=None, doc="Feed override; the bot's data block otherwise.")
     ledger = param.Parameter(default=None, doc="Ledger override; the process default otherwise.")
+    ledger_outage_seconds = param.Number(
+        default=60.0,
+        bounds=(0, 86_400),
+        inclusive_bounds=(False, True),
+        doc="How long the session waits, trading paused, for a ledger it cannot write to "
+        "before it fails closed (status failed); what it holds is written when the "
+        "ledger returns.",
+    )
 
     paper_run_id = param.String(default="", constant=True, doc="The run id (also the task_id).")
     bot_id = param.String(default="", constant=True, doc="The bot's ledger id.")
@@ -160,6 +173,11 @@ class PaperSession(param.Parameterized):
         default={},
         constant=True,
         doc="A live feed's state: connected, last_bar_age, gaps, reconnects (empty otherwise).",
+    )
+    ledger_behind = param.Boolean(
+        default=False,
+        constant=True,
+        doc="True while the ledger has not taken the session's latest rows (trading paused).",
     )
     started_at = param.Date(default=None, allow_None=True, constant=True, doc="Start (UTC).")
     ended_at = param.Date(default=None, allow_None=True, constant=True, doc="End (UTC).")
@@ -193,6 +211,12 @@ class PaperSession(param.Parameterized):
         self._equity_points: list[dict[str, Any]] = []
         self._last_flush = 0.0
         self._state_flushed_at = -1
+        # What the batch being written holds (consumed only when it commits).
+        self._mark: tuple[list[str], int, int, int, int] | None = None
+        # Monotonic time the ledger first refused a write (None: the ledger is current).
+        self._behind_since: float | None = None
+        self._ledger_error = ""
+        self._final_written = False
 
     def _set_outputs(self, **values: Any) -> None:
         """Set read-only outputs, unlocking only those params.
@@ -219,8 +243,13 @@ class PaperSession(param.Parameterized):
     # -- properties -------------------------------------------------------------------
     @property
     def finished(self) -> bool:
-        """True once the final row is written."""
+        """True once the session has stopped trading (it has a final status)."""
         return self._finished
+
+    @property
+    def final_row_written(self) -> bool:
+        """True once the final batch (and run row) is committed to the ledger."""
+        return self._final_written
 
     @property
     def engine(self) -> Engine | None:
@@ -469,6 +498,8 @@ class PaperSession(param.Parameterized):
         )
         self._publish_pending()
         registry().add(self)
+        # Other processes' engagements on this ledger reach this session at once.
+        ks.watch(lambda: not self._finished)
 
     def _launch(self, loop: asyncio.AbstractEventLoop | None) -> PaperSession:
         loop = loop or engine_loop()
@@ -542,6 +573,8 @@ class PaperSession(param.Parameterized):
                 if self._finished:
                     return
             await _yield_to_halts()
+            if self._behind_since is not None:
+                await self._catch_up()
             with self._lock:
                 if self._finished:
                     return
@@ -588,6 +621,8 @@ class PaperSession(param.Parameterized):
                     elif item is not None:
                         ending = self._feed_event(item)
                     self._poll()
+                    if self._behind_since is not None and ending is None:
+                        await self._catch_up()
                     if feed.realtime and duration is not None:
                         if time.monotonic() - started >= duration.total_seconds():
                             ending = ending or ("completed", reached)
@@ -598,6 +633,8 @@ class PaperSession(param.Parameterized):
                     ending = ("completed", reached)
                     break
                 await _yield_to_halts()
+                if self._behind_since is not None:
+                    await self._catch_up()
                 with self._lock:
                     if self._finished:
                         break
@@ -647,17 +684,10 @@ class PaperSession(param.Parameterized):
                         "message": event.message,
                     }
                 )
-            if self._unflushed:
-                self._engine.risk_events.extend(risk)
+            # with the bars not committed yet, if any; kept until a write commits them
+            self._engine.risk_events.extend(risk)
+            if self._behind_since is None:
                 self._flush()
-                self._unflushed = 0
-            else:
-                self.ledger_.write_batch(
-                    self.paper_run_id,
-                    frames=list(self._pending),
-                    risk_events=[{**r, "paper_run_id": self.paper_run_id} for r in risk],
-                )
-                self._publish_pending()
         if event.kind == "stalled" and feed.halt_on_stall:
             return ("halted", f"feed stalled: {event.message}")
         return None
@@ -707,12 +737,16 @@ class PaperSession(param.Parameterized):
         now = time.monotonic()
         if is_live(self._feed):
             self._set_outputs(feed_state=self._feed.state())
-        if now >= self._heartbeat_due():  # no bar for heartbeat_seconds past its due time
+        if now >= self._heartbeat_due() and self._behind_since is None:
+            # no bar for heartbeat_seconds past its due time (a session behind its ledger
+            # sends none: its catch-up write comes first)
             with self._lock:
                 if self._finished:
                     return
                 if self._unflushed:  # bars waiting for the group commit: theirs comes first
                     self._flush_bars()
+                    if self._behind_since is not None:
+                        return
                 self._last_heartbeat = now
                 idle = (now - self._last_bar_wall) * self._clock
                 self._frame(
@@ -721,12 +755,12 @@ class PaperSession(param.Parameterized):
                     idle_seconds=idle,
                     last_bar_ts=self._last_bar_ts.isoformat() if self._last_bar_ts else None,
                 )
-                self.ledger_.write_batch(
-                    self.paper_run_id,
-                    frames=list(self._pending),
-                    run_update={"last_heartbeat_at": datetime.now(UTC)},
-                )
-                self._publish_pending()
+                heartbeat = {
+                    "frames": list(self._pending),
+                    "run_update": {"last_heartbeat_at": datetime.now(UTC)},
+                }
+                if self._write(heartbeat):
+                    self._publish_pending()
         kill_switch().order_mode(self.bot_id)  # refreshes the shared state at most once a second
 
     def _process(self, group: list[Bar]) -> None:
@@ -764,17 +798,21 @@ class PaperSession(param.Parameterized):
         positions: dict[str, dict[str, float]] | None = None,
         summary: dict[str, Any] | None = None,
     ) -> dict:
+        """Under the lock: everything not committed yet, as one ``write_batch``.
+
+        Nothing is consumed here: :meth:`_consume` drops what the batch held once its
+        transaction has committed, so a failed write loses nothing and the next batch
+        (or the final one) carries it again.
+        """
         engine = self._engine
         broker = engine.broker
         orders = [o.to_dict() for o in broker.dirty_orders.values()]
         for o, order in zip(orders, broker.dirty_orders.values(), strict=True):
             o["updated_at"] = order.updated_at
             o["created_at"] = order.created_at
-        broker.dirty_orders.clear()
+        n_fills = len(broker.fills)
         fills = [{**f.to_dict(), "filled_at": f.ts} for f in broker.fills[self._fills_written :]]
-        self._fills_written = len(broker.fills)
-        risk_events = engine.risk_events
-        engine.risk_events = []
+        risk_events = list(engine.risk_events)
         if summary is None:
             summary = engine.summary()
         update = {
@@ -790,7 +828,14 @@ class PaperSession(param.Parameterized):
         if flush_state:
             update["state"] = self._state_snapshot(positions)
         update.update(run_update or {})
-        equity, self._equity_points = self._equity_points, []
+        equity = list(self._equity_points)
+        self._mark = (
+            list(broker.dirty_orders),
+            n_fills,
+            len(equity),
+            len(risk_events),
+            engine.bar_index // self.state_flush_every if flush_state else self._state_flushed_at,
+        )
         if engine.last_ts is not None:  # the latest value (after a flatten, say) wins
             if equity and equity[-1]["ts"] == engine.last_ts:
                 equity.pop()
@@ -823,10 +868,113 @@ class PaperSession(param.Parameterized):
             "mode": engine.trading_mode(),
         }
 
+    def _consume(self) -> None:
+        """Under the lock, after the commit of the last :meth:`_batch`: drop what it held."""
+        mark, self._mark = self._mark, None
+        if mark is None:
+            return
+        order_ids, n_fills, n_equity, n_risk, state_at = mark
+        engine = self._engine
+        dirty = engine.broker.dirty_orders
+        for order_id in order_ids:
+            dirty.pop(order_id, None)
+        self._fills_written = max(self._fills_written, n_fills)
+        del self._equity_points[:n_equity]
+        del engine.risk_events[:n_risk]
+        self._state_flushed_at = max(self._state_flushed_at, state_at)
+        self._unflushed = 0
+        self._last_flush = time.monotonic()
+
+    def _write(self, batch: dict[str, Any]) -> bool:
+        """Under the lock: commit ``batch``; False when the ledger is out of reach.
+
+        Then nothing is consumed and the session falls behind (see :meth:`_catch_up`);
+        any other failure raises.
+        """
+        try:
+            self.ledger_.write_batch(self.paper_run_id, **batch)
+        except LedgerUnavailable as exc:
+            self._fall_behind(exc)
+            return False
+        return True
+
+    def _fall_behind(self, exc: BaseException) -> None:
+        """The ledger refused a write it may take later: pause trading until it does.
+
+        A ``ledger.behind`` frame is queued (it is published with the catch-up commit,
+        like every frame, after its row); ``ledger_behind`` shows it at once.
+        """
+        with self._lock:
+            self._ledger_error = f"{type(exc).__name__}: {exc}"
+            if self._behind_since is not None or self._finished:
+                return
+            self._behind_since = time.monotonic()
+            log.warning(
+                "paper session %s: the ledger refused a write (%s); trading paused, retrying",
+                self.paper_run_id,
+                exc,
+            )
+            self._frame(
+                "ledger.behind",
+                "ledger unavailable: trading paused until the session's rows are committed",
+                error=self._ledger_error,
+                outage_limit_seconds=self.ledger_outage_seconds,
+            )
+        self._set_outputs(ledger_behind=True)
+
+    async def _catch_up(self) -> None:
+        """While the ledger is behind: no bar, no order; retry with backoff, or fail closed.
+
+        The write runs on a worker thread (a locked SQLite file blocks it for the busy
+        timeout); a stop or kill wakes the wait. Past ``ledger_outage_seconds`` the
+        session ends ``failed``; its final batch is then retried in the background.
+        """
+        loop = asyncio.get_running_loop()
+        delay = _RETRY_FIRST
+        while self._behind_since is not None and not self._finished:
+            behind = time.monotonic() - self._behind_since
+            if behind >= self.ledger_outage_seconds:
+                self._finish(
+                    "failed",
+                    f"ledger unavailable for {behind:.0f} s "
+                    f"(limit {self.ledger_outage_seconds:g} s)",
+                    error=self._ledger_error,
+                )
+                return
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(min(delay, self.ledger_outage_seconds - behind)):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            if self._finished:
+                return
+            await loop.run_in_executor(None, self._write_behind)
+            delay = min(delay * 2, _RETRY_MAX)
+
+    def _write_behind(self) -> None:
+        """Retry the write of everything the ledger has not taken yet (one transaction)."""
+        with self._lock:
+            if self._finished or self._behind_since is None:
+                return
+            if not self._write(self._batch(flush_state=True)):
+                return
+            self._consume()
+            behind = time.monotonic() - self._behind_since
+            self._behind_since = None
+            self._bars_committed()  # publishes ledger.behind and the rest, after their rows
+            self._frame(
+                "ledger.caught_up",
+                f"ledger available again after {behind:.1f} s: trading resumed",
+                behind_seconds=behind,
+            )
+        self._set_outputs(ledger_behind=False)
+        log.warning("paper session %s: ledger caught up after %.1f s", self.paper_run_id, behind)
+
     def _flush(self, flush_state: bool = False) -> None:
-        batch = self._batch(flush_state=flush_state)
-        self.ledger_.write_batch(self.paper_run_id, **batch)
-        self._publish_pending()
+        if self._write(self._batch(flush_state=flush_state)):
+            self._consume()
+            self._publish_pending()
 
     def _bars_batch(self) -> dict[str, Any]:
         """Under the lock: the batch of the bars processed since the last commit.
@@ -835,11 +983,7 @@ class PaperSession(param.Parameterized):
         """
         engine = self._engine
         state_at = engine.bar_index // self.state_flush_every
-        batch = self._batch(flush_state=state_at > self._state_flushed_at)
-        self._state_flushed_at = max(self._state_flushed_at, state_at)
-        self._unflushed = 0
-        self._last_flush = time.monotonic()
-        return batch
+        return self._batch(flush_state=state_at > self._state_flushed_at)
 
     def _bars_committed(self) -> None:
         """Under the lock, after the commit of :meth:`_bars_batch`: publish, update outputs."""
@@ -854,8 +998,9 @@ class PaperSession(param.Parameterized):
 
     def _flush_bars(self) -> None:
         """Under the lock: commit the bars processed so far on their own, then publish."""
-        self.ledger_.write_batch(self.paper_run_id, **self._bars_batch())
-        self._bars_committed()
+        if self._write(self._bars_batch()):
+            self._consume()
+            self._bars_committed()
 
     def _output_values(self) -> dict[str, Any]:
         engine = self._engine
@@ -967,20 +1112,33 @@ class PaperSession(param.Parameterized):
             return True
 
     def _complete_finish(
-        self, prepared: dict[str, Any], wake_loop: bool = True, notify: bool = True
+        self,
+        prepared: dict[str, Any],
+        wake_loop: bool = True,
+        notify: bool = True,
+        committed: bool = True,
     ) -> None:
-        """After the final batch is committed: publish, update outputs, wake waiters.
+        """After the final batch: publish, update outputs, wake waiters.
 
         ``wake_loop`` and ``notify`` (tell the registry) are left to the caller of a
-        bulk stop, which does each once for all its sessions.
+        bulk stop, which does each once for all its sessions. When the final batch is
+        not ``committed`` yet (the ledger is out of reach), the session has its final
+        status but its last frames wait for the commit (:meth:`_final_committed`).
         """
-        frames, self._pending = prepared["unpublished"] + self._pending, []
+        with self._lock:
+            committed_before, pending, self._pending = prepared["unpublished"], self._pending, []
+        frames = committed_before + pending if committed else committed_before
         for frame in frames:
             self.frames.publish(frame)
-        self.frames.close()
         outputs = self._output_values()
         if frames:
             outputs["last_frame"] = frames[-1]
+        if committed:
+            self._final_written = True
+            self.frames.close()
+        else:
+            prepared["frames"] = pending  # published by _final_committed
+            outputs["ledger_behind"] = True
         self._set_outputs(
             **outputs,
             status=prepared["status"],
@@ -988,11 +1146,27 @@ class PaperSession(param.Parameterized):
             error=prepared["error"],
             ended_at=prepared["at"],
         )
+        if not committed:  # before waiters wake: they find it queued
+            final_writes().submit(self, prepared)
         self._done.set()
         if wake_loop:
             self._wake_runner()
         if notify:
             registry().ended(self)
+
+    def _final_committed(self, prepared: dict[str, Any]) -> None:
+        """The final batch committed late (the ledger came back): publish the last frames."""
+        with self._lock:
+            frames = prepared.pop("frames", [])
+            self._final_written = True
+        for frame in frames:
+            self.frames.publish(frame)
+        self.frames.close()
+        outputs: dict[str, Any] = {"ledger_behind": False}
+        if frames:
+            outputs["last_frame"] = frames[-1]
+        self._set_outputs(**outputs)
+        log.warning("paper session %s: final batch committed late", self.paper_run_id)
 
     def _wake_runner(self) -> None:
         """Wake the session's task if it waits between bars (it then sees it finished)."""
@@ -1004,23 +1178,55 @@ class PaperSession(param.Parameterized):
         prepared = self._prepare_finish(status, reason, mode, error)
         if prepared is None:
             return False
+        committed = self._write_final(prepared)
+        self._complete_finish(prepared, committed=committed)
+        return True
+
+    def _write_final(self, prepared: dict[str, Any], *, retry: bool = False) -> bool:
+        """Commit the final batch; True once it (or the final row alone) is committed.
+
+        While the ledger is out of reach :meth:`_complete_finish` hands the batch to
+        :func:`~alphaswarm.trading.final_writes.final_writes`, which calls this again
+        (``retry``) until it commits, then publishes the last frames. A batch the
+        ledger rejects for its content is replaced by the final row alone, its
+        counters recounted from the fills the ledger holds: a run row never counts a
+        fill the ledger does not have, and never stays ``running``.
+        """
         try:
             self.ledger_.write_batch(self.paper_run_id, **prepared["batch"])
+        except LedgerUnavailable as exc:
+            if not retry:
+                log.warning(
+                    "final batch of %s: ledger unavailable (%s); retrying in the background",
+                    self.paper_run_id,
+                    exc,
+                )
+            return False
         except Exception:  # noqa: BLE001 - never leave a running row behind
             log.exception(
                 "final batch of %s failed; writing the final row alone", self.paper_run_id
             )
-            self._write_final_row_only(prepared)
-        self._complete_finish(prepared)
+            if not self._write_final_row_only(prepared):
+                return False
+        if retry:
+            self._final_committed(prepared)
         return True
 
-    def _write_final_row_only(self, prepared: dict[str, Any]) -> None:
-        update = dict(prepared["batch"]["run_update"])
-        update.pop("state", None)
+    def _write_final_row_only(self, prepared: dict[str, Any]) -> bool:
+        """The final status alone, counters recounted from the ledger; False if not written."""
+        update = {
+            k: v
+            for k, v in prepared["batch"]["run_update"].items()
+            if k in ("status", "stop_reason", "ended_at", "error")
+        }
         try:
-            self.ledger_.finalize_paper_run(self.paper_run_id, **update)
+            self.ledger_.finalize_paper_run(self.paper_run_id, recount=True, **update)
+        except LedgerUnavailable:
+            return False
         except Exception:  # noqa: BLE001
             log.exception("could not finalise paper run %s", self.paper_run_id)
+        prepared["batch"] = {"run_update": {}}  # a retry only checks the row exists
+        return True
 
     @staticmethod
     def finish_many(
@@ -1055,15 +1261,17 @@ class PaperSession(param.Parameterized):
                 (s, s._prepare_finish(status, reason, mode, announce=False, claimed=True, at=at))
                 for s in claimed
             ]
+            late: set[int] = set()  # sessions whose ledger did not take the final batch
             for group in _by_ledger(prepared):
-                _write_final_group(group)
-            if on_committed is not None and claimed and not stopped:
-                on_committed(len(claimed))
-            if on_closed is not None and claimed:
-                on_closed(len(claimed))
+                late |= _write_final_group(group)
+            closed = len(claimed) - len(late)  # the others' rows wait for their ledger
+            if on_committed is not None and closed and not stopped:
+                on_committed(closed)
+            if on_closed is not None and closed:
+                on_closed(closed)
         loops: dict[int, tuple[asyncio.AbstractEventLoop, list[PaperSession]]] = {}
         for s, p in prepared:
-            s._complete_finish(p, wake_loop=False, notify=False)
+            s._complete_finish(p, wake_loop=False, notify=False, committed=id(s) not in late)
             if s._loop is not None and not s._loop.is_closed():
                 loops.setdefault(id(s._loop), (s._loop, []))[1].append(s)
         for loop, group in loops.values():  # one wake-up per loop, not one per session
@@ -1172,18 +1380,22 @@ def _commit_stops(
     return done
 
 
-def _write_final_group(group: list[tuple[PaperSession, dict[str, Any]]]) -> None:
-    """Commit the final batches of sessions sharing one ledger; alone if that fails."""
+def _write_final_group(group: list[tuple[PaperSession, dict[str, Any]]]) -> set[int]:
+    """Commit the final batches of sessions sharing one ledger; alone if that fails.
+
+    Returns the ``id()`` of the sessions whose final batch is not committed (their
+    ledger is out of reach): the caller queues them for :func:`final_writes`.
+    """
     ledger = group[0][0].ledger_
     try:
         ledger.write_batches([(s.paper_run_id, p["batch"]) for s, p in group])
+        return set()
+    except LedgerUnavailable as exc:  # the others would wait as long again, each
+        log.warning("final write of %d sessions: ledger unavailable (%s)", len(group), exc)
+        return {id(s) for s, _ in group}
     except Exception:  # noqa: BLE001
         log.exception("combined final write failed; writing each run alone")
-        for s, p in group:
-            try:
-                ledger.write_batch(s.paper_run_id, **p["batch"])
-            except Exception:  # noqa: BLE001
-                s._write_final_row_only(p)
+    return {id(s) for s, p in group if not s._write_final(p)}
 
 
 def _next_tick(t: float) -> float:
@@ -1257,6 +1469,7 @@ class _GroupCommit(_PerLoop):
             bad = {id(s) for s, _ in failed}
             for s, _ in batches:
                 if id(s) not in bad:
+                    s._consume()
                     s._unpublished += s._pending  # committed: a stop from now on skips them
                     s._pending = []
                     committed.append(s)
@@ -1270,6 +1483,9 @@ class _GroupCommit(_PerLoop):
                 except Exception as exc:  # noqa: BLE001
                     failed.append((s, exc))
         for s, exc in failed:  # as when the session's own task raises: it fails
+            if isinstance(exc, LedgerUnavailable):  # unless its ledger may take it later
+                s._fall_behind(exc)
+                continue
             log.error("paper session %s failed", s.paper_run_id, exc_info=exc)
             s._finish(
                 "failed", f"error: {type(exc).__name__}", error=f"{type(exc).__name__}: {exc}"

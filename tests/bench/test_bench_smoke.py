@@ -27,6 +27,7 @@ SCRIPTS = (
     "ws_throughput",
     "concurrent_sessions",
     "startup",
+    "killswitch_sqlite_follow",
 )
 
 

@@ -70,7 +70,12 @@ def test_stop_one_run_twice(api, demo_bot):
     with running_session(api, demo_bot) as run_id:
         first = api.post(f"/paper/{run_id}/stop")
         second = api.post(f"/paper/{run_id}/stop")
-    assert first.json() == {"paper_run_id": run_id, "stopped": True, "status": "stopped"}
+    assert first.json() == {
+        "paper_run_id": run_id,
+        "stopped": True,
+        "status": "stopped",
+        "final_row_written": True,
+    }
     assert second.status_code == 200 and second.json()["stopped"] is False
 
 
