@@ -236,7 +236,7 @@ class PaperSocket(WebSocketHandler):
         if live:
             await self._forward_live()
         else:
-            await self._follow_ledger()
+            await self._follow_ledger(run is not None and run["status"] not in FINAL_STATUSES)
 
     async def _forward_live(self) -> None:
         sub = self._sub
@@ -260,11 +260,14 @@ class PaperSocket(WebSocketHandler):
                 await self._replay(self._last_seq)
                 return
 
-    async def _follow_ledger(self) -> None:
-        """The run lives elsewhere (or is finished): poll the ledger until it ends."""
+    async def _follow_ledger(self, was_running: bool) -> None:
+        """The run lives elsewhere (or is finished): poll the ledger until it ends.
+
+        ``was_running`` says whether the run was still running when the stream began: a
+        run that ends while followed (from then on) gets a grace for its ``done``.
+        """
         loop = IOLoop.current()
         deadline_idle = time.monotonic() + 3600
-        was_running = False
         while not self._closed and time.monotonic() < deadline_idle:
             run = await loop.run_in_executor(None, self.ledger.get_run, self.run_id)
             if await self._replay(self._last_seq):
