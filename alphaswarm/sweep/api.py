@@ -30,6 +30,7 @@ import pandas as pd
 import param
 
 from alphaswarm.bots import Bot, BotSpecError
+from alphaswarm.metrics import STORED_METRICS
 from alphaswarm.model import ModelError
 from alphaswarm.strategies import resolve_strategy
 from alphaswarm.sweep import stats
@@ -56,16 +57,8 @@ if TYPE_CHECKING:
 
 __all__ = ["METRIC_COLUMNS", "SweepResult", "sweep"]
 
-#: Metric columns of the trials table, in display order.
-METRIC_COLUMNS = (
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "total_return",
-    "num_trades",
-    "win_rate",
-    "exposure",
-)
+#: Metric columns of the trials table, in display order (the stored metrics).
+METRIC_COLUMNS = STORED_METRICS
 #: Objectives that are better when lower.
 MINIMISE = frozenset({"max_drawdown"})
 #: DSR a swept bot needs to pass the optional gate rule.

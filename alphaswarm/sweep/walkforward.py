@@ -21,6 +21,7 @@ import pandas as pd
 import param
 
 from alphaswarm.bots import Bot
+from alphaswarm.metrics import cagr
 from alphaswarm.sweep.api import (
     Item,
     Plan,
@@ -104,12 +105,6 @@ def make_folds(
             f"train/test/gap: {train} + {gap} + {test} bars do not fit in the window's {n} bars"
         )
     return folds
-
-
-def _annualised(total_return: float, bars: int, periods_per_year: float) -> float:
-    if bars <= 0 or not total_return > -1:
-        return float("nan")
-    return (1.0 + total_return) ** (periods_per_year / bars) - 1.0
 
 
 class WalkForwardResult(param.Parameterized):
@@ -316,8 +311,8 @@ def walk_forward(
         win, oos = winners[k], oos_by_fold[k]
         item = next(it for it in oos_plan.items if it.labels["fold"] == k)
         rep = is_res.report["folds"].get(k, {})
-        is_ann = _annualised(float(win["total_return"]), is_hi - is_lo, ppy)
-        oos_ann = _annualised(float(oos["total_return"]), oos_hi - oos_lo, ppy)
+        is_ann = cagr(float(win["total_return"]), is_hi - is_lo, ppy)
+        oos_ann = cagr(float(oos["total_return"]), oos_hi - oos_lo, ppy)
         rows.append(
             {
                 "fold": k,

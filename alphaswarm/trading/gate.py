@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from alphaswarm.metrics import metric_name
 from alphaswarm.model import ModelError
 
 if TYPE_CHECKING:
@@ -150,8 +151,7 @@ def check_gate(
         for metric in bot.spec.get("metrics") or []:
             if "threshold" not in metric:
                 continue
-            name = "win_rate" if metric["name"] == "hit_rate" else metric["name"]
-            value = bt.get(name)
+            value = bt.get(metric_name(metric["name"]))
             if value is None or not _compare(value, metric["direction"], metric["threshold"]):
                 errors.append(
                     f"metric {metric['name']} = {value} fails {metric['direction']} "
