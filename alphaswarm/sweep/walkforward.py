@@ -157,13 +157,9 @@ class WalkForwardResult(param.Parameterized):
 
     def plot(self) -> Any:
         """The stitched out-of-sample equity curve (HoloViews)."""
-        from alphaswarm.sweep.views import _hv
+        from alphaswarm.sweep.views import equity_curve
 
-        hv = _hv()
-        frame = self.equity.rename("equity").reset_index()
-        return hv.Curve(frame, "ts", "equity", label="stitched OOS equity").opts(
-            responsive=True, height=260, tools=["hover"]
-        )
+        return equity_curve(self.equity, "Stitched out-of-sample equity")
 
     def __repr__(self) -> str:
         n = 0 if self.folds is None else len(self.folds)

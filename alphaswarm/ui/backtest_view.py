@@ -509,9 +509,13 @@ class BacktestView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         """Header, the plots beside the stats table, and the trades below."""
         if self._layout is None:
-            plots = pn.pane.HoloViews(
-                self.plots(), sizing_mode="stretch_width", css_classes=["alphaswarm-backtest-plots"]
+            pane = pn.pane.HoloViews(
+                self.plots(),
+                sizing_mode="stretch_width",
+                widget_location="top_left",
+                css_classes=["alphaswarm-backtest-plots"],
             )
+            plots = pane.layout  # the plots with the symbol selector, when there is one
             self._layout = pn.Column(
                 self.header(),
                 pn.Row(plots, self.stats_table(), sizing_mode="stretch_width"),
