@@ -196,6 +196,7 @@ def equity_curve(equity: pd.Series, title: str) -> Any:
         tools=["hover"],
         hover_tooltips=[("time", "@time"), ("equity", "@equity{0,0.00}")],
         xformatter=axis.formatter(),
+        xticks=axis.ticker(),
         yformatter=_numeral("0,0"),
         show_grid=True,
         title=title,

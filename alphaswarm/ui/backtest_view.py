@@ -123,6 +123,7 @@ class BacktestView(pn.viewable.Viewer):
         base = {
             "responsive": True,
             "xformatter": self._formatter,
+            "xticks": self._ticker,
             "xlabel": "",
             "show_grid": True,
             "toolbar": "above",
@@ -408,6 +409,7 @@ class BacktestView(pn.viewable.Viewer):
         """Price panels, equity, drawdown and trade P&L in one column with one x axis."""
         hv = _hv()
         self._formatter = self.axis.formatter()
+        self._ticker = self.axis.ticker()
         self._trade_frame = self._trades()
         panels = [*self.price_panels(), self.equity_panel(), self.drawdown_panel()]
         panels.append(self.pnl_panel())

@@ -28,6 +28,25 @@ const iso = new Date(times[lo] + (i - starts[lo]) * step).toISOString();
 return daily ? iso.slice(0, 10) : iso.slice(0, 10) + " " + iso.slice(11, 16);
 """
 
+#: Ticks at session opens when the view spans several sessions, else at round bar counts.
+_TICKER_CODE = """
+const lo = Math.max(0, Math.ceil(cb_data.start));
+const hi = Math.min(n - 1, Math.floor(cb_data.end));
+if (hi < lo) { return []; }
+const inside = starts.filter((s) => s >= lo && s <= hi);
+if (inside.length >= 3) {
+  const k = Math.ceil(inside.length / target);
+  return inside.filter((_, j) => j % k === 0);
+}
+const raw = Math.max((hi - lo) / target, 1);
+const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+let step = 10 * mag;
+for (const m of [1, 2, 5]) { if (m * mag >= raw) { step = m * mag; break; } }
+const ticks = [];
+for (let t = Math.ceil(lo / step) * step; t <= hi; t += step) { ticks.push(t); }
+return ticks;
+"""
+
 
 @dataclass(frozen=True)
 class TimeAxis:
@@ -105,5 +124,24 @@ class TimeAxis:
                 "step": self.step.value / 1e6,
                 "n": len(self.times),
                 "daily": self.daily,
+            },
+        )
+
+    def ticker(self, target: int = 8) -> Any:
+        """A Bokeh ticker: ticks at session opens (about ``target`` of them) or round bars.
+
+        When the visible range spans three or more runs of bars, ticks sit on the
+        first bar of every k-th run (a session open, the first bar after a gap);
+        inside a session they fall on round bar counts.
+        """
+        from bokeh.models import CustomJSTicker
+
+        return CustomJSTicker(
+            major_code=_TICKER_CODE,
+            minor_code="return [];",
+            args={
+                "starts": [int(s) for s in self.segments],
+                "n": len(self.times),
+                "target": target,
             },
         )
