@@ -483,9 +483,11 @@ class BacktestView(pn.viewable.Viewer):
         r = self.result
         stats = r.stats
         config = r.config or {}
+        symbols = r.bot.universe
+        each = f" for {len(symbols)} symbols" if len(symbols) > 1 else ""
         bits = [
             f"<b>{html.escape(r.bot.name)}</b> backtest",
-            f"{r.bars:,} bars of {html.escape(self._interval())}",
+            f"{len(self.axis):,} bars of {html.escape(self._interval())}{each}",
             f"{format_metric('start', stats['start'])} to {format_metric('end', stats['end'])}",
         ]
         if config.get("engine"):

@@ -176,7 +176,9 @@ def test_one_metric_list_feeds_every_consumer():
 def test_metric_aliases_are_declared_and_unknown_names_refused():
     assert metric_name("hit_rate") == "win_rate"
     assert metric_name("sharpe") == "sharpe"
-    with pytest.raises(ValueError, match="'hitrate' is not a metric; use one of total_return, sharpe"):
+    with pytest.raises(
+        ValueError, match="'hitrate' is not a metric; use one of total_return, sharpe"
+    ):
         metric_name("hitrate")
 
 

@@ -201,3 +201,22 @@ def test_result_is_a_panel_object_and_trades_are_marked_on_the_price() -> None:
     ]
     entries = {len(r.data_source.data["bar"]) for r in scatter}
     assert entries == {len(result.trades)}  # one entry and one exit marker per trade
+
+
+def test_dashboard_backtests_page_runs_a_stored_backtest_and_shows_it(good_bot, tmp_ledger):
+    from alphaswarm.ui.app import Dashboard
+
+    board = Dashboard()
+    tabs = board.main()[1]
+    assert "Backtests" in tabs._names
+    page = board.backtests
+    page.refresh_bots()
+    page.bot_select.value = "ui-sma"
+    page.bars_input.value = 800
+    result = page.run()
+    assert result is not None and result.bars == 800
+    assert tmp_ledger.latest_backtest("ui-sma")["id"] == result.id  # the gate sees it
+    assert isinstance(page.view, BacktestView) and page.view.result is result
+    (shown,) = page.view_holder.objects
+    assert "alphaswarm-backtest" in shown.css_classes
+    assert figures(shown)  # renders

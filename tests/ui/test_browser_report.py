@@ -112,3 +112,17 @@ def test_time_axis_labels_read_as_utc_times_in_the_browser(page: Any) -> None:
     assert ticks == [0, 390, 780, 1_170]  # session opens
     ticks = page.evaluate(RUN_TICKER, [ticker.major_code, ticker.args, 400, 700])
     assert ticks == [400, 450, 500, 550, 600, 650, 700]  # round bar counts in one session
+
+
+def test_dashboard_backtests_tab_draws_the_view(page: Any, served: str, good_bot: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 1500, "height": 1200})
+    page.goto(served)
+    page.locator(".bk-tab", has_text="Backtests").first.click(timeout=20_000)
+    page.locator(".alphaswarm-run-backtest button").click(timeout=20_000)
+    plots = page.locator(".alphaswarm-backtest-plots canvas")
+    expect(plots.first).to_be_attached(timeout=60_000)
+    stats = page.locator(".alphaswarm-backtest-stats")
+    expect(stats).to_contain_text("Sharpe ratio", timeout=20_000)
+    expect(stats).to_contain_text("%")
