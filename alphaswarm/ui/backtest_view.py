@@ -67,17 +67,13 @@ def thin(x: np.ndarray, y: np.ndarray, points: int = MAX_LINE_POINTS) -> tuple[A
     n = len(x)
     if n <= points:
         return x, y
-    buckets = points // 2
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    keep = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        if hi <= lo:
-            continue
-        part = y[lo:hi]
-        a, b = lo + int(np.nanargmin(part)), lo + int(np.nanargmax(part))
-        keep.extend(sorted({a, b}))
-    idx = np.asarray(keep, dtype=np.int64)
-    return x[idx], y[idx]
+    buckets = max(points // 2, 1)
+    ids = (np.arange(n, dtype=np.int64) * buckets) // n
+    order = np.lexsort((y, ids))  # by bucket, then by value within it
+    first = np.searchsorted(ids, np.arange(buckets), side="left")
+    last = np.append(first[1:], n) - 1
+    keep = np.unique(np.concatenate((order[first], order[last])))
+    return x[keep], y[keep]
 
 
 class BacktestView(pn.viewable.Viewer):
@@ -110,13 +106,11 @@ class BacktestView(pn.viewable.Viewer):
     def _trades(self) -> pd.DataFrame:
         trades = self.result.trades.copy()
         if not len(trades):
-            empty = {c: [] for c in ("entry_bar", "exit_bar", "ret", "entry_label", "exit_label")}
+            empty = {c: [] for c in ("entry_bar", "exit_bar", "ret")}
             return trades.assign(**empty)
         trades["entry_bar"] = self.axis.positions(trades["entry_time"])
         trades["exit_bar"] = self.axis.positions(trades["exit_time"])
         trades["ret"] = trades["pnl"] / (trades["entry_price"] * trades["qty"]).abs()
-        trades["entry_label"] = self.axis.labels(trades["entry_bar"].clip(lower=0))
-        trades["exit_label"] = self.axis.labels(trades["exit_bar"].clip(lower=0))
         return trades
 
     def _opts(self, **extra: Any) -> dict[str, Any]:
@@ -138,7 +132,6 @@ class BacktestView(pn.viewable.Viewer):
         x = self.axis.positions(bars["ts"])
         ok = x >= 0
         bars, x = bars[ok], x[ok]
-        label = self.axis.labels(x)
         if len(bars) <= self.max_candles:
             up = (bars["close"] >= bars["open"]).to_numpy()
             color = np.where(up, UP, DOWN)
@@ -155,7 +148,6 @@ class BacktestView(pn.viewable.Viewer):
                     "high": bars["high"].to_numpy(),
                     "low": bars["low"].to_numpy(),
                     "close": bars["close"].to_numpy(),
-                    "time": label,
                     "color": color,
                 }
             )
@@ -165,14 +157,13 @@ class BacktestView(pn.viewable.Viewer):
                 kdims,
                 ["color"],
             ).opts(color="color", line_width=1)
-            bodies = hv.Rectangles(
-                frame, kdims, ["open", "high", "low", "close", "time", "color"]
-            ).opts(
+            bodies = hv.Rectangles(frame, kdims, ["open", "high", "low", "close", "color"]).opts(
                 color="color",
                 line_color="color",
                 tools=["hover"],
+                hover_formatters=self._hover,
                 hover_tooltips=[
-                    ("time", "@time"),
+                    ("time", "@{bar}{custom}"),
                     ("open", "@open{0,0.00}"),
                     ("high", "@high{0,0.00}"),
                     ("low", "@low{0,0.00}"),
@@ -183,15 +174,19 @@ class BacktestView(pn.viewable.Viewer):
         else:
             tx, ty = thin(x, bars["close"].to_numpy(float))
             price = hv.Curve(
-                pd.DataFrame({X: tx, ydim.name: ty, "time": self.axis.labels(tx)}),
+                pd.DataFrame({X: tx, ydim.name: ty}),
                 hv.Dimension(X, label="Time"),
-                [ydim, "time"],
+                [ydim],
                 label=f"{symbol} close",
             ).opts(
                 color="#37474f",
                 line_width=1,
                 tools=["hover"],
-                hover_tooltips=[("time", "@time"), ("close", f"@{{{ydim.name}}}{{0,0.00}}")],
+                hover_formatters=self._hover,
+                hover_tooltips=[
+                    ("time", "@{bar}{custom}"),
+                    ("close", f"@{{{ydim.name}}}{{0,0.00}}"),
+                ],
             )
         layers = [price, *self._trade_marks(symbol, ydim)]
         return hv.Overlay(layers).opts(
@@ -229,11 +224,11 @@ class BacktestView(pn.viewable.Viewer):
         ).opts(color="color", line_width=2, line_dash="dashed", alpha=0.8)
         hover = [
             ("", "@direction @qty{0,0.[00]}"),
-            ("entry", "@entry_label @entry_price{0,0.00}"),
-            ("exit", "@exit_label @exit_price{0,0.00}"),
+            ("entry", "@{entry_bar}{custom} @entry_price{0,0.00}"),
+            ("exit", "@{exit_bar}{custom} @exit_price{0,0.00}"),
             ("P&L", "@pnl{+0,0.00} (@ret{+0.00%})"),
         ]
-        info = ["direction", "qty", "entry_price", "exit_price", "entry_label", "exit_label"]
+        info = ["direction", "qty", "entry_price", "exit_price", "entry_bar", "exit_bar"]
         info += ["pnl", "ret"]
         entries = trades.assign(
             marker=np.where(trades["direction"] == "long", "triangle", "inverted_triangle"),
@@ -250,6 +245,7 @@ class BacktestView(pn.viewable.Viewer):
             size=10,
             tools=["hover"],
             hover_tooltips=hover,
+            hover_formatters=self._hover,
         )
         exits = trades.assign(
             exit_color=outcome, **{X: trades["exit_bar"], ydim.name: trades["exit_price"]}
@@ -265,6 +261,7 @@ class BacktestView(pn.viewable.Viewer):
             line_color="white",
             tools=["hover"],
             hover_tooltips=hover,
+            hover_formatters=self._hover,
         )
         return [lines, entry, exit_]
 
@@ -299,15 +296,16 @@ class BacktestView(pn.viewable.Viewer):
         xdim = hv.Dimension(X, label="Time")
         ydim = hv.Dimension("equity", label="Equity")
         curve = hv.Curve(
-            pd.DataFrame({X: tx, "equity": ty, "time": self.axis.labels(tx)}),
+            pd.DataFrame({X: tx, "equity": ty}),
             xdim,
-            [ydim, "time"],
+            [ydim],
             label="equity",
         ).opts(
             color=EQUITY_COLOR,
             line_width=2,
             tools=["hover"],
-            hover_tooltips=[("time", "@time"), ("equity", "@equity{0,0.00}")],
+            hover_formatters=self._hover,
+            hover_tooltips=[("time", "@{bar}{custom}"), ("equity", "@equity{0,0.00}")],
         )
         peaks = hv.Curve(
             pd.DataFrame({X: px, "equity": py}), xdim, ydim, label="running peak"
@@ -352,13 +350,14 @@ class BacktestView(pn.viewable.Viewer):
         tx, ty = thin(x, dd)
         xdim = hv.Dimension(X, label="Time")
         ydim = hv.Dimension("drawdown", label="Drawdown")
-        frame = pd.DataFrame({X: tx, "drawdown": ty, "time": self.axis.labels(tx)})
+        frame = pd.DataFrame({X: tx, "drawdown": ty})
         area = hv.Area(frame, xdim, ydim).opts(color=LOSS, alpha=0.3, line_alpha=0)
-        edge = hv.Curve(frame, xdim, [ydim, "time"]).opts(
+        edge = hv.Curve(frame, xdim, [ydim]).opts(
             color=LOSS,
             line_width=1,
             tools=["hover"],
-            hover_tooltips=[("time", "@time"), ("drawdown", "@drawdown{0.00%}")],
+            hover_formatters=self._hover,
+            hover_tooltips=[("time", "@{bar}{custom}"), ("drawdown", "@drawdown{0.00%}")],
         )
         return (area * edge).opts(
             **self._opts(
@@ -381,16 +380,17 @@ class BacktestView(pn.viewable.Viewer):
         points = hv.Scatter(
             frame,
             xdim,
-            [ydim, "ret", "symbol", "direction", "qty", "entry_label", "exit_label", "color"],
+            [ydim, "ret", "symbol", "direction", "qty", "entry_bar", "color"],
         ).opts(
             color="color",
             size=8,
             marker="diamond",
             tools=["hover"],
+            hover_formatters=self._hover,
             hover_tooltips=[
                 ("", "@symbol @direction @qty{0,0.[00]}"),
-                ("entry", "@entry_label"),
-                ("exit", "@exit_label"),
+                ("entry", "@{entry_bar}{custom}"),
+                ("exit", "@{bar}{custom}"),
                 ("P&L", "@pnl{+0,0.00} (@ret{+0.00%})"),
             ],
         )
@@ -410,6 +410,8 @@ class BacktestView(pn.viewable.Viewer):
         hv = _hv()
         self._formatter = self.axis.formatter()
         self._ticker = self.axis.ticker()
+        when = self.axis.hover_formatter()
+        self._hover = {"@{bar}": when, "@{entry_bar}": when, "@{exit_bar}": when}
         self._trade_frame = self._trades()
         panels = [*self.price_panels(), self.equity_panel(), self.drawdown_panel()]
         panels.append(self.pnl_panel())

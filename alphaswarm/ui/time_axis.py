@@ -127,6 +127,17 @@ class TimeAxis:
             },
         )
 
+    def hover_formatter(self) -> Any:
+        """A Bokeh hover formatter that shows a bar position as its UTC time.
+
+        Use it for the x column in tooltips (``"@bar{custom}"``), so plots need no
+        column of time strings.
+        """
+        from bokeh.models import CustomJSHover
+
+        formatter = self.formatter()
+        return CustomJSHover(code="const tick = value;\n" + formatter.code, args=formatter.args)
+
     def ticker(self, target: int = 8) -> Any:
         """A Bokeh ticker: ticks at session opens (about ``target`` of them) or round bars.
 
