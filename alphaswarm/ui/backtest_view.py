@@ -550,8 +550,8 @@ def save_offline(obj: Any, path: Any, title: str) -> None:
     """Save a Panel object as one HTML file that needs no network.
 
     Bokeh's and Panel's scripts are inlined (``resources=INLINE``), widget states
-    are embedded, and the style sheets Panel would import from its CDN are
-    replaced by their text from the installed package.
+    are embedded, and the style sheets and icon Panel would fetch from its CDN are
+    replaced by their content from the installed package.
     """
     from bokeh.document import Document
     from bokeh.models import UIElement
@@ -568,4 +568,21 @@ def save_offline(obj: Any, path: Any, title: str) -> None:
     for root in doc.roots:
         for element in root.select({"type": UIElement}):
             patch_inline_stylesheets(element)
-    pn.io.save.save(doc, str(path), title=title, resources=INLINE)
+    pn.io.save.save(
+        doc,
+        str(path),
+        title=title,
+        resources=INLINE,
+        template_variables={"app_favicon": _favicon()},
+    )
+
+
+def _favicon() -> str:
+    """Panel's icon as a data URI (the page template links it from the CDN otherwise)."""
+    import base64
+    from pathlib import Path
+
+    icon = Path(pn.__file__).parent / "dist" / "images" / "favicon.ico"
+    if not icon.exists():
+        return ""
+    return "data:image/x-icon;base64," + base64.b64encode(icon.read_bytes()).decode("ascii")

@@ -68,7 +68,16 @@ def open_offline(page: Any, path: Path) -> tuple[list[str], list[str]]:
             blocked.append(r.request.url)
             r.abort()
 
+    def sent(event: dict[str, Any]) -> None:
+        # the favicon bypasses page.route; the DevTools protocol sees every request
+        url = event["request"]["url"]
+        if not url.startswith(("file:", "data:", "blob:")) and url not in blocked:
+            blocked.append(url)
+
     page.route("**/*", route)
+    devtools = page.context.new_cdp_session(page)
+    devtools.on("Network.requestWillBeSent", sent)
+    devtools.send("Network.enable")
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(path.as_uri())
@@ -83,6 +92,7 @@ def test_saved_report_renders_offline_in_chromium(page: Any, tmp_path: Path) -> 
     page.set_viewport_size({"width": 1400, "height": 1000})
     blocked, errors = open_offline(page, report)
     page.wait_for_function(f"({COUNT_CANVASES})() >= 4", timeout=60_000)
+    page.wait_for_load_state("load")
     text = page.evaluate(PAGE_TEXT)
     assert "Sharpe ratio" in text and "Max drawdown" in text and "Win rate" in text
     ret = f"{result.stats['total_return']:.2%}"
