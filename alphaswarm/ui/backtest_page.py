@@ -39,7 +39,7 @@ class BacktestPage(pn.viewable.Viewer):
             label="Bot", options={}, width=320, css_classes=["alphaswarm-backtest-bot"]
         )
         self.bars_input = pn.widgets.IntInput(
-            label="Bars (bar times)", value=7_800, start=10, step=390, width=160
+            label="Bars", value=7_800, start=10, step=390, width=160
         )
         self.run_button = pn.widgets.Button(
             label="Run backtest",

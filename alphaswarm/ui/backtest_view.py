@@ -43,6 +43,8 @@ UP, DOWN = "#26a69a", "#ef5350"
 WIN, LOSS = "#2e7d32", "#c62828"
 EQUITY_COLOR, PEAK_COLOR, ENTRY_COLOR = "#1565c0", "#90a4ae", "#283593"
 X = "bar"
+#: Font sizes of every plot (the dashboard's theme would make tick labels collide).
+FONT_SIZES = {"title": "11pt", "labels": "10pt", "xticks": "8pt", "yticks": "8pt", "legend": "9pt"}
 X_LABEL = "Time (UTC; closed markets take no room)"
 
 
@@ -120,6 +122,7 @@ class BacktestView(pn.viewable.Viewer):
             "xticks": self._ticker,
             "xlabel": "",
             "show_grid": True,
+            "fontsize": FONT_SIZES,
             "toolbar": "above",
         }
         base.update(extra)

@@ -25,7 +25,8 @@ while (lo < hi) {
   if (starts[mid] <= i) { lo = mid; } else { hi = mid - 1; }
 }
 const iso = new Date(times[lo] + (i - starts[lo]) * step).toISOString();
-return daily ? iso.slice(0, 10) : iso.slice(0, 10) + " " + iso.slice(11, 16);
+if (daily || (short && starts[lo] === i)) { return iso.slice(0, 10); }
+return (short ? iso.slice(5, 10) : iso.slice(0, 10)) + " " + iso.slice(11, 16);
 """
 
 #: Ticks at session opens when the view spans several sessions, else at round bar counts.
@@ -110,8 +111,14 @@ class TimeAxis:
         fmt = "%Y-%m-%d" if self.daily else "%Y-%m-%d %H:%M"
         return np.asarray(times.tz_convert("UTC").strftime(fmt), dtype=object)
 
-    def formatter(self) -> Any:
-        """A Bokeh tick formatter that labels bar positions with their UTC time."""
+    def formatter(self, short: bool = True) -> Any:
+        """A Bokeh tick formatter that labels bar positions with their UTC time.
+
+        With ``short`` (for tick labels) the first bar of a session reads as its
+        date (``2024-01-03``) and other bars as month, day and time
+        (``01-03 15:10``); otherwise every bar reads ``2024-01-03 15:10``. Daily
+        bars read as dates.
+        """
         from bokeh.models import CustomJSTickFormatter
 
         seg = self.segments
@@ -124,6 +131,7 @@ class TimeAxis:
                 "step": self.step.value / 1e6,
                 "n": len(self.times),
                 "daily": self.daily,
+                "short": short,
             },
         )
 
@@ -135,10 +143,10 @@ class TimeAxis:
         """
         from bokeh.models import CustomJSHover
 
-        formatter = self.formatter()
+        formatter = self.formatter(short=False)
         return CustomJSHover(code="const tick = value;\n" + formatter.code, args=formatter.args)
 
-    def ticker(self, target: int = 8) -> Any:
+    def ticker(self, target: int = 6) -> Any:
         """A Bokeh ticker: ticks at session opens (about ``target`` of them) or round bars.
 
         When the visible range spans three or more runs of bars, ticks sit on the

@@ -48,6 +48,11 @@ RUN_FORMATTER = """([code, args, tick]) => {
   return new Function(...names, 'tick', code)(...names.map((k) => args[k]), tick);
 }"""
 
+#: Runs a hover formatter's code for one value.
+RUN_HOVER = """([code, args, value]) => {
+  const names = Object.keys(args);
+  return new Function(...names, 'value', code)(...names.map((k) => args[k]), value);
+}"""
 #: Runs a ticker's major-tick code for a visible range.
 RUN_TICKER = """([code, args, start, end]) => {
   const names = Object.keys(args);
@@ -112,16 +117,22 @@ def test_time_axis_labels_read_as_utc_times_in_the_browser(page: Any) -> None:
     def label(tick: float) -> str:
         return page.evaluate(RUN_FORMATTER, [fmt.code, fmt.args, tick])
 
-    assert label(0) == "2024-01-02 14:30"
-    assert label(389) == "2024-01-02 20:59"
-    assert label(390) == "2024-01-03 14:30"  # the next session's open, one bar later
-    assert label(1_199) == "2024-01-05 14:59" == axis.labels([1_199])[0]
+    assert label(0) == "2024-01-02"  # a session open reads as its date
+    assert label(389) == "01-02 20:59"
+    assert label(390) == "2024-01-03"  # the next session's open, one bar later
+    assert label(1_199) == "01-05 14:59"
     assert label(-1) == "" and label(1_200) == ""
+    hover = axis.hover_formatter()  # hovers show the full time, like axis.labels()
+    full = page.evaluate(RUN_HOVER, [hover.code, hover.args, 390])
+    assert full == "2024-01-03 14:30" == axis.labels([390])[0]
     ticker = axis.ticker()
     ticks = page.evaluate(RUN_TICKER, [ticker.major_code, ticker.args, 0, 1_199])
     assert ticks == [0, 390, 780, 1_170]  # session opens
     ticks = page.evaluate(RUN_TICKER, [ticker.major_code, ticker.args, 400, 700])
     assert ticks == [400, 450, 500, 550, 600, 650, 700]  # round bar counts in one session
+    month = TimeAxis.of(aw.backtest(DEMO_SPEC, bars=7_800, store=False).equity.index).ticker()
+    ticks = page.evaluate(RUN_TICKER, [month.major_code, month.args, 0, 7_799])
+    assert ticks == [0, 1_560, 3_120, 4_680, 6_240]  # every 4th of 20 session opens
 
 
 def test_dashboard_backtests_tab_draws_the_view(page: Any, served: str, good_bot: Any) -> None:
@@ -136,3 +147,5 @@ def test_dashboard_backtests_tab_draws_the_view(page: Any, served: str, good_bot
     stats = page.locator(".alphaswarm-backtest-stats")
     expect(stats).to_contain_text("Sharpe ratio", timeout=20_000)
     expect(stats).to_contain_text("%")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard_backtests.png"), full_page=True)
