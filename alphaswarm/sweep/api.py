@@ -30,7 +30,7 @@ import pandas as pd
 import param
 
 from alphaswarm.bots import Bot, BotSpecError
-from alphaswarm.metrics import STORED_METRICS
+from alphaswarm.metrics import STORED_METRICS, format_metric
 from alphaswarm.model import ModelError
 from alphaswarm.strategies import resolve_strategy
 from alphaswarm.sweep import stats
@@ -464,7 +464,14 @@ class SweepResult(param.Parameterized):
         )
         if self.trials is None or self.trials.empty:
             return head
-        return head + self.top(5).to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        top = self.top(5)
+        formatters = {c: (lambda v, c=c: format_metric(c, v)) for c in METRIC_COLUMNS if c in top}
+        return head + top.to_html(index=False, formatters=formatters, float_format=_plain_number)
+
+
+def _plain_number(value: float) -> str:
+    """A parameter value in a table: no exponent notation, no trailing zeros."""
+    return f"{value:,.6f}".rstrip("0").rstrip(".")
 
 
 def _plain(value: Any) -> Any:

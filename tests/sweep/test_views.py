@@ -72,3 +72,11 @@ def test_walk_forward_equity_is_drawn_on_the_ordinal_time_axis() -> None:
     assert np.array_equal(line.data_source.data["bar"], np.arange(len(wf.equity)))
     assert isinstance(fig.xaxis[0].formatter, CustomJSTickFormatter)
     assert fig.yaxis[0].axis_label == "Equity"
+
+
+def test_sweep_table_shows_percentages_and_no_exponents() -> None:
+    grid = {"fast": [3, 8], "slow": [20, 40], "allocation": [0.000025, 0.5]}
+    res = sweep(small_bot(), grid, bars=BARS, backend="serial", ledger=False, progress=False)
+    page = res._repr_html_()
+    assert "%" in page and "2.5e-05" not in page and "e+" not in page
+    assert "0.000025" in page

@@ -24,7 +24,7 @@ import alphaswarm as aw
 from alphaswarm.backtest import BacktestResult
 from alphaswarm.bots import DEMO_SPEC
 from alphaswarm.metrics import drawdown_series, format_metric
-from alphaswarm.ui.backtest_view import MAX_CANDLES, BacktestView
+from alphaswarm.ui.backtest_view import MAX_CANDLES, BacktestView, thin
 from alphaswarm.ui.time_axis import TimeAxis
 
 DAY = pd.Timedelta(days=1)
@@ -220,3 +220,24 @@ def test_dashboard_backtests_page_runs_a_stored_backtest_and_shows_it(good_bot, 
     (shown,) = page.view_holder.objects
     assert "alphaswarm-backtest" in shown.css_classes
     assert figures(shown)  # renders
+
+
+def test_long_lines_are_thinned_keeping_each_buckets_extremes_in_order() -> None:
+    x = np.arange(100_000)
+    y = np.sin(x / 500.0)
+    y[12_345] = 9.0  # a spike
+    y[54_321] = -9.0  # a crash
+    tx, ty = thin(x, y, points=2_000)
+    assert len(tx) <= 2_000 and np.all(np.diff(tx) > 0)
+    assert 12_345 in tx and 54_321 in tx
+    assert ty.max() == 9.0 and ty.min() == -9.0
+    assert len(thin(x[:50], y[:50])[0]) == 50  # short lines are kept whole
+
+
+def test_a_run_without_trades_has_stats_and_a_view() -> None:
+    result = aw.backtest(DEMO_SPEC, bars=20, store=False)  # too short for the slow average
+    assert len(result.trades) == 0
+    stats = result.stats
+    assert stats["num_trades"] == 0 and math.isnan(stats["profit_factor"])
+    assert format_metric("best_trade", stats["best_trade"]) == "-"
+    assert figures(result.plot())
