@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -422,8 +422,7 @@ def _price_source(feed: Feed, index: pd.DatetimeIndex) -> Callable[[], pd.DataFr
     """Read the run's bars back from ``feed`` when a plot asks (None for no bars)."""
     if not len(index):
         return None
-    first, last = index[0], index[-1]
-    return lambda: feed.frame(start=first, end=last)
+    return partial(feed.frame, start=index[0], end=index[-1])  # picklable with the feed
 
 
 def _store(

@@ -6,6 +6,7 @@ markets taking no room on the x axis, formatted axes, one price panel per symbol
 from __future__ import annotations
 
 import math
+import pickle
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,8 @@ def test_stats_of_a_real_backtest_agree_with_its_stored_metrics() -> None:
     for name, value in result.metrics.items():
         assert result.stats[name] == pytest.approx(value), name
     assert result.stats["start"] == result.equity.index[0]
+    copy = pickle.loads(pickle.dumps(result))  # the lazy price source travels with it
+    assert len(copy.prices()) == 2000 and copy.stats["sharpe"] == result.stats["sharpe"]
 
 
 @pytest.mark.parametrize(
