@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -25,7 +26,14 @@ import pandas as pd
 from alphaswarm.bots import Bot
 from alphaswarm.callable_module import make_callable
 from alphaswarm.data.base import FeedError, to_ns
-from alphaswarm.metrics import drawdown_series, round_trips, summarize
+from alphaswarm.metrics import (
+    METRIC_BY_NAME,
+    drawdown_series,
+    format_metric,
+    performance,
+    round_trips,
+    summarize,
+)
 from alphaswarm.model import ModelError
 from alphaswarm.trading.engine import Engine
 from alphaswarm.trading.paper_trading import SimulatedBroker
@@ -66,11 +74,24 @@ class BacktestResult:
     id : str
         ``backtest_runs.id`` (``None`` when not stored).
     metrics : dict
-        sharpe, sortino, max_drawdown, total_return, num_trades, win_rate, exposure.
+        The stored metrics (:data:`~alphaswarm.metrics.STORED_METRICS`): total_return,
+        sharpe, sortino, max_drawdown, exposure, num_trades, win_rate.
     equity : DataFrame
         Indexed by bar time: equity, cash, drawdown.
     fills, trades, orders : DataFrame
         Every fill, every FIFO round trip, every order.
+    periods_per_year : float, optional
+        Bars per year of the feed (annualises the CAGR, Sharpe and Sortino).
+    price_source : callable, optional
+        Returns the bars of the run (``Feed.frame`` columns); :meth:`prices` calls it
+        once, when a plot first needs prices.
+
+    Examples
+    --------
+    >>> result = aw.backtest(bot, bars=7800)
+    >>> result.stats                # return, CAGR, Sharpe, drawdown, trades ...
+    >>> result.plot()               # price and trades, equity, drawdown, trade P&L
+    >>> result.save("report.html")  # a standalone page that works offline
     """
 
     id: str | None
@@ -86,6 +107,8 @@ class BacktestResult:
     bars: int = 0
     elapsed: float = 0.0
     halted: dict[str, Any] | None = None
+    periods_per_year: float | None = None
+    price_source: Callable[[], pd.DataFrame] | None = field(default=None, repr=False)
 
     @property
     def sharpe(self) -> float:
@@ -97,19 +120,75 @@ class BacktestResult:
         """Engine throughput of this run."""
         return self.bars / self.elapsed if self.elapsed > 0 else float("inf")
 
-    def plot(self) -> Any:
-        """Equity curve over a drawdown area (HoloViews)."""
-        import holoviews as hv
-        import holoviews.plotting.bokeh  # noqa: F401 - registers the renderer outside notebooks
+    @cached_property
+    def stats(self) -> pd.Series:
+        """Every metric of the run, as :func:`alphaswarm.metrics.performance` computes them.
 
-        eq = self.equity.reset_index()
-        curve = hv.Curve(eq, "ts", "equity", label="equity").opts(
-            responsive=True, height=260, tools=["hover"], title=f"{self.bot.name} backtest"
+        Start, end, duration, bars, starting/final/peak equity, return, CAGR,
+        Sharpe, Sortino, max drawdown and the longest drawdown, exposure, trades,
+        win rate, profit factor, best/worst/average trade return, average trade
+        P&L and duration. Fractions stay fractions (``0.0128`` is 1.28 %); the
+        table in :meth:`plot` formats them.
+        """
+        ppy = self.periods_per_year
+        if ppy is None:
+            ppy = self.bot.make_feed().periods_per_year
+        return performance(
+            self.equity["equity"], self.trades, ppy, float(self.metrics.get("exposure", 0.0))
         )
-        dd = hv.Area(eq, "ts", "drawdown", label="drawdown").opts(
-            responsive=True, height=140, color="crimson", alpha=0.4
-        )
-        return (curve + dd).cols(1).opts(shared_axes=True)
+
+    def prices(self) -> pd.DataFrame | None:
+        """The bars the run traded (``ts, symbol, open, high, low, close, volume``).
+
+        Read once from the run's feed when first asked for (a backtest does not keep
+        them while it runs); None when the result has no source of prices.
+        """
+        if "_prices" not in self.__dict__:
+            frame = self.price_source() if self.price_source is not None else None
+            if frame is not None and len(frame) and len(self.equity):
+                first, last = self.equity.index[0], self.equity.index[-1]
+                frame = frame[(frame["ts"] >= first) & (frame["ts"] <= last)]
+                frame = frame[frame["symbol"].isin(self.bot.universe)].reset_index(drop=True)
+            self.__dict__["_prices"] = frame
+        return self.__dict__["_prices"]
+
+    def plot(self, max_candles: int | None = None) -> Any:
+        """Price with trades, equity, drawdown, trade P&L and the stats table.
+
+        Parameters
+        ----------
+        max_candles : int, optional
+            Largest number of bars drawn as OHLC candles (default 5,000); a longer
+            run gets a close line.
+
+        Returns
+        -------
+        alphaswarm.ui.backtest_view.BacktestView
+            A Panel viewer: it renders in a notebook cell, in ``pn.panel`` layouts
+            and in the dashboard.
+        """
+        from alphaswarm.ui.backtest_view import BacktestView
+
+        params = {} if max_candles is None else {"max_candles": max_candles}
+        return BacktestView(self, **params)
+
+    def save(self, path: str | Path, title: str | None = None) -> None:
+        """Write :meth:`plot` as a standalone HTML report that works offline.
+
+        Every script and style sheet is inlined, so the file opens without a network.
+
+        Parameters
+        ----------
+        path : str or Path
+            The ``.html`` file to write.
+        title : str, optional
+            Page title (default: the bot's name and "backtest").
+        """
+        self.plot().save(path, title=title)
+
+    def __panel__(self) -> Any:
+        """The full view (:meth:`plot`), for ``pn.panel(result)`` and the dashboard."""
+        return self.plot()
 
     def __repr__(self) -> str:
         m = self.metrics
@@ -121,7 +200,8 @@ class BacktestResult:
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><th style='text-align:left'>{k}</th><td>{v:,.4g}</td></tr>"
+            f"<tr><th style='text-align:left'>{METRIC_BY_NAME[k].label}</th>"
+            f"<td style='text-align:right'>{format_metric(k, v)}</td></tr>"
             for k, v in self.metrics.items()
         )
         return (
@@ -368,10 +448,19 @@ def backtest(
         bars=run.bars,
         elapsed=elapsed,
         halted=run.halted,
+        periods_per_year=feed.periods_per_year,
+        price_source=_price_source(feed, run.index),
     )
     if store:
         _store(result, ledger, started_at, starting_cash)
     return result
+
+
+def _price_source(feed: Feed, index: pd.DatetimeIndex) -> Callable[[], pd.DataFrame] | None:
+    """Read the run's bars back from ``feed`` when a plot asks (None for no bars)."""
+    if not len(index):
+        return None
+    return partial(feed.frame, start=index[0], end=index[-1])  # picklable with the feed
 
 
 def _store(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
+from alphaswarm.metrics import METRIC_ALIASES, STORED_METRICS
 from alphaswarm.model import ModelError
 from alphaswarm.risk.limits import RiskLimits
 from alphaswarm.strategies import Strategy, resolve_strategy
@@ -29,16 +30,8 @@ if TYPE_CHECKING:
     from alphaswarm.data.base import Feed
 
 DEFAULT_UNIVERSE = ["DEMO"]
-METRIC_NAMES = (
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "total_return",
-    "num_trades",
-    "win_rate",
-    "hit_rate",
-    "exposure",
-)
+#: Names a spec's ``metrics:`` entries may use: the stored metrics and their aliases.
+METRIC_NAMES = (*STORED_METRICS, *METRIC_ALIASES)
 #: Most values (scalars and containers) one spec may hold; YAML aliases count each use.
 MAX_SPEC_VALUES = 100_000
 DIRECTIONS = {">=": ">=", "above": ">=", "higher": ">=", "<=": "<=", "below": "<=", "lower": "<="}

@@ -1,9 +1,16 @@
-"""Performance metrics of an equity curve and round-trip trades of a fill list."""
+"""Performance metrics of an equity curve and round-trip trades of a fill list.
+
+:data:`METRICS` is the one list of metrics the kit knows: which are stored with every
+backtest run (:func:`summarize`, the ledger's ``backtest_runs`` columns, the sweep's
+trials table, the bot spec's ``metrics:`` names), which are shown in a result's
+:func:`performance` table, how each is labelled and how its value is formatted.
+"""
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +20,124 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from alphaswarm.model import Fill
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its name, label in words, kind of value and whether runs store it.
+
+    Attributes
+    ----------
+    name : str
+        Key in metric dicts, ledger columns and ``result.stats``.
+    label : str
+        How a table or axis names it.
+    kind : str
+        ``percent`` (a fraction shown as percent), ``ratio``, ``count``, ``money``,
+        ``time`` or ``duration``; decides :func:`format_metric`.
+    stored : bool
+        Whether :func:`summarize` computes it for every run (and the ledger stores it).
+    """
+
+    name: str
+    label: str
+    kind: str
+    stored: bool = False
+
+
+#: Every metric, in the order tables show them.
+METRICS: tuple[Metric, ...] = (
+    Metric("start", "Start", "time"),
+    Metric("end", "End", "time"),
+    Metric("duration", "Duration", "duration"),
+    Metric("bars", "Bars", "count"),
+    Metric("starting_equity", "Starting equity", "money"),
+    Metric("final_equity", "Final equity", "money"),
+    Metric("equity_peak", "Equity peak", "money"),
+    Metric("total_return", "Return", "percent", stored=True),
+    Metric("cagr", "CAGR", "percent"),
+    Metric("sharpe", "Sharpe ratio", "ratio", stored=True),
+    Metric("sortino", "Sortino ratio", "ratio", stored=True),
+    Metric("max_drawdown", "Max drawdown", "percent", stored=True),
+    Metric("max_drawdown_duration", "Longest drawdown", "duration"),
+    Metric("exposure", "Exposure", "percent", stored=True),
+    Metric("num_trades", "Trades", "count", stored=True),
+    Metric("win_rate", "Win rate", "percent", stored=True),
+    Metric("profit_factor", "Profit factor", "ratio"),
+    Metric("best_trade", "Best trade", "percent"),
+    Metric("worst_trade", "Worst trade", "percent"),
+    Metric("avg_trade", "Average trade", "percent"),
+    Metric("avg_trade_pnl", "Average trade P&L", "money"),
+    Metric("avg_trade_duration", "Average trade duration", "duration"),
+)
+#: Metrics by name.
+METRIC_BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
+#: Metrics :func:`summarize` computes for every run (ledger columns, sweep trials).
+STORED_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.stored)
+#: Metrics whose values are fractions shown as percentages.
+PERCENT_METRICS: frozenset[str] = frozenset(m.name for m in METRICS if m.kind == "percent")
+#: Other names a bot spec may use for a stored metric.
+METRIC_ALIASES: dict[str, str] = {"hit_rate": "win_rate"}
+
+
+def metric_name(name: str) -> str:
+    """The stored metric ``name`` means (aliases such as ``hit_rate`` resolved).
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is neither a stored metric nor an alias of one.
+    """
+    resolved = METRIC_ALIASES.get(name, name)
+    if resolved not in STORED_METRICS:
+        known = ", ".join((*STORED_METRICS, *METRIC_ALIASES))
+        raise ValueError(f"{name!r} is not a metric; use one of {known}")
+    return resolved
+
+
+def format_metric(name: str, value: Any) -> str:
+    """``value`` of metric ``name`` as text: percent, ratio, money, count, time or duration.
+
+    Unknown names are formatted as plain numbers with thousands separators; missing
+    values (None, NaN, NaT) as ``-``. Percentages have two decimals (``1.28%``), like
+    every percentage in the dashboard and the CLI.
+    """
+    metric = METRIC_BY_NAME.get(METRIC_ALIASES.get(name, name))
+    kind = metric.kind if metric else ""
+    if value is None or value is pd.NaT:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    if kind == "time" or isinstance(value, pd.Timestamp):
+        ts = pd.Timestamp(value)
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC")
+        return ts.strftime("%Y-%m-%d %H:%M") if ts != ts.normalize() else f"{ts:%Y-%m-%d}"
+    if kind == "duration" or isinstance(value, pd.Timedelta):
+        return _format_duration(pd.Timedelta(value))
+    value = float(value)
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if kind == "percent":
+        return f"{value:.2%}"
+    if kind == "ratio":
+        return f"{value:,.2f}"
+    if kind == "count":
+        return f"{value:,.0f}"
+    if kind == "money":
+        return f"{value:,.2f}"
+    return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def _format_duration(delta: pd.Timedelta) -> str:
+    seconds = int(round(delta.total_seconds()))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes = rest // 60
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
+    if not days:
+        parts.append(f"{minutes} min" if minutes or not hours else "")
+    return " ".join(p for p in parts if p) or "0 min"
 
 
 def returns_of(equity: np.ndarray) -> np.ndarray:
@@ -60,6 +185,66 @@ def max_drawdown(equity: np.ndarray) -> float:
 def drawdown_series(equity: pd.Series) -> pd.Series:
     """Drawdown at each point of ``equity`` as a (non-positive) fraction."""
     return equity / equity.cummax() - 1.0
+
+
+def max_drawdown_duration(equity: pd.Series) -> pd.Timedelta:
+    """Longest time ``equity`` (indexed by time) spent below an earlier peak.
+
+    A drawdown lasts from the peak's time to the first time equity is back at or
+    above that peak, or to the last time when it never is.
+    """
+    if len(equity) < 2:
+        return pd.Timedelta(0)
+    values = equity.to_numpy(dtype=float)
+    times = equity.index
+    peaks = np.maximum.accumulate(values)
+    under = values < peaks
+    # index of the latest peak at or before each bar
+    peak_at = np.maximum.accumulate(np.where(under, 0, np.arange(len(values))))
+    longest = pd.Timedelta(0)
+    i = 0
+    n = len(values)
+    while i < n:
+        if not under[i]:
+            i += 1
+            continue
+        start = peak_at[i]
+        j = i
+        while j < n and under[j]:
+            j += 1
+        end = times[j] if j < n else times[n - 1]
+        longest = max(longest, end - times[start])
+        i = j
+    return longest
+
+
+def cagr(total_return: float, bars: int, periods_per_year: float) -> float:
+    """Compound annual growth of ``total_return`` earned over ``bars`` bars.
+
+    Annualised on the bar count (``periods_per_year`` bars make a year), the same
+    clock the Sharpe ratio uses; NaN for no bars or a total loss.
+    """
+    if bars <= 0 or not total_return > -1:
+        return float("nan")
+    return (1.0 + total_return) ** (periods_per_year / bars) - 1.0
+
+
+def trade_returns(trades: pd.DataFrame) -> pd.Series:
+    """Net return of each round trip on the money it put in: pnl / (entry price x qty)."""
+    if not len(trades):
+        return pd.Series(dtype=float)
+    return trades["pnl"] / (trades["entry_price"] * trades["qty"]).abs()
+
+
+def profit_factor(pnl: pd.Series) -> float:
+    """Gross profit over gross loss of trades (inf with no loss, NaN with no trade)."""
+    if not len(pnl):
+        return float("nan")
+    gain = float(pnl[pnl > 0].sum())
+    loss = float(-pnl[pnl < 0].sum())
+    if loss == 0:
+        return float("inf") if gain > 0 else float("nan")
+    return gain / loss
 
 
 def _fills_from_frame(frame: pd.DataFrame) -> list[Fill]:
@@ -144,12 +329,12 @@ def summarize(
     periods_per_year: float,
     bars_in_market: int = 0,
 ) -> dict[str, float]:
-    """The metrics stored with every backtest run."""
+    """The metrics stored with every backtest run (:data:`STORED_METRICS`)."""
     eq = np.asarray(equity, dtype=float)
     r = returns_of(eq)
     n_trades = len(trades)
     wins = int((trades["pnl"] > 0).sum()) if n_trades else 0
-    return {
+    values = {
         "sharpe": sharpe_ratio(r, periods_per_year),
         "sortino": sortino_ratio(r, periods_per_year),
         "max_drawdown": max_drawdown(eq),
@@ -158,3 +343,62 @@ def summarize(
         "win_rate": wins / n_trades if n_trades else 0.0,
         "exposure": bars_in_market / len(eq) if len(eq) else 0.0,
     }
+    return {name: values[name] for name in STORED_METRICS}
+
+
+def performance(
+    equity: pd.Series,
+    trades: pd.DataFrame,
+    periods_per_year: float,
+    exposure: float,
+) -> pd.Series:
+    """Every metric of :data:`METRICS` for one run, as a Series in table order.
+
+    Parameters
+    ----------
+    equity : Series
+        Equity indexed by bar time.
+    trades : DataFrame
+        Round trips as :func:`round_trips` returns them.
+    periods_per_year : float
+        Bars per year, for the Sharpe and Sortino ratios and the CAGR.
+    exposure : float
+        Share of bars with a position open (the run counts it).
+
+    Returns
+    -------
+    Series
+        Indexed by metric name (``result.stats["sharpe"]``); fractions stay
+        fractions (format them with :func:`format_metric`).
+    """
+    eq = equity.to_numpy(dtype=float)
+    stored = summarize(eq, trades, periods_per_year)
+    stored["exposure"] = float(exposure)
+    n = len(eq)
+    rets = trade_returns(trades)
+    has_trades = len(trades) > 0
+    nan = float("nan")
+    held = (
+        (pd.to_datetime(trades["exit_time"]) - pd.to_datetime(trades["entry_time"])).mean()
+        if has_trades
+        else pd.NaT
+    )
+    values: dict[str, Any] = {
+        **stored,
+        "start": equity.index[0] if n else pd.NaT,
+        "end": equity.index[-1] if n else pd.NaT,
+        "duration": (equity.index[-1] - equity.index[0]) if n else pd.NaT,
+        "bars": n,
+        "starting_equity": float(eq[0]) if n else nan,
+        "final_equity": float(eq[-1]) if n else nan,
+        "equity_peak": float(eq.max()) if n else nan,
+        "cagr": cagr(stored["total_return"], n, periods_per_year),
+        "max_drawdown_duration": max_drawdown_duration(equity),
+        "profit_factor": profit_factor(trades["pnl"]) if has_trades else nan,
+        "best_trade": float(rets.max()) if has_trades else nan,
+        "worst_trade": float(rets.min()) if has_trades else nan,
+        "avg_trade": float(rets.mean()) if has_trades else nan,
+        "avg_trade_pnl": float(trades["pnl"].mean()) if has_trades else nan,
+        "avg_trade_duration": held,
+    }
+    return pd.Series({m.name: values[m.name] for m in METRICS}, dtype=object, name="stats")

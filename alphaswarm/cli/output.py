@@ -11,17 +11,10 @@ from collections import Counter
 from datetime import date, datetime
 from typing import IO, Any
 
-#: Metrics shown as percentages.
-PERCENT_METRICS = frozenset({"max_drawdown", "total_return", "win_rate", "hit_rate", "exposure"})
-METRIC_ORDER = (
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "total_return",
-    "num_trades",
-    "win_rate",
-    "exposure",
-)
+from alphaswarm.metrics import METRIC_ALIASES, PERCENT_METRICS, STORED_METRICS
+
+#: Order of the metrics a backtest prints.
+METRIC_ORDER = STORED_METRICS
 _ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 #: Columns of ``paper list`` (the tutorial's SQL columns first).
 RUN_COLUMNS = ("id", "bot_id", "status", "total_pnl", "num_fills", "started_at", "ended_at")
@@ -54,7 +47,7 @@ def fmt_value(value: Any, key: str = "") -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return "-"
-        if key in PERCENT_METRICS:
+        if METRIC_ALIASES.get(key, key) in PERCENT_METRICS:
             return f"{value:.2%}"
         if key in ("sharpe", "sortino"):
             return f"{value:.3f}"

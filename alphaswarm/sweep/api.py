@@ -30,6 +30,7 @@ import pandas as pd
 import param
 
 from alphaswarm.bots import Bot, BotSpecError
+from alphaswarm.metrics import STORED_METRICS, format_metric
 from alphaswarm.model import ModelError
 from alphaswarm.strategies import resolve_strategy
 from alphaswarm.sweep import stats
@@ -56,16 +57,8 @@ if TYPE_CHECKING:
 
 __all__ = ["METRIC_COLUMNS", "SweepResult", "sweep"]
 
-#: Metric columns of the trials table, in display order.
-METRIC_COLUMNS = (
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "total_return",
-    "num_trades",
-    "win_rate",
-    "exposure",
-)
+#: Metric columns of the trials table, in display order (the stored metrics).
+METRIC_COLUMNS = STORED_METRICS
 #: Objectives that are better when lower.
 MINIMISE = frozenset({"max_drawdown"})
 #: DSR a swept winner needs to pass the gate (``dsr >= DSR_GATE``).
@@ -544,7 +537,14 @@ class SweepResult(param.Parameterized):
         head += "".join(f"<br><i>{html.escape(n)}</i>" for n in self.notes)
         if self.trials is None or self.trials.empty:
             return head
-        return head + self.top(5).to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        top = self.top(5)
+        formatters = {c: (lambda v, c=c: format_metric(c, v)) for c in METRIC_COLUMNS if c in top}
+        return head + top.to_html(index=False, formatters=formatters, float_format=_plain_number)
+
+
+def _plain_number(value: float) -> str:
+    """A parameter value in a table: no exponent notation, no trailing zeros."""
+    return f"{value:,.6f}".rstrip("0").rstrip(".")
 
 
 def _plain(value: Any) -> Any:

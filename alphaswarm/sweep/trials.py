@@ -615,6 +615,8 @@ def replay(
         bars=sim.bars_seen,
         elapsed=elapsed,
         halted=sim.halted.to_dict() if sim.halted else None,
+        periods_per_year=data.periods_per_year,
+        price_source=data.feed(max(lo - warmup, 0), hi).frame,
     )
 
 

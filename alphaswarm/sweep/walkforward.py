@@ -23,6 +23,7 @@ import pandas as pd
 import param
 
 from alphaswarm.bots import Bot
+from alphaswarm.metrics import cagr
 from alphaswarm.sweep.api import (
     Item,
     Plan,
@@ -108,12 +109,6 @@ def make_folds(
     return folds
 
 
-def _annualised(total_return: float, bars: int, periods_per_year: float) -> float:
-    if bars <= 0 or not total_return > -1:
-        return float("nan")
-    return (1.0 + total_return) ** (periods_per_year / bars) - 1.0
-
-
 class WalkForwardResult(param.Parameterized):
     """What :func:`walk_forward` returns."""
 
@@ -164,13 +159,9 @@ class WalkForwardResult(param.Parameterized):
 
     def plot(self) -> Any:
         """The stitched out-of-sample equity curve (HoloViews)."""
-        from alphaswarm.sweep.views import _hv
+        from alphaswarm.sweep.views import equity_curve
 
-        hv = _hv()
-        frame = self.equity.rename("equity").reset_index()
-        return hv.Curve(frame, "ts", "equity", label="stitched OOS equity").opts(
-            responsive=True, height=260, tools=["hover"]
-        )
+        return equity_curve(self.equity, "Stitched out-of-sample equity")
 
     @property
     def losing_folds(self) -> list[int]:
@@ -334,7 +325,7 @@ def walk_forward(
         win, oos = winners[k], oos_by_fold[k]
         item = next(it for it in oos_plan.items if it.labels["fold"] == k)
         rep = is_res.report["folds"].get(k, {})
-        is_ann = _annualised(float(win["total_return"]), is_hi - is_lo, ppy)
+        is_ann = cagr(float(win["total_return"]), is_hi - is_lo, ppy)
         is_sharpe = float(win["sharpe"])
         warning = (
             f"in-sample winner has a negative Sharpe ({is_sharpe:.2f}): no parameter set "
@@ -342,7 +333,7 @@ def walk_forward(
             if is_sharpe < 0
             else None
         )
-        oos_ann = _annualised(float(oos["total_return"]), oos_hi - oos_lo, ppy)
+        oos_ann = cagr(float(oos["total_return"]), oos_hi - oos_lo, ppy)
         rows.append(
             {
                 "fold": k,

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from alphaswarm.metrics import metric_name
 from alphaswarm.model import ModelError
 
 if TYPE_CHECKING:
@@ -221,12 +222,14 @@ def check_gate(
         for metric in bot.spec.get("metrics") or []:
             if "threshold" not in metric:
                 continue
-            name = "win_rate" if metric["name"] == "hit_rate" else metric["name"]
-            value = bt.get(name)
+            stored = metric_name(metric["name"])
+            value = bt.get(stored)
             if value is None or not _compare(value, metric["direction"], metric["threshold"]):
+                shown = (
+                    metric["name"] if stored == metric["name"] else f"{metric['name']} ({stored})"
+                )
                 errors.append(
-                    f"metric {metric['name']} = {value} fails {metric['direction']} "
-                    f"{metric['threshold']:g}"
+                    f"metric {shown} = {value} fails {metric['direction']} {metric['threshold']:g}"
                 )
     if not bot.kill_switch_attached:
         errors.append("risk.kill_switch_attached is not true")

@@ -25,6 +25,7 @@ from alphaswarm.runtime import engine_loop, get_ledger
 from alphaswarm.trading.gate import GateRefused
 from alphaswarm.trading.registry import registry
 from alphaswarm.trading.session import PaperSession
+from alphaswarm.ui.backtest_page import BacktestPage
 from alphaswarm.ui.base import FramePump, LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
 from alphaswarm.ui.multibot import MultiBotView
@@ -352,6 +353,7 @@ class Dashboard(pn.viewable.Viewer):
         self.view: SessionView | None = None
         # every bot at once; the kill switch stays in the page header
         self.multibot = MultiBotView(pump=self.pump, ledger=self.ledger, show_kill_switch=False)
+        self.backtests = BacktestPage(ledger=self.ledger)
         self.runs.param.watch(self._on_selected, "selected")
         self.form.on_started(self._on_started)
         self.history = HistoryFollower(path=self.route.path)
@@ -419,6 +421,7 @@ class Dashboard(pn.viewable.Viewer):
             pn.Tabs(
                 ("Runs", runs_page),
                 ("All bots", self.multibot),
+                ("Backtests", self.backtests),
                 sizing_mode="stretch_width",
                 css_classes=["alphaswarm-pages"],
             ),

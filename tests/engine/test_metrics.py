@@ -10,8 +10,15 @@ import pytest
 
 from alphaswarm.data import SyntheticFeed
 from alphaswarm.metrics import (
+    METRIC_ALIASES,
+    METRIC_BY_NAME,
+    METRICS,
+    STORED_METRICS,
+    cagr,
     drawdown_series,
     max_drawdown,
+    max_drawdown_duration,
+    metric_name,
     returns_of,
     round_trips,
     sharpe_ratio,
@@ -148,3 +155,37 @@ def test_periods_per_year_of_feeds():
     assert SyntheticFeed(["A"], interval="1m").periods_per_year == 252 * 390
     assert SyntheticFeed(["A"], interval="5m").periods_per_year == 252 * 78
     assert SyntheticFeed(["A"], interval="1d").periods_per_year == 252
+
+
+def test_one_metric_list_feeds_every_consumer():
+    from alphaswarm.bots import METRIC_NAMES
+    from alphaswarm.cli.output import METRIC_ORDER
+    from alphaswarm.ledger.schema import backtest_runs
+    from alphaswarm.sweep.api import METRIC_COLUMNS
+
+    stored = set(STORED_METRICS)
+    assert stored == {"sharpe", "sortino", "max_drawdown", "total_return", "num_trades",
+                      "win_rate", "exposure"}  # fmt: skip
+    assert tuple(summarize(np.array(EQUITY), round_trips([]), 252)) == STORED_METRICS
+    assert METRIC_COLUMNS == STORED_METRICS == METRIC_ORDER
+    assert METRIC_NAMES == (*STORED_METRICS, *METRIC_ALIASES)
+    assert stored <= set(backtest_runs.c.keys())
+    assert len(METRIC_BY_NAME) == len(METRICS)
+
+
+def test_metric_aliases_are_declared_and_unknown_names_refused():
+    assert metric_name("hit_rate") == "win_rate"
+    assert metric_name("sharpe") == "sharpe"
+    with pytest.raises(
+        ValueError, match="'hitrate' is not a metric; use one of total_return, sharpe"
+    ):
+        metric_name("hitrate")
+
+
+def test_cagr_and_longest_drawdown():
+    assert cagr(0.21, 504, 252) == pytest.approx(0.1)  # 1.1 ** 2 = 1.21 over two years
+    assert math.isnan(cagr(-1.0, 10, 252))
+    index = pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC")
+    # peak at 1 h, back at it at 3 h; peak at 4 h, never back: 2 h and 1 h under water
+    equity = pd.Series([1.0, 2.0, 1.5, 2.0, 3.0, 2.5], index=index)
+    assert max_drawdown_duration(equity) == pd.Timedelta(hours=2)

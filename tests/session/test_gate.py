@@ -86,6 +86,13 @@ def test_backtest_only_and_metric_thresholds(ledger, make_bot):
     assert any("win_rate" in e for e in errors)
 
 
+def test_an_aliased_metric_threshold_names_the_metric_it_reads(ledger, make_bot):
+    bot = make_bot(metrics=[{"name": "hit_rate", "threshold": 0.99, "direction": ">="}])
+    aw.backtest(bot, ledger=ledger)
+    errors = errors_for(bot, ledger)
+    assert any(e.startswith("metric hit_rate (win_rate) = ") for e in errors), errors
+
+
 def test_refusal_lists_every_rule(ledger, make_bot):
     bot = make_bot(risk={"max_order_notional": 1}, deploy_target="backtest_only")
     with pytest.raises(aw.GateRefused) as info:
