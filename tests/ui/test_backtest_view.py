@@ -210,7 +210,7 @@ def test_dashboard_backtests_page_runs_a_stored_backtest_and_shows_it(good_bot, 
     from alphaswarm.ui.app import Dashboard
 
     board = Dashboard()
-    tabs = board.main()[1]
+    (tabs,) = [part for part in board.main() if isinstance(part, pn.Tabs)]
     assert "Backtests" in tabs._names
     page = board.backtests
     page.refresh_bots()
