@@ -35,6 +35,8 @@ cancelled (``broker_cancelled``), ``expired`` → cancelled (``expired``),
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import os
 import queue
@@ -202,7 +204,9 @@ class AlpacaPaperBroker(Broker):
         urls = dict(urls or {})
         unknown = set(urls) - {"trading", "stream"}
         if unknown:
-            raise BrokerError(f"broker.urls: unknown key(s) {sorted(unknown)}; allowed: trading, stream")
+            raise BrokerError(
+                f"broker.urls: unknown key(s) {sorted(unknown)}; allowed: trading, stream"
+            )
         key, secret = os.environ.get(key_env, ""), os.environ.get(secret_env, "")
         missing = [n for n, v in ((key_env, key), (secret_env, secret)) if not v]
         if missing:
@@ -241,7 +245,8 @@ class AlpacaPaperBroker(Broker):
             self._start_stream(key, secret)
 
     def __repr__(self) -> str:
-        return f"AlpacaPaperBroker(id_prefix={self._prefix!r}, keys from ${self.key_env}/${self.secret_env})"
+        keys = f"${self.key_env}/${self.secret_env}"
+        return f"AlpacaPaperBroker(id_prefix={self._prefix!r}, keys from {keys})"
 
     # -- ids --------------------------------------------------------------------------
     def client_order_id(self, order_id: str) -> str:
@@ -263,8 +268,8 @@ class AlpacaPaperBroker(Broker):
     def _ours(self, cid: str) -> str | None:
         """Our order id inside a client order id, when it is one of this prefix's."""
         head = f"{CLIENT_ID_PREFIX}{self._prefix}o"
-        if cid.startswith(head) and cid[len(head):].isdigit():
-            return cid[len(CLIENT_ID_PREFIX):]
+        if cid.startswith(head) and cid[len(head) :].isdigit():
+            return cid[len(CLIENT_ID_PREFIX) :]
         return None
 
     # -- stream -----------------------------------------------------------------------
@@ -292,11 +297,14 @@ class AlpacaPaperBroker(Broker):
             deadline = time.monotonic() + 5
             while stream._loop is None and time.monotonic() < deadline:
                 time.sleep(0.01)
-            if stream._loop is not None:
+            loop = stream._loop
+            if loop is not None and loop.is_running():
                 try:
-                    stream.stop()
-                except RuntimeError:  # the loop already ended
-                    pass
+                    # stop, then close the socket so the reader wakes now, not at its timeout
+                    asyncio.run_coroutine_threadsafe(stream.stop_ws(), loop).result(5)
+                    asyncio.run_coroutine_threadsafe(stream.close(), loop).result(5)
+                except (RuntimeError, TimeoutError, concurrent.futures.TimeoutError):
+                    pass  # the loop already ended
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
@@ -354,7 +362,9 @@ class AlpacaPaperBroker(Broker):
     # -- orders -----------------------------------------------------------------------
     def _refuse(self, order: Order, code: str, reason: str) -> Order:
         order.status, order.reason_code, order.reason = OrderStatus.REJECTED, code, reason
-        self._updates.append(OrderUpdate(UpdateKind.REJECTED, order, None, "", reason, order.created_at))
+        self._updates.append(
+            OrderUpdate(UpdateKind.REJECTED, order, None, "", reason, order.created_at)
+        )
         return order
 
     def submit(self, request: OrderRequest, ts: datetime | None = None) -> Order:
@@ -375,10 +385,12 @@ class AlpacaPaperBroker(Broker):
                 f"broker not answering, new orders refused: {self.unavailable_reason}",
             )  # fmt: skip
         if not self.hours.is_open(now):
+            opens = self.hours.next_open(now)
             return self._refuse(
-                order, "market_closed",
-                f"market closed ({self.hours.name}); next open {self.hours.next_open(now):%Y-%m-%d %H:%M} UTC",
-            )  # fmt: skip
+                order,
+                "market_closed",
+                f"market closed ({self.hours.name}); next open {opens:%Y-%m-%d %H:%M} UTC",
+            )
         if request.is_bracket:
             return self._refuse(order, "unsupported", "bracket orders are not routed to Alpaca yet")
         cid = self.client_order_id(order.id)
@@ -398,7 +410,9 @@ class AlpacaPaperBroker(Broker):
             self._apply(order, found, None)
             return order
         order.reason_code = "broker_unconfirmed"
-        order.reason = f"no answer from alpaca after {self.retries + 1} attempt(s); unknown at the broker"
+        order.reason = (
+            f"no answer from alpaca after {self.retries + 1} attempt(s); unknown at the broker"
+        )
         self._fail_closed(f"order {order.id} unconfirmed")
         return order
 
@@ -447,7 +461,9 @@ class AlpacaPaperBroker(Broker):
         self._apply(order, raw, None, kind=UpdateKind.REPLACED)
         return order
 
-    def cancel_all(self, reason: str = "cancel all", timeout: float = 10.0) -> list[CancelConfirmation]:
+    def cancel_all(
+        self, reason: str = "cancel all", timeout: float = 10.0
+    ) -> list[CancelConfirmation]:
         """Cancel every open order at Alpaca and wait for each confirmation.
 
         A confirmation is the order seen in a final state (``canceled``, or
@@ -464,7 +480,9 @@ class AlpacaPaperBroker(Broker):
             self._fail_closed(f"cancel all: {detail}")
             spent = time.perf_counter() - start
             return [
-                CancelConfirmation(o.id, self.broker_order_id(o.id), False, o.status.value, spent, detail)
+                CancelConfirmation(
+                    o.id, self.broker_order_id(o.id), False, o.status.value, spent, detail
+                )
                 for o in self.open_orders()
             ]
         targets: dict[str, tuple[Order | None, str]] = {}
@@ -475,7 +493,10 @@ class AlpacaPaperBroker(Broker):
             if order is None and body.get("client_order_id"):
                 order = self._by_cid.get(body["client_order_id"])
             status = int(answer.get("status", 0))
-            targets[bid] = (order, "" if status < 400 else f"HTTP {status}: {body.get('message', '')}")
+            targets[bid] = (
+                order,
+                "" if status < 400 else f"HTTP {status}: {body.get('message', '')}",
+            )
         for order in self.open_orders():  # open here but not in the answer: still confirm
             bid = self.broker_order_id(order.id)
             targets.setdefault(bid, (order, ""))
@@ -511,8 +532,11 @@ class AlpacaPaperBroker(Broker):
         out = [
             results.get(bid)
             or CancelConfirmation(
-                order.id if order else "", bid, False,
-                order.status.value if order else "unknown", spent,
+                order.id if order else "",
+                bid,
+                False,
+                order.status.value if order else "unknown",
+                spent,
                 detail or f"no confirmation within {timeout:g}s",
             )  # fmt: skip
             for bid, (order, detail) in targets.items()
@@ -530,7 +554,9 @@ class AlpacaPaperBroker(Broker):
     # -- state ------------------------------------------------------------------------
     def open_orders(self) -> list[Order]:
         """Our orders that may still fill."""
-        return [o for o in self.orders.values() if o.is_open and o.reason_code != "broker_unconfirmed"]
+        return [
+            o for o in self.orders.values() if o.is_open and o.reason_code != "broker_unconfirmed"
+        ]
 
     def positions(self) -> dict[str, Position]:
         """Positions by symbol (from fills seen, or read back by :meth:`reconcile`)."""
@@ -585,7 +611,7 @@ class AlpacaPaperBroker(Broker):
                 if is_open:
                     report.foreign.append(str(raw["id"]))
                 continue
-            self._seq = max(self._seq, int(ours[len(self._prefix) + 1:]))
+            self._seq = max(self._seq, int(ours[len(self._prefix) + 1 :]))
             order = self._by_cid.get(cid)
             if order is None:
                 if not is_open:
@@ -597,7 +623,11 @@ class AlpacaPaperBroker(Broker):
             self._apply(order, raw, None, quiet=order in report.adopted)
         for order in self.orders.values():  # unconfirmed orders Alpaca never got
             if order.reason_code == "broker_unconfirmed" and order.id not in self._broker_ids:
-                self._refuse(order, "broker_unconfirmed", "never reached the broker (none found on reconcile)")
+                self._refuse(
+                    order,
+                    "broker_unconfirmed",
+                    "never reached the broker (none found on reconcile)",
+                )
         positions = self._call("positions", self._client.get_all_positions)
         self._positions = {}
         for raw in positions:
@@ -666,7 +696,12 @@ class AlpacaPaperBroker(Broker):
             changed = fill is not None
         order.status = status
         order.updated_at = at
-        if code and code != "partial" or status.is_open and order.reason_code == "broker_unconfirmed":
+        if (
+            code
+            and code != "partial"
+            or status.is_open
+            and order.reason_code == "broker_unconfirmed"
+        ):
             order.reason_code = code
         if status is OrderStatus.REJECTED:
             order.reason = order.reason or "rejected by alpaca"
@@ -683,7 +718,9 @@ class AlpacaPaperBroker(Broker):
         if not changed or quiet:
             return
         if fill is not None:
-            kind = UpdateKind.FILLED if status is OrderStatus.FILLED else UpdateKind.PARTIALLY_FILLED
+            kind = (
+                UpdateKind.FILLED if status is OrderStatus.FILLED else UpdateKind.PARTIALLY_FILLED
+            )
         elif kind is None or kind in (UpdateKind.PARTIALLY_FILLED, UpdateKind.FILLED):
             kind = _status_kind(status, str(raw.get("status")))
         self._updates.append(OrderUpdate(kind, order, fill, bid, order.reason, at))

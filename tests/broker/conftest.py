@@ -47,8 +47,12 @@ def make_broker(alpaca_keys, trading_server):
         broker = AlpacaPaperBroker(prefix, urls=trading_server.urls, stream=stream, **kwargs)
         made.append(broker)
         if stream:
-            wait_for(lambda: trading_server.listening() >= len(
-                [b for b in made if b._stream is not None]), what="the stream to listen")
+            wait_for(
+                lambda: (
+                    trading_server.listening() >= len([b for b in made if b._stream is not None])
+                ),
+                what="the stream to listen",
+            )
         return broker
 
     yield make
