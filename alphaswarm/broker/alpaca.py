@@ -406,7 +406,9 @@ class AlpacaPaperBroker(Broker):
                 log.info("alpaca submit %s: %s (attempt %d)", order.id, exc, attempt + 1)
                 continue
             except self._api_error as exc:
-                return self._refuse(order, "broker_rejected", _api_message(exc))
+                return self._refuse(
+                    order, "broker_rejected", f"alpaca rejected the order: {_api_message(exc)}"
+                )
             self._apply(order, found, None)
             return order
         order.reason_code = "broker_unconfirmed"
@@ -476,7 +478,7 @@ class AlpacaPaperBroker(Broker):
         try:
             answers = self._call("cancel all", self._client.cancel_orders)
         except (BrokerUnavailable, self._api_error) as exc:
-            detail = exc.message if isinstance(exc, self._api_error) else str(exc)
+            detail = _api_message(exc) if isinstance(exc, self._api_error) else str(exc)
             self._fail_closed(f"cancel all: {detail}")
             spent = time.perf_counter() - start
             return [
@@ -783,7 +785,7 @@ def _api_message(exc: Any) -> str:
         message = exc.message
     except Exception:  # noqa: BLE001 - a body that is not JSON
         message = str(exc)
-    return f"alpaca rejected the order: {message} (HTTP {exc.status_code})"
+    return f"{message} (HTTP {exc.status_code})"
 
 
 def _with_timeout(request: Callable[..., Any], timeout: float) -> Callable[..., Any]:
