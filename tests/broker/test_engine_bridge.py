@@ -1,0 +1,95 @@
+"""The unchanged bar engine trading through Alpaca (the loopback) via EngineBroker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alphaswarm.broker.bridge import EngineBroker
+from alphaswarm.model import Bar, OrderType
+from alphaswarm.risk.limits import RiskLimits
+from alphaswarm.trading.engine import Engine
+from tests.broker.conftest import wait_for
+from tests.engine.test_engine import Scripted
+
+T0 = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
+
+
+def bar(i: int, price: float, symbol: str = "AAPL") -> Bar:
+    return Bar(symbol, T0 + timedelta(minutes=i), price, price + 1, price - 1, price, 1e6)
+
+
+def engine_for(broker, script, risk=None):
+    strategy = Scripted()
+    strategy.script = script
+    frames: list[tuple[str, str, dict]] = []
+    bridge = EngineBroker(broker, 100_000, id_prefix="r1-")
+    engine = Engine(strategy, bridge, risk or RiskLimits(), listener=lambda *f: frames.append(f))
+    return engine, bridge, frames
+
+
+def stages(frames, stage):
+    return [f for f in frames if f[0] == stage]
+
+
+def test_fills_from_the_broker_reach_the_engine_and_its_frames(make_broker, trading_server):
+    broker = make_broker()
+    engine, bridge, frames = engine_for(broker, {0: lambda ctx: ctx.buy(10) and None})
+    engine.step([bar(0, 100.0)])
+    assert [f[2]["order"]["order_id"] for f in stages(frames, "order.placed")] == ["r1-o1"]
+    trading_server.fill("aw-r1-o1", 10, 100.4)
+    wait_for(
+        lambda: any(m.get("event") == "fill" for m in list(broker._events.queue)),
+        what="the fill event",
+    )
+    engine.step([bar(1, 101.0)])
+    (filled,) = stages(frames, "order.filled")
+    assert filled[2]["fill"]["price"] == 100.4 and filled[2]["fill"]["qty"] == 10
+    assert bridge.positions["AAPL"].qty == 10
+    assert bridge.cash == pytest.approx(100_000 - 1004)
+    assert engine.strategy.fills[0].price == 100.4
+    assert "r1-o1" in bridge.dirty_orders and bridge.fills[0].order_id == "r1-o1"
+
+
+def test_a_broker_rejection_becomes_an_order_rejected_frame_with_the_reason(
+    make_broker, trading_server
+):
+    trading_server.refuse_orders["AAPL"] = (403, 40310000, "insufficient buying power")
+    broker = make_broker()
+    engine, bridge, frames = engine_for(broker, {0: lambda ctx: ctx.buy(10) and None})
+    engine.step([bar(0, 100.0)])
+    (rejected,) = stages(frames, "order.rejected")
+    assert "insufficient buying power" in rejected[2]["reason"]
+    assert rejected[2]["reason_code"] == "broker_rejected"
+    assert bridge.open_orders == []
+
+
+def test_risk_limits_deny_before_anything_reaches_the_broker(make_broker, trading_server):
+    broker = make_broker()
+    risk = RiskLimits(max_order_notional=500)
+    engine, _, frames = engine_for(broker, {0: lambda ctx: ctx.buy(10) and None}, risk)
+    engine.step([bar(0, 100.0)])
+    (denied,) = stages(frames, "order.rejected")
+    assert denied[2]["reason_code"] == "risk_denied"
+    assert trading_server.hits["POST /v2/orders"] == 0
+
+
+def test_cancel_all_on_halt_cancels_at_the_broker_with_confirmations(make_broker, trading_server):
+    trading_server.cancel_delay = 0.02
+    broker = make_broker()
+
+    def place(ctx):
+        for symbol in ("AAPL", "MSFT"):
+            ctx.buy(1, symbol, type=OrderType.LIMIT, limit_price=1.0)
+
+    engine, bridge, frames = engine_for(broker, {0: place})
+    engine.step([bar(0, 100.0)])
+    cancelled = engine.cancel_all("kill_switch", "kill switch engaged")
+    assert sorted(o.id for o in cancelled) == ["r1-o1", "r1-o2"]
+    assert all("broker confirmed in" in o.reason for o in cancelled)
+    assert [c.confirmed for c in bridge.last_cancel] == [True, True]
+    assert len(stages(frames, "order.cancelled")) == 2
+    assert trading_server.open_count() == 0 and bridge.open_orders == []
+    engine.step([bar(1, 100.0)])  # the cancels are not reported a second time
+    assert len(stages(frames, "order.cancelled")) == 2
