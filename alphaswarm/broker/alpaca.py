@@ -289,6 +289,12 @@ class AlpacaPaperBroker(Broker):
             target=self._stream.run, name="alpaca-trade-updates", daemon=True
         )
         self._thread.start()
+        # orders wait until the stream listens: events from before it would be lost
+        deadline = time.monotonic() + self.timeout
+        while not self._stream._running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self._stream._running:
+            log.warning("alpaca trade_updates stream not connected; orders are read over REST")
 
     def close(self) -> None:
         """Stop the stream thread."""

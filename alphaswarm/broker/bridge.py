@@ -21,7 +21,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from alphaswarm.broker.base import UpdateKind
+from alphaswarm.broker.base import BrokerError, UpdateKind
 from alphaswarm.model import ModelError, OrderStatus, Position, Side
 from alphaswarm.trading.paper_trading import BrokerConfig, BrokerEvent
 
@@ -56,6 +56,9 @@ class EngineBroker:
         Prefix of ids of requests the risk limits deny (the broker names its orders).
     flatten_timeout : float
         Seconds ``fill_now`` waits for the broker's fill of a flattening order.
+    sync_interval : float
+        Wall seconds between REST reads of the open orders (what a dropped update
+        stream missed), for brokers that offer ``sync_orders``.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class EngineBroker:
         config: BrokerConfig | None = None,
         id_prefix: str = "",
         flatten_timeout: float = 30.0,
+        sync_interval: float = 5.0,
     ) -> None:
         self.broker = broker
         self.config = config or BrokerConfig()
@@ -72,7 +76,7 @@ class EngineBroker:
         self.cash = float(starting_cash)
         self.positions: dict[str, Position] = {}
         self.orders: dict[str, Order] = {}
-        self.open_orders: list[Order] = []
+        self._open: list[Order] = []
         self.fills: list[Fill] = []
         self.dirty_orders: dict[str, Order] = {}
         self.total_commission = 0.0
@@ -81,6 +85,8 @@ class EngineBroker:
         self.last_cancel: list[CancelConfirmation] = []
         self._prefix = id_prefix
         self._pending: list[BrokerEvent] = []
+        self.sync_interval = float(sync_interval)
+        self._synced = time.monotonic()
 
     # -- accounting -------------------------------------------------------------------
     def position(self, symbol: str) -> Position:
@@ -115,15 +121,26 @@ class EngineBroker:
         """Track open orders read back from the broker (on restart)."""
         for order in orders:
             self.orders[order.id] = order
-            if order.is_open and order not in self.open_orders:
-                self.open_orders.append(order)
+            if order.is_open and order not in self._open:
+                self._open.append(order)
             self.dirty_orders[order.id] = order
+
+    @property
+    def open_orders(self) -> list[Order]:
+        """Open orders, and orders whose final update the engine has not been told yet."""
+        if not self._pending:
+            return self._open
+        out = list(self._open)
+        for event in self._pending:
+            if event.order not in out:
+                out.append(event.order)
+        return out
 
     def pending_qty(self, symbol: str, side: Side | None = None) -> float:
         """Signed remaining quantity of open orders on ``symbol``."""
         return sum(
             o.remaining * o.request.side.sign
-            for o in self.open_orders
+            for o in self._open
             if o.request.symbol == symbol and (side is None or o.request.side is side)
         )
 
@@ -132,8 +149,8 @@ class EngineBroker:
         order = update.order
         self.orders.setdefault(order.id, order)
         self.dirty_orders[order.id] = order
-        if not order.is_open and order in self.open_orders:
-            self.open_orders.remove(order)
+        if not order.is_open and order in self._open:
+            self._open.remove(order)
         if update.fill is not None:
             fill = update.fill
             self.cash -= fill.side.sign * fill.qty * fill.price + fill.commission
@@ -153,6 +170,17 @@ class EngineBroker:
 
     def begin_bar(self, ts: datetime) -> list[BrokerEvent]:
         """Everything the broker reported since the last bar."""
+        sync = getattr(self.broker, "sync_orders", None)
+        if (
+            sync is not None
+            and self._open
+            and time.monotonic() - self._synced >= self.sync_interval
+        ):
+            self._synced = time.monotonic()
+            try:
+                sync()
+            except BrokerError as exc:  # the next read tries again; orders stay as they were
+                log.warning("reading open orders back failed: %s", exc)
         self._collect()
         out, self._pending = self._pending, []
         return out
@@ -174,8 +202,8 @@ class EngineBroker:
             event = self._apply(update)
             if event is not None:
                 self._pending.append(event)
-        if order.is_open and order not in self.open_orders:
-            self.open_orders.append(order)
+        if order.is_open and order not in self._open:
+            self._open.append(order)
         return order
 
     def cancel(self, order_id: str, code: str = "user_cancel", reason: str = "") -> Order | None:
@@ -205,8 +233,8 @@ class EngineBroker:
         self._collect()  # the cancels' own updates: reported here, not again at the next bar
         self._pending = [e for e in self._pending if e.order not in done]
         for order in done:
-            if order in self.open_orders:
-                self.open_orders.remove(order)
+            if order in self._open:
+                self._open.remove(order)
             self.dirty_orders[order.id] = order
         return done
 

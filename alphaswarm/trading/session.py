@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import param
 
 from alphaswarm.bots import Bot
+from alphaswarm.broker.spec import make_session_broker
 from alphaswarm.data.live import FeedEvent, is_live
 from alphaswarm.frames import FrameBus, make_frame
 from alphaswarm.gcpause import gc_paused
@@ -32,7 +33,6 @@ from alphaswarm.model import ModelError
 from alphaswarm.runtime import engine_loop, get_ledger
 from alphaswarm.trading.engine import Engine
 from alphaswarm.trading.gate import GateRefused, GateResult, check_gate
-from alphaswarm.trading.paper_trading import SimulatedBroker
 from alphaswarm.trading.registry import registry
 
 if TYPE_CHECKING:
@@ -438,8 +438,11 @@ class PaperSession(param.Parameterized):
                     "errors": gate.errors,
                 },
             )
-        broker = SimulatedBroker(
-            self.starting_cash, broker_config, id_prefix=f"{self.paper_run_id}-"
+        broker = make_session_broker(
+            bot.spec.get("broker"),
+            self.starting_cash,
+            broker_config,
+            id_prefix=f"{self.paper_run_id}-",
         )
         bot_id = self.bot_id
         ks = kill_switch()

@@ -1,0 +1,57 @@
+"""A paper session whose bot says ``broker: {kind: alpaca_paper}`` (the loopback Alpaca)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+import alphaswarm as aw
+from alphaswarm.bots import BotSpecError
+from tests.session.conftest import demo_bot, ledger  # noqa: F401 - the ledger fixture
+
+FILLS_SQL = "SELECT order_id, qty, price FROM paper_fills WHERE paper_run_id = :run_id"
+
+
+def test_a_paper_session_trades_through_the_alpaca_paper_broker(
+    ledger,  # noqa: F811
+    alpaca_keys,
+    trading_server,
+):
+    trading_server.auto_fill = {"DEMO": 100.0}
+    bot = demo_bot(broker={"kind": "alpaca_paper", "calendar": "24x7", "urls": trading_server.urls})
+    aw.backtest(bot, ledger=ledger)
+    frames: list[dict] = []
+    session = aw.PaperSession(bot, speed=0, duration_minutes=390)
+    session.frames.subscribe(frames.append)
+    session.start()
+    try:
+        assert session.wait(120), "session did not finish"
+    finally:
+        engine_broker = session._engine.broker
+        engine_broker.broker.close()
+    stages = Counter(f["stage"] for f in frames)
+    assert stages["order.placed"] > 0
+    assert trading_server.hits["POST /v2/orders"] == stages["order.placed"]
+    assert stages["order.filled"] > 0
+    fills = ledger.sql(FILLS_SQL, run_id=session.paper_run_id)
+    # a fill reported after the last bar is recorded, though no bar is left to frame it
+    assert len(fills) == len(engine_broker.fills) >= stages["order.filled"]
+    assert set(fills["price"]) == {100.0}  # the broker's price, not the simulator's
+    prefix = f"aw-{session.paper_run_id}-o"
+    assert all(
+        cid.startswith(prefix) for cid in trading_server.call(lambda: list(trading_server.by_cid))
+    )
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"kind": "ib_live"}, "broker.kind: 'ib_live' is not one of simulated, alpaca_paper"),
+        ({"kind": "alpaca_paper", "key_env": "PK 123/abc"}, "environment variable, not a key"),
+        ({"kind": "alpaca_paper", "api_key": "PK123"}, "unknown key"),
+    ],
+)
+def test_the_broker_block_is_checked(block, message):
+    with pytest.raises(BotSpecError, match=message):
+        demo_bot(broker=block)
