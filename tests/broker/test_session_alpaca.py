@@ -8,6 +8,7 @@ import pytest
 
 import alphaswarm as aw
 from alphaswarm.bots import BotSpecError
+from tests.broker.conftest import wait_for
 from tests.session.conftest import demo_bot, ledger  # noqa: F401 - the ledger fixture
 
 FILLS_SQL = "SELECT order_id, qty, price FROM paper_fills WHERE paper_run_id = :run_id"
@@ -55,3 +56,33 @@ def test_a_paper_session_trades_through_the_alpaca_paper_broker(
 def test_the_broker_block_is_checked(block, message):
     with pytest.raises(BotSpecError, match=message):
         demo_bot(broker=block)
+
+
+def test_the_kill_switch_cancels_open_orders_at_the_broker(
+    ledger,  # noqa: F811
+    alpaca_keys,
+    trading_server,
+):
+    from alphaswarm.killswitch import kill_switch
+
+    trading_server.cancel_delay = 0.02  # orders stay open: nothing fills them
+    bot = demo_bot(
+        params={"fast": 2, "slow": 4},
+        broker={"kind": "alpaca_paper", "calendar": "24x7", "urls": trading_server.urls},
+    )
+    aw.backtest(bot, ledger=ledger)
+    frames: list[dict] = []
+    session = aw.PaperSession(bot, speed=6000, duration_minutes=None)
+    session.frames.subscribe(frames.append)
+    session.start()
+    try:
+        wait_for(lambda: trading_server.open_count() >= 1, what="an open order at the broker")
+        kill_switch().engage("drill", actor="test")
+        assert session.wait(30) and session.status == "killed"
+    finally:
+        session._engine.broker.broker.close()
+    assert trading_server.open_count() == 0
+    cancelled = [f for f in frames if f["stage"] == "order.cancelled"]
+    assert cancelled and all("broker confirmed in" in f["reason"] for f in cancelled)
+    confirmations = session._engine.broker.last_cancel
+    assert confirmations and all(c.confirmed for c in confirmations)
