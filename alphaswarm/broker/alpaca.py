@@ -225,6 +225,8 @@ class AlpacaPaperBroker(Broker):
         self._by_cid: dict[str, Order] = {}
         self._broker_ids: dict[str, str] = {}  # our order id -> broker order id
         self._by_broker_id: dict[str, Order] = {}
+        self._superseded: set[str] = set()  # broker ids of orders we replaced
+        self._replaces: dict[str, int] = {}  # our order id -> replacements sent
         self._positions: dict[str, Position] = {}
         self.fills: list[Fill] = []
         self._fill_seq = 0
@@ -266,10 +268,13 @@ class AlpacaPaperBroker(Broker):
         return f"{self._prefix}o{self._seq}"
 
     def _ours(self, cid: str) -> str | None:
-        """Our order id inside a client order id, when it is one of this prefix's."""
+        """Our order id inside a client order id (``-rN`` marks a replacement), or None."""
         head = f"{CLIENT_ID_PREFIX}{self._prefix}o"
-        if cid.startswith(head) and cid[len(head) :].isdigit():
-            return cid[len(CLIENT_ID_PREFIX) :]
+        if not cid.startswith(head):
+            return None
+        number, _, replaced = cid[len(head) :].partition("-r")
+        if number.isdigit() and (not replaced or replaced.isdigit()):
+            return f"{self._prefix}o{number}"
         return None
 
     # -- stream -----------------------------------------------------------------------
@@ -453,7 +458,14 @@ class AlpacaPaperBroker(Broker):
         if order is None or not order.is_open or not bid:
             raise BrokerError(f"replace: {order_id!r} is not an open order")
         rq = _sdk().trading.requests
-        fields: dict[str, Any] = {"qty": qty, "limit_price": limit_price, "stop_price": stop_price}
+        self._replaces[order_id] = self._replaces.get(order_id, 0) + 1
+        cid = f"{self.client_order_id(order_id)}-r{self._replaces[order_id]}"
+        fields: dict[str, Any] = {
+            "qty": int(qty) if qty is not None and float(qty).is_integer() else qty,
+            "limit_price": limit_price,
+            "stop_price": stop_price,
+            "client_order_id": cid,
+        }
         data = rq.ReplaceOrderRequest(**{k: v for k, v in fields.items() if v is not None})
         try:
             raw = self._call("replace", lambda: self._client.replace_order_by_id(bid, data))
@@ -465,6 +477,7 @@ class AlpacaPaperBroker(Broker):
             order.request.limit_price = float(limit_price)
         if stop_price is not None:
             order.request.stop_price = float(stop_price)
+        self._superseded.add(bid)
         self._by_cid[raw["client_order_id"]] = order
         self._apply(order, raw, None, kind=UpdateKind.REPLACED)
         return order
@@ -620,6 +633,8 @@ class AlpacaPaperBroker(Broker):
                     report.foreign.append(str(raw["id"]))
                 continue
             self._seq = max(self._seq, int(ours[len(self._prefix) + 1 :]))
+            if raw.get("status") == "replaced" or str(raw.get("id")) in self._superseded:
+                continue  # a replaced order: its successor carries the order on
             order = self._by_cid.get(cid)
             if order is None:
                 if not is_open:
@@ -664,8 +679,8 @@ class AlpacaPaperBroker(Broker):
             if order is None:
                 continue  # not ours
             event = str(data.get("event", ""))
-            if event == "replaced" and self._broker_ids.get(order.id) != str(raw.get("id")):
-                continue  # the old leg of a replace we already follow
+            if str(raw.get("id", "")) in self._superseded:
+                continue  # news of an order we replaced: its successor is followed
             price = data.get("price")
             self._apply(
                 order, raw, _float(price) if price not in (None, "") else None,
@@ -692,6 +707,8 @@ class AlpacaPaperBroker(Broker):
             self._by_broker_id[bid] = order
         at = at or _utc(raw.get("updated_at")) or self._clock()
         cum = _float(raw.get("filled_qty"))
+        if not quiet and (cum < order.filled_qty - 1e-9 or not order.is_open):
+            return  # an older view than ours (a late or replayed event): nothing new
         fill = None
         if cum > order.filled_qty + 1e-9 and not quiet:
             fill = self._fill(order, raw, cum, price, at)
@@ -700,19 +717,13 @@ class AlpacaPaperBroker(Broker):
         status, code = kit_status(str(raw.get("status", "")), cum)
         changed = status is not order.status or fill is not None
         if status is OrderStatus.ACCEPTED and order.status is OrderStatus.PARTIALLY_FILLED:
-            status = order.status  # a late "new" never undoes a fill
+            status, code = order.status, "partial"  # a late "new" never undoes a fill
             changed = fill is not None
         order.status = status
         order.updated_at = at
-        if (
-            code
-            and code != "partial"
-            or status.is_open
-            and order.reason_code == "broker_unconfirmed"
-        ):
-            order.reason_code = code
+        order.reason_code = code
         if status is OrderStatus.REJECTED:
-            order.reason = order.reason or "rejected by alpaca"
+            order.reason = "rejected by alpaca after acceptance"
         elif status is OrderStatus.CANCELLED:
             order.reason = f"{raw.get('status')} at alpaca"
         elif status is OrderStatus.PARTIALLY_FILLED:

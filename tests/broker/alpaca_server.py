@@ -417,12 +417,12 @@ class AlpacaTradingServer:
 
         self.call(run)
 
-    def replay_last(self) -> None:
-        """Send the last event again (a duplicate delivery)."""
+    def replay_last(self, back: int = 1) -> None:
+        """Send the ``back``-th last event again (a duplicate, late delivery)."""
 
         def run() -> None:
             for ws in list(self.listeners):
-                ws.send(self.sent[-1])
+                ws.send(self.sent[-back])
 
         self.call(run)
 

@@ -88,6 +88,20 @@ def test_a_repeated_fill_event_gives_one_fill(make_broker, trading_server):
     assert broker.positions()["AAPL"].qty == 5
 
 
+def test_a_late_partial_fill_event_does_not_reopen_a_filled_order(make_broker, trading_server):
+    broker = make_broker()
+    order = broker.submit(buy(qty=10))
+    trading_server.fill("aw-r1-o1", 4, 190.0)
+    trading_server.fill("aw-r1-o1", 6, 191.0)
+    updates_until(broker, lambda u: not order.is_open, "fill")
+    trading_server.replay_last(back=2)  # the partial fill, again and late
+    broker.submit(buy("MSFT", qty=1))
+    seen = updates_until(broker, lambda u: any(x.order.symbol == "MSFT" for x in u), "MSFT")
+    assert [u.order.symbol for u in seen] == ["MSFT"]
+    assert order.status is OrderStatus.FILLED and order.filled_qty == 10
+    assert len(broker.fills) == 2
+
+
 def test_a_broker_rejection_carries_the_brokers_reason(make_broker, trading_server):
     trading_server.refuse_orders["TSLA"] = (403, 40310000, "insufficient buying power")
     broker = make_broker()
@@ -110,6 +124,7 @@ def test_rejected_and_expired_events_after_acceptance(make_broker, trading_serve
     kinds = {u.order.id: u.kind for u in seen if u.kind is not UpdateKind.ACCEPTED}
     assert kinds == {"r1-o1": UpdateKind.REJECTED, "r1-o2": UpdateKind.EXPIRED}
     assert (first.status, first.reason_code) == (OrderStatus.REJECTED, "broker_rejected")
+    assert first.reason == "rejected by alpaca after acceptance"
     assert (second.status, second.reason_code) == (OrderStatus.CANCELLED, "expired")
 
 
@@ -244,6 +259,11 @@ def test_replace_keeps_our_id_and_follows_the_new_broker_order(make_broker, trad
     new_id = broker.broker_order_id(order.id)
     assert new_id != old_id and order.qty == 8 and order.request.limit_price == 101.0
     assert trading_server.call(lambda: trading_server.orders[old_id]["status"]) == "replaced"
+    restarted = make_broker(stream=False)  # a restart finds the replacement as ours
+    (adopted,) = restarted.reconcile().adopted
+    assert (adopted.id, adopted.qty, adopted.request.limit_price) == ("r1-o1", 8, 101.0)
+    assert restarted.broker_order_id("r1-o1") == new_id
+    assert trading_server.order_by_cid("aw-r1-o1-r1")["id"] == new_id
     trading_server.call(lambda: trading_server._fill(new_id, 8, 100.5))
     updates_until(broker, lambda u: not order.is_open, "fill of the replacement")
     assert order.status is OrderStatus.FILLED and order.filled_qty == 8

@@ -93,3 +93,34 @@ def test_cancel_all_on_halt_cancels_at_the_broker_with_confirmations(make_broker
     assert trading_server.open_count() == 0 and bridge.open_orders == []
     engine.step([bar(1, 100.0)])  # the cancels are not reported a second time
     assert len(stages(frames, "order.cancelled")) == 2
+
+
+def test_a_rejection_after_acceptance_becomes_an_order_rejected_frame(make_broker, trading_server):
+    broker = make_broker()
+    engine, bridge, frames = engine_for(broker, {0: lambda ctx: ctx.buy(10) and None})
+    engine.step([bar(0, 100.0)])
+    trading_server.reject("aw-r1-o1")
+    wait_for(
+        lambda: any(m.get("event") == "rejected" for m in list(broker._events.queue)),
+        what="the rejected event",
+    )
+    engine.step([bar(1, 100.0)])
+    (rejected,) = stages(frames, "order.rejected")
+    assert rejected[2]["order"]["order_id"] == "r1-o1"
+    assert rejected[2]["reason_code"] == "broker_rejected"
+    assert bridge.open_orders == [] and bridge.pending_qty("AAPL") == 0
+
+
+def test_flatten_sends_market_orders_and_takes_the_brokers_fills(make_broker, trading_server):
+    trading_server.auto_fill = {"AAPL": 100.0}
+    broker = make_broker()
+    engine, bridge, frames = engine_for(broker, {0: lambda ctx: ctx.buy(10) and None})
+    engine.step([bar(0, 100.0)])
+    wait_for(lambda: broker._events.qsize() or not broker.orders["r1-o1"].is_open, what="fill")
+    trading_server.auto_fill = {"AAPL": 98.5}
+    engine.step([bar(1, 99.0)])
+    assert bridge.positions["AAPL"].qty == 10
+    fills = engine.flatten("kill switch: flatten")
+    assert [(f.side.value, f.qty, f.price) for f in fills] == [("sell", 10.0, 98.5)]
+    assert bridge.positions["AAPL"].qty == 0
+    assert trading_server.call(lambda: float(trading_server.positions["AAPL"]["qty"])) == 0
