@@ -255,6 +255,10 @@ class EngineBroker:
             f"({order.status.value}: {order.reason})"
         )
 
+    def close(self) -> None:
+        """Release the broker's connections (the session calls this when it ends)."""
+        self.broker.close()
+
     def why_open(self, order_id: str) -> str:
         """Why an order is still open (or what became of it)."""
         order = self.orders.get(order_id)

@@ -991,6 +991,9 @@ class PaperSession(param.Parameterized):
             error=prepared["error"],
             ended_at=prepared["at"],
         )
+        release = getattr(self._engine.broker, "close", None) if self._engine else None
+        if release is not None:  # a real broker's connections; off the kill switch's clock
+            threading.Thread(target=release, name="broker-close", daemon=True).start()
         self._done.set()
         if wake_loop:
             self._wake_runner()

@@ -26,11 +26,9 @@ def test_a_paper_session_trades_through_the_alpaca_paper_broker(
     session = aw.PaperSession(bot, speed=0, duration_minutes=390)
     session.frames.subscribe(frames.append)
     session.start()
-    try:
-        assert session.wait(120), "session did not finish"
-    finally:
-        engine_broker = session._engine.broker
-        engine_broker.broker.close()
+    assert session.wait(120), "session did not finish"
+    engine_broker = session._engine.broker
+    wait_for(lambda: trading_server.listening() == 0, what="the session to close its stream")
     stages = Counter(f["stage"] for f in frames)
     assert stages["order.placed"] > 0
     assert trading_server.hits["POST /v2/orders"] == stages["order.placed"]
