@@ -169,18 +169,23 @@ class EngineBroker:
                 self._pending.append(event)
 
     def begin_bar(self, ts: datetime) -> list[BrokerEvent]:
-        """Everything the broker reported since the last bar."""
-        sync = getattr(self.broker, "sync_orders", None)
-        if (
-            sync is not None
-            and self._open
-            and time.monotonic() - self._synced >= self.sync_interval
-        ):
+        """Everything the broker reported since the last bar.
+
+        Every ``sync_interval`` seconds with orders open, the broker's open orders are
+        read back (``sync_orders``); a broker refusing orders after an outage is
+        reconciled instead, which lets it take orders again once it answers.
+        """
+        broker = self.broker
+        due = self._open and time.monotonic() - self._synced >= self.sync_interval
+        if due and hasattr(broker, "sync_orders"):
             self._synced = time.monotonic()
             try:
-                sync()
+                if getattr(broker, "available", True):
+                    broker.sync_orders()
+                else:
+                    broker.reconcile()
             except BrokerError as exc:  # the next read tries again; orders stay as they were
-                log.warning("reading open orders back failed: %s", exc)
+                log.warning("reading the broker's orders back failed: %s", exc)
         self._collect()
         out, self._pending = self._pending, []
         return out

@@ -20,11 +20,11 @@ def bar(i: int, price: float, symbol: str = "AAPL") -> Bar:
     return Bar(symbol, T0 + timedelta(minutes=i), price, price + 1, price - 1, price, 1e6)
 
 
-def engine_for(broker, script, risk=None):
+def engine_for(broker, script, risk=None, **bridge_options):
     strategy = Scripted()
     strategy.script = script
     frames: list[tuple[str, str, dict]] = []
-    bridge = EngineBroker(broker, 100_000, id_prefix="r1-")
+    bridge = EngineBroker(broker, 100_000, id_prefix="r1-", **bridge_options)
     engine = Engine(strategy, bridge, risk or RiskLimits(), listener=lambda *f: frames.append(f))
     return engine, bridge, frames
 
@@ -124,3 +124,49 @@ def test_flatten_sends_market_orders_and_takes_the_brokers_fills(make_broker, tr
     assert [(f.side.value, f.qty, f.price) for f in fills] == [("sell", 10.0, 98.5)]
     assert bridge.positions["AAPL"].qty == 0
     assert trading_server.call(lambda: float(trading_server.positions["AAPL"]["qty"])) == 0
+
+
+def test_a_silent_broker_refuses_orders_until_it_answers_again(
+    alpaca_keys, trading_server, make_broker
+):
+    trading_server.drop_before_accept = 3
+    broker = make_broker(stream=False, retries=2)
+
+    def buy_each_bar(ctx):
+        ctx.buy(1, type=OrderType.LIMIT, limit_price=1.0)
+
+    strategy_script = {i: buy_each_bar for i in range(3)}
+    strategy = Scripted()
+    strategy.script = strategy_script
+    frames: list = []
+    bridge = EngineBroker(broker, 100_000, id_prefix="r1-", sync_interval=0)
+    engine = Engine(strategy, bridge, RiskLimits(), listener=lambda *f: frames.append(f))
+    engine.step([bar(0, 100.0)])  # no answer: the order is unconfirmed
+    assert broker.orders["r1-o1"].reason_code == "broker_unconfirmed"
+    assert not broker.available
+    trading_server.drop_before_accept = 0
+    engine.step([bar(1, 100.0)])  # the broker answers again: reconciled, then the new order
+    rejected = stages(frames, "order.rejected")
+    assert [(f[2]["order"]["order_id"], f[2]["reason_code"]) for f in rejected] == [
+        ("r1-o1", "broker_unconfirmed")
+    ]
+    assert "never reached the broker" in rejected[0][2]["reason"]
+    assert broker.available and broker.orders["r1-o2"].status.value == "accepted"
+    assert trading_server.open_count() == 1
+
+
+def test_orders_are_refused_while_the_broker_is_silent(alpaca_keys, trading_server, make_broker):
+    trading_server.drop_before_accept = 100
+    broker = make_broker(stream=False, retries=0)
+    engine, _, frames = engine_for(
+        broker,
+        {0: lambda ctx: ctx.buy(1) and None, 1: lambda ctx: ctx.buy(1, "MSFT") and None},
+        sync_interval=3600,  # no read-back between the two bars
+    )
+    engine.step([bar(0, 100.0)])
+    engine.step([bar(1, 100.0, "MSFT")])
+    (refused,) = [
+        f for f in stages(frames, "order.rejected") if f[2]["reason_code"] != "broker_unconfirmed"
+    ]
+    assert refused[2]["reason_code"] == "broker_unavailable"
+    assert "broker not answering" in refused[2]["reason"]
