@@ -540,8 +540,9 @@ class AlpacaPaperBroker(Broker):
                     if raw is not None and raw.get("status") not in _OPEN_BROKER_STATES:
                         if order is not None:
                             self._apply(order, raw, None)
+                        status = kit_status(raw["status"])[0].value
                         results[bid] = CancelConfirmation(
-                            order.id if order is not None else "", bid, True, raw["status"],
+                            order.id if order is not None else "", bid, True, status,
                             time.perf_counter() - start, detail,
                         )  # fmt: skip
             if read:

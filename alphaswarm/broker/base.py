@@ -126,7 +126,7 @@ class CancelConfirmation:
     confirmed : bool
         True when the broker confirmed the order is cancelled (or already done).
     status : str
-        The order's status at the broker when the wait ended.
+        The order's status (the kit's name for it) when the wait ended.
     seconds : float
         Time from the cancel request until the broker confirmed (or gave up).
     detail : str

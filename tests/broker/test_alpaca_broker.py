@@ -211,6 +211,21 @@ def test_cancel_all_cancels_every_open_order_with_a_timed_confirmation(make_brok
     assert broker.available and broker.open_orders() == []
 
 
+def test_cancel_all_confirms_by_reading_orders_back_without_the_stream(make_broker, trading_server):
+    trading_server.cancel_delay = 0.1  # pending_cancel first: the first read is too early
+    broker = make_broker(stream=False)
+    orders = [broker.submit(buy(s, qty=1, type=OrderType.LIMIT, limit_price=1.0)) for s in "AB"]
+    confirmations = broker.cancel_all("kill switch")
+    assert [(c.order_id, c.confirmed, c.status) for c in confirmations] == [
+        (o.id, True, "cancelled") for o in orders
+    ]
+    assert all(c.seconds >= 0.1 for c in confirmations)
+    assert trading_server.hits["GET /v2/orders/"] == 0  # (paths carry the id)
+    reads = sum(n for k, n in trading_server.hits.items() if k.startswith("GET /v2/orders/"))
+    assert reads >= 4  # at least one read too early and one confirming, per order
+    assert all(o.status is OrderStatus.CANCELLED for o in orders)
+
+
 def test_cancel_all_against_a_silent_broker_fails_closed(make_broker, trading_server):
     broker = make_broker(stream=False, timeout=1.0)
     order = broker.submit(buy(qty=1, type=OrderType.LIMIT, limit_price=1.0))
