@@ -12,6 +12,7 @@ from __future__ import annotations
 from alphaswarm.broker.base import (
     Broker,
     BrokerAccount,
+    BrokerAuthError,
     BrokerError,
     BrokerUnavailable,
     CancelConfirmation,
@@ -23,6 +24,7 @@ from alphaswarm.broker.base import (
 __all__ = [
     "Broker",
     "BrokerAccount",
+    "BrokerAuthError",
     "BrokerError",
     "BrokerUnavailable",
     "CancelConfirmation",

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from alphaswarm.broker.base import (
     Broker,
     BrokerAccount,
+    BrokerAuthError,
     BrokerError,
     BrokerUnavailable,
     CancelConfirmation,
@@ -329,6 +330,11 @@ class AlpacaPaperBroker(Broker):
         except self._api_error as exc:
             if exc.status_code is not None and exc.status_code >= 500:
                 raise BrokerUnavailable(f"alpaca: {what}: HTTP {exc.status_code}") from None
+            if exc.status_code == 401:
+                raise BrokerAuthError(
+                    f"alpaca refused the API keys from ${self.key_env}/${self.secret_env}: "
+                    f"{_api_message(exc)}"
+                ) from None
             raise
         except OSError as exc:
             raise BrokerUnavailable(f"alpaca: {what}: no answer ({type(exc).__name__})") from None
@@ -413,6 +419,9 @@ class AlpacaPaperBroker(Broker):
                 if found is None:
                     self.submissions += 1
                     found = self._call("submit", lambda: self._client.submit_order(payload))
+            except BrokerAuthError as exc:
+                self._fail_closed(str(exc))
+                return self._refuse(order, "broker_auth", str(exc))
             except BrokerUnavailable as exc:
                 log.info("alpaca submit %s: %s (attempt %d)", order.id, exc, attempt + 1)
                 continue

@@ -25,6 +25,10 @@ class BrokerError(RuntimeError):
     """A broker call failed in a way the caller must hear about."""
 
 
+class BrokerAuthError(BrokerError):
+    """The broker refused the API keys."""
+
+
 class BrokerUnavailable(BrokerError):
     """The broker did not answer: the broker refuses new orders until reconciled."""
 

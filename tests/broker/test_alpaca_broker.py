@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from alphaswarm.broker.alpaca import AlpacaPaperBroker, kit_status
-from alphaswarm.broker.base import Broker, BrokerError, UpdateKind
+from alphaswarm.broker.base import Broker, BrokerAuthError, BrokerError, UpdateKind
 from alphaswarm.model import OrderRequest, OrderStatus, OrderType, Side
 from tests.broker.alpaca_server import API_KEY, SECRET_KEY
 from tests.broker.conftest import wait_for
@@ -329,3 +329,19 @@ def test_alpaca_states_map_onto_the_kit_lifecycle(status, filled, expected):
 def test_an_unknown_alpaca_state_is_an_error():
     with pytest.raises(BrokerError, match="unknown order status 'bogus'"):
         kit_status("bogus")
+
+
+def test_refused_keys_are_named_and_refuse_orders(monkeypatch, trading_server):
+    monkeypatch.setenv("ALPACA_API_KEY", "PKWRONG")
+    monkeypatch.setenv("ALPACA_SECRET_KEY", "wrong-secret")
+    broker = AlpacaPaperBroker("r1-", urls=trading_server.urls, stream=False, calendar="24x7")
+    try:
+        with pytest.raises(BrokerAuthError, match=r"\$ALPACA_API_KEY/\$ALPACA_SECRET_KEY"):
+            broker.reconcile()
+        order = broker.submit(buy())
+        assert order.status is OrderStatus.REJECTED and order.reason_code == "broker_auth"
+        assert "wrong-secret" not in order.reason
+        assert not broker.available
+        assert trading_server.open_count() == 0
+    finally:
+        broker.close()
