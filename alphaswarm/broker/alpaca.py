@@ -348,6 +348,12 @@ class AlpacaPaperBroker(Broker):
                 return None
             raise
 
+    def _lookup_quietly(self, cid: str) -> dict[str, Any] | None:
+        try:
+            return self._lookup(cid)
+        except (BrokerError, self._api_error):
+            return None
+
     def _fail_closed(self, reason: str) -> None:
         if self.available:
             log.warning("alpaca broker refuses new orders: %s", reason)
@@ -414,6 +420,7 @@ class AlpacaPaperBroker(Broker):
         self._by_cid[cid] = order
         payload = self._request_for(request, cid)
         for attempt in range(self.retries + 1):
+            found: dict[str, Any] | None = None
             try:
                 found = self._lookup(cid) if attempt else None
                 if found is None:
@@ -426,9 +433,15 @@ class AlpacaPaperBroker(Broker):
                 log.info("alpaca submit %s: %s (attempt %d)", order.id, exc, attempt + 1)
                 continue
             except self._api_error as exc:
-                return self._refuse(
-                    order, "broker_rejected", f"alpaca rejected the order: {_api_message(exc)}"
-                )
+                if attempt and exc.status_code == 422:
+                    # a resubmission clashing with our own client id: the first one landed
+                    found = self._lookup_quietly(cid)
+                if found is None:
+                    return self._refuse(
+                        order,
+                        "broker_rejected",
+                        f"alpaca rejected the order: {_api_message(exc)}",
+                    )
             self._apply(order, found, None)
             return order
         order.reason_code = "broker_unconfirmed"

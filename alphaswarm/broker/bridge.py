@@ -213,7 +213,10 @@ class EngineBroker:
 
     def cancel(self, order_id: str, code: str = "user_cancel", reason: str = "") -> Order | None:
         """Ask the broker to cancel; the cancellation is reported when it confirms."""
-        self.broker.cancel(order_id)
+        try:
+            self.broker.cancel(order_id)
+        except BrokerError as exc:  # the order stays open; the strategy may ask again
+            log.warning("cancel of %s failed: %s", order_id, exc)
         return None
 
     def cancel_all(self, code: str, reason: str, symbol: str | None = None) -> list[Order]:

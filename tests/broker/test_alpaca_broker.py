@@ -152,6 +152,17 @@ def test_a_connection_dropped_before_the_broker_took_the_order_submits_once_more
     assert trading_server.open_count() == 1
 
 
+def test_a_resubmission_clashing_with_the_first_submission_adopts_it(make_broker, trading_server):
+    trading_server.drop_after_accept = 1  # the order lands, its answer is lost
+    trading_server.lookup_misses = 1  # and the first look-up does not see it yet
+    broker = make_broker(stream=False)
+    order = broker.submit(buy(qty=3))
+    assert order.status is OrderStatus.ACCEPTED, order.reason
+    assert trading_server.hits["POST /v2/orders"] == 2  # the second got "must be unique"
+    assert trading_server.open_count() == 1
+    assert broker.broker_order_id(order.id) == trading_server.order_by_cid("aw-r1-o1")["id"]
+
+
 def test_a_silent_broker_leaves_the_order_unconfirmed_and_refuses_new_orders(
     make_broker, trading_server
 ):
