@@ -654,6 +654,8 @@ class AlpacaPaperBroker(Broker):
             if ours is None:
                 if is_open:
                     report.foreign.append(str(raw["id"]))
+                    if cid.startswith(CLIENT_ID_PREFIX):
+                        report.other_runs.append(str(raw["id"]))
                 continue
             self._seq = max(self._seq, int(ours[len(self._prefix) + 1 :]))
             if raw.get("status") == "replaced" or str(raw.get("id")) in self._superseded:

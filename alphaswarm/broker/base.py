@@ -165,13 +165,16 @@ class ReconcileReport:
     adopted : list of Order
         Open broker orders recognised as ours (by client order id) and tracked again.
     foreign : list of str
-        Broker order ids of open orders that are not ours (left alone).
+        Broker order ids of open orders that are not this run's (left alone).
+    other_runs : list of str
+        Those of them the kit placed for other runs (their client order id says so).
     positions : dict
         Broker positions by symbol (signed quantity).
     """
 
     adopted: list[Order] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
+    other_runs: list[str] = field(default_factory=list)
     positions: dict[str, float] = field(default_factory=dict)
 
 

@@ -10,6 +10,7 @@ spec: only the names of the environment variables holding them.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from alphaswarm.model import ModelError
@@ -17,6 +18,8 @@ from alphaswarm.trading.paper_trading import BrokerConfig, SimulatedBroker
 
 if TYPE_CHECKING:
     from alphaswarm.broker.bridge import EngineBroker
+
+log = logging.getLogger(__name__)
 
 BROKER_KINDS = ("simulated", "alpaca_paper")
 ALPACA_OPTIONS = ("key_env", "secret_env", "calendar", "urls", "timeout")
@@ -83,6 +86,13 @@ def make_session_broker(
     except Exception:
         broker.close()
         raise
+    if report.foreign:
+        log.warning(
+            "alpaca paper account holds %d open order(s) of others (%d of earlier runs); "
+            "they are left alone and not counted against this run's limits",
+            len(report.foreign),
+            len(report.other_runs),
+        )
     bridge = EngineBroker(broker, starting_cash, config, id_prefix=id_prefix)
     bridge.adopt_positions(broker.positions())
     bridge.adopt_orders(report.adopted)

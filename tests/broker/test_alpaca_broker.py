@@ -267,6 +267,11 @@ def test_a_restart_reads_back_open_orders_and_positions(make_broker, trading_ser
     assert adopted["r1-o1"].filled_qty == 4 and adopted["r1-o1"].request.limit_price == 150.0
     assert adopted["r1-o3"].request.type is OrderType.LIMIT
     assert report.foreign == [trading_server.order_by_cid("placed-by-hand")["id"]]
+    assert report.other_runs == []
+    other_run = make_broker("r2-", stream=False).reconcile()  # another run of the kit
+    assert sorted(other_run.other_runs) == sorted(
+        trading_server.order_by_cid(c)["id"] for c in ("aw-r1-o1", "aw-r1-o3")
+    )
     assert report.positions == {"AAPL": 4.0, "MSFT": 2.0}
     assert second.broker_order_id("r1-o1") == first.broker_order_id(partial.id)
     assert second.poll_updates() == []  # reading back is not news
