@@ -275,5 +275,5 @@ class EngineBroker:
         return order.reason or order.status.value
 
     def to_dict(self) -> dict[str, Any]:
-        """What the run records about its broker."""
-        return {"kind": self.broker.kind, "id_map": getattr(self.broker, "id_map", dict)()}
+        """What the run records about its broker: its kind and its order ids beside ours."""
+        return {"kind": self.broker.kind, "order_ids": getattr(self.broker, "id_map", dict)()}

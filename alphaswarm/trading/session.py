@@ -824,6 +824,8 @@ class PaperSession(param.Parameterized):
             "last_bar_ts": engine.last_ts.isoformat() if engine.last_ts else None,
             "peak_equity": engine.state.peak_equity,
             "mode": engine.trading_mode(),
+            # a real broker: its order ids beside ours
+            **({"broker": broker.to_dict()} if hasattr(broker, "to_dict") else {}),
         }
 
     def _flush(self, flush_state: bool = False) -> None:

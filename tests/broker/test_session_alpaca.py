@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -37,6 +38,13 @@ def test_a_paper_session_trades_through_the_alpaca_paper_broker(
     # a fill reported after the last bar is recorded, though no bar is left to frame it
     assert len(fills) == len(engine_broker.fills) >= stages["order.filled"]
     assert set(fills["price"]) == {100.0}  # the broker's price, not the simulator's
+    state = ledger.sql(
+        "SELECT state FROM paper_trading_runs WHERE id = :run_id", run_id=session.paper_run_id
+    )["state"][0]
+    state = json.loads(state) if isinstance(state, str) else state
+    by_cid = trading_server.call(lambda: {c: o["id"] for c, o in trading_server.by_cid.items()})
+    assert state["broker"]["kind"] == "alpaca_paper"
+    assert state["broker"]["order_ids"] == {c[len("aw-") :]: i for c, i in by_cid.items()}
     prefix = f"aw-{session.paper_run_id}-o"
     assert all(
         cid.startswith(prefix) for cid in trading_server.call(lambda: list(trading_server.by_cid))
