@@ -92,3 +92,11 @@ def test_the_kill_switch_cancels_open_orders_at_the_broker(
     assert cancelled and all("broker confirmed in" in f["reason"] for f in cancelled)
     confirmations = session._engine.broker.last_cancel
     assert confirmations and all(c.confirmed for c in confirmations)
+
+
+def test_a_simulated_broker_block_keeps_its_fill_model():
+    bot = demo_bot(broker={"kind": "simulated", "slippage_bps": 5})
+    assert bot.broker_config().slippage_bps == 5
+    assert demo_bot(broker={"slippage_bps": 2}).broker_config().slippage_bps == 2
+    alpaca = demo_bot(broker={"kind": "alpaca_paper", "calendar": "equities"})
+    assert alpaca.broker_config().slippage_bps == 0  # the fill model's defaults
