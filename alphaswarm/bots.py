@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
+from alphaswarm.broker.spec import split_broker_spec
 from alphaswarm.metrics import METRIC_ALIASES, STORED_METRICS
 from alphaswarm.model import ModelError
 from alphaswarm.risk.limits import RiskLimits
@@ -292,7 +293,7 @@ class Bot:
             raise BotSpecError(f"risk: expected a mapping, got {type(risk).__name__}")
         try:
             RiskLimits.from_spec(risk, universe)
-            BrokerConfig.from_dict(raw.get("broker"))
+            split_broker_spec(raw.get("broker"))
         except ModelError as exc:
             raise BotSpecError(str(exc)) from None
         except (TypeError, ValueError, OverflowError) as exc:  # a value of the wrong type
@@ -431,7 +432,7 @@ class Bot:
 
     def broker_config(self) -> BrokerConfig:
         """The bot's fill model settings."""
-        return BrokerConfig.from_dict(self.spec.get("broker"))
+        return BrokerConfig.from_dict(split_broker_spec(self.spec.get("broker"))[1])
 
     def make_feed(self) -> Feed:
         """The feed the bot's ``data:`` block describes."""

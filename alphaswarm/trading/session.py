@@ -24,6 +24,7 @@ import param
 
 from alphaswarm import tuning
 from alphaswarm.bots import Bot
+from alphaswarm.broker.spec import make_session_broker
 from alphaswarm.data.live import FeedEvent, is_live
 from alphaswarm.frames import FrameBus, make_frame
 from alphaswarm.killswitch import KillSwitchEngaged, kill_switch
@@ -33,7 +34,6 @@ from alphaswarm.runtime import engine_loop, get_ledger
 from alphaswarm.trading.engine import Engine
 from alphaswarm.trading.final_writes import final_writes
 from alphaswarm.trading.gate import GateRefused, GateResult, check_gate
-from alphaswarm.trading.paper_trading import SimulatedBroker
 from alphaswarm.trading.registry import registry
 
 if TYPE_CHECKING:
@@ -467,8 +467,11 @@ class PaperSession(param.Parameterized):
                     "errors": gate.errors,
                 },
             )
-        broker = SimulatedBroker(
-            self.starting_cash, broker_config, id_prefix=f"{self.paper_run_id}-"
+        broker = make_session_broker(
+            bot.spec.get("broker"),
+            self.starting_cash,
+            broker_config,
+            id_prefix=f"{self.paper_run_id}-",
         )
         bot_id = self.bot_id
         ks = kill_switch()
@@ -866,6 +869,8 @@ class PaperSession(param.Parameterized):
             "last_bar_ts": engine.last_ts.isoformat() if engine.last_ts else None,
             "peak_equity": engine.state.peak_equity,
             "mode": engine.trading_mode(),
+            # a real broker: its order ids beside ours
+            **({"broker": broker.to_dict()} if hasattr(broker, "to_dict") else {}),
         }
 
     def _consume(self) -> None:
@@ -1146,6 +1151,9 @@ class PaperSession(param.Parameterized):
             error=prepared["error"],
             ended_at=prepared["at"],
         )
+        release = getattr(self._engine.broker, "close", None) if self._engine else None
+        if release is not None:  # a real broker's connections; off the kill switch's clock
+            threading.Thread(target=release, name="broker-close", daemon=True).start()
         if not committed:  # before waiters wake: they find it queued
             final_writes().submit(self, prepared)
         self._done.set()

@@ -1,0 +1,34 @@
+"""Brokers behind one interface: the simulator and real paper accounts.
+
+:class:`~alphaswarm.broker.base.Broker` is what the kit asks of a broker;
+:mod:`alphaswarm.broker.simulated` puts the fill model behind it and
+:mod:`alphaswarm.broker.alpaca` an Alpaca paper account (``pip install
+'alphaswarm[alpaca]'``). :class:`~alphaswarm.broker.bridge.EngineBroker` lets the
+bar engine trade through any of them.
+"""
+
+from __future__ import annotations
+
+from alphaswarm.broker.base import (
+    Broker,
+    BrokerAccount,
+    BrokerAuthError,
+    BrokerError,
+    BrokerUnavailable,
+    CancelConfirmation,
+    OrderUpdate,
+    ReconcileReport,
+    UpdateKind,
+)
+
+__all__ = [
+    "Broker",
+    "BrokerAccount",
+    "BrokerAuthError",
+    "BrokerError",
+    "BrokerUnavailable",
+    "CancelConfirmation",
+    "OrderUpdate",
+    "ReconcileReport",
+    "UpdateKind",
+]

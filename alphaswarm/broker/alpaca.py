@@ -1,0 +1,840 @@
+"""Alpaca paper trading behind the :class:`~alphaswarm.broker.base.Broker` interface.
+
+Orders go out through alpaca-py's :class:`alpaca.trading.client.TradingClient`;
+order events come back on its ``trade_updates`` stream
+(:class:`alpaca.trading.stream.TradingStream`, run on a background thread) and
+are applied to the kit's orders when :meth:`AlpacaPaperBroker.poll_updates` is
+called, on the caller's thread.
+
+Guarantees
+----------
+* **Keys** come only from environment variables (``ALPACA_API_KEY`` /
+  ``ALPACA_SECRET_KEY`` by default, the same as the Alpaca data feed, or the names
+  given as ``key_env``/``secret_env``). They are never part of ``repr``, a log line
+  or an order.
+* **Idempotent submission.** Every order carries ``client_order_id =
+  "aw-" + our order id``. When a submission gets no answer (timeout, dropped
+  connection, HTTP 5xx), the order is looked up by that client order id before it
+  is sent again, so a retry never places it twice. When the broker stays silent the
+  order is left unconfirmed and the broker refuses new orders (fail closed) until
+  :meth:`AlpacaPaperBroker.reconcile` reads the account back.
+* **One update per change.** Fills are derived from the broker's cumulative
+  ``filled_qty``, so an event seen twice (a stream replay, or the stream and a REST
+  read of the same order) produces one fill.
+* **Restart.** :meth:`AlpacaPaperBroker.reconcile` reads open orders and positions
+  back and re-adopts the open orders whose client order id is ours.
+* **Market hours.** Orders are refused (``market_closed``) while the calendar says
+  the market is closed.
+
+Alpaca order states map onto the kit's lifecycle: ``new``/``accepted``/``pending_*``
+/``held``/``done_for_day`` → accepted (or partially filled once a fill arrived),
+``partially_filled`` → partially filled, ``filled`` → filled, ``canceled`` →
+cancelled (``broker_cancelled``), ``expired`` → cancelled (``expired``),
+``rejected`` → rejected (``broker_rejected``, with the broker's message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import queue
+import threading
+import time
+import warnings
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from alphaswarm.broker.base import (
+    Broker,
+    BrokerAccount,
+    BrokerAuthError,
+    BrokerError,
+    BrokerUnavailable,
+    CancelConfirmation,
+    OrderUpdate,
+    ReconcileReport,
+    UpdateKind,
+)
+from alphaswarm.data.live.alpaca import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV
+from alphaswarm.data.live.hours import market_hours
+from alphaswarm.model import (
+    Fill,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from alphaswarm.data.live.hours import MarketHours
+
+__all__ = ["AlpacaPaperBroker", "CLIENT_ID_PREFIX", "kit_status"]
+
+log = logging.getLogger(__name__)
+
+#: Prefix of every client order id the kit sends.
+CLIENT_ID_PREFIX = "aw-"
+
+_OPEN_BROKER_STATES = {
+    "new", "accepted", "pending_new", "accepted_for_bidding", "partially_filled",
+    "pending_cancel", "pending_replace", "held", "calculated", "done_for_day",
+    "stopped", "suspended",
+}  # fmt: skip
+_CLOSED_BROKER_STATES = {"filled": OrderStatus.FILLED, "canceled": OrderStatus.CANCELLED,
+                         "expired": OrderStatus.CANCELLED, "rejected": OrderStatus.REJECTED,
+                         "replaced": OrderStatus.CANCELLED}  # fmt: skip
+_REASON_CODES = {"canceled": "broker_cancelled", "expired": "expired",
+                 "rejected": "broker_rejected", "replaced": "replaced"}  # fmt: skip
+_EVENT_KINDS = {
+    "new": UpdateKind.ACCEPTED,
+    "accepted": UpdateKind.ACCEPTED,
+    "partial_fill": UpdateKind.PARTIALLY_FILLED,
+    "fill": UpdateKind.FILLED,
+    "canceled": UpdateKind.CANCELLED,
+    "expired": UpdateKind.EXPIRED,
+    "rejected": UpdateKind.REJECTED,
+    "replaced": UpdateKind.REPLACED,
+}
+
+
+def kit_status(broker_status: str, filled_qty: float = 0.0) -> tuple[OrderStatus, str]:
+    """The kit's order status and reason code for an Alpaca order status.
+
+    Parameters
+    ----------
+    broker_status : str
+        Alpaca's ``status`` field of an order.
+    filled_qty : float
+        The order's cumulative filled quantity.
+
+    Returns
+    -------
+    (OrderStatus, str)
+        The status and the reason code (empty for a working order).
+    """
+    if broker_status in _CLOSED_BROKER_STATES:
+        return _CLOSED_BROKER_STATES[broker_status], _REASON_CODES.get(broker_status, "")
+    if broker_status == "partially_filled" or filled_qty > 1e-12:
+        return OrderStatus.PARTIALLY_FILLED, "partial"
+    if broker_status in _OPEN_BROKER_STATES:
+        return OrderStatus.ACCEPTED, ""
+    raise BrokerError(f"alpaca: unknown order status {broker_status!r}")
+
+
+def _sdk() -> Any:
+    """Import alpaca-py's trading modules (the stream's import of websockets warns)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import alpaca.common.exceptions
+            import alpaca.trading.client
+            import alpaca.trading.enums
+            import alpaca.trading.requests
+            import alpaca.trading.stream  # noqa: F401
+    except ImportError:  # pragma: no cover - the extra is missing
+        raise BrokerError(
+            "broker: 'alpaca_paper' needs the alpaca-py package: pip install 'alphaswarm[alpaca]'"
+        ) from None
+    import alpaca
+
+    return alpaca
+
+
+def _utc(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _float(value: Any) -> float:
+    return float(value) if value not in (None, "") else 0.0
+
+
+class AlpacaPaperBroker(Broker):
+    """Orders to an Alpaca paper account, fills from its ``trade_updates`` stream.
+
+    Parameters
+    ----------
+    id_prefix : str
+        Prefix of our order ids (a run id); the client order ids derive from them, so
+        a restart with the same prefix recognises its own open orders.
+    key_env, secret_env : str
+        Names of the environment variables holding the API keys.
+    urls : dict, optional
+        ``{trading, stream}`` base URL overrides (a proxy, the test loopback).
+    calendar : str
+        Market calendar deciding when orders may go out (``equities``, ``24x7``,
+        or an ``exchange_calendars`` name).
+    timeout : float
+        Seconds to wait for one REST answer.
+    retries : int
+        Further submission attempts after a submission that got no answer.
+    stream : bool
+        Start the ``trade_updates`` stream (off: updates come from :meth:`sync_orders`).
+    clock : callable, optional
+        Returns the current UTC time (for the market-hours check); wall clock by default.
+
+    Raises
+    ------
+    BrokerError
+        When a key variable is unset or empty.
+    """
+
+    kind = "alpaca_paper"
+
+    def __init__(
+        self,
+        id_prefix: str = "",
+        *,
+        key_env: str = DEFAULT_KEY_ENV,
+        secret_env: str = DEFAULT_SECRET_ENV,
+        urls: dict[str, str] | None = None,
+        calendar: str = "equities",
+        timeout: float = 10.0,
+        retries: int = 2,
+        stream: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        urls = dict(urls or {})
+        unknown = set(urls) - {"trading", "stream"}
+        if unknown:
+            raise BrokerError(
+                f"broker.urls: unknown key(s) {sorted(unknown)}; allowed: trading, stream"
+            )
+        key, secret = os.environ.get(key_env, ""), os.environ.get(secret_env, "")
+        missing = [n for n, v in ((key_env, key), (secret_env, secret)) if not v]
+        if missing:
+            raise BrokerError(
+                f"alpaca: no API keys: set the environment variable(s) {', '.join(missing)}"
+            )
+        self.key_env, self.secret_env = key_env, secret_env
+        self.urls = urls
+        self.hours: MarketHours = market_hours(calendar)
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._prefix = id_prefix
+        self._seq = 0
+        self.orders: dict[str, Order] = {}
+        self._by_cid: dict[str, Order] = {}
+        self._broker_ids: dict[str, str] = {}  # our order id -> broker order id
+        self._by_broker_id: dict[str, Order] = {}
+        self._superseded: set[str] = set()  # broker ids of orders we replaced
+        self._replaces: dict[str, int] = {}  # our order id -> replacements sent
+        self._positions: dict[str, Position] = {}
+        self.fills: list[Fill] = []
+        self._fill_seq = 0
+        self._updates: list[OrderUpdate] = []
+        self._events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.available = True
+        self.unavailable_reason = ""
+        self.submissions = 0  # POST /v2/orders calls made
+        sdk = _sdk()
+        self._api_error = sdk.common.exceptions.APIError
+        self._client = sdk.trading.client.TradingClient(
+            key, secret, paper=True, raw_data=True, url_override=urls.get("trading")
+        )
+        self._client._session.request = _with_timeout(self._client._session.request, self.timeout)
+        self._stream: Any = None
+        self._thread: threading.Thread | None = None
+        if stream:
+            self._start_stream(key, secret)
+
+    def __repr__(self) -> str:
+        keys = f"${self.key_env}/${self.secret_env}"
+        return f"AlpacaPaperBroker(id_prefix={self._prefix!r}, keys from {keys})"
+
+    # -- ids --------------------------------------------------------------------------
+    def client_order_id(self, order_id: str) -> str:
+        """The client order id sent with our order ``order_id``."""
+        return f"{CLIENT_ID_PREFIX}{order_id}"
+
+    def broker_order_id(self, order_id: str) -> str:
+        """Alpaca's id of our order (empty until the broker acknowledged it)."""
+        return self._broker_ids.get(order_id, "")
+
+    def id_map(self) -> dict[str, str]:
+        """Our order id → Alpaca order id, for every acknowledged order."""
+        return dict(self._broker_ids)
+
+    def _next_order_id(self) -> str:
+        self._seq += 1
+        return f"{self._prefix}o{self._seq}"
+
+    def _ours(self, cid: str) -> str | None:
+        """Our order id inside a client order id (``-rN`` marks a replacement), or None."""
+        head = f"{CLIENT_ID_PREFIX}{self._prefix}o"
+        if not cid.startswith(head):
+            return None
+        number, _, replaced = cid[len(head) :].partition("-r")
+        if number.isdigit() and (not replaced or replaced.isdigit()):
+            return f"{self._prefix}o{number}"
+        return None
+
+    # -- stream -----------------------------------------------------------------------
+    def _start_stream(self, key: str, secret: str) -> None:
+        sdk = _sdk()
+        url = self.urls.get("stream")
+        self._stream = sdk.trading.stream.TradingStream(
+            key, secret, paper=True, raw_data=True, url_override=url
+        )
+        events = self._events
+
+        async def on_update(msg: dict[str, Any]) -> None:
+            events.put(msg.get("data") or {})
+
+        self._stream.subscribe_trade_updates(on_update)
+        self._thread = threading.Thread(
+            target=self._stream.run, name="alpaca-trade-updates", daemon=True
+        )
+        self._thread.start()
+        # orders wait until the stream listens: events from before it would be lost
+        deadline = time.monotonic() + self.timeout
+        while not self._stream._running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self._stream._running:
+            log.warning("alpaca trade_updates stream not connected; orders are read over REST")
+
+    def close(self) -> None:
+        """Stop the stream thread."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            deadline = time.monotonic() + 5
+            while stream._loop is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            loop = stream._loop
+            if loop is not None and loop.is_running():
+                try:
+                    # stop, then close the socket so the reader wakes now, not at its timeout
+                    asyncio.run_coroutine_threadsafe(stream.stop_ws(), loop).result(5)
+                    asyncio.run_coroutine_threadsafe(stream.close(), loop).result(5)
+                except (RuntimeError, TimeoutError, concurrent.futures.TimeoutError):
+                    pass  # the loop already ended
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        self._client._session.close()
+
+    # -- REST -------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run one REST call; no answer raises :class:`BrokerUnavailable`."""
+        try:
+            return fn()
+        except self._api_error as exc:
+            if exc.status_code is not None and exc.status_code >= 500:
+                raise BrokerUnavailable(f"alpaca: {what}: HTTP {exc.status_code}") from None
+            if exc.status_code == 401:
+                raise BrokerAuthError(
+                    f"alpaca refused the API keys from ${self.key_env}/${self.secret_env}: "
+                    f"{_api_message(exc)}"
+                ) from None
+            raise
+        except OSError as exc:
+            raise BrokerUnavailable(f"alpaca: {what}: no answer ({type(exc).__name__})") from None
+
+    def _lookup(self, cid: str) -> dict[str, Any] | None:
+        """The broker's order with client order id ``cid``, or None when it has none."""
+        try:
+            return self._call("order lookup", lambda: self._client.get_order_by_client_id(cid))
+        except self._api_error as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+    def _lookup_quietly(self, cid: str) -> dict[str, Any] | None:
+        try:
+            return self._lookup(cid)
+        except (BrokerError, self._api_error):
+            return None
+
+    def _fail_closed(self, reason: str) -> None:
+        if self.available:
+            log.warning("alpaca broker refuses new orders: %s", reason)
+        self.available, self.unavailable_reason = False, reason
+
+    def _request_for(self, request: OrderRequest, cid: str) -> Any:
+        sdk = _sdk()
+        rq, enums = sdk.trading.requests, sdk.trading.enums
+        common = {
+            "symbol": request.symbol,
+            "qty": request.qty,
+            "side": enums.OrderSide(request.side.value),
+            "time_in_force": enums.TimeInForce(request.time_in_force.value),
+            "client_order_id": cid,
+        }
+        kind = request.type
+        if kind is OrderType.MARKET:
+            return rq.MarketOrderRequest(**common)
+        if kind is OrderType.LIMIT:
+            return rq.LimitOrderRequest(limit_price=request.limit_price, **common)
+        if kind is OrderType.STOP:
+            return rq.StopOrderRequest(stop_price=request.stop_price, **common)
+        if kind is OrderType.STOP_LIMIT:
+            return rq.StopLimitOrderRequest(
+                limit_price=request.limit_price, stop_price=request.stop_price, **common
+            )
+        return rq.TrailingStopOrderRequest(trail_percent=request.trail_pct * 100, **common)
+
+    # -- orders -----------------------------------------------------------------------
+    def _refuse(self, order: Order, code: str, reason: str) -> Order:
+        order.status, order.reason_code, order.reason = OrderStatus.REJECTED, code, reason
+        self._updates.append(
+            OrderUpdate(UpdateKind.REJECTED, order, None, "", reason, order.created_at)
+        )
+        return order
+
+    def submit(self, request: OrderRequest, ts: datetime | None = None) -> Order:
+        """Send an order to Alpaca.
+
+        Returns the order accepted (``accepted``), rejected with Alpaca's message
+        (``broker_rejected``) or refused before sending (``broker_unavailable``,
+        ``market_closed``, ``unsupported``). When Alpaca gives no answer after the
+        retries, the order stays ``new`` with reason code ``broker_unconfirmed`` and
+        the broker refuses further orders until :meth:`reconcile`.
+        """
+        now = self._clock()
+        order = Order(self._next_order_id(), request, ts or now, 0, updated_at=ts or now)
+        self.orders[order.id] = order
+        if not self.available:
+            return self._refuse(
+                order, "broker_unavailable",
+                f"broker not answering, new orders refused: {self.unavailable_reason}",
+            )  # fmt: skip
+        if not self.hours.is_open(now):
+            opens = self.hours.next_open(now)
+            return self._refuse(
+                order,
+                "market_closed",
+                f"market closed ({self.hours.name}); next open {opens:%Y-%m-%d %H:%M} UTC",
+            )
+        if request.is_bracket:
+            return self._refuse(order, "unsupported", "bracket orders are not routed to Alpaca yet")
+        cid = self.client_order_id(order.id)
+        self._by_cid[cid] = order
+        payload = self._request_for(request, cid)
+        for attempt in range(self.retries + 1):
+            found: dict[str, Any] | None = None
+            try:
+                found = self._lookup(cid) if attempt else None
+                if found is None:
+                    self.submissions += 1
+                    found = self._call("submit", lambda: self._client.submit_order(payload))
+            except BrokerAuthError as exc:
+                self._fail_closed(str(exc))
+                return self._refuse(order, "broker_auth", str(exc))
+            except BrokerUnavailable as exc:
+                log.info("alpaca submit %s: %s (attempt %d)", order.id, exc, attempt + 1)
+                continue
+            except self._api_error as exc:
+                if attempt and exc.status_code == 422:
+                    # a resubmission clashing with our own client id: the first one landed
+                    found = self._lookup_quietly(cid)
+                if found is None:
+                    return self._refuse(
+                        order,
+                        "broker_rejected",
+                        f"alpaca rejected the order: {_api_message(exc)}",
+                    )
+            self._apply(order, found, None)
+            return order
+        order.reason_code = "broker_unconfirmed"
+        order.reason = (
+            f"no answer from alpaca after {self.retries + 1} attempt(s); unknown at the broker"
+        )
+        self._fail_closed(f"order {order.id} unconfirmed")
+        return order
+
+    def cancel(self, order_id: str) -> Order | None:
+        """Ask Alpaca to cancel an open order (the confirmation arrives as an update)."""
+        order = self.orders.get(order_id)
+        bid = self._broker_ids.get(order_id)
+        if order is None or not order.is_open or not bid:
+            return None
+        try:
+            self._call("cancel", lambda: self._client.cancel_order_by_id(bid))
+        except self._api_error as exc:
+            if exc.status_code == 422:  # no longer cancelable: read what it became
+                self.sync_orders([order])
+                return None
+            raise BrokerError(f"alpaca: cancel {order_id}: {_api_message(exc)}") from None
+        return order
+
+    def replace(
+        self,
+        order_id: str,
+        *,
+        qty: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> Order:
+        """Replace an open order at Alpaca; our id now names the replacing broker order."""
+        order = self.orders.get(order_id)
+        bid = self._broker_ids.get(order_id)
+        if order is None or not order.is_open or not bid:
+            raise BrokerError(f"replace: {order_id!r} is not an open order")
+        rq = _sdk().trading.requests
+        self._replaces[order_id] = self._replaces.get(order_id, 0) + 1
+        cid = f"{self.client_order_id(order_id)}-r{self._replaces[order_id]}"
+        fields: dict[str, Any] = {
+            "qty": int(qty) if qty is not None and float(qty).is_integer() else qty,
+            "limit_price": limit_price,
+            "stop_price": stop_price,
+            "client_order_id": cid,
+        }
+        data = rq.ReplaceOrderRequest(**{k: v for k, v in fields.items() if v is not None})
+        try:
+            raw = self._call("replace", lambda: self._client.replace_order_by_id(bid, data))
+        except self._api_error as exc:
+            raise BrokerError(f"alpaca: replace {order_id}: {_api_message(exc)}") from None
+        if qty is not None:
+            order.request.qty = float(qty)
+        if limit_price is not None:
+            order.request.limit_price = float(limit_price)
+        if stop_price is not None:
+            order.request.stop_price = float(stop_price)
+        self._superseded.add(bid)
+        self._by_cid[raw["client_order_id"]] = order
+        self._apply(order, raw, None, kind=UpdateKind.REPLACED)
+        return order
+
+    def cancel_all(
+        self, reason: str = "cancel all", timeout: float = 10.0
+    ) -> list[CancelConfirmation]:
+        """Cancel every open order at Alpaca and wait for each confirmation.
+
+        A confirmation is the order seen in a final state (``canceled``, or
+        ``filled`` if it filled first) on the stream or by a REST read. Orders still
+        open after ``timeout`` seconds, or every order when Alpaca does not answer,
+        are reported unconfirmed and the broker refuses new orders.
+        """
+        self._drain()
+        start = time.perf_counter()
+        try:
+            answers = self._call("cancel all", self._client.cancel_orders)
+        except (BrokerUnavailable, self._api_error) as exc:
+            detail = _api_message(exc) if isinstance(exc, self._api_error) else str(exc)
+            self._fail_closed(f"cancel all: {detail}")
+            spent = time.perf_counter() - start
+            return [
+                CancelConfirmation(
+                    o.id, self.broker_order_id(o.id), False, o.status.value, spent, detail
+                )
+                for o in self.open_orders()
+            ]
+        targets: dict[str, tuple[Order | None, str]] = {}
+        for answer in answers or []:
+            bid = str(answer.get("id", ""))
+            order = self._by_broker_id.get(bid)
+            body = answer.get("body") or {}
+            if order is None and body.get("client_order_id"):
+                order = self._by_cid.get(body["client_order_id"])
+            status = int(answer.get("status", 0))
+            targets[bid] = (
+                order,
+                "" if status < 400 else f"HTTP {status}: {body.get('message', '')}",
+            )
+        for order in self.open_orders():  # open here but not in the answer: still confirm
+            bid = self.broker_order_id(order.id)
+            targets.setdefault(bid, (order, ""))
+        results: dict[str, CancelConfirmation] = {}
+        deadline = start + timeout
+        next_read = start
+        while len(results) < len(targets):
+            self._drain()
+            now = time.perf_counter()
+            read = now >= next_read
+            for bid, (order, detail) in targets.items():
+                if bid in results:
+                    continue
+                if order is not None and not order.is_open:
+                    results[bid] = CancelConfirmation(
+                        order.id, bid, True, order.status.value, now - start, detail
+                    )
+                elif read:
+                    raw = self._read(bid)
+                    if raw is not None and raw.get("status") not in _OPEN_BROKER_STATES:
+                        if order is not None:
+                            self._apply(order, raw, None)
+                        status = kit_status(raw["status"])[0].value
+                        results[bid] = CancelConfirmation(
+                            order.id if order is not None else "", bid, True, status,
+                            time.perf_counter() - start, detail,
+                        )  # fmt: skip
+            if read:
+                next_read = time.perf_counter() + 0.05
+            if time.perf_counter() > deadline:
+                break
+            time.sleep(0.005)
+        spent = time.perf_counter() - start
+        out = [
+            results.get(bid)
+            or CancelConfirmation(
+                order.id if order else "",
+                bid,
+                False,
+                order.status.value if order else "unknown",
+                spent,
+                detail or f"no confirmation within {timeout:g}s",
+            )  # fmt: skip
+            for bid, (order, detail) in targets.items()
+        ]
+        if any(not c.confirmed for c in out):
+            self._fail_closed("cancel all: not every cancel was confirmed")
+        return out
+
+    def _read(self, bid: str) -> dict[str, Any] | None:
+        try:
+            return self._call("order read", lambda: self._client.get_order_by_id(bid))
+        except (BrokerUnavailable, self._api_error):
+            return None
+
+    # -- state ------------------------------------------------------------------------
+    def open_orders(self) -> list[Order]:
+        """Our orders that may still fill."""
+        return [
+            o for o in self.orders.values() if o.is_open and o.reason_code != "broker_unconfirmed"
+        ]
+
+    def positions(self) -> dict[str, Position]:
+        """Positions by symbol (from fills seen, or read back by :meth:`reconcile`)."""
+        return {s: p for s, p in self._positions.items() if abs(p.qty) > 1e-12}
+
+    def account(self) -> BrokerAccount:
+        """The paper account's balances, read from Alpaca."""
+        raw = self._call("account", self._client.get_account)
+        return BrokerAccount(
+            cash=_float(raw.get("cash")),
+            equity=_float(raw.get("equity")),
+            buying_power=_float(raw.get("buying_power")),
+            currency=raw.get("currency") or "USD",
+            status=str(raw.get("status", "")),
+        )
+
+    def poll_updates(self) -> list[OrderUpdate]:
+        """Apply the stream's events received so far; the resulting changes, oldest first."""
+        self._drain()
+        out, self._updates = self._updates, []
+        return out
+
+    def sync_orders(self, orders: list[Order] | None = None) -> None:
+        """Read our open orders back over REST (what a dropped stream may have missed)."""
+        for order in list(orders if orders is not None else self.open_orders()):
+            bid = self._broker_ids.get(order.id)
+            raw = self._read(bid) if bid else self._lookup(self.client_order_id(order.id))
+            if raw is not None:
+                self._apply(order, raw, None)
+
+    def reconcile(self) -> ReconcileReport:
+        """Read Alpaca's orders and positions back (on start, or after an outage).
+
+        Our orders (by client order id) are adopted or brought up to date, order ids
+        continue after the highest one found, positions are replaced by Alpaca's, and
+        the broker accepts orders again.
+
+        Raises
+        ------
+        BrokerUnavailable
+            When Alpaca does not answer (the broker keeps refusing orders).
+        """
+        rq, enums = _sdk().trading.requests, _sdk().trading.enums
+        every = rq.GetOrdersRequest(status=enums.QueryOrderStatus.ALL, limit=500)
+        raws = self._call("order list", lambda: self._client.get_orders(every))
+        report = ReconcileReport()
+        for raw in raws:
+            cid = raw.get("client_order_id") or ""
+            ours = self._ours(cid)
+            is_open = raw.get("status") in _OPEN_BROKER_STATES
+            if ours is None:
+                if is_open:
+                    report.foreign.append(str(raw["id"]))
+                    if cid.startswith(CLIENT_ID_PREFIX):
+                        report.other_runs.append(str(raw["id"]))
+                continue
+            self._seq = max(self._seq, int(ours[len(self._prefix) + 1 :]))
+            if raw.get("status") == "replaced" or str(raw.get("id")) in self._superseded:
+                continue  # a replaced order: its successor carries the order on
+            order = self._by_cid.get(cid)
+            if order is None:
+                if not is_open:
+                    continue
+                order = _order_from_broker(ours, raw)
+                self.orders[order.id] = order
+                self._by_cid[cid] = order
+                report.adopted.append(order)
+            self._apply(order, raw, None, quiet=order in report.adopted)
+        for order in self.orders.values():  # unconfirmed orders Alpaca never got
+            if order.reason_code == "broker_unconfirmed" and order.id not in self._broker_ids:
+                self._refuse(
+                    order,
+                    "broker_unconfirmed",
+                    "never reached the broker (none found on reconcile)",
+                )
+        positions = self._call("positions", self._client.get_all_positions)
+        self._positions = {}
+        for raw in positions:
+            qty = _float(raw.get("qty"))
+            if raw.get("side") == "short" and qty > 0:
+                qty = -qty
+            self._positions[raw["symbol"]] = Position(
+                raw["symbol"], qty, _float(raw.get("avg_entry_price")),
+                last_price=_float(raw.get("current_price")),
+            )  # fmt: skip
+            report.positions[raw["symbol"]] = qty
+        self.available, self.unavailable_reason = True, ""
+        return report
+
+    # -- applying broker state ----------------------------------------------------------
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = self._events.get_nowait()
+            except queue.Empty:
+                return
+            raw = data.get("order") or {}
+            order = self._by_cid.get(raw.get("client_order_id") or "")
+            if order is None:
+                order = self._by_broker_id.get(str(raw.get("id", "")))
+            if order is None:
+                continue  # not ours
+            event = str(data.get("event", ""))
+            if str(raw.get("id", "")) in self._superseded:
+                continue  # news of an order we replaced: its successor is followed
+            price = data.get("price")
+            self._apply(
+                order, raw, _float(price) if price not in (None, "") else None,
+                kind=_EVENT_KINDS.get(event), at=_utc(data.get("timestamp")),
+            )  # fmt: skip
+
+    def _apply(
+        self,
+        order: Order,
+        raw: dict[str, Any],
+        price: float | None,
+        *,
+        kind: UpdateKind | None = None,
+        at: datetime | None = None,
+        quiet: bool = False,
+    ) -> None:
+        """Bring ``order`` up to the broker's view ``raw``; record what changed."""
+        bid = str(raw.get("id", ""))
+        if bid and raw.get("status") != "replaced":
+            old = self._broker_ids.get(order.id)
+            if old and old != bid:
+                self._by_broker_id.pop(old, None)
+            self._broker_ids[order.id] = bid
+            self._by_broker_id[bid] = order
+        at = at or _utc(raw.get("updated_at")) or self._clock()
+        cum = _float(raw.get("filled_qty"))
+        if not quiet and (cum < order.filled_qty - 1e-9 or not order.is_open):
+            return  # an older view than ours (a late or replayed event): nothing new
+        fill = None
+        if cum > order.filled_qty + 1e-9 and not quiet:
+            fill = self._fill(order, raw, cum, price, at)
+        elif quiet:
+            order.filled_qty, order.avg_fill_price = cum, _float(raw.get("filled_avg_price"))
+        status, code = kit_status(str(raw.get("status", "")), cum)
+        changed = status is not order.status or fill is not None
+        if status is OrderStatus.ACCEPTED and order.status is OrderStatus.PARTIALLY_FILLED:
+            status, code = order.status, "partial"  # a late "new" never undoes a fill
+            changed = fill is not None
+        order.status = status
+        order.updated_at = at
+        order.reason_code = code
+        if status is OrderStatus.REJECTED:
+            order.reason = "rejected by alpaca after acceptance"
+        elif status is OrderStatus.CANCELLED:
+            order.reason = f"{raw.get('status')} at alpaca"
+        elif status is OrderStatus.PARTIALLY_FILLED:
+            order.reason = f"partially filled {order.filled_qty:g} of {order.qty:g}"
+        elif status is OrderStatus.ACCEPTED:
+            order.reason = "working at alpaca"
+        elif status is OrderStatus.FILLED:
+            order.reason_code, order.reason = "", ""
+        if kind is UpdateKind.REPLACED:
+            changed = True
+        if not changed or quiet:
+            return
+        if fill is not None:
+            kind = (
+                UpdateKind.FILLED if status is OrderStatus.FILLED else UpdateKind.PARTIALLY_FILLED
+            )
+        elif kind is None or kind in (UpdateKind.PARTIALLY_FILLED, UpdateKind.FILLED):
+            kind = _status_kind(status, str(raw.get("status")))
+        self._updates.append(OrderUpdate(kind, order, fill, bid, order.reason, at))
+
+    def _fill(self, order: Order, raw: dict[str, Any], cum: float, price: float | None,
+              at: datetime) -> Fill:  # fmt: skip
+        qty = cum - order.filled_qty
+        avg = _float(raw.get("filled_avg_price"))
+        if price is None:  # from the change of the broker's average price
+            price = (avg * cum - order.avg_fill_price * order.filled_qty) / qty if avg else 0.0
+        self._fill_seq += 1
+        fill = Fill(f"{self._prefix}f{self._fill_seq}", order.id, order.symbol, order.side,
+                    qty, price, 0.0, at)  # fmt: skip
+        order.avg_fill_price = avg or (
+            (order.avg_fill_price * order.filled_qty + price * qty) / cum
+        )
+        order.filled_qty = cum
+        pos = self._positions.get(order.symbol)
+        if pos is None:
+            pos = self._positions[order.symbol] = Position(order.symbol)
+        pos.apply_fill(order.side, qty, price)
+        pos.last_price = price
+        self.fills.append(fill)
+        return fill
+
+
+def _status_kind(status: OrderStatus, broker_status: str) -> UpdateKind:
+    if status is OrderStatus.CANCELLED:
+        return UpdateKind.EXPIRED if broker_status == "expired" else UpdateKind.CANCELLED
+    return {
+        OrderStatus.REJECTED: UpdateKind.REJECTED,
+        OrderStatus.FILLED: UpdateKind.FILLED,
+        OrderStatus.PARTIALLY_FILLED: UpdateKind.PARTIALLY_FILLED,
+    }.get(status, UpdateKind.ACCEPTED)
+
+
+def _order_from_broker(order_id: str, raw: dict[str, Any]) -> Order:
+    """Rebuild one of our orders from Alpaca's record of it (on restart)."""
+    kind = OrderType(raw.get("order_type") or raw.get("type") or "market")
+    trail = raw.get("trail_percent")
+    request = OrderRequest(
+        raw["symbol"],
+        Side(raw["side"]),
+        _float(raw.get("qty")),
+        kind,
+        limit_price=_float(raw["limit_price"]) if raw.get("limit_price") else None,
+        stop_price=_float(raw["stop_price"]) if raw.get("stop_price") else None,
+        trail_pct=_float(trail) / 100 if trail else None,
+        time_in_force=TimeInForce(raw.get("time_in_force", "day")),
+    )
+    created = _utc(raw.get("created_at")) or datetime.now(UTC)
+    order = Order(order_id, request, created, 0, updated_at=created)
+    order.history.append("read back from alpaca on reconcile")
+    return order
+
+
+def _api_message(exc: Any) -> str:
+    """Alpaca's error message (the ``message`` of its JSON error body)."""
+    try:
+        message = exc.message
+    except Exception:  # noqa: BLE001 - a body that is not JSON
+        message = str(exc)
+    return f"{message} (HTTP {exc.status_code})"
+
+
+def _with_timeout(request: Callable[..., Any], timeout: float) -> Callable[..., Any]:
+    """``requests.Session.request`` with a default timeout (alpaca-py sets none)."""
+
+    def call(method: str, url: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", timeout)
+        return request(method, url, **kwargs)
+
+    return call
