@@ -405,8 +405,25 @@ class Dashboard(pn.viewable.Viewer):
         self.view_holder.objects = [self.view]
         return self.view
 
+    def page(self) -> Any:
+        """The content of a page other than the overview (``None`` on the overview)."""
+        from alphaswarm.ui.pages.dispatch import page_content
+
+        return page_content(self.route, self.ledger)
+
     def main(self) -> list[Any]:
         """The main area's objects."""
+        from alphaswarm.ui.pages.html import nav_bar
+
+        other = self.page()
+        if other is not None:
+            current = {"bots": "Bots", "bot": "Bots", "sweeps": "Sweeps", "sweep": "Sweeps"}
+            return [
+                self.history,
+                self.kill_switch.details,
+                pn.pane.HTML(nav_bar(current.get(self.route.page, "")), margin=(0, 10)),
+                other,
+            ]
         runs_page = pn.Column(
             pn.pane.Markdown("### Paper runs", margin=(0, 10)),
             self.runs,
@@ -416,6 +433,7 @@ class Dashboard(pn.viewable.Viewer):
         return [
             self.history,
             self.kill_switch.details,
+            pn.pane.HTML(nav_bar("Overview"), margin=(0, 10)),
             pn.Tabs(
                 ("Runs", runs_page),
                 ("All bots", self.multibot),
