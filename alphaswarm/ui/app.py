@@ -480,7 +480,8 @@ def dashboard(
     template = pn.template.FastListTemplate(
         title="AlphaSwarm",
         header=[banner(), board.kill_switch.header],
-        sidebar=[board.form],
+        # the start form belongs to the run pages; the other pages carry their own actions
+        sidebar=[board.form] if board.route.page in ("overview", "runs", "run") else [],
         main=board.main(),
         header_background="#263238",
         accent_base_color="#1565c0",

@@ -98,10 +98,10 @@ class BotPage(pn.viewable.Viewer):
             label="Starting cash", value=100_000.0, start=1.0, step=1000.0, width=140
         )
         self.duration_input = pn.widgets.FloatInput(
-            label="Session minutes (0 = until stopped)", value=60.0, start=0.0, width=200
+            label="Minutes (0 = until stopped)", value=60.0, start=0.0, width=200
         )
         self.speed_input = pn.widgets.FloatInput(
-            label="Speed (× real time, 0 = fastest)", value=60.0, start=0.0, width=200
+            label="Speed (× real time, 0 = max)", value=60.0, start=0.0, width=200
         )
         self.paper_button = pn.widgets.Button(
             label="Start paper session", color="success", css_classes=["alphaswarm-start-paper"]
@@ -231,7 +231,7 @@ class BotPage(pn.viewable.Viewer):
         self.outcome.visible = True
         self.message = plain
 
-    def _on_reason(self, _event: param.parameterized.Event) -> None:
+    def _on_reason(self, *_events: param.parameterized.Event) -> None:
         typed = self.reason_input.value_input or self.reason_input.value or ""
         self.force_button.disabled = not typed.strip()
 
