@@ -69,6 +69,7 @@ def negotiate_pages(server: Server) -> None:
     find_handler = app.find_handler
     patterns = negotiated_patterns()
     slashed = _trailing_slash_patterns()
+
     def is_page(rule: Any) -> bool:
         return isinstance(rule.target, type) and issubclass(rule.target, DocHandler)
 

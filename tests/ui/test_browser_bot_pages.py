@@ -77,7 +77,12 @@ def fits_the_width(page, selector: str) -> bool:
     """Whether the page content ``selector`` is inside the viewport's width, with a width."""
     box = page.locator(selector).bounding_box()
     width = page.viewport_size["width"]
-    return box is not None and box["x"] >= 0 and 0 < box["width"] and box["x"] + box["width"] <= width + 1
+    return (
+        box is not None
+        and box["x"] >= 0
+        and 0 < box["width"]
+        and box["x"] + box["width"] <= width + 1
+    )
 
 
 def test_bots_page_lists_bots_and_registers_from_yaml(page, site, errors):

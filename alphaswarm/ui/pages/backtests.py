@@ -90,6 +90,7 @@ class BacktestPage(pn.viewable.Viewer):
             ["metric", "stored value"],
             [(name, fmt_number(row.get(name), spec)) for name, spec in STORED_METRICS],
             "alphaswarm-backtest-metrics",
+            full_width=False,
         )
 
     def _head(self) -> str:
@@ -147,4 +148,6 @@ class BacktestPage(pn.viewable.Viewer):
                     css_classes=["alphaswarm-backtest-result"],
                 ),
             ]
-        return pn.Column(*parts, sizing_mode="stretch_width", css_classes=["alphaswarm-backtest-page"])
+        return pn.Column(
+            *parts, sizing_mode="stretch_width", css_classes=["alphaswarm-backtest-page"]
+        )

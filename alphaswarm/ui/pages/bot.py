@@ -81,7 +81,9 @@ class BotPage(pn.viewable.Viewer):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.record = self.ledger_().get_bot(self.bot_id)
-        self.header = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["alphaswarm-bot-head"])
+        self.header = pn.pane.HTML(
+            "", sizing_mode="stretch_width", css_classes=["alphaswarm-bot-head"]
+        )
         self.gate = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["alphaswarm-gate"])
         self.spec = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["alphaswarm-spec"])
         self.versions = pn.pane.HTML("", sizing_mode="stretch_width")
@@ -90,7 +92,9 @@ class BotPage(pn.viewable.Viewer):
         self.diff = pn.pane.HTML("", sizing_mode="stretch_width")
         self.backtests = pn.pane.HTML("", sizing_mode="stretch_width")
         self.runs = pn.pane.HTML("", sizing_mode="stretch_width")
-        self.bars_input = pn.widgets.IntInput(label="Bars", value=2000, start=10, step=500, width=140)
+        self.bars_input = pn.widgets.IntInput(
+            label="Bars", value=2000, start=10, step=500, width=140
+        )
         self.backtest_button = pn.widgets.Button(
             label="Run backtest", color="primary", css_classes=["alphaswarm-run-backtest"]
         )
@@ -151,7 +155,7 @@ class BotPage(pn.viewable.Viewer):
             f'<h2 style="margin:4px 0">{html.escape(rec["name"])}</h2>'
             f"<div>id <code>{html.escape(rec['id'])}</code> · latest version "
             f"<b>v{rec['latest_version']}</b> · registered {fmt_time(rec.get('created_at'))}"
-            f" · <a href=\"{page_path('bots')}\">all bots</a></div>"
+            f' · <a href="{page_path("bots")}">all bots</a></div>'
         )
         result, missing = evaluate(self.bot, ledger, rec["id"], rec["latest_version"])
         self.gate_result = result
@@ -179,7 +183,16 @@ class BotPage(pn.viewable.Viewer):
         self._show_diff()
         bts = ledger.backtests(self.bot_id)
         self.backtests.object = table(
-            ["backtest", "version", "created", "bars", "sharpe", "max drawdown", "return", "trades"],
+            [
+                "backtest",
+                "version",
+                "created",
+                "bars",
+                "sharpe",
+                "max drawdown",
+                "return",
+                "trades",
+            ],
             [
                 (
                     Link(r["id"], page_path("backtest", r["id"])),
@@ -221,7 +234,9 @@ class BotPage(pn.viewable.Viewer):
             self.diff.object = ""
             return
         self.diff.object = diff_html(
-            version_diff(self._versions[old]["spec"], self._versions[new]["spec"], f"v{old}", f"v{new}")
+            version_diff(
+                self._versions[old]["spec"], self._versions[new]["spec"], f"v{old}", f"v{new}"
+            )
         )
 
     # -- actions ------------------------------------------------------------------------
@@ -328,7 +343,10 @@ class BotPage(pn.viewable.Viewer):
             pn.pane.Markdown("### Actions"),
             pn.FlexBox(self.bars_input, self.backtest_button, align_items="flex-end"),
             pn.FlexBox(
-                self.cash_input, self.duration_input, self.speed_input, self.paper_button,
+                self.cash_input,
+                self.duration_input,
+                self.speed_input,
+                self.paper_button,
                 align_items="flex-end",
             ),
             self.reason_input,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alphaswarm.ui.routes import Route
+if TYPE_CHECKING:
+    from alphaswarm.ui.routes import Route
 
 
 def page_content(route: Route, ledger: Any = None) -> Any:

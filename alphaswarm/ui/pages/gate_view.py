@@ -43,7 +43,9 @@ def evaluate(bot: Bot, ledger: Ledger, bot_id: str, version: int) -> tuple[GateR
     return result, missing
 
 
-def rule_rows(bot: Bot, result: GateResult, missing: list[str], now: datetime | None = None) -> list[RuleRow]:
+def rule_rows(
+    bot: Bot, result: GateResult, missing: list[str], now: datetime | None = None
+) -> list[RuleRow]:
     """Every rule the gate applies, with its threshold, the judged value and the outcome."""
     rules = result.rules
     bt = result.backtest
@@ -102,9 +104,13 @@ def rule_rows(bot: Bot, result: GateResult, missing: list[str], now: datetime | 
         name = "win_rate" if metric["name"] == "hit_rate" else metric["name"]
         value = bt.get(name) if bt else None
         ok = value is not None and (
-            value >= metric["threshold"] if metric["direction"] == ">=" else value <= metric["threshold"]
+            value >= metric["threshold"]
+            if metric["direction"] == ">="
+            else value <= metric["threshold"]
         )
-        judged(f"metric {metric['name']}", f"{metric['direction']} {metric['threshold']:g}", value, ok)
+        judged(
+            f"metric {metric['name']}", f"{metric['direction']} {metric['threshold']:g}", value, ok
+        )
     rows.append(
         RuleRow(
             "kill switch attached",

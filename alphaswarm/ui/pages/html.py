@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
 #: The sections every page links to, in the nav bar.
-NAV_LINKS: tuple[tuple[str, str], ...] = (("Overview", "/"), ("Bots", "/bots"), ("Sweeps", "/sweeps"))
+NAV_LINKS: tuple[tuple[str, str], ...] = (
+    ("Overview", "/"),
+    ("Bots", "/bots"),
+    ("Sweeps", "/sweeps"),
+)
 
 TABLE_STYLE = (
     "<style>"
@@ -68,7 +74,11 @@ def _cell(value: Any) -> str:
 
 
 def table(
-    columns: Sequence[str], rows: Iterable[Sequence[Any]], css_class: str, empty: str = "none"
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    css_class: str,
+    empty: str = "none",
+    full_width: bool = True,
 ) -> str:
     """An HTML table (cells escaped; :class:`Link` cells become links).
 
@@ -82,6 +92,8 @@ def table(
         Class of the table (tests and styles find it by it).
     empty : str
         Text shown instead of an empty table.
+    full_width : bool
+        Stretch the table over the page (else it is as wide as its cells).
     """
     body = []
     for row in rows:
@@ -93,10 +105,12 @@ def table(
         )
         body.append(f"<tr>{cells}</tr>")
     if not body:
-        return f'<div class="{html.escape(css_class)} alphaswarm-empty"><i>{html.escape(empty)}</i></div>'
+        cls = html.escape(css_class)
+        return f'<div class="{cls} alphaswarm-empty"><i>{html.escape(empty)}</i></div>'
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    width = "" if full_width else ' style="min-width:0"'
     return (
-        f'{TABLE_STYLE}<div class="alphaswarm-table-wrap"><table class="alphaswarm-table '
+        f'{TABLE_STYLE}<div class="alphaswarm-table-wrap"><table{width} class="alphaswarm-table '
         f'{html.escape(css_class)}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
         "</tbody></table></div>"
     )

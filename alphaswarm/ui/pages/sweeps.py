@@ -33,9 +33,13 @@ TRIAL_METRICS = (
 STATUS_LABELS = {"running": "running", "done": "done", "cancelled": "cancelled", "failed": "failed"}
 
 
-def trials_frame(store: SweepStore, sweep_id: str) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
-    """A sweep's trials as one row each (params and metrics as columns), their
-    per-block moments (for PBO) and the swept parameter names."""
+def trials_frame(
+    store: SweepStore, sweep_id: str
+) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+    """A sweep's trials, their per-block moments (for PBO) and the swept parameters.
+
+    The trials come one row each, their params and metrics as columns.
+    """
     raw = store.trials(sweep_id)
     records, blocks, names = [], {}, []
     for row in raw.to_dict("records"):
@@ -44,7 +48,12 @@ def trials_frame(store: SweepStore, sweep_id: str) -> tuple[pd.DataFrame, dict[s
         for name in params:
             if name not in names:
                 names.append(name)
-        rec = {"trial_key": row["trial_key"], **params, "status": row["status"], "error": row["error"]}
+        rec = {
+            "trial_key": row["trial_key"],
+            **params,
+            "status": row["status"],
+            "error": row["error"],
+        }
         rec.update({k: v for k, v in metrics.items() if k not in ("blocks", "slice")})
         if row["status"] == "done" and "blocks" in metrics:
             blocks[row["trial_key"]] = metrics["blocks"]
@@ -111,7 +120,9 @@ class SweepPage(pn.viewable.Viewer):
             self.objective = config.get("objective") or "sharpe"
             self.frame, blocks, self.names = trials_frame(self.store, self.row["id"])
             if len(self.frame):
-                in_sample = self.frame[~self.frame["trial_key"].astype(str).str.startswith(OOS_PREFIX)]
+                in_sample = self.frame[
+                    ~self.frame["trial_key"].astype(str).str.startswith(OOS_PREFIX)
+                ]
                 n_family = self.store.family_trials(self.row.get("bot_id"))
                 self.report = overfit_report(in_sample, blocks, self.objective, n_family)
 
@@ -134,9 +145,11 @@ class SweepPage(pn.viewable.Viewer):
         ]
         if best is not None:
             params = ", ".join(f"{n}={best[n]}" for n in self.names)
+            key = html.escape(str(best["trial_key"])[:12])
+            sharpe = fmt_number(best.get("sharpe"), ".3f")
             parts.append(
-                f'<div class="alphaswarm-sweep-best">best trial <code>{html.escape(str(best["trial_key"])[:12])}'
-                f"</code>: {html.escape(params)} · sharpe {fmt_number(best.get('sharpe'), '.3f')}</div>"
+                f'<div class="alphaswarm-sweep-best">best trial <code>{key}</code>: '
+                f"{html.escape(params)} · sharpe {sharpe}</div>"
             )
         dsr, pbo = r.get("dsr", float("nan")), r.get("pbo", float("nan"))
         verdict = "passes" if r.get("passes_gate") else "does not pass"
@@ -210,7 +223,8 @@ class SweepPage(pn.viewable.Viewer):
             f'<h2 style="margin:4px 0">Sweep {html.escape(row["name"])}</h2>'
             f'<div class="alphaswarm-sweep-status">status <b>{html.escape(row["status"])}</b>'
             f" · trials {html.escape(counts or 'none')}{bot} · started "
-            f"{fmt_time(row.get('created_at'))} · <a href=\"{page_path('sweeps')}\">all sweeps</a></div>"
+            f"{fmt_time(row.get('created_at'))} · "
+            f'<a href="{page_path("sweeps")}">all sweeps</a></div>'
         )
         parts: list[Any] = [
             pn.pane.HTML(head, sizing_mode="stretch_width", css_classes=["alphaswarm-sweep-head"]),
