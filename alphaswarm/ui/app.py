@@ -411,19 +411,33 @@ class Dashboard(pn.viewable.Viewer):
 
         return page_content(self.route, self.ledger)
 
+    @staticmethod
+    def _follow_zone(nav: pn.pane.HTML, label: str, page: Any) -> None:
+        """Show times in the browser's zone once it reports it (after the page loads)."""
+        from alphaswarm.ui.pages.html import nav_bar
+
+        info = pn.state.browser_info
+        if info is None:
+            return
+
+        def retime(*_events: Any) -> None:
+            nav.object = nav_bar(label)
+            if page is not None:
+                page.retime()
+
+        info.param.watch(retime, "timezone")
+
     def main(self) -> list[Any]:
         """The main area's objects."""
         from alphaswarm.ui.pages.html import nav_bar
 
         other = self.page()
+        current = {"bots": "Bots", "bot": "Bots", "sweeps": "Sweeps", "sweep": "Sweeps"}
+        label = current.get(self.route.page, "") if other is not None else "Overview"
+        nav = pn.pane.HTML(nav_bar(label), margin=(0, 10))
+        self._follow_zone(nav, label, other)
         if other is not None:
-            current = {"bots": "Bots", "bot": "Bots", "sweeps": "Sweeps", "sweep": "Sweeps"}
-            return [
-                self.history,
-                self.kill_switch.details,
-                pn.pane.HTML(nav_bar(current.get(self.route.page, "")), margin=(0, 10)),
-                other,
-            ]
+            return [self.history, self.kill_switch.details, nav, other]
         runs_page = pn.Column(
             pn.pane.Markdown("### Paper runs", margin=(0, 10)),
             self.runs,
@@ -433,7 +447,7 @@ class Dashboard(pn.viewable.Viewer):
         return [
             self.history,
             self.kill_switch.details,
-            pn.pane.HTML(nav_bar("Overview"), margin=(0, 10)),
+            nav,
             pn.Tabs(
                 ("Runs", runs_page),
                 ("All bots", self.multibot),

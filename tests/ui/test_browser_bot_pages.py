@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import pytest
 import requests
 from playwright.sync_api import expect
@@ -226,3 +227,28 @@ def test_api_clients_keep_the_json_and_browsers_get_the_page(site, path):
     assert page.status_code == 200
     assert "text/html" in page.headers["Content-Type"]
     assert "<html" in page.text.lower()
+
+
+def test_times_are_in_the_browser_zone_and_named(browser, site):
+    context = browser.new_context(timezone_id="America/New_York", viewport=WIDE)
+    try:
+        page = context.new_page()
+        page.route(
+            re.compile(r"^https?://(?!127\.0\.0\.1[:/])"),
+            lambda route: route.fulfill(status=200, body="", content_type="text/css"),
+        )
+        page.goto(site["url"] + "/bots/ui-sma")
+        expect(page.locator(".alphaswarm-zone")).to_have_text(
+            "times in America/New_York", timeout=30_000
+        )
+        created = pd.Timestamp(site["ledger"].get_bot("ui-sma")["created_at"])
+        created = created.tz_localize("UTC") if created.tzinfo is None else created
+        local = created.tz_convert("America/New_York").strftime("%Y-%m-%d %H:%M:%S %Z")
+        expect(page.locator(".alphaswarm-bot-head")).to_contain_text(f"registered {local}")
+        page.goto(f"{site['url']}/backtests/{site['backtest']}")
+        expect(page.locator(".alphaswarm-backtest-page")).to_contain_text(
+            "(bar time)", timeout=30_000
+        )
+        expect(page.locator(".alphaswarm-zone")).to_have_text("times in America/New_York")
+    finally:
+        context.close()

@@ -19,7 +19,7 @@ from alphaswarm.bots import Bot
 from alphaswarm.ledger import LedgerError
 from alphaswarm.model import ModelError
 from alphaswarm.runtime import get_ledger
-from alphaswarm.ui.pages.html import fmt_number, fmt_time, table
+from alphaswarm.ui.pages.html import fmt_bar_time, fmt_number, fmt_time, table
 from alphaswarm.ui.routes import page_path
 
 STORED_METRICS = (
@@ -100,8 +100,8 @@ class BacktestPage(pn.viewable.Viewer):
             f'<h2 style="margin:4px 0">Backtest {html.escape(self.backtest_id)}</h2>'
             f'<div>bot <a class="alphaswarm-backtest-bot" href="{html.escape(bot_href)}">'
             f"{html.escape(row['bot_id'])}</a> v{row.get('bot_version')} · "
-            f"{fmt_time(row.get('start_ts'))} to {fmt_time(row.get('end_ts'))} · "
-            f"run {fmt_time(row.get('created_at'))}</div>"
+            f"bars {fmt_bar_time(row.get('start_ts'))} to {fmt_bar_time(row.get('end_ts'))} "
+            f"(bar time) · run {fmt_time(row.get('created_at'))}</div>"
         )
 
     def _drift(self) -> str:
@@ -118,6 +118,12 @@ class BacktestPage(pn.viewable.Viewer):
             "changed since): the plots show the re-run.</div>"
         )
 
+    def retime(self) -> None:
+        """Show the times again (the browser's zone became known)."""
+        head = getattr(self, "head", None)
+        if head is not None:
+            head.object = self._head() + self._drift()
+
     def __panel__(self) -> pn.viewable.Viewable:
         """The page."""
         if self.row is None:
@@ -126,8 +132,9 @@ class BacktestPage(pn.viewable.Viewer):
                 alert_type="warning",
                 css_classes=["alphaswarm-missing-backtest"],
             )
+        self.head = pn.pane.HTML(self._head() + self._drift(), sizing_mode="stretch_width")
         parts: list[Any] = [
-            pn.pane.HTML(self._head() + self._drift(), sizing_mode="stretch_width"),
+            self.head,
             pn.pane.Markdown("### Stored metrics"),
             pn.pane.HTML(self._stored(), sizing_mode="stretch_width"),
         ]

@@ -228,6 +228,10 @@ class BotPage(pn.viewable.Viewer):
             empty="No paper runs yet.",
         )
 
+    def retime(self) -> None:
+        """Show the times again (the browser's zone became known)."""
+        self.refresh()
+
     def _show_diff(self) -> None:
         old, new = self.diff_from.value, self.diff_to.value
         if old not in self._versions or new not in self._versions:

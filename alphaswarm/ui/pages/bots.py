@@ -86,6 +86,9 @@ class BotsPage(pn.viewable.Viewer):
             empty="No bots yet: register one below.",
         )
 
+    def retime(self) -> None:
+        """Nothing to do: the bots table shows no times."""
+
     def register(self, text: str | None = None) -> str | None:
         """Register the YAML in the form (or ``text``); the bot id, or ``None`` when invalid."""
         text = self.yaml_input.value if text is None else text

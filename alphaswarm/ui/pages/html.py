@@ -37,8 +37,37 @@ class Link:
         self.href = href
 
 
-def fmt_time(value: Any) -> str:
-    """A timestamp as ``YYYY-MM-DD HH:MM:SS UTC`` (``""`` for none)."""
+def browser_zone() -> str | None:
+    """The IANA time zone of the browser viewing this page (``None`` outside one, or not yet)."""
+    import panel as pn
+
+    info = pn.state.browser_info
+    zone = getattr(info, "timezone", None) if info is not None else None
+    return zone or None
+
+
+def _zone(zone: str | None) -> Any:
+    try:
+        return pd.Timestamp("2000-01-01", tz=zone or "UTC").tz
+    except (KeyError, ValueError, TypeError):  # an unknown zone name: UTC
+        return pd.Timestamp("2000-01-01", tz="UTC").tz
+
+
+def fmt_time(value: Any, zone: str | None = None) -> str:
+    """A wall-clock timestamp in the browser's zone, the zone's abbreviation after it.
+
+    Parameters
+    ----------
+    value : datetime-like or None
+        The time (naive times are UTC, as the ledger stores them).
+    zone : str, optional
+        IANA zone name; the browser's (:func:`browser_zone`), else UTC.
+
+    Returns
+    -------
+    str
+        ``YYYY-MM-DD HH:MM:SS ZZZ`` (``""`` for none).
+    """
     if value is None:
         return ""
     try:
@@ -49,7 +78,17 @@ def fmt_time(value: Any) -> str:
         return ""
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
-    return ts.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+    return ts.tz_convert(_zone(zone or browser_zone())).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def fmt_bar_time(value: Any) -> str:
+    """A bar's timestamp as the feed stamps it (UTC), labelled as bar time."""
+    if value is None:
+        return ""
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
 def fmt_number(value: Any, spec: str = ".2f") -> str:
@@ -116,8 +155,11 @@ def table(
     )
 
 
-def nav_bar(current: str = "") -> str:
-    """The links to the dashboard's sections (``current`` is the active one's label)."""
+def nav_bar(current: str = "", zone: str | None = None) -> str:
+    """The links to the dashboard's sections (``current`` is the active one's label).
+
+    The zone the page's wall-clock times are shown in is named at the end.
+    """
     links = []
     for label, href in NAV_LINKS:
         weight = "800" if label == current else "500"
@@ -125,4 +167,9 @@ def nav_bar(current: str = "") -> str:
             f'<a href="{href}" style="font-weight:{weight};text-decoration:none;'
             f'padding:2px 8px">{html.escape(label)}</a>'
         )
-    return f'<nav class="alphaswarm-nav" style="font-size:15px">{" · ".join(links)}</nav>'
+    zone = zone or browser_zone() or "UTC"
+    note = (
+        f'<span class="alphaswarm-zone" style="font-size:12px;opacity:.75;margin-left:12px">'
+        f"times in {html.escape(zone)}</span>"
+    )
+    return f'<nav class="alphaswarm-nav" style="font-size:15px">{" · ".join(links)}{note}</nav>'

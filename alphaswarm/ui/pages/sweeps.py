@@ -73,8 +73,13 @@ class SweepsPage(pn.viewable.Viewer):
 
     ledger = param.Parameter(default=None, doc="Ledger to read; the process default otherwise.")
 
-    def __panel__(self) -> pn.viewable.Viewable:
-        """The page."""
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.table = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.retime()
+
+    def retime(self) -> None:
+        """Read the sweeps and show them (again, once the browser's zone is known)."""
         store = SweepStore(self.ledger or get_ledger())
         rows = [
             (
@@ -86,17 +91,18 @@ class SweepsPage(pn.viewable.Viewer):
             )
             for s in store.list()
         ]
+        self.table.object = table(
+            ["sweep", "status", "bot", "trials", "started"],
+            rows,
+            "alphaswarm-sweeps-table",
+            empty="No sweeps yet: run aw.sweep(bot, grid, name=...) or alphaswarm sweep.",
+        )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        """The page."""
         return pn.Column(
             pn.pane.Markdown("## Sweeps"),
-            pn.pane.HTML(
-                table(
-                    ["sweep", "status", "bot", "trials", "started"],
-                    rows,
-                    "alphaswarm-sweeps-table",
-                    empty="No sweeps yet: run aw.sweep(bot, grid, name=...) or alphaswarm sweep.",
-                ),
-                sizing_mode="stretch_width",
-            ),
+            self.table,
             sizing_mode="stretch_width",
             css_classes=["alphaswarm-sweeps-page"],
         )
@@ -202,6 +208,29 @@ class SweepPage(pn.viewable.Viewer):
         metric = self.objective if self.objective in self.frame.columns else "sharpe"
         return result.heatmap(self.names[0], self.names[1], metric)
 
+    def _head(self) -> str:
+        row = self.row
+        bot = (
+            f' · bot <a href="{html.escape(page_path("bot", row["bot_id"]))}">'
+            f"{html.escape(row['bot_id'])}</a>"
+            if row.get("bot_id")
+            else ""
+        )
+        counts = ", ".join(f"{n} {s}" for s, n in sorted((row.get("counts") or {}).items()))
+        return (
+            f'<h2 style="margin:4px 0">Sweep {html.escape(row["name"])}</h2>'
+            f'<div class="alphaswarm-sweep-status">status <b>{html.escape(row["status"])}</b>'
+            f" · trials {html.escape(counts or 'none')}{bot} · started "
+            f"{fmt_time(row.get('created_at'))} · "
+            f'<a href="{page_path("sweeps")}">all sweeps</a></div>'
+        )
+
+    def retime(self) -> None:
+        """Show the times again (the browser's zone became known)."""
+        head = getattr(self, "head", None)
+        if head is not None and self.row is not None:
+            head.object = self._head()
+
     def __panel__(self) -> pn.viewable.Viewable:
         """The page."""
         if self.row is None:
@@ -211,23 +240,12 @@ class SweepPage(pn.viewable.Viewer):
                 alert_type="warning",
                 css_classes=["alphaswarm-missing-sweep"],
             )
-        row = self.row
-        bot = (
-            f' · bot <a href="{html.escape(page_path("bot", row["bot_id"]))}">'
-            f"{html.escape(row['bot_id'])}</a>"
-            if row.get("bot_id")
-            else ""
-        )
-        counts = ", ".join(f"{n} {s}" for s, n in sorted((row.get("counts") or {}).items()))
-        head = (
-            f'<h2 style="margin:4px 0">Sweep {html.escape(row["name"])}</h2>'
-            f'<div class="alphaswarm-sweep-status">status <b>{html.escape(row["status"])}</b>'
-            f" · trials {html.escape(counts or 'none')}{bot} · started "
-            f"{fmt_time(row.get('created_at'))} · "
-            f'<a href="{page_path("sweeps")}">all sweeps</a></div>'
+        head = self._head()
+        self.head = pn.pane.HTML(
+            head, sizing_mode="stretch_width", css_classes=["alphaswarm-sweep-head"]
         )
         parts: list[Any] = [
-            pn.pane.HTML(head, sizing_mode="stretch_width", css_classes=["alphaswarm-sweep-head"]),
+            self.head,
             pn.pane.Markdown("### Overfitting report"),
             pn.pane.HTML(self._report_html(), sizing_mode="stretch_width"),
         ]
