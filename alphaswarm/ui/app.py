@@ -29,6 +29,7 @@ from alphaswarm.ui.base import FramePump, LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
 from alphaswarm.ui.multibot import MultiBotView
 from alphaswarm.ui.routes import Route, page_path, parse
+from alphaswarm.ui.run_toasts import RunToasts
 from alphaswarm.ui.session_view import SessionView
 
 log = logging.getLogger(__name__)
@@ -350,6 +351,11 @@ class Dashboard(pn.viewable.Viewer):
             css_classes=["alphaswarm-selected-run"],
         )
         self.view: SessionView | None = None
+        # toasts of the open run (risk halt, error, kill) go to this page's notification area
+        from panel.io.notifications import NotificationArea
+
+        self.notifications = NotificationArea()
+        self.toasts: RunToasts | None = None
         # every bot at once; the kill switch stays in the page header
         self.multibot = MultiBotView(pump=self.pump, ledger=self.ledger, show_kill_switch=False)
         self.runs.param.watch(self._on_selected, "selected")
@@ -397,11 +403,18 @@ class Dashboard(pn.viewable.Viewer):
                 return self.view
             self.view.close()
             self.view = None
+        if self.toasts is not None:
+            self.toasts.close()
+            self.toasts = None
         if not run_id:
             return None
         session = registry().get(run_id)
         target: PaperSession | str = session if session is not None else run_id
         self.view = SessionView(target, pump=self.pump, ledger=self.ledger)
+        if session is not None:
+            self.toasts = RunToasts(
+                session, pump=self.pump, ledger=self.ledger, notifications=self.notifications
+            )
         self.view_holder.objects = [self.view]
         return self.view
 
@@ -497,6 +510,7 @@ def dashboard(
         # the start form belongs to the run pages; the other pages carry their own actions
         sidebar=[board.form] if board.route.page in ("overview", "runs", "run") else [],
         main=board.main(),
+        notifications=board.notifications,
         header_background="#263238",
         accent_base_color="#1565c0",
         sidebar_width=330,

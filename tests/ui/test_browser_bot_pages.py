@@ -252,3 +252,22 @@ def test_times_are_in_the_browser_zone_and_named(browser, site):
         expect(page.locator(".alphaswarm-zone")).to_have_text("times in America/New_York")
     finally:
         context.close()
+
+
+def test_a_kill_of_the_open_run_shows_a_toast(page, site, errors):
+    from alphaswarm.runtime import engine_loop
+
+    page.set_viewport_size(WIDE)
+    bot = aw.Bot(GOOD_BOT_V2)
+    session = aw.PaperSession(bot, speed=1, duration_minutes=None).start(loop=engine_loop())
+    try:
+        page.goto(f"{site['url']}/runs/{session.paper_run_id}")
+        card = page.locator(".alphaswarm-session-card")
+        expect(card).to_contain_text(session.paper_run_id, timeout=30_000)
+        session.kill("toast drill")
+        toast = page.locator(".notyf__toast", has_text="killed")
+        expect(toast).to_be_visible(timeout=15_000)
+        expect(toast).to_contain_text("toast drill")
+    finally:
+        stop_everything()
+    assert errors == []
