@@ -28,6 +28,7 @@ from alphaswarm.trading.session import PaperSession
 from alphaswarm.ui.base import FramePump, LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
 from alphaswarm.ui.multibot import MultiBotView
+from alphaswarm.ui.pages.html import fmt_time
 from alphaswarm.ui.routes import Route, page_path, parse
 from alphaswarm.ui.run_toasts import RunToasts
 from alphaswarm.ui.session_view import SessionView
@@ -56,20 +57,6 @@ def banner() -> pn.pane.HTML:
         f'border:2px solid #f9a825;white-space:nowrap">{BANNER_TEXT}</div>',
         margin=(6, 10),
     )
-
-
-def _fmt_time(value: Any) -> str:
-    if value is None or value is pd.NaT:
-        return ""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if ts is pd.NaT:
-        return ""
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC")
-    return ts.strftime("%Y-%m-%d %H:%M:%S")
 
 
 class RunsList(LiveView):
@@ -170,12 +157,17 @@ class RunsList(LiveView):
             rows[s.paper_run_id] = row
         df = pd.DataFrame(list(rows.values()), columns=RUN_COLUMNS)
         if len(df):
-            df["started_at"] = [_fmt_time(v) for v in df["started_at"]]
-            df["ended_at"] = [_fmt_time(v) for v in df["ended_at"]]
+            # newest first by the real start time, then shown in the browser's zone
+            df["_start"] = pd.to_datetime(
+                df["started_at"], utc=True, errors="coerce", format="mixed"
+            )
+            df = df.sort_values(["_start", "id"], ascending=False, na_position="first")
+            df = df.drop(columns="_start").reset_index(drop=True)
+            df["started_at"] = [fmt_time(v) for v in df["started_at"]]
+            df["ended_at"] = [fmt_time(v) for v in df["ended_at"]]
             df["total_pnl"] = df["total_pnl"].astype(float)
             df["num_fills"] = df["num_fills"].fillna(0).astype(int)
             df["bars_seen"] = df["bars_seen"].fillna(0).astype(int)
-            df = df.sort_values(["started_at", "id"], ascending=False).reset_index(drop=True)
         current = self.table.value
         if len(current) != len(df) or not current.reset_index(drop=True).equals(df):
             self._selecting = True

@@ -250,6 +250,18 @@ def test_times_are_in_the_browser_zone_and_named(browser, site):
             "(bar time)", timeout=30_000
         )
         expect(page.locator(".alphaswarm-zone")).to_have_text("times in America/New_York")
+
+        from alphaswarm.runtime import engine_loop
+
+        run = aw.PaperSession(aw.Bot(GOOD_BOT_V2), speed=0, duration_minutes=None, max_bars=60)
+        run.start(loop=engine_loop())
+        run.wait(60)
+        started = pd.Timestamp(site["ledger"].get_run(run.paper_run_id)["started_at"])
+        started = started.tz_localize("UTC") if started.tzinfo is None else started
+        local = started.tz_convert("America/New_York").strftime("%Y-%m-%d %H:%M:%S %Z")
+        page.goto(f"{site['url']}/runs/{run.paper_run_id}")
+        row = page.locator(".alphaswarm-runs .tabulator-row", has_text=run.paper_run_id)
+        expect(row).to_contain_text(local, timeout=30_000)
     finally:
         context.close()
 

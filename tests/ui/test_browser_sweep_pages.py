@@ -2,7 +2,7 @@
 
 The list shows each sweep with its status; a sweep's page shows its trials, the
 best one, the overfitting report as the sweep computed it, and a heatmap of two
-swept parameters with a non-zero size.
+swept parameters with a non-zero size; a running sweep's page follows its progress.
 """
 
 from __future__ import annotations
@@ -105,4 +105,27 @@ def test_an_unknown_sweep_says_so(page, site, errors):
     expect(page.locator(".alphaswarm-missing-sweep")).to_contain_text(
         "no-such-sweep", timeout=30_000
     )
+    assert errors == []
+
+
+def test_a_running_sweep_page_follows_its_progress(page, site, errors):
+    from alphaswarm.sweep.ledger import SweepStore
+
+    store = SweepStore(site["ledger"])
+    done = store.get("ui-grid")
+    sweep_id = store.open("ui-live", done["bot_id"], done["config"])
+    page.set_viewport_size(WIDE)
+    page.goto(site["url"] + "/sweeps/ui-live")
+    status = page.locator(".alphaswarm-sweep-status")
+    expect(status).to_contain_text("running", timeout=30_000)
+    expect(page.locator(".alphaswarm-sweep-trials tbody tr")).to_have_count(0)
+
+    trials = store.trials(done["id"]).to_dict("records")
+    store.write(sweep_id, trials[:2])
+    expect(page.locator(".alphaswarm-sweep-trials tbody tr")).to_have_count(2, timeout=20_000)
+    store.write(sweep_id, trials[2:])
+    store.set_status(sweep_id, "done")
+    expect(status).to_contain_text("done", timeout=20_000)
+    expect(page.locator(".alphaswarm-sweep-trials tbody tr")).to_have_count(4)
+    expect(page.locator(".alphaswarm-sweep-heatmap canvas").first).to_be_visible(timeout=20_000)
     assert errors == []

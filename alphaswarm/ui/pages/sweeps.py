@@ -3,7 +3,8 @@
 The list shows every sweep with its status and finished trials; a sweep's page
 shows its trials, the best one, the overfitting report (deflated Sharpe of the
 winner, probability of backtest overfitting) recomputed from the stored trials,
-and a heatmap of the objective when two parameters were swept.
+and a heatmap of the objective when two parameters were swept. The page of a
+running sweep re-reads it every few seconds until it ends.
 """
 
 from __future__ import annotations
@@ -114,9 +115,34 @@ class SweepPage(pn.viewable.Viewer):
     name = param.String(default="", doc="The sweep's name (or id).")
     ledger = param.Parameter(default=None, doc="Ledger to read; the process default otherwise.")
 
+    refresh_ms = param.Integer(
+        default=2000, bounds=(250, None), doc="Milliseconds between re-reads of a running sweep."
+    )
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.store = SweepStore(self.ledger or get_ledger())
+        self._callback: Any = None
+        self._read()
+        self.head = pn.pane.HTML(
+            "", sizing_mode="stretch_width", css_classes=["alphaswarm-sweep-head"]
+        )
+        self.report_pane = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.heatmap_holder = pn.Column(
+            sizing_mode="stretch_width", css_classes=["alphaswarm-sweep-heatmap"]
+        )
+        self.trials_pane = pn.pane.HTML("", sizing_mode="stretch_width")
+        self._show()
+        if self.running and pn.state.curdoc is not None:
+            # a running sweep: follow its progress until it ends
+            self._callback = pn.state.add_periodic_callback(self.reload, period=self.refresh_ms)
+
+    @property
+    def running(self) -> bool:
+        """Whether the sweep is still running."""
+        return self.row is not None and self.row.get("status") == "running"
+
+    def _read(self) -> None:
         self.row = self.store.get(self.name)
         self.frame = pd.DataFrame()
         self.report: dict[str, Any] = {}
@@ -131,6 +157,27 @@ class SweepPage(pn.viewable.Viewer):
                 ]
                 n_family = self.store.family_trials(self.row.get("bot_id"))
                 self.report = overfit_report(in_sample, blocks, self.objective, n_family)
+
+    def _show(self) -> None:
+        if self.row is None:
+            return
+        self.head.object = self._head()
+        self.report_pane.object = self._report_html()
+        plot = self.heatmap()
+        self.heatmap_holder.objects = (
+            [pn.panel(plot, sizing_mode="stretch_width", min_height=340)]
+            if plot is not None
+            else []
+        )
+        self.trials_pane.object = self._trials_html()
+
+    def reload(self) -> None:
+        """Re-read the sweep and show it; stop following it once it has ended."""
+        self._read()
+        self._show()
+        if not self.running and self._callback is not None:
+            self._callback.stop()
+            self._callback = None
 
     def best(self) -> pd.Series | None:
         """The winning finished trial (by the sweep's objective), or ``None``."""
@@ -227,9 +274,8 @@ class SweepPage(pn.viewable.Viewer):
 
     def retime(self) -> None:
         """Show the times again (the browser's zone became known)."""
-        head = getattr(self, "head", None)
-        if head is not None and self.row is not None:
-            head.object = self._head()
+        if self.row is not None:
+            self.head.object = self._head()
 
     def __panel__(self) -> pn.viewable.Viewable:
         """The page."""
@@ -240,26 +286,12 @@ class SweepPage(pn.viewable.Viewer):
                 alert_type="warning",
                 css_classes=["alphaswarm-missing-sweep"],
             )
-        head = self._head()
-        self.head = pn.pane.HTML(
-            head, sizing_mode="stretch_width", css_classes=["alphaswarm-sweep-head"]
-        )
         parts: list[Any] = [
             self.head,
             pn.pane.Markdown("### Overfitting report"),
-            pn.pane.HTML(self._report_html(), sizing_mode="stretch_width"),
-        ]
-        plot = self.heatmap()
-        if plot is not None:
-            parts.append(
-                pn.Column(
-                    pn.panel(plot, sizing_mode="stretch_width", min_height=340),
-                    sizing_mode="stretch_width",
-                    css_classes=["alphaswarm-sweep-heatmap"],
-                )
-            )
-        parts += [
+            self.report_pane,
+            self.heatmap_holder,
             pn.pane.Markdown("### Trials"),
-            pn.pane.HTML(self._trials_html(), sizing_mode="stretch_width"),
+            self.trials_pane,
         ]
         return pn.Column(*parts, sizing_mode="stretch_width", css_classes=["alphaswarm-sweep-page"])
