@@ -3,7 +3,8 @@
 Every page address of :mod:`alphaswarm.ui.routes` is served by the dashboard
 application. ``/bots`` and ``/bots/<id>`` are REST routes too: a browser's page
 load there (a ``GET`` whose ``Accept`` header asks for ``text/html`` before JSON)
-is handed to the dashboard, every other request to the API.
+is handed to the dashboard, every other request to the API (whichever of the two
+the router would have picked first).
 """
 
 from __future__ import annotations
@@ -68,11 +69,25 @@ def negotiate_pages(server: Server) -> None:
     find_handler = app.find_handler
     patterns = negotiated_patterns()
     slashed = _trailing_slash_patterns()
-    pages = [
-        rule
-        for rule in app.wildcard_router.rules
-        if isinstance(rule.target, type) and issubclass(rule.target, DocHandler)
-    ]
+
+    def is_page(rule: Any) -> bool:
+        return isinstance(rule.target, type) and issubclass(rule.target, DocHandler)
+
+    pages = [rule for rule in app.wildcard_router.rules if is_page(rule)]
+    others = [rule for rule in app.wildcard_router.rules if not is_page(rule)]
+
+    def delegate(request: HTTPServerRequest, rules: list[Any]) -> Any:
+        for rule in rules:
+            match = rule.matcher.match(request)
+            if match is not None:
+                return app.get_handler_delegate(
+                    request,
+                    rule.target,
+                    rule.target_kwargs,
+                    match.get("path_args"),
+                    match.get("path_kwargs"),
+                )
+        return None
 
     def negotiated(request: HTTPServerRequest, **kwargs: Any) -> Any:
         path = request.path
@@ -80,17 +95,11 @@ def negotiate_pages(server: Server) -> None:
             match = pattern.match(path)
             if match is not None:
                 return app.get_handler_delegate(request, _TrailingSlashHandler, {}, [match[1]])
-        if wants_html(request) and any(p.match(path) for p in patterns):
-            for rule in pages:
-                match = rule.matcher.match(request)
-                if match is not None:
-                    return app.get_handler_delegate(
-                        request,
-                        rule.target,
-                        rule.target_kwargs,
-                        match.get("path_args"),
-                        match.get("path_kwargs"),
-                    )
+        if any(p.match(path) for p in patterns):
+            # a browser's page load gets the page; every other request the REST route
+            handler = delegate(request, pages if wants_html(request) else others)
+            if handler is not None:
+                return handler
         return find_handler(request, **kwargs)
 
     app.find_handler = negotiated

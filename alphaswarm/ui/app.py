@@ -29,7 +29,9 @@ from alphaswarm.ui.backtest_page import BacktestPage
 from alphaswarm.ui.base import FramePump, LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
 from alphaswarm.ui.multibot import MultiBotView
+from alphaswarm.ui.pages.html import fmt_time
 from alphaswarm.ui.routes import Route, page_path, parse
+from alphaswarm.ui.run_toasts import RunToasts
 from alphaswarm.ui.session_view import SessionView
 
 log = logging.getLogger(__name__)
@@ -56,20 +58,6 @@ def banner() -> pn.pane.HTML:
         f'border:2px solid #f9a825;white-space:nowrap">{BANNER_TEXT}</div>',
         margin=(6, 10),
     )
-
-
-def _fmt_time(value: Any) -> str:
-    if value is None or value is pd.NaT:
-        return ""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if ts is pd.NaT:
-        return ""
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC")
-    return ts.strftime("%Y-%m-%d %H:%M:%S")
 
 
 class RunsList(LiveView):
@@ -170,12 +158,17 @@ class RunsList(LiveView):
             rows[s.paper_run_id] = row
         df = pd.DataFrame(list(rows.values()), columns=RUN_COLUMNS)
         if len(df):
-            df["started_at"] = [_fmt_time(v) for v in df["started_at"]]
-            df["ended_at"] = [_fmt_time(v) for v in df["ended_at"]]
+            # newest first by the real start time, then shown in the browser's zone
+            df["_start"] = pd.to_datetime(
+                df["started_at"], utc=True, errors="coerce", format="mixed"
+            )
+            df = df.sort_values(["_start", "id"], ascending=False, na_position="first")
+            df = df.drop(columns="_start").reset_index(drop=True)
+            df["started_at"] = [fmt_time(v) for v in df["started_at"]]
+            df["ended_at"] = [fmt_time(v) for v in df["ended_at"]]
             df["total_pnl"] = df["total_pnl"].astype(float)
             df["num_fills"] = df["num_fills"].fillna(0).astype(int)
             df["bars_seen"] = df["bars_seen"].fillna(0).astype(int)
-            df = df.sort_values(["started_at", "id"], ascending=False).reset_index(drop=True)
         current = self.table.value
         if len(current) != len(df) or not current.reset_index(drop=True).equals(df):
             self._selecting = True
@@ -351,6 +344,11 @@ class Dashboard(pn.viewable.Viewer):
             css_classes=["alphaswarm-selected-run"],
         )
         self.view: SessionView | None = None
+        # toasts of the open run (risk halt, error, kill) go to this page's notification area
+        from panel.io.notifications import NotificationArea
+
+        self.notifications = NotificationArea()
+        self.toasts: RunToasts | None = None
         # every bot at once; the kill switch stays in the page header
         self.multibot = MultiBotView(pump=self.pump, ledger=self.ledger, show_kill_switch=False)
         self.backtests = BacktestPage(ledger=self.ledger)
@@ -399,16 +397,54 @@ class Dashboard(pn.viewable.Viewer):
                 return self.view
             self.view.close()
             self.view = None
+        if self.toasts is not None:
+            self.toasts.close()
+            self.toasts = None
         if not run_id:
             return None
         session = registry().get(run_id)
         target: PaperSession | str = session if session is not None else run_id
         self.view = SessionView(target, pump=self.pump, ledger=self.ledger)
+        if session is not None:
+            self.toasts = RunToasts(
+                session, pump=self.pump, ledger=self.ledger, notifications=self.notifications
+            )
         self.view_holder.objects = [self.view]
         return self.view
 
+    def page(self) -> Any:
+        """The content of a page other than the overview (``None`` on the overview)."""
+        from alphaswarm.ui.pages.dispatch import page_content
+
+        return page_content(self.route, self.ledger)
+
+    @staticmethod
+    def _follow_zone(nav: pn.pane.HTML, label: str, page: Any) -> None:
+        """Show times in the browser's zone once it reports it (after the page loads)."""
+        from alphaswarm.ui.pages.html import nav_bar
+
+        info = pn.state.browser_info
+        if info is None:
+            return
+
+        def retime(*_events: Any) -> None:
+            nav.object = nav_bar(label)
+            if page is not None:
+                page.retime()
+
+        info.param.watch(retime, "timezone")
+
     def main(self) -> list[Any]:
         """The main area's objects."""
+        from alphaswarm.ui.pages.html import nav_bar
+
+        other = self.page()
+        current = {"bots": "Bots", "bot": "Bots", "sweeps": "Sweeps", "sweep": "Sweeps"}
+        label = current.get(self.route.page, "") if other is not None else "Overview"
+        nav = pn.pane.HTML(nav_bar(label), margin=(0, 10))
+        self._follow_zone(nav, label, other)
+        if other is not None:
+            return [self.history, self.kill_switch.details, nav, other]
         runs_page = pn.Column(
             pn.pane.Markdown("### Paper runs", margin=(0, 10)),
             self.runs,
@@ -418,6 +454,7 @@ class Dashboard(pn.viewable.Viewer):
         return [
             self.history,
             self.kill_switch.details,
+            nav,
             pn.Tabs(
                 ("Runs", runs_page),
                 ("All bots", self.multibot),
@@ -465,8 +502,10 @@ def dashboard(
     template = pn.template.FastListTemplate(
         title="AlphaSwarm",
         header=[banner(), board.kill_switch.header],
-        sidebar=[board.form],
+        # the start form belongs to the run pages; the other pages carry their own actions
+        sidebar=[board.form] if board.route.page in ("overview", "runs", "run") else [],
         main=board.main(),
+        notifications=board.notifications,
         header_background="#263238",
         accent_base_color="#1565c0",
         sidebar_width=330,

@@ -6,6 +6,11 @@ Every page of the dashboard has an address a user can bookmark, reload or share:
 ``/``                  overview: every paper run, the kill switch, every bot
 ``/runs``              the same overview
 ``/runs/<run id>``     the overview with that run open
+``/bots``              every registered bot; register one from YAML
+``/bots/<bot id>``     one bot: spec, versions, backtests, paper runs, paper gate
+``/backtests/<id>``    one backtest's result (re-run from its stored config)
+``/sweeps``            every parameter sweep
+``/sweeps/<name>``     one sweep: trials, best trial, overfitting report, heatmap
 =====================  ===========================================================
 
 A page whose address is also a REST route (listed in :data:`NEGOTIATED`) is served
@@ -24,9 +29,14 @@ PAGES: dict[str, str] = {
     "overview": "/",
     "runs": "/runs",
     "run": "/runs/{id}",
+    "bots": "/bots",
+    "bot": "/bots/{id}",
+    "backtest": "/backtests/{id}",
+    "sweeps": "/sweeps",
+    "sweep": "/sweeps/{id}",
 }
 #: Pages that share their address with a REST route (served to browsers only).
-NEGOTIATED: tuple[str, ...] = ()
+NEGOTIATED: tuple[str, ...] = ("bots", "bot")
 
 _SEGMENT = r"[^/]+"
 
