@@ -510,9 +510,25 @@ def dashboard(
         accent_base_color="#1565c0",
         sidebar_width=330,
         main_layout=None,
+        raw_css=[NARROW_SCREEN_CSS],
     )
     template.dashboard = board  # handle for tests and embedding
     return template
+
+
+#: Phones and narrow windows: the header wraps so the kill switch stays on screen, the
+#: banner and title shrink, and the sidebar starts closed (see :class:`HistoryFollower`).
+NARROW_SCREEN_CSS = """
+@media (max-width: 760px) {
+  #header { flex-wrap: wrap; height: auto !important; row-gap: 4px; padding-bottom: 6px; }
+  #header .title { font-size: 1.1em; }
+  #header-items { flex-wrap: wrap; width: 100%; order: 5; justify-content: flex-start; }
+  .alphaswarm-paper-banner { font-size: 11px; padding: 3px 8px !important; }
+  .pn-toggle-theme { margin-left: auto; }
+}
+"""
+#: Below this width (px) the sidebar starts closed.
+NARROW_SCREEN_PX = 760
 
 
 class HistoryFollower(pn.custom.JSComponent):
@@ -526,6 +542,7 @@ class HistoryFollower(pn.custom.JSComponent):
     path = param.String(default="", doc="The address the page was built for.")
 
     _esm = """
+    const NARROW = NARROW_PX
     export function render({ model, el }) {
       el.style.display = "none"
       const norm = (p) => decodeURIComponent(p).replace(/[/]+$/, "") || "/"
@@ -536,12 +553,16 @@ class HistoryFollower(pn.custom.JSComponent):
       }
       if (!window.__alphaswarmHistory) {
         window.__alphaswarmHistory = true
+        // a phone opens with the sidebar closed (the menu button opens it)
+        if (window.innerWidth < NARROW && typeof window.closeNav === "function") {
+          window.closeNav()
+        }
         window.addEventListener("popstate", () => window.location.reload())
         // a page restored from the back-forward cache shows its old state: load it anew
         window.addEventListener("pageshow", (e) => { if (e.persisted) window.location.reload() })
       }
     }
-    """
+    """.replace("NARROW_PX", str(NARROW_SCREEN_PX))
 
     def __init__(self, **params: Any) -> None:
         super().__init__(height=0, width=0, margin=0, **params)

@@ -516,7 +516,7 @@ class BacktestView(pn.viewable.Viewer):
         return f"{minutes:g} min" if minutes < 60 else f"{minutes / 60:g} h"
 
     def __panel__(self) -> pn.viewable.Viewable:
-        """Header, the plots beside the stats table, and the trades below."""
+        """Header, the plots beside the stats table (below it when narrow), the trades below."""
         if self._layout is None:
             pane = pn.pane.HoloViews(
                 self.plots(),
@@ -525,9 +525,13 @@ class BacktestView(pn.viewable.Viewer):
                 css_classes=["alphaswarm-backtest-plots"],
             )
             plots = pane.layout  # the plots with the symbol selector, when there is one
+            # the plots take the room the stats leave; on a narrow screen the stats go below
+            plots.styles = {**plots.styles, "flex": "1 1 560px", "min-width": "300px"}
             self._layout = pn.Column(
                 self.header(),
-                pn.Row(plots, self.stats_table(), sizing_mode="stretch_width"),
+                pn.FlexBox(
+                    plots, self.stats_table(), flex_wrap="wrap", sizing_mode="stretch_width"
+                ),
                 pn.pane.HTML("<b>Trades</b>"),
                 self.trades_table(),
                 sizing_mode="stretch_width",

@@ -118,3 +118,45 @@ def test_a_trailing_slash_is_the_same_page(page, app_server, two_runs):
     page.locator(".alphaswarm-runs").first.wait_for(timeout=30_000)
     expect(page.locator(".alphaswarm-runs .tabulator-row").first).to_be_visible(timeout=10_000)
     assert len(loads) == 2  # no reload loop
+
+
+def boxes_overlap(a: dict, b: dict) -> bool:
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
+
+
+@pytest.mark.parametrize("engaged", [False, True], ids=["armed", "engaged"])
+@pytest.mark.parametrize("size", [(390, 844), (1024, 768), (1440, 900)], ids=str)
+def test_the_kill_switch_is_on_screen_and_uncovered(browser, app_server, tmp_ledger, size, engaged):
+    from alphaswarm.killswitch import kill_switch
+
+    if engaged:
+        kill_switch().engage("layout drill with a long reason " * 3, actor="test")
+    width, height = size
+    page = browser.new_page(viewport={"width": width, "height": height})
+    try:
+        page.goto(app_server + "/")
+        button = page.locator(".alphaswarm-ks-button button").first
+        button.wait_for(timeout=30_000)
+        state = "engaged" if engaged else "armed"
+        expect(page.locator(f'[data-state="{state}"]')).to_be_visible(timeout=10_000)
+        page.wait_for_timeout(500)  # let the header settle its wrap
+        box = button.bounding_box()
+        assert box is not None and box["width"] > 0
+        assert 0 <= box["x"] and box["x"] + box["width"] <= width, box
+        assert 0 <= box["y"] and box["y"] + box["height"] <= height, box
+        toggle = page.locator(".pn-toggle-theme").first.bounding_box()
+        header = [button]
+        if engaged:
+            header.append(page.locator(".alphaswarm-ks").first)
+        for item in header:
+            item_box = item.bounding_box()
+            assert toggle is None or not boxes_overlap(item_box, toggle), (item_box, toggle)
+        if width < 760:  # a phone opens with the sidebar closed
+            expect(page.locator("#sidebar")).to_have_class(re.compile("hidden"), timeout=10_000)
+    finally:
+        page.close()
