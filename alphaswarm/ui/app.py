@@ -516,15 +516,19 @@ def dashboard(
     return template
 
 
-#: Phones and narrow windows: the header wraps so the kill switch stays on screen, the
-#: banner and title shrink, and the sidebar starts closed (see :class:`HistoryFollower`).
+#: Narrow windows: the header's items (banner, kill switch) move to a second line so the
+#: kill switch stays on screen and uncovered; on a phone the banner and title shrink too
+#: and the sidebar starts closed (see :class:`HistoryFollower`).
 NARROW_SCREEN_CSS = """
-@media (max-width: 760px) {
+@media (max-width: 1280px) {
   #header { flex-wrap: wrap; height: auto !important; row-gap: 4px; padding-bottom: 6px; }
-  #header .title { font-size: 1.1em; }
   #header-items { flex-wrap: wrap; width: 100%; order: 5; justify-content: flex-start; }
-  .alphaswarm-paper-banner { font-size: 11px; padding: 3px 8px !important; }
   .pn-toggle-theme { margin-left: auto; }
+}
+@media (max-width: 760px) {
+  #header .title { font-size: 1.1em; }
+  .alphaswarm-ks { flex-wrap: wrap !important; max-width: 100%; }
+  .alphaswarm-paper-banner { font-size: 11px; padding: 3px 8px !important; }
 }
 """
 #: Below this width (px) the sidebar starts closed.
@@ -554,7 +558,8 @@ class HistoryFollower(pn.custom.JSComponent):
       if (!window.__alphaswarmHistory) {
         window.__alphaswarmHistory = true
         // a phone opens with the sidebar closed (the menu button opens it)
-        if (window.innerWidth < NARROW && typeof window.closeNav === "function") {
+        const sidebar = document.getElementById("sidebar")
+        if (sidebar && window.innerWidth < NARROW && typeof window.closeNav === "function") {
           window.closeNav()
         }
         window.addEventListener("popstate", () => window.location.reload())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+import pandas as pd
 import panel as pn
 import param
 
@@ -46,7 +47,13 @@ class KillSwitchWidget(LiveView):
         if self.switch is None:
             self.switch = kill_switch()
         self._seen: tuple | None = None
-        self.badge = pn.pane.HTML("", margin=(8, 10), css_classes=["alphaswarm-ks-badge"])
+        self.badge = pn.pane.HTML(
+            "",
+            margin=(8, 10),
+            css_classes=["alphaswarm-ks-badge"],
+            # on a phone the reason is left to the engagement details below the header
+            stylesheets=["@media (max-width: 760px) { .ks-reason { display: none !important; } }"],
+        )
         self.engage_button = pn.widgets.Button(
             label="KILL SWITCH",
             color="danger",
@@ -186,7 +193,10 @@ class KillSwitchWidget(LiveView):
                 '<span class="ks-state" data-state="engaged" style="background:#c62828;'
                 'color:white;padding:6px 12px;border-radius:6px;font-weight:800">'
                 f"KILL SWITCH ENGAGED ({html.escape(state['mode'])})</span>"
-                f'<span style="margin-left:8px">{html.escape(state["reason"] or "")}</span>'
+                f'<span class="ks-reason" title="{html.escape(state["reason"] or "")}" '
+                'style="margin-left:8px;color:#eceff1;display:inline-block;max-width:240px;'
+                "overflow:hidden;text-overflow:ellipsis;white-space:nowrap;"
+                f'vertical-align:middle">{html.escape(state["reason"] or "")}</span>'
             )
         elif not state["store_ok"]:
             self.badge.object = (
@@ -228,9 +238,8 @@ class KillSwitchWidget(LiveView):
             if failures
             else '<div style="color:#2e7d32">no failures</div>'
         )
-        at, mode, why = (
-            html.escape(str(last.get(k, ""))) for k in ("engaged_at", "mode", "reason")
-        )
+        at = html.escape(_readable_time(last.get("engaged_at")))
+        mode, why = (html.escape(str(last.get(k, ""))) for k in ("mode", "reason"))
         return (
             f"<div><b>Last engagement</b> at {at} ({mode}, {why})"
             f' took <b class="ks-elapsed">{last.get("elapsed_ms", 0):.1f} ms</b>'
@@ -240,3 +249,17 @@ class KillSwitchWidget(LiveView):
     def __panel__(self) -> pn.viewable.Viewable:
         """The header row above the details."""
         return pn.Column(self.header, self.details, sizing_mode="stretch_width")
+
+
+def _readable_time(value: Any) -> str:
+    """``2026-12-06 21:40:03 UTC`` from a timestamp or its ISO text ('' for none)."""
+    if value in (None, ""):
+        return ""
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if ts is pd.NaT:
+        return ""
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.strftime("%Y-%m-%d %H:%M:%S UTC")
