@@ -269,6 +269,7 @@ class BaseHandler(RequestHandler):
             raise too_large(size)
         if not length:  # chunked: refused once past the limit, cut off well after it
             self.request.connection.set_max_body_size(CHUNKED_SLACK * MAX_BODY_BYTES)
+        self._rules_passed = True
 
     def data_received(self, chunk: bytes) -> None:
         """Keep the body up to the limit; count (and drop) what goes past it."""
@@ -301,7 +302,10 @@ class BaseHandler(RequestHandler):
             self.set_header("Retry-After", str(exc.retry_after))
         if status_code == 405 or (isinstance(exc, ApiError) and exc.status == 405):
             self.set_header("Allow", ", ".join(self.allowed_methods()))
-        if isinstance(exc, ApiError) and exc.status in (413, 421):
+        refused_unread = not getattr(self, "_rules_passed", False) and self._has_body()
+        if refused_unread or (isinstance(exc, ApiError) and exc.status in (413, 421)):
+            # the body was never read, so this connection closes after the answer: say so,
+            # or a client reusing it (keep-alive) gets a reset on its next request
             self.set_header("Connection", "close")
         if isinstance(exc, ApiError):
             self.set_status(exc.status)
@@ -322,6 +326,12 @@ class BaseHandler(RequestHandler):
             body = {"error": ERROR_CODES.get(status_code, "error"), "detail": self._reason}
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(dumps(body))
+
+    def _has_body(self) -> bool:
+        headers = self.request.headers
+        return bool(headers.get("Content-Length", "0") not in ("", "0")) or (
+            "chunked" in headers.get("Transfer-Encoding", "").lower()
+        )
 
     def allowed_methods(self) -> list[str]:
         """The HTTP methods this route answers (the ``Allow`` header of a 405)."""

@@ -144,7 +144,8 @@ def token_server(server_ledger) -> Iterator[ServerThread]:
 
 def test_tokens_never_reach_the_log(token_server, caplog):
     wrong = "wrong-token-5511"
-    with caplog.at_level(logging.INFO):
+    # Dask's logging config (loaded by earlier tests) sets tornado's loggers to CRITICAL
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="tornado.access"):
         assert (
             requests.get(token_server.url + f"/bots?token={wrong}", timeout=10).status_code == 401
         )

@@ -172,3 +172,19 @@ def test_websocket_needs_token(api, demo_bot, token_server):
         headers = {"Authorization": f"Bearer {TOKEN}"}
         with ws_client.connect(url, additional_headers=headers, open_timeout=5) as ws:
             assert ws.recv(timeout=10)
+
+
+def test_a_refused_request_with_a_body_closes_its_connection_and_says_so(api):
+    """The body of a refused request is never read, so the server closes the connection:
+    the answer must say ``Connection: close`` or a keep-alive client's next request on
+    that connection is reset."""
+    import time
+
+    session = requests.Session()
+    r = session.post(
+        api.url + "/kill-switch", data=b"{}", headers={"Origin": "http://evil.example"}
+    )
+    assert r.status_code == 403
+    assert r.headers.get("Connection", "").lower() == "close"
+    time.sleep(0.2)  # the server has closed its end by now
+    assert session.get(api.url + "/kill-switch", timeout=10).status_code == 200
