@@ -19,6 +19,7 @@ from alphaswarm.bots import Bot, BotSpecError
 from alphaswarm.killswitch import KillSwitch, KillSwitchEngaged, kill_switch
 from alphaswarm.ledger import Ledger
 from alphaswarm.model import ModelError
+from alphaswarm.notebook import extension, in_notebook
 from alphaswarm.reconcile import reconcile
 from alphaswarm.runtime import get_ledger, set_ledger
 from alphaswarm.sweep import SweepResult, sweep, walk_forward
@@ -39,6 +40,7 @@ __all__ = [
     "__version__",
     "backtest",
     "check_gate",
+    "extension",
     "get_ledger",
     "kill_switch",
     "reconcile",
@@ -48,3 +50,6 @@ __all__ = [
     "walk_forward",
     "SweepResult",
 ]
+
+if in_notebook():  # a notebook needs nothing but ``import alphaswarm as aw``
+    extension()

@@ -29,6 +29,7 @@ from alphaswarm.ui.base import FramePump, LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
 from alphaswarm.ui.multibot import MultiBotView
 from alphaswarm.ui.session_view import SessionView
+from alphaswarm.ui.tables import ReadOnlyTabulator
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class RunsList(LiveView):
         self._ticks = 0
         self._ledger_rows: list[dict[str, Any]] = []
         self._selecting = False
-        self.table = pn.widgets.Tabulator(
+        self.table = ReadOnlyTabulator(
             pd.DataFrame(columns=RUN_COLUMNS),
             show_index=False,
             disabled=True,
