@@ -768,7 +768,10 @@ class KillSwitch(param.Parameterized):
         mode = self.order_mode(bot_id)
         if mode is not None:
             why = self.reason or ("ledger state unavailable" if not self.store_ok else "bot halted")
-            raise KillSwitchEngaged(f"kill switch engaged ({mode}): {why}")
+            raise KillSwitchEngaged(
+                f"kill switch engaged ({mode}): {why}. Release it with "
+                "aw.kill_switch().reset() (or `alphaswarm kill --reset`) to start sessions again"
+            )
 
     def state(self) -> dict[str, Any]:
         """``{engaged, mode, reason, engaged_at, ttl_seconds, halted_bots, store_ok, last}``."""

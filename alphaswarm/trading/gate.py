@@ -76,7 +76,12 @@ class GateRefused(ModelError):
 
     def __init__(self, result: GateResult) -> None:
         self.result = result
-        super().__init__("paper gate refused: " + "; ".join(result.errors))
+        super().__init__(
+            "paper gate refused: "
+            + "; ".join(result.errors)
+            + ". Backtest this bot version (bot.backtest()) until it passes, or start with "
+            "force=True and a reason"
+        )
 
 
 def _compare(value: float, direction: str, threshold: float) -> bool:
