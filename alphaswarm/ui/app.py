@@ -29,7 +29,7 @@ from alphaswarm.ui.base import FramePump, LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
 from alphaswarm.ui.multibot import MultiBotView
 from alphaswarm.ui.session_view import SessionView
-from alphaswarm.ui.tables import ReadOnlyTabulator
+from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ RUN_COLUMNS = [
 
 def banner() -> pn.pane.HTML:
     """The banner shown on every page: nothing here is a real order."""
-    return pn.pane.HTML(
+    return InlineHTML(
         f'<div class="alphaswarm-paper-banner" style="background:#fff59d;color:#4e342e;'
         f"font-weight:800;letter-spacing:.04em;padding:6px 14px;border-radius:6px;"
         f'border:2px solid #f9a825;white-space:nowrap">{BANNER_TEXT}</div>',

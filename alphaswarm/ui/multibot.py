@@ -21,7 +21,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 from alphaswarm.trading.registry import registry
 from alphaswarm.ui.base import LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
-from alphaswarm.ui.tables import ReadOnlyTabulator
+from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator
 
 if TYPE_CHECKING:
     from alphaswarm.trading.session import PaperSession
@@ -115,7 +115,7 @@ class MultiBotView(LiveView):
         self._ticks = 0
         self._finished_rows: list[dict[str, Any]] = []
         self._stop_ids: tuple[str, ...] = ()
-        self.totals = pn.pane.HTML("", css_classes=["alphaswarm-multibot-totals"], margin=(8, 10))
+        self.totals = InlineHTML("", css_classes=["alphaswarm-multibot-totals"], margin=(8, 10))
         self.table = ReadOnlyTabulator(
             pd.DataFrame(columns=RUN_COLUMNS),
             show_index=False,

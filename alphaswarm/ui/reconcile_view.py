@@ -12,7 +12,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 
 from alphaswarm.reconcile import Reconciliation, reconcile
 from alphaswarm.ui.base import KitViewer
-from alphaswarm.ui.tables import ReadOnlyTabulator
+from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator
 
 _SHOWN = [
     "kind", "symbol", "side", "paper_time", "backtest_time", "paper_qty", "backtest_qty",
@@ -53,7 +53,7 @@ class ReconciliationView(KitViewer):
             css_classes=["alphaswarm-reconcile-button"],
         )
         self.button.on_click(lambda _e: self.run())
-        self.summary_pane = pn.pane.HTML(
+        self.summary_pane = InlineHTML(
             "", sizing_mode="stretch_width", css_classes=["alphaswarm-reconcile-summary"]
         )
         self.causes = ReadOnlyTabulator(

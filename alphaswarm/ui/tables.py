@@ -1,4 +1,4 @@
-"""ReadOnlyTabulator: a Tabulator whose rows only the Python side changes."""
+"""Panel widgets and panes the kit streams into: read-only tables, inline-styled HTML."""
 
 from __future__ import annotations
 
@@ -22,3 +22,41 @@ class ReadOnlyTabulator(pn.widgets.Tabulator):
     def _process_events(self, events: dict[str, Any]) -> None:
         events.pop("data", None)
         super()._process_events(events)
+
+
+class InlineStylesheets:
+    """Mixin: a pane's stylesheets stay inline when Panel inlines resources.
+
+    Each update of an HTML pane or a number indicator sends its stylesheets
+    again; Panel inlines them only when an output is first displayed, so in a
+    notebook every later update pointed the browser at a CDN (failing offline).
+    Here they are inlined on every update while ``pn.config.inline`` is set
+    (see :func:`alphaswarm.extension`).
+    """
+
+    def _process_param_change(self, params: dict[str, Any]) -> dict[str, Any]:
+        props = super()._process_param_change(params)  # type: ignore[misc]
+        if "stylesheets" in props and pn.config.inline:
+            from bokeh.models import ImportedStyleSheet
+            from panel.io.notebook import replace_inline_css
+
+            props["stylesheets"] = [
+                replace_inline_css(s) if isinstance(s, ImportedStyleSheet) else s
+                for s in props["stylesheets"]
+            ]
+        return props
+
+    def _update(self, ref: str, model: Any) -> None:
+        super()._update(ref, model)  # type: ignore[misc]
+        if pn.config.inline:  # before the change is pushed to a notebook output
+            from panel.io.notebook import patch_inline_stylesheets
+
+            patch_inline_stylesheets(model)
+
+
+class InlineHTML(InlineStylesheets, pn.pane.HTML):
+    """An HTML pane whose stylesheets stay inline (see :class:`InlineStylesheets`)."""
+
+
+class InlineNumber(InlineStylesheets, pn.indicators.Number):
+    """A number indicator whose stylesheets stay inline (see :class:`InlineStylesheets`)."""

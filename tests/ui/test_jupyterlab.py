@@ -259,11 +259,18 @@ def _kernel_state(report: dict) -> tuple[str, int]:
     raise AssertionError("the state cell printed nothing")
 
 
-def _assert_view_matches_kernel(page: Any, status: str, fills: int) -> None:
-    text = " ".join(_deep_text(page, ".jp-OutputArea-output")[:])
-    assert status.upper() in text, f"the live view does not show {status.upper()}"
-    shown = [int(x.replace(",", "")) for x in re.findall(r"Fills\s+([\d,]+)", text)]
-    assert fills in shown, f"the live view shows fills {shown}, the kernel {fills}"
+def _assert_view_matches_kernel(page: Any, status: str, fills: int, timeout: float = 60) -> None:
+    """The live view shows the kernel's final status and fill count within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = " ".join(_deep_text(page, ".jp-OutputArea-output"))
+        shown = [int(x.replace(",", "")) for x in re.findall(r"Fills\s+([\d,]+)", text)]
+        if status.upper() in text and fills in shown:
+            return
+        if time.monotonic() > deadline:
+            card = text[text.find("Session") :][:300]
+            raise AssertionError(f"kernel: {status} with {fills} fill(s); the view: {card!r}")
+        time.sleep(1)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
