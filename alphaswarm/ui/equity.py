@@ -139,6 +139,8 @@ class EquityCurve(LiveView):
             legend_position="top_left",
             show_legend=True,
         )
+        if not self._streaming:  # whole series replace the data: ranges follow them
+            equity, drawdown, price = (p.opts(framewise=True) for p in (equity, drawdown, price))
         self.plot = hv.Layout([equity, drawdown, price]).cols(1).opts(shared_axes=True)
         self._pane = pn.pane.HoloViews(
             self.plot, sizing_mode="stretch_width", min_height=h, linked_axes=True
