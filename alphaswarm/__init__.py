@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from alphaswarm.killswitch import KillSwitch, KillSwitchEngaged, kill_switch  # noqa: F401
     from alphaswarm.ledger import Ledger  # noqa: F401
     from alphaswarm.model import ModelError, OrderRequest, Side  # noqa: F401
+    from alphaswarm.notebook import extension  # noqa: F401
     from alphaswarm.reconcile import Reconciliation  # noqa: F401
     from alphaswarm.risk.limits import RiskLimits  # noqa: F401
     from alphaswarm.runtime import get_ledger, set_ledger  # noqa: F401
@@ -73,6 +74,8 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "Ledger": ("alphaswarm.ledger", "Ledger"),
     "get_ledger": ("alphaswarm.runtime", "get_ledger"),
     "set_ledger": ("alphaswarm.runtime", "set_ledger"),
+    # notebooks
+    "extension": ("alphaswarm.notebook", "extension"),
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -92,3 +95,14 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
+
+
+def _ready_in_a_notebook() -> None:
+    """In a notebook kernel, ``import alphaswarm as aw`` alone loads the notebook resources."""
+    from alphaswarm.notebook import extension, in_notebook
+
+    if in_notebook():
+        extension()
+
+
+_ready_in_a_notebook()

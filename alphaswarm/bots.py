@@ -39,12 +39,13 @@ DIRECTIONS = {">=": ">=", "above": ">=", "higher": ">=", "<=": "<=", "below": "<
 
 
 #: The demo bot: an SMA crossover on the seeded synthetic DEMO feed that honestly passes
-#: the paper gate (Sharpe about 3.7 over twenty trading days). ``alphaswarm demo``,
+#: the paper gate (Sharpe about 2.2 over twenty trading days) and trades at once: its first
+#: fill comes on bar 20 of a session, 20 s at the demo speed of 60. ``alphaswarm demo``,
 #: ``alphaswarm serve --demo`` and the benchmarks use it.
 DEMO_SPEC: dict[str, Any] = {
     "name": "sma-demo",
     "strategy": "sma_cross",
-    "params": {"fast": 10, "slow": 30},
+    "params": {"fast": 3, "slow": 10},
     "universe": ["DEMO"],
     "data": {"feed": "synthetic", "seed": 7, "interval": "1m"},
     "risk": {

@@ -929,7 +929,10 @@ class KillSwitch(param.Parameterized):
         mode = self.order_mode(bot_id)
         if mode is not None:
             why = self.reason or ("ledger state unavailable" if not self.store_ok else "bot halted")
-            raise KillSwitchEngaged(f"kill switch engaged ({mode}): {why}")
+            raise KillSwitchEngaged(
+                f"kill switch engaged ({mode}): {why}. Release it with "
+                "aw.kill_switch().reset() (or `alphaswarm kill --reset`) to start sessions again"
+            )
 
     def state(self) -> dict[str, Any]:
         """The state, re-read from the ledger.

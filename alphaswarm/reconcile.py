@@ -159,9 +159,9 @@ class Reconciliation:
         return ReconciliationView(reconciliation=self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
-        import panel as pn
+        from alphaswarm.notebook import notebook_mimebundle
 
-        return pn.panel(self.__panel__())._repr_mimebundle_(include, exclude)
+        return notebook_mimebundle(self, include, exclude)
 
 
 # --------------------------------------------------------------------------- backtest side

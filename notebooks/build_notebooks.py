@@ -34,10 +34,9 @@ Everything lands in the default ledger (`~/.alphaswarm/ledger.db`, or
 `ALPHASWARM_DB_URL`).
 """),
     code("""
-import panel as pn
 import alphaswarm as aw
 
-pn.extension("tabulator")
+aw.extension()  # Panel, Tabulator and HoloViews' Bokeh, inline: works offline
 ledger = aw.get_ledger()
 ledger.url
 """),
@@ -46,7 +45,7 @@ ledger.url
 bot = aw.Bot.from_yaml('''
 name: sma-demo
 strategy: sma_cross
-params: {fast: 10, slow: 30}
+params: {fast: 3, slow: 10}
 universe: [DEMO]
 data: {feed: synthetic, seed: 7, interval: 1m}
 risk: {max_order_notional: 50000, max_position_qty: 1000, max_drawdown_pct: 0.20,
@@ -57,7 +56,7 @@ bot
     md("... or from Python. The same spec gives the same content hash."),
     code("""
 same = aw.Bot(
-    name="sma-demo", strategy="sma_cross", params={"fast": 10, "slow": 30},
+    name="sma-demo", strategy="sma_cross", params={"fast": 3, "slow": 10},
     universe=["DEMO"], data={"feed": "synthetic", "seed": 7, "interval": "1m"},
     risk={"max_order_notional": 50000, "max_position_qty": 1000, "max_drawdown_pct": 0.20,
           "max_daily_loss": 5000, "max_orders_per_minute": 30, "kill_switch_attached": True},
@@ -164,7 +163,7 @@ import holoviews as hv
 import pandas as pd
 import alphaswarm as aw
 
-hv.extension("bokeh")
+aw.extension()  # Panel, Tabulator and HoloViews' Bokeh, inline: works offline
 SYMBOLS = ["AAPL", "MSFT", "IBM", "GOOG"]
 STRATEGIES = {
     "sma_cross": {"fast": 20, "slow": 100, "allocation": 0.95},
@@ -217,10 +216,9 @@ a two-symbol bot with commission and slippage, paper traded at full speed.
     code("""
 import holoviews as hv
 import pandas as pd
-import panel as pn
 import alphaswarm as aw
 
-hv.extension("bokeh")
+aw.extension()  # Panel, Tabulator and HoloViews' Bokeh, inline: works offline
 ledger = aw.get_ledger()
 bot = aw.Bot(
     name="pairs-demo", strategy="mean_reversion", params={"window": 30, "entry_z": 1.5, "exit_z": 0.2},
@@ -279,6 +277,229 @@ hv.Scatter(frames[frames.stage.isin(["order.placed", "order.filled", "signal.emi
 ]
 
 
+SWEEPS = [
+    md("""
+# Parameter sweeps, walk-forward and the overfitting report
+
+One call backtests a bot over a parameter grid on all local cores (a Dask
+`LocalCluster`, one single-threaded worker process per core). The same call runs on
+a cluster when given `client="tcp://scheduler:8786"`. Finished trials land in the
+ledger, so running it again resumes; every sweep reports the Deflated Sharpe Ratio
+of its winner and the Probability of Backtest Overfitting.
+"""),
+    code("""
+import alphaswarm as aw
+from alphaswarm.sweep import sweep, walk_forward, close_local_cluster
+
+aw.extension()  # Panel, Tabulator and HoloViews' Bokeh, inline: works offline
+"""),
+    md("""
+A small bot on daily synthetic bars of two symbols, and a grid of 16 combinations.
+"""),
+    code("""
+bot = aw.Bot(
+    name="sweep-demo", strategy="sma_cross", params={"fast": 10, "slow": 30},
+    universe=["AAA", "BBB"], data={"feed": "synthetic", "seed": 11, "interval": "1d"},
+)
+grid = {"fast": [3, 5, 10, 20], "slow": [30, 50, 80, 120]}
+"""),
+    md("""
+## 1. Run the sweep on two local worker processes
+"""),
+    code("""
+res = sweep(bot, grid, bars=1000, n_workers=2, name="sweep-demo-grid")
+res
+"""),
+    md("""
+One row per trial: parameters, status and metrics (trades stay on the workers).
+"""),
+    code("""
+res.trials.head()
+"""),
+    code("""
+res.best_params, res.best['sharpe']
+"""),
+    md("""
+## 2. Is the winner luck?
+
+`dsr` is the probability that the winner's true Sharpe is above zero after
+deflating for `n_trials` tries (0.95 is the usual bar); `pbo` is the share of
+in-sample/out-of-sample splits in which the in-sample winner lands in the bottom
+half out of sample.
+"""),
+    code("""
+{k: res.report[k] for k in ("n_trials", "dsr", "psr", "pbo", "passes_gate")}
+"""),
+    md("""
+## 3. Views
+"""),
+    code("""
+res.heatmap("fast", "slow")
+"""),
+    md("""
+First half of the bars against the second half, per trial: points far below the diagonal did not carry.
+"""),
+    code("""
+res.scatter()
+"""),
+    md("""
+## 4. Resume: the same name skips finished trials
+"""),
+    code("""
+again = sweep(bot, grid, bars=1000, n_workers=2, name="sweep-demo-grid", progress=False)
+again.progress.resumed, again.stats.trials
+"""),
+    md("""
+## 5. Replay the winner locally with full trades and equity
+"""),
+    code("""
+detail = res.rerun()
+detail.trades.tail(3)
+"""),
+    code("""
+detail.plot()
+"""),
+    md("""
+## 6. Walk-forward
+
+Rolling folds of 250 in-sample and 100 out-of-sample bars with a 5-bar gap; every
+fold's best in-sample parameters trade its out-of-sample bars after a non-trading
+warm-up.
+"""),
+    code("""
+wf = walk_forward(bot, grid, train=250, test=100, gap=5, bars=1000, n_workers=2)
+wf.folds[["fold", "fast", "slow", "is_sharpe", "oos_sharpe", "dsr", "pbo"]]
+"""),
+    code("""
+wf.efficiency, wf.stability['slow']
+"""),
+    code("""
+(wf.plot() + wf.scatter()).cols(1)
+"""),
+    md("""
+## 7. Progress in a dashboard
+
+`res.progress` is a Param object; `res.progress.panel()` is a Panel indicator bound
+to it (run a sweep with `wait=False` to watch it move).
+"""),
+    code("""
+res.progress.panel()
+"""),
+    md("""
+## 8. On a cluster
+
+Start `dask scheduler` on one machine and `dask worker tcp://host:8786` on each of
+the others (see `docs/scaling.md`), then:
+
+```python
+res = sweep(bot, grid, bars=1000, client="tcp://host:8786")
+```
+
+The metrics are identical to the local run.
+"""),
+    code("""
+close_local_cluster()
+"""),
+]
+
+
+RECONCILE = [
+    md("""
+# Why does paper differ from my backtest? Reconciliation
+
+`reconcile(run_id)` rebuilds exactly the bars a paper run saw (its `bar.received` frames
+in the ledger), re-runs the bot's backtest over them with the same engine, and lines the
+two up fill by fill. Every difference gets a cause the ledger can prove — risk denial,
+halt or kill, partial fill, changed commission/slippage/intrabar rule, bars missing in the
+feed, strategy non-determinism — and the summary splits the P&L gap by cause.
+"""),
+    code("""
+import alphaswarm as aw
+from alphaswarm.data import ReplayFeed
+from alphaswarm.reconcile import reconcile
+
+aw.extension()  # Panel, Tabulator and HoloViews' Bokeh, inline: works offline
+"""),
+    md("""
+## A research bot, and the bot that paper trades
+
+The research backtest had no costs. The paper bot pays a commission and may take at most 1.5 % of a bar's volume.
+"""),
+    code("""
+research = aw.Bot(name="sma-research", strategy="sma_cross",
+                  params={"fast": 10, "slow": 30, "qty": 500},
+                  risk={"kill_switch_attached": True})
+paper_bot = aw.Bot({**research.spec, "name": "sma-paper",
+                    "broker": {"commission_per_share": 0.005, "max_participation": 0.015}})
+"""),
+    code("""
+session = aw.PaperSession(paper_bot, speed=0, duration_minutes=None, max_bars=1500,
+                          force=True, reason="reconciliation notebook").start()
+session.wait()
+print(session)
+"""),
+    md("""
+## Same bars, same settings: nothing to explain
+
+By default the backtest uses the spec, broker config and fill rule recorded with the run, so a replay reconciles to the cent.
+"""),
+    code("""
+reconcile(session.paper_run_id).summary['differences']
+"""),
+    md("""
+## Against the research backtest
+
+Pass the bot your backtest used (or `bot="latest"` for the newest registered version).
+"""),
+    code("""
+rec = reconcile(session.paper_run_id, bot=research)
+print(rec)
+"""),
+    code("""
+rec.summary['explained']
+"""),
+    code("""
+cols = ["kind", "paper_time", "paper_qty", "backtest_qty", "pnl_effect", "cause", "reason"]
+rec.differences[cols].head(6)
+"""),
+    md("""
+The same view is the *Reconciliation* tab of a run in the dashboard, and `GET /paper/{id}/reconcile` returns it as JSON.
+"""),
+    code("""
+rec
+"""),
+    md("""
+## One order, explained
+
+The signal behind it, the risk checks it passed with values and thresholds, and each fill.
+"""),
+    code("""
+order_id = rec.differences.paper_order_id.dropna().iloc[0]
+print(session.explain(order_id)["text"])
+"""),
+    md("""
+## A bar the feed lost
+
+Replay the research bot on data missing the bar its first order filled on, then reconcile against the full data with `bars=`.
+"""),
+    code("""
+bars = research.make_feed().frame(limit=400)
+first_fill = aw.backtest(research, bars=400, store=False).fills.filled_at.iloc[0]
+holed = bars[bars.ts != first_fill]
+lossy = aw.PaperSession(research, feed=ReplayFeed.from_frame(holed), speed=0,
+                        duration_minutes=None, force=True, reason="lost bar").start()
+lossy.wait()
+"""),
+    code("""
+lost = reconcile(lossy.paper_run_id, bars=bars)
+lost.differences[cols]
+"""),
+    code("""
+lost.summary['bars']['missing'], lost.summary['bars']['time_gaps']
+"""),
+]
+
+
 def write(name: str, cells: list[nbf.NotebookNode]) -> None:
     nb = nbf.v4.new_notebook()
     nb.cells = cells
@@ -291,3 +512,5 @@ if __name__ == "__main__":
     write("01-first-paper-session.ipynb", FIRST_SESSION)
     write("02-backtest-research.ipynb", BACKTEST_RESEARCH)
     write("03-ledger-with-pandas.ipynb", LEDGER_WITH_PANDAS)
+    write("04-sweeps.ipynb", SWEEPS)
+    write("05-reconcile.ipynb", RECONCILE)

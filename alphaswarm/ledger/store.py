@@ -171,10 +171,38 @@ def default_url() -> str:
     """
     env = os.environ.get("ALPHASWARM_DB_URL", "").strip()
     if env:
-        return env
+        return as_database_url(env)
     path = Path.home() / ".alphaswarm" / "ledger.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def as_database_url(value: str) -> str:
+    """A database URL as given, or a plain file path as the URL of that SQLite file.
+
+    ``ledger.db`` and ``~/x/ledger.db`` become ``sqlite:///<absolute path>``, the
+    way the CLI's ``--db`` takes them; anything with a scheme is left alone.
+
+    Parameters
+    ----------
+    value : str
+        A URL (``sqlite:///...``, ``postgresql+psycopg://...``) or a file path.
+    """
+    text = value.strip()
+    if not text or "://" in text or text.startswith("sqlite:"):
+        return text
+    return f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+def _parse_url(url: str) -> Any:
+    """``make_url`` with a readable :class:`LedgerError` instead of SQLAlchemy's."""
+    try:
+        return make_url(url)
+    except (SQLAlchemyError, ValueError) as exc:
+        raise LedgerError(
+            f"not a database URL: {url!r} (expected sqlite:///path/to/ledger.db, "
+            f"postgresql+psycopg://user@host/db or a file path): {exc}"
+        ) from None
 
 
 def process_owner() -> str:
@@ -482,6 +510,10 @@ class Ledger(param.Parameterized):
         if self.url is None:
             with param.edit_constant(self):
                 self.url = default_url()
+        elif self.url != as_database_url(self.url):
+            with param.edit_constant(self):
+                self.url = as_database_url(self.url)
+        _parse_url(self.url)  # a bad URL fails here, readably
         if self.owner is None:
             self.owner = process_owner()
         self._engine: Engine | None = None
@@ -506,7 +538,7 @@ class Ledger(param.Parameterized):
     @property
     def dialect(self) -> str:
         """Name of the database dialect: ``"sqlite"`` or ``"postgresql"``."""
-        return make_url(self.url).get_backend_name()
+        return _parse_url(self.url).get_backend_name()
 
     def _get_engine(self) -> Engine:
         with self._lock:
@@ -515,10 +547,7 @@ class Ledger(param.Parameterized):
             return self._engine
 
     def _create_engine(self) -> Engine:
-        try:
-            url = make_url(self.url)
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"not a database URL: {self.url!r} ({exc})") from exc
+        url = _parse_url(self.url)
         kwargs: dict[str, Any] = {
             "echo": self.echo,
             "json_serializer": _json_dumps,
@@ -547,7 +576,11 @@ class Ledger(param.Parameterized):
         try:
             engine = create_engine(url, connect_args=connect_args, **kwargs)
         except (SQLAlchemyError, ImportError, TypeError) as exc:
-            raise LedgerError(f"cannot create an engine for {url!r}: {exc}") from exc
+            raise LedgerError(
+                f"cannot open the ledger {url.render_as_string(hide_password=True)!r}: {exc} "
+                "(expected sqlite:///path/to/ledger.db, postgresql+psycopg://user@host/db "
+                "or a file path)"
+            ) from None
         if backend == "sqlite":
             on_file = "poolclass" not in kwargs  # not an in-memory database
             database = url.database or ""

@@ -99,7 +99,12 @@ class GateRefused(ModelError):
         self.result = result
         judged = result.judged
         where = f" (judged backtest {judged['text']})" if judged else ""
-        super().__init__(f"paper gate refused{where}: " + "; ".join(result.errors))
+        super().__init__(
+            f"paper gate refused{where}: "
+            + "; ".join(result.errors)
+            + ". Backtest this bot version (aw.backtest(bot)) until it passes, or start with "
+            "force=True and a reason"
+        )
 
 
 def _iso(value: Any) -> str | None:

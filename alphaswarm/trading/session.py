@@ -1335,9 +1335,9 @@ class PaperSession(param.Parameterized):
         return pn.panel(self.__panel__()).show(**kwargs)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
-        import panel as pn
+        from alphaswarm.notebook import notebook_mimebundle
 
-        return pn.panel(self.__panel__())._repr_mimebundle_(include, exclude)
+        return notebook_mimebundle(self, include, exclude)
 
     def __repr__(self) -> str:
         return (

@@ -33,6 +33,7 @@ from alphaswarm.ui.pages.html import fmt_time
 from alphaswarm.ui.routes import Route, page_path, parse
 from alphaswarm.ui.run_toasts import RunToasts
 from alphaswarm.ui.session_view import SessionView
+from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ RUN_COLUMNS = [
 
 def banner() -> pn.pane.HTML:
     """The banner shown on every page: nothing here is a real order."""
-    return pn.pane.HTML(
+    return InlineHTML(
         f'<div class="alphaswarm-paper-banner" style="background:#fff59d;color:#4e342e;'
         f"font-weight:800;letter-spacing:.04em;padding:6px 14px;border-radius:6px;"
         f'border:2px solid #f9a825;white-space:nowrap">{BANNER_TEXT}</div>',
@@ -79,7 +80,7 @@ class RunsList(LiveView):
         self._ticks = 0
         self._ledger_rows: list[dict[str, Any]] = []
         self._selecting = False
-        self.table = pn.widgets.Tabulator(
+        self.table = ReadOnlyTabulator(
             pd.DataFrame(columns=RUN_COLUMNS),
             show_index=False,
             disabled=True,

@@ -27,6 +27,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from alphaswarm.notebook import ensure_extension
 from alphaswarm.runtime import get_ledger
 from alphaswarm.trading.session import PaperSession
 
@@ -278,7 +279,15 @@ class FramePump:
                 self.stop()
 
 
-class LiveView(pn.viewable.Viewer):
+class KitViewer(pn.viewable.Viewer):
+    """A Panel viewer that loads the kit's notebook extension before it is displayed."""
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        ensure_extension()
+        return super()._repr_mimebundle_(include, exclude)
+
+
+class LiveView(KitViewer):
     """Base of the dashboard components: bound to a live session or a finished run.
 
     Subclasses build their Panel objects in :meth:`_build`, load what happened

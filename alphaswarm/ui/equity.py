@@ -9,9 +9,10 @@ import pandas as pd
 import panel as pn
 import param
 
+from alphaswarm.notebook import bokeh_backend
 from alphaswarm.ui.base import LiveView, as_frame_dict, to_timestamp
 
-hv.extension("bokeh", logo=False)
+bokeh_backend()  # no display: a notebook loads its resources through aw.extension()
 
 _EQUITY_COLUMNS = ["ts", "equity", "drawdown"]
 _PRICE_COLUMNS = ["ts", "close"]
@@ -65,6 +66,24 @@ class EquityCurve(LiveView):
         self.fills_buffer = hv.streams.Buffer(
             _empty(_FILL_COLUMNS), length=self.length, index=False
         ).rename(data="fills")
+        # A server document streams the new points (the Buffers above); a notebook
+        # output gets each series whole, through Pipes, once per tick that changed
+        # it: a notebook front end sends streamed columns back to the kernel with
+        # the times as floats, and appending those to datetime columns fails.
+        doc = pn.state.curdoc
+        self._streaming = doc is not None and doc.session_context is not None
+        if self._streaming:
+            equity_streams: list[Any] = [self.equity_buffer]
+            price_streams: list[Any] = [self.price_buffer, self.fills_buffer]
+            self._pipes: dict[str, hv.streams.Pipe] = {}
+        else:
+            self._pipes = {
+                "equity": hv.streams.Pipe(data=self.equity_buffer.data),
+                "price": hv.streams.Pipe(data=self.price_buffer.data),
+                "fills": hv.streams.Pipe(data=self.fills_buffer.data).rename(data="fills"),
+            }
+            equity_streams = [self._pipes["equity"]]
+            price_streams = [self._pipes["price"], self._pipes["fills"]]
         self._peak = 0.0
         self._bar_ts: pd.Timestamp | None = None
         h = self.height
@@ -72,7 +91,7 @@ class EquityCurve(LiveView):
         # Buffers follow their data, so no framewise range recomputation is needed.
         equity = hv.DynamicMap(
             lambda data: hv.Curve(data, "ts", "equity", label="equity"),
-            streams=[self.equity_buffer],
+            streams=equity_streams,
         ).opts(
             responsive=True,
             height=int(h * 0.42),
@@ -86,7 +105,7 @@ class EquityCurve(LiveView):
         )
         drawdown = hv.DynamicMap(
             lambda data: hv.Area(data, "ts", "drawdown", label="drawdown"),
-            streams=[self.equity_buffer],
+            streams=equity_streams,
         ).opts(
             responsive=True,
             height=int(h * 0.22),
@@ -112,7 +131,7 @@ class EquityCurve(LiveView):
                 )
             )
 
-        price = hv.DynamicMap(prices, streams=[self.price_buffer, self.fills_buffer]).opts(
+        price = hv.DynamicMap(prices, streams=price_streams).opts(
             responsive=True,
             height=int(h * 0.36),
             ylabel=f"{self.symbol} price" if self.symbol else "price",
@@ -120,6 +139,8 @@ class EquityCurve(LiveView):
             legend_position="top_left",
             show_legend=True,
         )
+        if not self._streaming:  # whole series replace the data: ranges follow them
+            equity, drawdown, price = (p.opts(framewise=True) for p in (equity, drawdown, price))
         self.plot = hv.Layout([equity, drawdown, price]).cols(1).opts(shared_axes=True)
         self._pane = pn.pane.HoloViews(
             self.plot, sizing_mode="stretch_width", min_height=h, linked_axes=True
@@ -183,11 +204,19 @@ class EquityCurve(LiveView):
             rows.append((ts, equity, dd))
         if rows:
             self.equity_buffer.send(pd.DataFrame(rows, columns=_EQUITY_COLUMNS))
+            self._publish("equity", self.equity_buffer)
+
+    def _publish(self, name: str, buffer: hv.streams.Buffer) -> None:
+        """Hand a notebook output the whole series (a server document streamed it)."""
+        pipe = self._pipes.get(name)
+        if pipe is not None:
+            pipe.send(buffer.data)
 
     def _send_fills(self, fills: list[tuple[Any, ...]]) -> None:
         rows = [f for f in fills if f[0] is not None]
         if rows:
             self.fills_buffer.send(pd.DataFrame(rows, columns=_FILL_COLUMNS))
+            self._publish("fills", self.fills_buffer)
 
     @property
     def buys(self) -> pd.DataFrame:
@@ -237,6 +266,7 @@ class EquityCurve(LiveView):
         self._send_equity(equity)
         if prices:
             self.price_buffer.send(pd.DataFrame(prices, columns=_PRICE_COLUMNS))
+            self._publish("price", self.price_buffer)
         self._send_fills(fills)
 
     @property

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
 from alphaswarm.ui.base import LiveView, stream_rows
+from alphaswarm.ui.tables import ReadOnlyTabulator
+
+if TYPE_CHECKING:
+    import panel as pn
 
 COLUMNS = ["filled_at", "symbol", "side", "qty", "price", "commission", "order_id", "fill_id"]
 
@@ -44,7 +47,7 @@ class FillsTable(LiveView):
 
     def _build(self) -> None:
         self._seen: set[str] = set()
-        self.table = pn.widgets.Tabulator(
+        self.table = ReadOnlyTabulator(
             pd.DataFrame(columns=COLUMNS).astype(
                 {"qty": float, "price": float, "commission": float}
             ),

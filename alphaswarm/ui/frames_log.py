@@ -11,6 +11,7 @@ import param
 
 from alphaswarm.frames import LAGGED, STAGES
 from alphaswarm.ui.base import LiveView, as_frame_dict, stream_rows
+from alphaswarm.ui.tables import ReadOnlyTabulator
 
 COLUMNS = ["seq", "time", "stage", "message"]
 #: Stages hidden by default: one or more per bar, they would drown everything else.
@@ -64,7 +65,7 @@ class FramesLog(LiveView):
             value=list(self.stages),
             sizing_mode="stretch_width",
         )
-        self.table = pn.widgets.Tabulator(
+        self.table = ReadOnlyTabulator(
             pd.DataFrame(columns=COLUMNS).astype({"seq": "int64"}),
             show_index=False,
             disabled=True,

@@ -19,6 +19,7 @@ import param
 from alphaswarm.killswitch import MODES, KillSwitch, kill_switch
 from alphaswarm.trading.registry import registry
 from alphaswarm.ui.base import LiveView
+from alphaswarm.ui.tables import InlineHTML
 
 CONFIRM_WORD = "HALT"
 
@@ -47,7 +48,7 @@ class KillSwitchWidget(LiveView):
         if self.switch is None:
             self.switch = kill_switch()
         self._seen: tuple | None = None
-        self.badge = pn.pane.HTML(
+        self.badge = InlineHTML(
             "",
             margin=(8, 10),
             css_classes=["alphaswarm-ks-badge"],
@@ -67,7 +68,7 @@ class KillSwitchWidget(LiveView):
             label="Reset kill switch", color="success", width=150, visible=False
         )
         self.reset_button.on_click(self._reset)
-        self.targets_pane = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.targets_pane = InlineHTML("", sizing_mode="stretch_width")
         self.mode_select = pn.widgets.Select(
             label="Mode", options=list(MODES), value="cancel", width=140
         )
@@ -107,7 +108,7 @@ class KillSwitchWidget(LiveView):
             sizing_mode="stretch_width",
             css_classes=["alphaswarm-ks-confirm-box"],
         )
-        self.last_pane = pn.pane.HTML(
+        self.last_pane = InlineHTML(
             "", sizing_mode="stretch_width", css_classes=["alphaswarm-ks-last"]
         )
         self.header = pn.Row(

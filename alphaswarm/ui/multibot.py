@@ -21,6 +21,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 from alphaswarm.trading.registry import registry
 from alphaswarm.ui.base import LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
+from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator
 
 if TYPE_CHECKING:
     from alphaswarm.trading.session import PaperSession
@@ -114,8 +115,8 @@ class MultiBotView(LiveView):
         self._ticks = 0
         self._finished_rows: list[dict[str, Any]] = []
         self._stop_ids: tuple[str, ...] = ()
-        self.totals = pn.pane.HTML("", css_classes=["alphaswarm-multibot-totals"], margin=(8, 10))
-        self.table = pn.widgets.Tabulator(
+        self.totals = InlineHTML("", css_classes=["alphaswarm-multibot-totals"], margin=(8, 10))
+        self.table = ReadOnlyTabulator(
             pd.DataFrame(columns=RUN_COLUMNS),
             show_index=False,
             disabled=True,
@@ -125,7 +126,7 @@ class MultiBotView(LiveView):
             formatters={"equity": money, "total_pnl": NumberFormatter(format="+0,0.00")},
             css_classes=["alphaswarm-multibot-runs"],
         )
-        self.exposure = pn.widgets.Tabulator(
+        self.exposure = ReadOnlyTabulator(
             pd.DataFrame(columns=EXPOSURE_COLUMNS),
             show_index=False,
             disabled=True,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
 from alphaswarm.ui.base import LiveView
+from alphaswarm.ui.tables import ReadOnlyTabulator
+
+if TYPE_CHECKING:
+    import panel as pn
 
 COLUMNS = [
     "symbol",
@@ -57,7 +60,7 @@ class Positions(LiveView):
 
     def _build(self) -> None:
         money = NumberFormatter(format="0,0.00")
-        self.table = pn.widgets.Tabulator(
+        self.table = ReadOnlyTabulator(
             positions_frame({}),
             show_index=False,
             disabled=True,

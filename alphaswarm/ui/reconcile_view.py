@@ -11,6 +11,8 @@ import param
 from bokeh.models.widgets.tables import NumberFormatter
 
 from alphaswarm.reconcile import Reconciliation, reconcile
+from alphaswarm.ui.base import KitViewer
+from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator
 
 _SHOWN = [
     "kind", "symbol", "side", "paper_time", "backtest_time", "paper_qty", "backtest_qty",
@@ -18,7 +20,7 @@ _SHOWN = [
 ]  # fmt: skip
 
 
-class ReconciliationView(pn.viewable.Viewer):
+class ReconciliationView(KitViewer):
     """Summary, P&L explained by cause and the fill-by-fill table of one reconciliation.
 
     Give it a :class:`~alphaswarm.reconcile.Reconciliation`, or a ``run_id``: then
@@ -51,17 +53,17 @@ class ReconciliationView(pn.viewable.Viewer):
             css_classes=["alphaswarm-reconcile-button"],
         )
         self.button.on_click(lambda _e: self.run())
-        self.summary_pane = pn.pane.HTML(
+        self.summary_pane = InlineHTML(
             "", sizing_mode="stretch_width", css_classes=["alphaswarm-reconcile-summary"]
         )
-        self.causes = pn.widgets.Tabulator(
+        self.causes = ReadOnlyTabulator(
             pd.DataFrame(columns=["cause", "pnl", "fills"]),
             show_index=False,
             disabled=True,
             width=420,
             formatters={"pnl": NumberFormatter(format="+0,0.00")},
         )
-        self.table = pn.widgets.Tabulator(
+        self.table = ReadOnlyTabulator(
             pd.DataFrame(columns=_SHOWN),
             show_index=False,
             disabled=True,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import html
 import math
 from collections import deque
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import panel as pn
 import param
 
 from alphaswarm.risk.limits import RiskLimits
 from alphaswarm.ui.base import LiveView
+from alphaswarm.ui.tables import InlineHTML
+
+if TYPE_CHECKING:
+    import panel as pn
 
 #: Limits whose values are fractions, shown as percentages.
 _FRACTIONS = ("max_position_pct", "max_concentration_pct", "max_drawdown_pct", "max_daily_loss_pct")
@@ -70,7 +73,7 @@ class RiskPanel(LiveView):
         self._events: deque[str] = deque(maxlen=max(self.recent_events, 1))
         self._halted = ""
         self._rendered = ""
-        self.pane = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["alphaswarm-risk"])
+        self.pane = InlineHTML("", sizing_mode="stretch_width", css_classes=["alphaswarm-risk"])
 
     # -- data -----------------------------------------------------------------------
     def _live_rows(self) -> list[dict[str, Any]]:

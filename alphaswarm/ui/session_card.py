@@ -10,6 +10,7 @@ import panel as pn
 import param
 
 from alphaswarm.ui.base import LiveView, to_timestamp
+from alphaswarm.ui.tables import InlineHTML, InlineNumber
 
 
 def _clock(seconds: float | None) -> str:
@@ -52,23 +53,23 @@ class SessionCard(LiveView):
 
     def _build(self) -> None:
         size = {"font_size": "20pt", "title_size": "10pt"}
-        self.equity_indicator = pn.indicators.Number(
+        self.equity_indicator = InlineNumber(
             label="Equity", value=0.0, format="{value:,.2f}", **size
         )
-        self.cash_indicator = pn.indicators.Number(
+        self.cash_indicator = InlineNumber(
             label="Cash", value=0.0, format="{value:,.2f}", **size
         )
-        self.pnl_indicator = pn.indicators.Number(
+        self.pnl_indicator = InlineNumber(
             label="P&L",
             value=0.0,
             format="{value:+,.2f}",
             colors=[(-1e-9, "#c62828"), (1e-9, "#546e7a"), (float("inf"), "#2e7d32")],
             **size,
         )
-        self.fills_indicator = pn.indicators.Number(
+        self.fills_indicator = InlineNumber(
             label="Fills", value=0, format="{value:,.0f}", **size
         )
-        self.header = pn.pane.HTML("", sizing_mode="stretch_width", margin=(5, 10))
+        self.header = InlineHTML("", sizing_mode="stretch_width", margin=(5, 10))
         self.stop_button = pn.widgets.Button(
             label="Stop session", color="warning", width=140, disabled=True
         )

@@ -8,7 +8,7 @@ import panel as pn
 import param
 
 from alphaswarm.trading.session import PaperSession
-from alphaswarm.ui.base import FramePump
+from alphaswarm.ui.base import FramePump, KitViewer
 from alphaswarm.ui.equity import EquityCurve
 from alphaswarm.ui.fills import FillsTable
 from alphaswarm.ui.frames_log import FramesLog
@@ -18,7 +18,7 @@ from alphaswarm.ui.risk import RiskPanel
 from alphaswarm.ui.session_card import SessionCard
 
 
-class SessionView(pn.viewable.Viewer):
+class SessionView(KitViewer):
     """The session card, equity curve, positions, risk, fills and frames of one run.
 
     ``PaperSession.__panel__`` returns one of these, so a session displayed in a

@@ -1,0 +1,101 @@
+"""Live views rendered the way a notebook renders them (a comm, no server session).
+
+A notebook front end sends some of what the kernel streamed back to it: the rows
+of a table, and streamed plot columns with their times as floats. These tests
+replay such echoes against a rendered view and check that it keeps updating.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import pytest
+from bokeh.document import Document
+from bokeh.models import ColumnDataSource
+from pyviz_comms import Comm
+
+import alphaswarm as aw
+from alphaswarm.ui import EquityCurve, FillsTable, FramePump, SessionView
+from tests.ui.test_components import _bar, _fill, _frame
+
+
+@pytest.fixture
+def idle_session(tmp_ledger) -> aw.PaperSession:
+    """A session that is never started: frames are published by hand."""
+    s = aw.PaperSession(aw.Bot({"name": "nb-view", "strategy": "sma_cross"}))
+    s._set_outputs(paper_run_id="paper-notebook")
+    return s
+
+
+def _render(viewable) -> tuple[Document, object]:
+    doc = Document()
+    root = pn.panel(viewable).get_root(doc, Comm())
+    if root.document is None:  # as a notebook output does
+        doc.add_root(root)
+    return doc, root
+
+
+def _publish_minutes(session, start_seq: int, minutes: range) -> int:
+    seq = start_seq
+    for minute in minutes:
+        seq += 1
+        session.frames.publish(_bar(session, seq, minute, 100 + minute))
+        seq += 1
+        session.frames.publish(_frame(session, seq, "equity.update", equity=1e5 + minute))
+    return seq
+
+
+def test_notebook_plots_send_whole_series_not_streams(idle_session):
+    """A notebook front end echoes a streamed column back with float times; applying
+    that echo failed (DTypePromotionError, DateTime64 vs Float64) and left the output's
+    document held, so the view froze. Notebook plots therefore replace their data."""
+    pump = FramePump()
+    curve = EquityCurve(idle_session, pump=pump)
+    doc, root = _render(curve)
+    kinds: list[str] = []
+    doc.on_change(lambda event: kinds.append(type(event).__name__))
+    seq = _publish_minutes(idle_session, 0, range(3))
+    idle_session.frames.publish(_fill(idle_session, seq + 1, 1, side="buy", price=101))
+    pump.tick()
+    _publish_minutes(idle_session, seq + 1, range(3, 6))
+    pump.tick()
+    assert kinds, "the ticks changed the document"
+    assert "ColumnsStreamedEvent" not in kinds
+    assert list(curve.equity_buffer.data["equity"]) == [1e5 + m for m in range(6)]
+    equity_sources = [s for s in root.select({"type": ColumnDataSource}) if "equity" in s.data]
+    assert equity_sources and all(len(s.data["equity"]) == 6 for s in equity_sources)
+    assert all(np.asarray(s.data["ts"]).dtype.kind == "M" for s in equity_sources)
+
+
+def test_table_ignores_a_stale_copy_from_the_front_end(idle_session):
+    pump = FramePump()
+    table = FillsTable(idle_session, pump=pump)
+    _render(table)
+    idle_session.frames.publish(_fill(idle_session, 1, 1))
+    pump.tick()
+    stale = table.table._get_data()[1]  # the browser's copy of the first state
+    for n in range(2, 5):
+        idle_session.frames.publish(_fill(idle_session, n, n))
+    pump.tick()
+    # used to raise "Must have equal len keys" and leave the notebook output held
+    table.table._process_events({"data": stale})
+    assert len(table.value) == 4
+    idle_session.frames.publish(_fill(idle_session, 5, 5))
+    pump.tick()
+    assert len(table.value) == 5
+
+
+def test_session_view_reaches_the_kernel_state(good_bot, run_session):
+    view = SessionView(run_session(good_bot, max_bars=200))
+    _render(view)
+    session = view.session
+    assert session.wait(60)
+    view.refresh()
+    view.refresh()
+    assert view.card.status == session.status == "completed"
+    assert view.card.fills_indicator.value == session.num_fills
+    assert view.card.equity_indicator.value == pytest.approx(session.equity)
+    assert len(view.fills.value) == session.num_fills
+    assert len(view.equity.price_buffer.data) == session.bars_seen
+    assert isinstance(view.fills.value, pd.DataFrame)
