@@ -31,7 +31,8 @@ PUBLIC = {
     "BacktestResult", "Bot", "BotSpecError", "BrokerConfig", "GateRefused", "KillSwitch",
     "KillSwitchEngaged", "Ledger", "ModelError", "OrderRequest", "PaperSession",
     "Reconciliation", "RiskLimits", "Side", "Strategy", "SweepResult", "WalkForwardResult",
-    "__version__", "backtest", "check_gate", "get_ledger", "kill_switch", "reconcile",
+    "__version__", "backtest", "check_gate", "extension", "get_ledger", "kill_switch",
+    "reconcile",
     "registry", "set_ledger", "sweep", "walk_forward",
 }  # fmt: skip
 
