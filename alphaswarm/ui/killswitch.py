@@ -12,13 +12,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import pandas as pd
 import panel as pn
 import param
 
 from alphaswarm.killswitch import MODES, KillSwitch, kill_switch
 from alphaswarm.trading.registry import registry
 from alphaswarm.ui.base import LiveView
+from alphaswarm.ui.pages.html import fmt_time
 from alphaswarm.ui.tables import InlineHTML
 
 CONFIRM_WORD = "HALT"
@@ -239,7 +239,7 @@ class KillSwitchWidget(LiveView):
             if failures
             else '<div style="color:#2e7d32">no failures</div>'
         )
-        at = html.escape(_readable_time(last.get("engaged_at")))
+        at = html.escape(fmt_time(last.get("engaged_at")))
         mode, why = (html.escape(str(last.get(k, ""))) for k in ("mode", "reason"))
         return (
             f"<div><b>Last engagement</b> at {at} ({mode}, {why})"
@@ -251,16 +251,3 @@ class KillSwitchWidget(LiveView):
         """The header row above the details."""
         return pn.Column(self.header, self.details, sizing_mode="stretch_width")
 
-
-def _readable_time(value: Any) -> str:
-    """``2026-12-06 21:40:03 UTC`` from a timestamp or its ISO text ('' for none)."""
-    if value in (None, ""):
-        return ""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if ts is pd.NaT:
-        return ""
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.strftime("%Y-%m-%d %H:%M:%S UTC")
