@@ -48,7 +48,7 @@ def test_a_short_outage_pauses_trading_and_loses_no_fill(ledger, bot, write_lock
     session, published = _session(bot, write_lock, speed=speed, hold=OUTAGE, max_bars=BARS[speed])
     assert session.wait(120)
     assert write_lock.released.is_set()
-    assert True in session._behind_seen, "the session never saw its ledger behind"
+    assert any(session._behind_seen), "the session never saw its ledger behind"
     assert session.status == "completed", (session.stop_reason, session.error)
     assert session.final_row_written and not session.ledger_behind
     stages = [f["stage"] for f in published]
