@@ -40,7 +40,7 @@ def killed_count(ledger: Any, run_ids: list[str]) -> int:
 
     from alphaswarm.ledger.schema import paper_trading_runs as runs
 
-    with ledger.engine.connect() as conn:
+    with ledger.engine().connect() as conn:
         return conn.execute(
             select(func.count())
             .select_from(runs)

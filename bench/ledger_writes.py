@@ -119,7 +119,7 @@ def bench_backend(
                 flush=True,
             )
             if cleanup:
-                with ledger.engine.begin() as conn:
+                with ledger.engine().begin() as conn:
                     from sqlalchemy import delete
 
                     from alphaswarm.ledger.schema import paper_fills, paper_orders

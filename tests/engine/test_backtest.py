@@ -209,7 +209,7 @@ def test_store_to_a_tmp_ledger(tmp_path, feed):
         assert (again.bot_id, again.bot_version) == (result.bot_id, 1)
         changed = backtest(sma_bot(params={"fast": 4, "slow": 8}), 50, feed=feed, ledger=ledger)
         assert (changed.bot_id, changed.bot_version) == (result.bot_id, 2)
-        with ledger.engine.connect() as conn:
+        with ledger.engine().connect() as conn:
             versions = conn.execute(
                 text(
                     "SELECT bot_version, count(*) FROM backtest_runs "

@@ -12,6 +12,7 @@ from sqlalchemy import insert, select
 
 from alphaswarm.ledger import Ledger, LedgerError, bulk
 from alphaswarm.ledger import schema as s
+from alphaswarm.ledger.batches import prepare_batch
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
@@ -25,7 +26,7 @@ def order(oid: str, status: str) -> dict:
 
 
 def table_rows(ledger: Ledger, table, run_id: str) -> list[dict]:
-    with ledger.engine.connect() as conn:
+    with ledger.engine().connect() as conn:
         stmt = select(table).where(table.c.paper_run_id == run_id)
         rows = conn.execute(stmt.order_by(*table.primary_key.columns)).mappings()
         return [{k: v for k, v in r.items() if k not in ("paper_run_id", "id")} for r in rows]
@@ -51,10 +52,8 @@ def test_driver_path_stores_what_sqlalchemy_stores(ledger):
     make_run(ledger, "fast")
     make_run(ledger, "reference")
     ledger.write_batch("fast", frames=AWKWARD_FRAMES, equity=AWKWARD_EQUITY)
-    prepared = ledger._prepare_batch(
-        "reference", (), (), AWKWARD_EQUITY, AWKWARD_FRAMES, (), None, T0
-    )
-    with ledger.engine.begin() as conn:
+    prepared = prepare_batch("reference", (), (), AWKWARD_EQUITY, AWKWARD_FRAMES, (), None, T0)
+    with ledger.engine().begin() as conn:
         for row in prepared["frames"]:
             conn.execute(insert(s.paper_frames), [row])  # one at a time: SQLAlchemy's own path
         for row in prepared["equity"]:
@@ -86,7 +85,7 @@ def test_upsert_through_the_driver_updates_only_the_given_columns(ledger):
 def test_statements_needing_python_defaults_fall_back_to_sqlalchemy(ledger):
     make_run(ledger, "r")
     keys = ["id", "paper_run_id", "symbol", "side", "qty"]
-    with ledger.engine.begin() as conn:
+    with ledger.engine().begin() as conn:
         assert bulk._compile(conn, insert(s.paper_orders), keys) is None
         count = bulk.execute_many(
             conn,
@@ -193,7 +192,7 @@ def test_stop_runs_with_an_unknown_run_writes_nothing(ledger):
 def test_stop_runs_takes_more_runs_than_one_in_list_holds(ledger):
     ids = [f"r{i:04d}" for i in range(1100)]
     rows = [{"id": i, "bot_id": "sma-bot", "starting_cash": 1.0} for i in ids]
-    with ledger.engine.begin() as conn:
+    with ledger.engine().begin() as conn:
         conn.execute(insert(s.paper_trading_runs), rows)
     assert ledger.stop_runs(ids, status="killed", reason="many", at=T0) == 1100
     statuses = ledger.sql("SELECT status, COUNT(*) AS n FROM paper_trading_runs GROUP BY status")

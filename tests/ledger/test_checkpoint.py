@@ -28,10 +28,10 @@ def test_commits_leave_checkpoints_to_the_thread(tmp_path):
     path = tmp_path / "ledger.db"
     ledger = Ledger(url=f"sqlite:///{path}")
     ledger.ensure_schema()
-    with ledger.engine.connect() as conn:
+    with ledger.engine().connect() as conn:
         autocheckpoint = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
     assert autocheckpoint == SAFETY_NET_PAGES
-    checkpointer = ledger._checkpointer
+    checkpointer = ledger._db.checkpointer
     assert checkpointer is not None and checkpointer.alive
     rounds = checkpointer.rounds
     for i in range(5):
@@ -42,16 +42,16 @@ def test_commits_leave_checkpoints_to_the_thread(tmp_path):
     assert rows_in_database_file_alone(path, tmp_path) == 5
     assert checkpointer.rounds > rounds
     ledger.close()
-    assert not checkpointer.alive and ledger._checkpointer is None
+    assert not checkpointer.alive and ledger._db.checkpointer is None
     assert len(ledger.runs()) == 5, "a closed ledger reopens (with a new thread)"
-    assert ledger._checkpointer is not None and ledger._checkpointer.alive
+    assert ledger._db.checkpointer is not None and ledger._db.checkpointer.alive
     ledger.close()
 
 
 def test_in_memory_ledgers_have_no_thread():
     ledger = Ledger(url="sqlite:///:memory:")
     ledger.ensure_schema()
-    assert ledger._checkpointer is None
+    assert ledger._db.checkpointer is None
     ledger.close()
 
 

@@ -53,7 +53,7 @@ def fill(fid: str, oid: str, price: float, at: datetime, side: str = "buy", **ex
 
 
 def count(ledger: Ledger, table) -> int:
-    with ledger.engine.connect() as conn:
+    with ledger.engine().connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
 
 
@@ -62,7 +62,7 @@ def count(ledger: Ledger, table) -> int:
 
 def test_schema_created_by_alembic(ledger):
     assert ledger.ensure_schema() == head_revision()
-    with ledger.engine.connect() as conn:
+    with ledger.engine().connect() as conn:
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
         tables = set(inspect(conn).get_table_names())
     assert version == [head_revision()]
@@ -128,7 +128,7 @@ def test_tutorial_queries_run_verbatim(ledger, ledger_url):
             )
             assert [r[0] for r in raw.execute(fills_sql)] == ["o1", "o2"]
     else:
-        with ledger.engine.connect() as conn:
+        with ledger.engine().connect() as conn:
             assert conn.exec_driver_sql(TUTORIAL_RUN_QUERY).fetchone()[0] == "pr-new"
             assert [r[0] for r in conn.exec_driver_sql(fills_sql)] == ["o1", "o2"]
 
@@ -721,7 +721,7 @@ def test_concurrent_writers(ledger):
 
 def test_sqlite_pragmas(tmp_path):
     with Ledger(url=f"sqlite:///{tmp_path / 'sub' / 'dir' / 'l.db'}") as led:
-        with led.engine.connect() as conn:
+        with led.engine().connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL

@@ -18,10 +18,10 @@ def test_ledgers_of_one_file_share_one_write_lock(tmp_path):
     for led in (a, b, other, memory):
         led.ensure_schema()
     try:
-        assert a._write_lock is not None
-        assert a._write_lock is b._write_lock
-        assert other._write_lock is not a._write_lock
-        assert memory._write_lock is not None and memory._write_lock is not a._write_lock
+        assert a._db.write_lock is not None
+        assert a._db.write_lock is b._db.write_lock
+        assert other._db.write_lock is not a._db.write_lock
+        assert memory._db.write_lock is not None and memory._db.write_lock is not a._db.write_lock
     finally:
         for led in (a, b, other, memory):
             led.close()
@@ -30,7 +30,7 @@ def test_ledgers_of_one_file_share_one_write_lock(tmp_path):
 def test_the_write_lock_is_for_sqlite_only(ledger_url):
     with Ledger(url=ledger_url) as led:
         led.ensure_schema()
-        assert (led._write_lock is not None) == ledger_url.startswith("sqlite")
+        assert (led._db.write_lock is not None) == ledger_url.startswith("sqlite")
 
 
 def test_a_writer_held_up_past_the_busy_timeout_writes_nothing(tmp_path):

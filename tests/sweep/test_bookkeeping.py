@@ -53,7 +53,7 @@ def test_n_counts_distinct_trial_keys_not_rows(led):
         name="n-2",
         progress=False,
     )
-    with led.engine.connect() as conn:
+    with led.engine().connect() as conn:
         rows = conn.execute(text("SELECT count(*) FROM sweep_trials")).scalar()
     assert rows == 5
     assert second.report["n_trials"] == 3 and second.report["n_sweep"] == 3
@@ -183,7 +183,7 @@ def _status(url: str, name: str) -> str | None:
 
 def _owner_connections(url: str, pid: int) -> int:
     """PostgreSQL: connections still holding the owner lock of process ``pid``."""
-    with Ledger(url=url) as ledger, ledger.engine.connect() as conn:
+    with Ledger(url=url) as ledger, ledger.engine().connect() as conn:
         return conn.execute(
             text("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE :n"),
             {"n": f"alphaswarm-owner:%:{pid}"},
@@ -246,7 +246,7 @@ def _set_owner(led: Ledger, sweep_id: str, owner: str, heartbeat: str | None = N
 
     from alphaswarm.ledger.schema import sweeps
 
-    with led.engine.begin() as conn:
+    with led.engine().begin() as conn:
         cfg = conn.execute(select(sweeps.c.config).where(sweeps.c.id == sweep_id)).scalar()
         cfg = {**cfg, "owner": owner}
         if heartbeat:

@@ -108,7 +108,7 @@ def test_status_marks_a_sweep_of_a_dead_process_interrupted(env, capsys):
     gone.wait()
     with Ledger(url=db) as ledger:
         sweep_id = SweepStore(ledger).open("orphan", None, {"kind": "sweep"})
-        with ledger.engine.begin() as conn:
+        with ledger.engine().begin() as conn:
             cfg = conn.execute(select(sweeps.c.config).where(sweeps.c.id == sweep_id)).scalar()
             cfg = {**cfg, "owner": f"{ledger.owner.rpartition(':')[0]}:{gone.pid}"}
             conn.execute(update(sweeps).where(sweeps.c.id == sweep_id).values(config=cfg))

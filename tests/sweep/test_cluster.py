@@ -146,7 +146,7 @@ def led(tmp_path):
 
 
 def rows_in_ledger(ledger: Ledger, sweep_id: str) -> tuple[int, int]:
-    with ledger.engine.connect() as conn:
+    with ledger.engine().connect() as conn:
         return tuple(
             conn.execute(
                 text(

@@ -21,7 +21,7 @@ def led(tmp_path):
 
 
 def n_rows(ledger: Ledger, sweep_id: str) -> tuple[int, int]:
-    with ledger.engine.connect() as conn:
+    with ledger.engine().connect() as conn:
         total = conn.execute(
             text("SELECT count(*) FROM sweep_trials WHERE sweep_id = :s"), {"s": sweep_id}
         ).scalar_one()

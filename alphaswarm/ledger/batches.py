@@ -1,0 +1,237 @@
+"""Batches of running sessions: orders, fills, equity, frames and risk events in one commit.
+
+:meth:`BatchWriter.write_batch` writes one session's batch; :meth:`BatchWriter.write_batches`
+several sessions' batches (group commit, kill switch, stop-all) with one statement per
+table. Every row is validated (:func:`prepare_batch`) before any SQL runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, update
+
+from alphaswarm.ledger.bulk import execute_many
+from alphaswarm.ledger.errors import LedgerError
+from alphaswarm.ledger.rows import as_mapping, fields, plain, row
+from alphaswarm.ledger.runs import update_run_row
+from alphaswarm.ledger.schema import (
+    paper_equity,
+    paper_fills,
+    paper_frames,
+    paper_orders,
+    paper_trading_runs,
+    utcnow,
+)
+from alphaswarm.ledger.schema import risk_events as risk_events_table
+from alphaswarm.ledger.tablewrites import insert_many, upsert_many
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.engine import Connection
+
+    from alphaswarm.ledger.connection import Database
+
+__all__ = ["BATCH_KEYS", "BatchWriter", "prepare_batch"]
+
+#: The row kinds of a batch, beside ``run_update``.
+_ROW_KINDS = ("orders", "fills", "equity", "frames", "risk_events")
+
+#: The keys a batch of :meth:`BatchWriter.write_batches` may hold.
+BATCH_KEYS = frozenset({*_ROW_KINDS, "run_update"})
+
+
+def prepare_batch(
+    run_id: str,
+    orders: Iterable[Any],
+    fills: Iterable[Any],
+    equity: Iterable[Any],
+    frames: Iterable[Any],
+    risk_events: Iterable[Any],
+    run_update: Mapping[str, Any] | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """Validate one batch before any SQL runs."""
+    fixed = {"paper_run_id": run_id}
+    order_rows = [
+        row(paper_orders, o, "order", aliases={"order_id": "id"}, fixed=fixed) for o in orders
+    ]
+    fill_rows = [row(paper_fills, f, "fill", aliases={"fill_id": "id"}, fixed=fixed) for f in fills]
+    for rows in (order_rows, fill_rows):
+        for r in rows:
+            if not r.get("id"):
+                raise LedgerError(f"write_batch: every order and fill needs an 'id': {r}")
+    values = fields(paper_trading_runs, run_update or {}, "run_update")
+    values.setdefault("last_heartbeat_at", now)
+    return {
+        "run_id": run_id,
+        "run_update": values,
+        "orders": order_rows,
+        "fills": fill_rows,
+        "equity": [row(paper_equity, e, "equity point", fixed=fixed) for e in equity],
+        "frames": [_frame_row(run_id, f) for f in frames],
+        "risk_events": [row(risk_events_table, r, "risk event", fixed=fixed) for r in risk_events],
+    }
+
+
+def _frame_row(run_id: str, data: Any) -> dict[str, Any]:
+    frame = dict(as_mapping(data, "frame"))
+    if "frame" in frame and isinstance(frame["frame"], Mapping):
+        out = row(paper_frames, frame, "frame", fixed={"paper_run_id": run_id})
+        out.setdefault("stage", out["frame"].get("stage"))
+        out.setdefault("seq", out["frame"].get("seq"))
+    else:  # a frame envelope
+        out = {
+            "paper_run_id": run_id,
+            "seq": frame.get("seq"),
+            "stage": frame.get("stage"),
+            "frame": frame,
+        }
+    seq = out.get("seq")
+    if isinstance(seq, bool) or not isinstance(plain(seq), int):
+        raise LedgerError(f"frame: 'seq' must be an integer, got {seq!r}")
+    out["seq"] = int(plain(seq))
+    if not out.get("stage"):
+        raise LedgerError(f"frame {out['seq']}: 'stage' is required")
+    return out
+
+
+def _write_rows(conn: Connection, rows: Mapping[str, list[dict[str, Any]]]) -> None:
+    """The orders, fills, equity points, frames and risk events of one or more batches."""
+    if rows["orders"]:
+        upsert_many(conn, paper_orders, rows["orders"], keep=("created_at",))
+    if rows["fills"]:
+        insert_many(conn, paper_fills, rows["fills"])
+    if rows["equity"]:
+        upsert_many(conn, paper_equity, rows["equity"])
+    if rows["frames"]:
+        insert_many(conn, paper_frames, rows["frames"])
+    if rows["risk_events"]:
+        insert_many(conn, risk_events_table, rows["risk_events"])
+
+
+def _update_runs(conn: Connection, prepared: list[dict[str, Any]]) -> None:
+    """The ``run_update`` of several batches, one executemany per set of columns."""
+    runs = paper_trading_runs
+    by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for batch in prepared:
+        values = batch["run_update"]
+        by_keys.setdefault(tuple(sorted(values)), []).append(
+            {"_run_id": batch["run_id"], **{f"_v_{k}": v for k, v in values.items()}}
+        )
+    for keys, params in by_keys.items():
+        found = execute_many(
+            conn,
+            ("update runs", keys),
+            lambda keys=keys: (
+                update(runs)
+                .where(runs.c.id == bindparam("_run_id"))
+                .values({k: bindparam(f"_v_{k}") for k in keys})
+            ),
+            params,
+        )
+        if found != len(params):
+            missing = [p["_run_id"] for p in params]
+            raise LedgerError(f"write_batches: unknown paper run among {missing}")
+
+
+class BatchWriter:
+    """Writes the batches of running sessions.
+
+    Parameters
+    ----------
+    db : Database
+        The ledger database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def write_batch(
+        self,
+        run_id: str,
+        *,
+        orders: Iterable[Any] = (),
+        fills: Iterable[Any] = (),
+        equity: Iterable[Any] = (),
+        frames: Iterable[Any] = (),
+        risk_events: Iterable[Any] = (),
+        run_update: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write one batch of a running session in ONE transaction.
+
+        Parameters
+        ----------
+        run_id : str
+            The paper run; it must exist.
+        orders : iterable of dict
+            Order snapshots, upserted by ``id`` (``order_id`` is accepted for ``id``,
+            so ``Order.to_dict()`` works): a later snapshot updates status, fills and
+            ``updated_at``; ``created_at`` keeps its first value.
+        fills : iterable of dict
+            New fills (``fill_id`` is accepted for ``id``).
+        equity : iterable of dict
+            ``{ts, equity, cash}`` points, upserted by ``ts``.
+        frames : iterable of dict
+            ``{seq, stage, frame}`` rows, or frame envelopes themselves (their
+            ``seq`` and ``stage`` are used and the whole envelope is stored).
+        risk_events : iterable of dict
+            ``{at, order_id, limit, value, threshold, action, message}`` rows.
+        run_update : dict, optional
+            Columns of the run to update, e.g. counters and P&L. ``last_heartbeat_at``
+            is set to now unless given.
+
+        Raises
+        ------
+        LedgerError
+            For an unknown run, an unknown column, a duplicate fill or frame, or a value
+            that cannot be stored; then nothing of the batch is written.
+        """
+        batch = prepare_batch(
+            run_id, orders, fills, equity, frames, risk_events, run_update, utcnow()
+        )
+        with self.db.write() as conn:
+            update_run_row(conn, batch["run_id"], batch["run_update"])
+            _write_rows(conn, batch)
+
+    def write_batches(self, batches: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+        """Write the batches of several runs in ONE transaction.
+
+        Used to stop many sessions at once (kill switch, stop-all) with one commit.
+
+        Parameters
+        ----------
+        batches : iterable of (str, dict)
+            ``(run_id, batch)`` pairs; ``batch`` holds the keyword arguments of
+            :meth:`write_batch` (``orders``, ``fills``, ``equity``, ``frames``,
+            ``risk_events``, ``run_update``).
+
+        Raises
+        ------
+        LedgerError
+            If any batch is bad; then nothing of any batch is written.
+        """
+        now = utcnow()
+        prepared = []
+        for run_id, batch in batches:
+            unknown = set(batch) - BATCH_KEYS
+            if unknown:
+                raise LedgerError(
+                    f"write_batches: unknown keys {sorted(unknown)} for run {run_id!r}; "
+                    f"allowed: {sorted(BATCH_KEYS)}"
+                )
+            rows = {kind: batch.get(kind, ()) for kind in _ROW_KINDS}
+            prepared.append(
+                prepare_batch(run_id, **rows, run_update=batch.get("run_update"), now=now)
+            )
+        if not prepared:
+            return
+        merged: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _ROW_KINDS}
+        for batch in prepared:
+            for kind, rows in merged.items():
+                rows.extend(batch[kind])
+        with self.db.write() as conn:
+            _update_runs(conn, prepared)
+            _write_rows(conn, merged)
