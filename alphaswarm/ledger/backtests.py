@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, insert, select
 
+from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.errors import LedgerError
 from alphaswarm.ledger.rows import row
 from alphaswarm.ledger.schema import backtest_runs, bot_versions, utcnow
@@ -14,7 +15,6 @@ from alphaswarm.ledger.schema import backtest_runs, bot_versions, utcnow
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from alphaswarm.ledger.connection import Database
 
 __all__ = ["BacktestRepository", "latest_backtest", "latest_bot_version"]
 
@@ -36,17 +36,8 @@ def latest_backtest(conn: Connection, bot_id: str, bot_version: int | None) -> d
     return dict(found) if found else None
 
 
-class BacktestRepository:
-    """Rows of ``backtest_runs``.
-
-    Parameters
-    ----------
-    db : Database
-        The ledger database.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
+class BacktestRepository(Repository):
+    """Rows of ``backtest_runs``."""
 
     def record_backtest(self, row: dict) -> str:
         """Record a finished backtest.
@@ -77,13 +68,7 @@ class BacktestRepository:
 
     def get_backtest(self, backtest_id: str) -> dict | None:
         """Return one ``backtest_runs`` row as a dict, or ``None``."""
-        with self.db.read() as conn:
-            found = (
-                conn.execute(select(backtest_runs).where(backtest_runs.c.id == backtest_id))
-                .mappings()
-                .first()
-            )
-        return dict(found) if found else None
+        return self._by_id(backtest_runs, backtest_id)
 
     def count_backtests(self, bot_id: str, bot_version: int | None = None) -> int:
         """How many backtests a bot (of one version, when given) has in the ledger."""

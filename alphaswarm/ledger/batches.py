@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, update
 
 from alphaswarm.ledger.bulk import execute_many
+from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.errors import LedgerError
 from alphaswarm.ledger.rows import as_mapping, fields, plain, row
 from alphaswarm.ledger.runs import update_run_row
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection
 
-    from alphaswarm.ledger.connection import Database
 
 __all__ = ["BATCH_KEYS", "BatchWriter", "prepare_batch"]
 
@@ -137,17 +137,8 @@ def _update_runs(conn: Connection, prepared: list[dict[str, Any]]) -> None:
             raise LedgerError(f"write_batches: unknown paper run among {missing}")
 
 
-class BatchWriter:
-    """Writes the batches of running sessions.
-
-    Parameters
-    ----------
-    db : Database
-        The ledger database.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
+class BatchWriter(Repository):
+    """Writes the batches of running sessions."""
 
     def write_batch(
         self,

@@ -12,13 +12,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from alphaswarm.ledger.backtests import latest_backtest, latest_bot_version
+from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.errors import LedgerError
 from alphaswarm.ledger.schema import bot_versions, bots, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from alphaswarm.ledger.connection import Database
 
 __all__ = ["BotRepository", "slug"]
 
@@ -32,17 +32,8 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:96].strip("-")
 
 
-class BotRepository:
-    """Rows of ``bots`` and ``bot_versions``.
-
-    Parameters
-    ----------
-    db : Database
-        The ledger database.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
+class BotRepository(Repository):
+    """Rows of ``bots`` and ``bot_versions``."""
 
     def register_bot(self, name: str, spec: dict, spec_hash: str) -> tuple[str, int, bool]:
         """Record a bot spec; a changed spec becomes the bot's next version.

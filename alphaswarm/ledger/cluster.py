@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.killswitch_row import database_now
 from alphaswarm.ledger.schema import kill_switch_acks
 from alphaswarm.ledger.tablewrites import upsert_many
@@ -50,7 +51,7 @@ def owner_lock_key(owner: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class ClusterRepository:
+class ClusterRepository(Repository):
     """Kill acknowledgements, listening processes and the owner's advisory lock.
 
     Parameters
@@ -62,7 +63,7 @@ class ClusterRepository:
     """
 
     def __init__(self, db: Database, owner: Callable[[], str]) -> None:
-        self.db = db
+        super().__init__(db)
         self.owner = owner
         # PostgreSQL: a connection outside the pool holding this owner's advisory lock.
         self._owner_conn: Connection | None = None

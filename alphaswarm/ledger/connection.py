@@ -13,7 +13,7 @@ import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from alphaswarm.ledger.checkpoint import checkpoint
@@ -25,9 +25,10 @@ from alphaswarm.ledger.urls import parse_url, safe_url
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from sqlalchemy import Table
     from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["Database"]
+__all__ = ["Database", "Repository"]
 
 # Key of the transaction-scoped advisory lock that serialises schema upgrades on PostgreSQL.
 _MIGRATION_LOCK_KEY = 0x616C7068  # "alph"
@@ -236,3 +237,22 @@ class Database:
         except SQLAlchemyError as exc:
             error = LedgerUnavailable if is_unavailable(exc) else LedgerError
             raise error(f"ledger read failed: {describe(exc)}") from exc
+
+
+class Repository:
+    """One part of the ledger, writing and reading through one :class:`Database`.
+
+    Parameters
+    ----------
+    db : Database
+        The ledger database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _by_id(self, table: Table, key: str) -> dict | None:
+        """The row of ``table`` whose ``id`` is ``key``, as a dict, or ``None``."""
+        with self.db.read() as conn:
+            found = conn.execute(select(table).where(table.c.id == key)).mappings().first()
+        return dict(found) if found else None

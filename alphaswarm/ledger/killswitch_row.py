@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql
 
 from alphaswarm.ledger.audit import append_audit
+from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.errors import KillSwitchRefusal, LedgerError
 from alphaswarm.ledger.jsoncodec import json_dumps
 from alphaswarm.ledger.schema import kill_switch, utcnow
@@ -18,7 +19,6 @@ from alphaswarm.ledger.tablewrites import upsert_many
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from alphaswarm.ledger.connection import Database
 
 __all__ = ["KILL_SWITCH_CHANNEL", "KillSwitchRow", "database_now", "refuse_when_killed"]
 
@@ -85,17 +85,8 @@ def refuse_when_killed(conn: Connection, bot_id: str) -> None:
         raise KillSwitchRefusal(f"kill switch engaged (halted): bot {bot_id} halted", state)
 
 
-class KillSwitchRow:
-    """The kill-switch row of one ledger.
-
-    Parameters
-    ----------
-    db : Database
-        The ledger database.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
+class KillSwitchRow(Repository):
+    """The kill-switch row of one ledger."""
 
     def kill_switch_state(self) -> dict:
         """Return the kill-switch row.

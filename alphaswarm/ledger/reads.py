@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlalchemy import Boolean, Float, Integer, select, text
 
+from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.errors import LedgerError
 from alphaswarm.ledger.runs import runs_query
 from alphaswarm.ledger.schema import (
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import CursorResult
     from sqlalchemy.sql import Select
 
-    from alphaswarm.ledger.connection import Database
 
 __all__ = ["LedgerReads"]
 
@@ -39,21 +39,16 @@ _TIMESTAMP_COLUMNS = frozenset(
 )
 
 
-class LedgerReads:
-    """Queries returning DataFrames (and the frame envelopes a client catches up with).
-
-    Parameters
-    ----------
-    db : Database
-        The ledger database.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
+class LedgerReads(Repository):
+    """Queries returning DataFrames (and the frame envelopes a client catches up with)."""
 
     def _frame(self, stmt: Select, table: Table) -> pd.DataFrame:
         with self.db.read() as conn:
             return _to_frame(conn.execute(stmt), table)
+
+    def _of_run(self, table: Table, run_id: str, *order_by: Any) -> pd.DataFrame:
+        stmt = select(table).where(table.c.paper_run_id == run_id).order_by(*order_by)
+        return self._frame(stmt, table)
 
     def runs(self) -> pd.DataFrame:
         """Return all paper runs as a DataFrame, newest first."""
@@ -61,30 +56,15 @@ class LedgerReads:
 
     def fills(self, run_id: str) -> pd.DataFrame:
         """Return the fills of a paper run in fill order."""
-        stmt = (
-            select(paper_fills)
-            .where(paper_fills.c.paper_run_id == run_id)
-            .order_by(paper_fills.c.filled_at, paper_fills.c.id)
-        )
-        return self._frame(stmt, paper_fills)
+        return self._of_run(paper_fills, run_id, paper_fills.c.filled_at, paper_fills.c.id)
 
     def orders(self, run_id: str) -> pd.DataFrame:
         """Return the orders of a paper run (latest state of each) in creation order."""
-        stmt = (
-            select(paper_orders)
-            .where(paper_orders.c.paper_run_id == run_id)
-            .order_by(paper_orders.c.created_at, paper_orders.c.id)
-        )
-        return self._frame(stmt, paper_orders)
+        return self._of_run(paper_orders, run_id, paper_orders.c.created_at, paper_orders.c.id)
 
     def equity(self, run_id: str) -> pd.DataFrame:
         """Return the equity curve of a paper run: ``paper_run_id, ts, equity, cash``."""
-        stmt = (
-            select(paper_equity)
-            .where(paper_equity.c.paper_run_id == run_id)
-            .order_by(paper_equity.c.ts)
-        )
-        return self._frame(stmt, paper_equity)
+        return self._of_run(paper_equity, run_id, paper_equity.c.ts)
 
     def frames(self, run_id: str, since_seq: int | None = None) -> pd.DataFrame:
         """Return the stored frames of a run in ``seq`` order.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, update
 
+from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.errors import LedgerError
 from alphaswarm.ledger.rows import fields
 from alphaswarm.ledger.runs import update_run_row
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection
 
-    from alphaswarm.ledger.connection import Database
 
 __all__ = ["RunClosing", "fill_order", "position_pnl"]
 
@@ -96,17 +96,8 @@ def recompute(conn: Connection, run_id: str, starting_cash: float | None) -> dic
     }
 
 
-class RunClosing:
-    """The final writes of paper runs.
-
-    Parameters
-    ----------
-    db : Database
-        The ledger database.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
+class RunClosing(Repository):
+    """The final writes of paper runs."""
 
     def finalize_paper_run(self, run_id: str, *, recount: bool = False, **fields_: Any) -> None:
         """Close a paper run: status (default ``"stopped"``), ``ended_at`` now, and ``fields``.

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select, update
 
 from alphaswarm.ledger.backtests import latest_bot_version
+from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.errors import LedgerError
 from alphaswarm.ledger.killswitch_row import refuse_when_killed
 from alphaswarm.ledger.rows import IN_LIST_CHUNK, chunks, fields, row
@@ -53,7 +54,7 @@ def runs_query(status: str | None, bot_id: str | None, limit: int | None) -> Sel
     return stmt
 
 
-class RunRepository:
+class RunRepository(Repository):
     """Rows of ``paper_trading_runs`` (and the open orders a stop cancels).
 
     Parameters
@@ -65,7 +66,7 @@ class RunRepository:
     """
 
     def __init__(self, db: Database, cluster: ClusterRepository) -> None:
-        self.db = db
+        super().__init__(db)
         self.cluster = cluster
 
     def create_paper_run(self, row: dict, *, check_kill_switch: bool = False) -> None:
@@ -198,13 +199,7 @@ class RunRepository:
 
     def get_run(self, run_id: str) -> dict | None:
         """Return one paper run as a dict, or ``None``."""
-        with self.db.read() as conn:
-            found = (
-                conn.execute(select(paper_trading_runs).where(paper_trading_runs.c.id == run_id))
-                .mappings()
-                .first()
-            )
-            return dict(found) if found else None
+        return self._by_id(paper_trading_runs, run_id)
 
     def list_runs(
         self, status: str | None = None, bot_id: str | None = None, limit: int | None = None
