@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import queue
 import threading
 import time
@@ -57,7 +56,7 @@ from alphaswarm.broker.base import (
     ReconcileReport,
     UpdateKind,
 )
-from alphaswarm.data.live.alpaca import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV
+from alphaswarm.data.live.alpaca import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV, read_keys
 from alphaswarm.data.live.hours import market_hours
 from alphaswarm.model import (
     Fill,
@@ -208,12 +207,7 @@ class AlpacaPaperBroker(Broker):
             raise BrokerError(
                 f"broker.urls: unknown key(s) {sorted(unknown)}; allowed: trading, stream"
             )
-        key, secret = os.environ.get(key_env, ""), os.environ.get(secret_env, "")
-        missing = [n for n, v in ((key_env, key), (secret_env, secret)) if not v]
-        if missing:
-            raise BrokerError(
-                f"alpaca: no API keys: set the environment variable(s) {', '.join(missing)}"
-            )
+        key, secret = read_keys(key_env, secret_env, BrokerError, "broker")
         self.key_env, self.secret_env = key_env, secret_env
         self.urls = urls
         self.hours: MarketHours = market_hours(calendar)

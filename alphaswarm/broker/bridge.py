@@ -22,14 +22,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from alphaswarm.broker.base import BrokerError, UpdateKind
-from alphaswarm.model import ModelError, OrderStatus, Position, Side
-from alphaswarm.trading.paper_trading import BrokerConfig, BrokerEvent
+from alphaswarm.model import ModelError, OrderStatus
+from alphaswarm.trading.paper_trading import BrokerConfig, BrokerEvent, CashAccount
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from alphaswarm.broker.base import Broker, CancelConfirmation, OrderUpdate
-    from alphaswarm.model import Bar, Fill, Order, OrderRequest
+    from alphaswarm.model import Bar, Fill, Order, OrderRequest, Position, Side
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ _EVENT_OF = {
 }
 
 
-class EngineBroker:
+class EngineBroker(CashAccount):
     """The engine's broker surface over a :class:`~alphaswarm.broker.base.Broker`.
 
     Parameters
@@ -48,7 +48,8 @@ class EngineBroker:
     broker : Broker
         The broker orders go to.
     starting_cash : float
-        Cash the run starts with (the account's cash is tracked from the broker's fills).
+        Cash the run starts with (the account's cash is tracked from the broker's fills);
+        a finite number > 0.
     config : BrokerConfig, optional
         ``allow_short`` and ``allow_margin`` are read by the engine's order sizing;
         fill-model settings do not apply to a real broker.
@@ -70,45 +71,20 @@ class EngineBroker:
         flatten_timeout: float = 30.0,
         sync_interval: float = 5.0,
     ) -> None:
+        super().__init__(starting_cash, config, id_prefix)
         self.broker = broker
-        self.config = config or BrokerConfig()
-        self.starting_cash = float(starting_cash)
-        self.cash = float(starting_cash)
-        self.positions: dict[str, Position] = {}
-        self.orders: dict[str, Order] = {}
         self._open: list[Order] = []
-        self.fills: list[Fill] = []
-        self.dirty_orders: dict[str, Order] = {}
-        self.total_commission = 0.0
         self.flatten_timeout = float(flatten_timeout)
         #: The confirmations of the last ``cancel_all`` (the kill switch's report).
         self.last_cancel: list[CancelConfirmation] = []
-        self._prefix = id_prefix
         self._pending: list[BrokerEvent] = []
         self.sync_interval = float(sync_interval)
         self._synced = time.monotonic()
 
-    # -- accounting -------------------------------------------------------------------
-    def position(self, symbol: str) -> Position:
-        """The position in ``symbol`` (created flat on first use)."""
-        pos = self.positions.get(symbol)
-        if pos is None:
-            pos = self.positions[symbol] = Position(symbol)
-        return pos
-
-    def mark(self, symbol: str, price: float) -> None:
-        """Set the last price used to value ``symbol``."""
-        self.position(symbol).last_price = price
-
-    @property
-    def equity(self) -> float:
-        """Cash plus the market value of every position."""
-        return self.cash + sum(p.qty * p.last_price for p in self.positions.values())
-
-    @property
-    def realized_pnl(self) -> float:
-        """Realised P&L of all positions."""
-        return sum(p.realized_pnl for p in self.positions.values()) - self.total_commission
+    # -- accounting (cash, positions, marks: CashAccount) -----------------------------
+    def broker_order_id(self, order_id: str) -> str:
+        """The broker's id of our order ``order_id`` (empty until it acknowledged it)."""
+        return self.broker.broker_order_id(order_id)
 
     def adopt_positions(self, positions: dict[str, Position]) -> None:
         """Start from positions read back from the broker (on restart)."""

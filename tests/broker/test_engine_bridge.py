@@ -170,3 +170,11 @@ def test_orders_are_refused_while_the_broker_is_silent(alpaca_keys, trading_serv
     ]
     assert refused[2]["reason_code"] == "broker_unavailable"
     assert "broker not answering" in refused[2]["reason"]
+
+
+@pytest.mark.parametrize("cash", [0, -5, float("nan"), True, "100"])
+def test_the_bridge_checks_starting_cash_like_the_simulator(make_broker, cash):
+    from alphaswarm.model import ModelError
+
+    with pytest.raises(ModelError, match="starting_cash"):
+        EngineBroker(make_broker(stream=False), cash)
