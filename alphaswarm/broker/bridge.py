@@ -127,6 +127,8 @@ class EngineBroker(CashAccount):
         self.dirty_orders[order.id] = order
         if not order.is_open and order in self._open:
             self._open.remove(order)
+        elif order.is_open and order not in self._open and update.kind is UpdateKind.ACCEPTED:
+            self._open.append(order)  # an order the broker placed for us (a bracket's exit leg)
         if update.fill is not None:
             fill = update.fill
             self.cash -= fill.side.sign * fill.qty * fill.price + fill.commission

@@ -55,9 +55,9 @@ def test_a_paper_session_trades_through_the_alpaca_paper_broker(
         run_id=session.paper_run_id,
     )
     assert len(rows) == len(by_cid)
-    assert dict(zip(rows["id"], rows["broker_order_id"], strict=True)) == state["broker"][
-        "order_ids"
-    ]
+    assert (
+        dict(zip(rows["id"], rows["broker_order_id"], strict=True)) == state["broker"]["order_ids"]
+    )
 
 
 @pytest.fixture
