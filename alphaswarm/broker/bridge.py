@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from alphaswarm.broker.base import BrokerError, UpdateKind
+from alphaswarm.broker.shadow import ShadowSimulator
 from alphaswarm.model import ModelError, OrderStatus
 from alphaswarm.trading.paper_trading import BrokerConfig, BrokerEvent, CashAccount
 
@@ -60,6 +61,10 @@ class EngineBroker(CashAccount):
     sync_interval : float
         Wall seconds between REST reads of the open orders (what a dropped update
         stream missed), for brokers that offer ``sync_orders``.
+    shadow : bool
+        Run the fill model (``config``) beside the broker on the same orders and bars
+        (:class:`~alphaswarm.broker.shadow.ShadowSimulator`), for
+        :func:`~alphaswarm.broker.shadow_report.shadow_report`.
     """
 
     def __init__(
@@ -70,9 +75,14 @@ class EngineBroker(CashAccount):
         id_prefix: str = "",
         flatten_timeout: float = 30.0,
         sync_interval: float = 5.0,
+        shadow: bool = False,
     ) -> None:
         super().__init__(starting_cash, config, id_prefix)
         self.broker = broker
+        #: The fill model run beside the broker on the same orders (``shadow: true``).
+        self.shadow: ShadowSimulator | None = (
+            ShadowSimulator(starting_cash, self.config, id_prefix) if shadow else None
+        )
         self._open: list[Order] = []
         self.flatten_timeout = float(flatten_timeout)
         #: The confirmations of the last ``cancel_all`` (the kill switch's report).
@@ -80,6 +90,11 @@ class EngineBroker(CashAccount):
         self._pending: list[BrokerEvent] = []
         self.sync_interval = float(sync_interval)
         self._synced = time.monotonic()
+
+    @property
+    def wants_every_bar(self) -> bool:
+        """True with a shadow: the engine hands over every bar, open orders or not."""
+        return self.shadow is not None
 
     # -- accounting (cash, positions, marks: CashAccount) -----------------------------
     def broker_order_id(self, order_id: str) -> str:
@@ -147,7 +162,13 @@ class EngineBroker(CashAccount):
                 self._pending.append(event)
 
     def begin_bar(self, ts: datetime) -> list[BrokerEvent]:
-        """Everything the broker reported since the last bar.
+        """Everything the broker reported since the last bar (the shadow starts the bar)."""
+        if self.shadow is not None:
+            self.shadow.begin_bar(ts)
+        return self._reported()
+
+    def _reported(self) -> list[BrokerEvent]:
+        """Everything the broker reported since the last call.
 
         Every ``sync_interval`` seconds with orders open, the broker's open orders are
         read back (``sync_orders``); a broker refusing orders after an outage is
@@ -170,13 +191,23 @@ class EngineBroker(CashAccount):
 
     def process_bar(self, bar: Bar, bar_index: int) -> list[BrokerEvent]:
         """Updates that arrived while the bar group is processed (fills are the broker's)."""
-        return self.begin_bar(bar.ts)
+        if self.shadow is not None:
+            self.shadow.process_bar(bar, bar_index)
+        return self._reported()
+
+    def mark(self, symbol: str, price: float) -> None:
+        """Set the last price used to value ``symbol`` (the shadow's too)."""
+        super().mark(symbol, price)
+        if self.shadow is not None:
+            self.shadow.mark(symbol, price)
 
     # -- orders -----------------------------------------------------------------------
     def submit(self, request: OrderRequest, ts: datetime, bar_index: int) -> Order:
         """Send an order to the broker (after the engine's risk checks)."""
         order = self.broker.submit(request, ts)
         order.placed_index = bar_index
+        if self.shadow is not None:
+            self.shadow.submit(order, request, ts, bar_index)
         self.orders[order.id] = order
         self.dirty_orders[order.id] = order
         for update in self.broker.poll_updates():  # the submission's own answer
@@ -191,6 +222,8 @@ class EngineBroker(CashAccount):
 
     def cancel(self, order_id: str, code: str = "user_cancel", reason: str = "") -> Order | None:
         """Ask the broker to cancel; the cancellation is reported when it confirms."""
+        if self.shadow is not None:
+            self.shadow.cancel(order_id, code, reason or "cancelled on request")
         try:
             self.broker.cancel(order_id)
         except BrokerError as exc:  # the order stays open; the strategy may ask again
@@ -204,6 +237,8 @@ class EngineBroker(CashAccount):
         report is :attr:`last_cancel`.
         """
         self.last_cancel = self.broker.cancel_all(reason)
+        if self.shadow is not None:
+            self.shadow.cancel_all(code, reason)
         done = []
         for c in self.last_cancel:
             order = self.orders.get(c.order_id)
@@ -226,6 +261,8 @@ class EngineBroker(CashAccount):
 
     def fill_now(self, order: Order, bar: Bar, price: float) -> Fill:
         """Wait (bounded) for the broker's fill of a market order sent to flatten."""
+        if self.shadow is not None:
+            self.shadow.fill_now(order, bar, price)
         deadline = time.monotonic() + self.flatten_timeout
         while time.monotonic() < deadline:
             self._collect()
@@ -253,5 +290,11 @@ class EngineBroker(CashAccount):
         return order.reason or order.status.value
 
     def to_dict(self) -> dict[str, Any]:
-        """What the run records about its broker: its kind and its order ids beside ours."""
-        return {"kind": self.broker.kind, "order_ids": getattr(self.broker, "id_map", dict)()}
+        """What the run records about its broker (its kind and order ids, and the shadow).
+
+        With ``shadow: true``, ``shadow`` is what the fill model did with the same orders.
+        """
+        out = {"kind": self.broker.kind, "order_ids": getattr(self.broker, "id_map", dict)()}
+        if self.shadow is not None:
+            out["shadow"] = self.shadow.to_dict(self.orders)
+        return out

@@ -102,6 +102,8 @@ class OrdersHandler(_Base):
             return self.error(422, 40010001, "qty is required")
         order = srv.new_order(body, cid, qty)
         price = srv.auto_fill.get(body["symbol"])
+        if callable(price):  # the price chosen per order (a planted slippage)
+            price = price(order)
         if price is not None and body.get("type") == "market":
             srv._loop.call_soon(srv._fill, order["id"], qty, price)
         if srv.drop_after_accept > 0:
@@ -256,7 +258,8 @@ class AlpacaTradingServer:
         self.cancel_delay = 0.0
         self.hang_cancels = False
         self.streaming = True  # False: events are lost (a stream outage)
-        self.auto_fill: dict[str, float] = {}  # symbol -> price market orders fill at
+        # symbol -> price market orders fill at (or a callable of the order giving it)
+        self.auto_fill: dict[str, Any] = {}
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)

@@ -60,20 +60,6 @@ def test_a_paper_session_trades_through_the_alpaca_paper_broker(
     )
 
 
-@pytest.fixture
-def session_ledger(ledger_url):
-    from alphaswarm.killswitch import kill_switch
-    from alphaswarm.trading.registry import registry
-
-    led = aw.set_ledger(ledger_url)
-    yield led
-    for s in registry().running():
-        s.stop("test teardown")
-    kill_switch().reset(actor="test")
-    aw.set_ledger(None)
-    led.close()
-
-
 def test_broker_order_ids_land_in_the_ledger_on_both_backends(
     session_ledger, alpaca_keys, trading_server
 ):
