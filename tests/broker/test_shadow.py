@@ -116,3 +116,26 @@ def test_the_shadow_sees_every_order_cancel_and_bar(make_broker, trading_server)
     assert orders["r1-o3"]["status"] == "cancelled"
     assert recorded["marks"] == {"AAPL": 100.0, "MSFT": 200.0}
     assert bridge.positions.get("AAPL") is None or bridge.positions["AAPL"].qty == 0
+
+
+def test_rejections_the_simulator_did_not_predict(session_ledger, alpaca_keys, trading_server):
+    trading_server.refuse_orders["DEMO"] = (403, 40310000, "insufficient buying power")
+    bot = demo_bot(
+        params={"fast": 3, "slow": 8},
+        broker={
+            "kind": "alpaca_paper",
+            "calendar": "24x7",
+            "urls": trading_server.urls,
+            "shadow": True,
+        },
+    )
+    aw.backtest(bot, ledger=session_ledger)
+    session = aw.PaperSession(bot, speed=0, duration_minutes=60, force=True, reason="shadow")
+    session.start()
+    assert session.wait(120)
+    report = shadow_report(session.paper_run_id, session_ledger)
+    rejected = report.orders[report.orders["outcome"] == "rejected_by_broker"]
+    assert len(rejected) >= 1
+    assert rejected["broker_reason"].str.contains("insufficient buying power").all()
+    assert rejected["broker_order_id"].isna().all()  # Alpaca never took them
+    assert report.summary["suggested_slippage_bps"] is None  # nothing to compare prices on
