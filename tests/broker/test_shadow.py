@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 import alphaswarm as aw
 from alphaswarm.broker.shadow_report import shadow_report
 from alphaswarm.model import ModelError, OrderType
+from alphaswarm.server import ServerThread
 from tests.broker.conftest import wait_for
 from tests.broker.test_engine_bridge import bar, engine_for, stages
+from tests.server.conftest import free_port, wait_until
 from tests.session.conftest import demo_bot
 
 PLANTED_BPS = 7.0
@@ -79,6 +82,20 @@ def test_shadow_reconciliation_finds_a_planted_broker_slippage(
     view = ReconciliationView(reconciliation=rec)
     assert 'data-suggested-slippage="7.0' in view.shadow_pane.object
     assert view.shadow_table.visible and len(view.shadow_table.value) == len(report.orders)
+
+    # and the run view's route serves it
+    server = ServerThread("127.0.0.1", free_port(), ledger=session_ledger, dashboard=False).start()
+    try:
+        wait_until(lambda: requests.get(server.url + "/health", timeout=5).status_code == 200)
+        r = requests.get(f"{server.url}/paper/{session.paper_run_id}/reconcile", timeout=60)
+        assert r.status_code == 200, r.text
+        served = r.json()["shadow"]
+        assert served["summary"]["suggested_slippage_bps"] == pytest.approx(
+            PLANTED_BPS, abs=TOL_BPS
+        )
+        assert len(served["orders"]) == len(report.orders)
+    finally:
+        server.stop()
 
 
 def test_a_run_without_a_shadow_says_how_to_get_one(session_ledger, alpaca_keys, trading_server):
