@@ -66,6 +66,7 @@ from alphaswarm.trading.paper_trading import SimulatedBroker
 from alphaswarm.trail import BAR_COLUMNS, RunNotFound, RunTrail, check_bars, load_trail
 
 if TYPE_CHECKING:
+    from alphaswarm.broker.shadow_report import ShadowReport
     from alphaswarm.ledger import Ledger
 
 __all__ = ["CAUSES", "Reconciliation", "RunNotFound", "reconcile"]
@@ -111,11 +112,16 @@ class Reconciliation:
     summary : dict
         Counts, both P&Ls, ``explained`` (P&L difference by cause), settings that
         changed, bars missing, and the run's end.
+    shadow : ShadowReport or None
+        For a run routed to a real broker with ``shadow: true``: the broker's fills
+        against the fill model's on the same orders, with a suggested ``slippage_bps``
+        (:func:`alphaswarm.broker.shadow_report.shadow_report`).
     """
 
     run_id: str
     trades: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    shadow: ShadowReport | None = None
 
     @property
     def differences(self) -> pd.DataFrame:
@@ -129,6 +135,7 @@ class Reconciliation:
             "paper_run_id": self.run_id,
             "summary": self.summary,
             "trades": trades.to_dict("records"),
+            "shadow": self.shadow.to_dict() if self.shadow is not None else None,
         }
 
     def text(self) -> str:
@@ -147,6 +154,8 @@ class Reconciliation:
             lines.append(
                 f"  setting {c['setting']}: paper {c['paper']!r} → backtest {c['backtest']!r}"
             )
+        if self.shadow is not None:
+            lines.append(self.shadow.text())
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -834,7 +843,18 @@ def reconcile(
     trades["difference"] = trades["difference"].astype(bool)
     summary = _summary(trail, backtest_bot, paper, bt, trades, settings, bad_bars, gaps, seen)
     summary["bars"]["reference"] = len(reference)
-    return Reconciliation(run_id=run_id, trades=trades, summary=summary)
+    return Reconciliation(
+        run_id=run_id, trades=trades, summary=summary, shadow=_shadow(trail, ledger)
+    )
+
+
+def _shadow(trail: RunTrail, ledger: Ledger) -> ShadowReport | None:
+    """The broker-vs-shadow report of a run that ran a shadow simulator, else None."""
+    from alphaswarm.broker.shadow_report import shadow_report, shadow_state
+
+    if shadow_state(ledger.get_run(trail.run_id)) is None:
+        return None
+    return shadow_report(trail.run_id, ledger)
 
 
 def _attribute(

@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import queue
 import threading
 import time
@@ -57,7 +56,7 @@ from alphaswarm.broker.base import (
     ReconcileReport,
     UpdateKind,
 )
-from alphaswarm.data.live.alpaca import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV
+from alphaswarm.data.live.alpaca import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV, read_keys
 from alphaswarm.data.live.hours import market_hours
 from alphaswarm.model import (
     Fill,
@@ -208,12 +207,7 @@ class AlpacaPaperBroker(Broker):
             raise BrokerError(
                 f"broker.urls: unknown key(s) {sorted(unknown)}; allowed: trading, stream"
             )
-        key, secret = os.environ.get(key_env, ""), os.environ.get(secret_env, "")
-        missing = [n for n, v in ((key_env, key), (secret_env, secret)) if not v]
-        if missing:
-            raise BrokerError(
-                f"alpaca: no API keys: set the environment variable(s) {', '.join(missing)}"
-            )
+        key, secret = read_keys(key_env, secret_env, BrokerError, "broker")
         self.key_env, self.secret_env = key_env, secret_env
         self.urls = urls
         self.hours: MarketHours = market_hours(calendar)
@@ -369,6 +363,13 @@ class AlpacaPaperBroker(Broker):
             "time_in_force": enums.TimeInForce(request.time_in_force.value),
             "client_order_id": cid,
         }
+        if request.is_bracket:  # exits at Alpaca: both legs a bracket, one an OTO
+            both = request.take_profit is not None and request.stop_loss is not None
+            common["order_class"] = enums.OrderClass.BRACKET if both else enums.OrderClass.OTO
+            if request.take_profit is not None:
+                common["take_profit"] = rq.TakeProfitRequest(limit_price=request.take_profit)
+            if request.stop_loss is not None:
+                common["stop_loss"] = rq.StopLossRequest(stop_price=request.stop_loss)
         kind = request.type
         if kind is OrderType.MARKET:
             return rq.MarketOrderRequest(**common)
@@ -414,8 +415,6 @@ class AlpacaPaperBroker(Broker):
                 "market_closed",
                 f"market closed ({self.hours.name}); next open {opens:%Y-%m-%d %H:%M} UTC",
             )
-        if request.is_bracket:
-            return self._refuse(order, "unsupported", "bracket orders are not routed to Alpaca yet")
         cid = self.client_order_id(order.id)
         self._by_cid[cid] = order
         payload = self._request_for(request, cid)
@@ -443,6 +442,7 @@ class AlpacaPaperBroker(Broker):
                         f"alpaca rejected the order: {_api_message(exc)}",
                     )
             self._apply(order, found, None)
+            self._adopt_legs(order, found)
             return order
         order.reason_code = "broker_unconfirmed"
         order.reason = (
@@ -450,6 +450,43 @@ class AlpacaPaperBroker(Broker):
         )
         self._fail_closed(f"order {order.id} unconfirmed")
         return order
+
+    def _adopt_legs(self, parent: Order, raw: dict[str, Any]) -> None:
+        """Track the exit legs Alpaca made for a bracket (or OTO) entry as our orders.
+
+        Each leg becomes an order of ours with ``parent_id`` the entry's id (and the
+        entry's id as ``oco_group`` when there are two); Alpaca names the legs, so
+        their updates are matched by Alpaca's ids.
+        """
+        legs = raw.get("legs") or []
+        request = parent.request
+        for leg in legs:
+            if str(leg.get("id", "")) in self._by_broker_id:
+                continue
+            kind = OrderType(leg.get("order_type") or leg.get("type") or "limit")
+            child = OrderRequest(
+                request.symbol,
+                request.side.opposite,
+                _float(leg.get("qty")) or request.qty,
+                kind,
+                limit_price=_float(leg["limit_price"]) if leg.get("limit_price") else None,
+                stop_price=_float(leg["stop_price"]) if leg.get("stop_price") else None,
+                time_in_force=TimeInForce(leg.get("time_in_force") or "gtc"),
+                tag=("tp" if kind is OrderType.LIMIT else "sl")
+                if not request.tag
+                else f"{request.tag}:{'tp' if kind is OrderType.LIMIT else 'sl'}",
+            )
+            at = _utc(leg.get("created_at")) or parent.created_at
+            order = Order(
+                self._next_order_id(), child, at, parent.placed_index,
+                parent_id=parent.id, oco_group=parent.id if len(legs) > 1 else None,
+                updated_at=at,
+            )  # fmt: skip
+            order.history.append(f"exit leg of {parent.id}, placed by alpaca")
+            self.orders[order.id] = order
+            if leg.get("client_order_id"):
+                self._by_cid[leg["client_order_id"]] = order
+            self._apply(order, leg, None, kind=UpdateKind.ACCEPTED)  # held: works after the entry
 
     def cancel(self, order_id: str) -> Order | None:
         """Ask Alpaca to cancel an open order (the confirmation arrives as an update)."""

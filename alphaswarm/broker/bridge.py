@@ -22,14 +22,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from alphaswarm.broker.base import BrokerError, UpdateKind
-from alphaswarm.model import ModelError, OrderStatus, Position, Side
-from alphaswarm.trading.paper_trading import BrokerConfig, BrokerEvent
+from alphaswarm.broker.shadow import ShadowSimulator
+from alphaswarm.model import ModelError, OrderStatus
+from alphaswarm.trading.paper_trading import BrokerConfig, BrokerEvent, CashAccount
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from alphaswarm.broker.base import Broker, CancelConfirmation, OrderUpdate
-    from alphaswarm.model import Bar, Fill, Order, OrderRequest
+    from alphaswarm.model import Bar, Fill, Order, OrderRequest, Position, Side
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ _EVENT_OF = {
 }
 
 
-class EngineBroker:
+class EngineBroker(CashAccount):
     """The engine's broker surface over a :class:`~alphaswarm.broker.base.Broker`.
 
     Parameters
@@ -48,7 +49,8 @@ class EngineBroker:
     broker : Broker
         The broker orders go to.
     starting_cash : float
-        Cash the run starts with (the account's cash is tracked from the broker's fills).
+        Cash the run starts with (the account's cash is tracked from the broker's fills);
+        a finite number > 0.
     config : BrokerConfig, optional
         ``allow_short`` and ``allow_margin`` are read by the engine's order sizing;
         fill-model settings do not apply to a real broker.
@@ -59,6 +61,10 @@ class EngineBroker:
     sync_interval : float
         Wall seconds between REST reads of the open orders (what a dropped update
         stream missed), for brokers that offer ``sync_orders``.
+    shadow : bool
+        Run the fill model (``config``) beside the broker on the same orders and bars
+        (:class:`~alphaswarm.broker.shadow.ShadowSimulator`), for
+        :func:`~alphaswarm.broker.shadow_report.shadow_report`.
     """
 
     def __init__(
@@ -69,46 +75,31 @@ class EngineBroker:
         id_prefix: str = "",
         flatten_timeout: float = 30.0,
         sync_interval: float = 5.0,
+        shadow: bool = False,
     ) -> None:
+        super().__init__(starting_cash, config, id_prefix)
         self.broker = broker
-        self.config = config or BrokerConfig()
-        self.starting_cash = float(starting_cash)
-        self.cash = float(starting_cash)
-        self.positions: dict[str, Position] = {}
-        self.orders: dict[str, Order] = {}
+        #: The fill model run beside the broker on the same orders (``shadow: true``).
+        self.shadow: ShadowSimulator | None = (
+            ShadowSimulator(starting_cash, self.config, id_prefix) if shadow else None
+        )
         self._open: list[Order] = []
-        self.fills: list[Fill] = []
-        self.dirty_orders: dict[str, Order] = {}
-        self.total_commission = 0.0
         self.flatten_timeout = float(flatten_timeout)
         #: The confirmations of the last ``cancel_all`` (the kill switch's report).
         self.last_cancel: list[CancelConfirmation] = []
-        self._prefix = id_prefix
         self._pending: list[BrokerEvent] = []
         self.sync_interval = float(sync_interval)
         self._synced = time.monotonic()
 
-    # -- accounting -------------------------------------------------------------------
-    def position(self, symbol: str) -> Position:
-        """The position in ``symbol`` (created flat on first use)."""
-        pos = self.positions.get(symbol)
-        if pos is None:
-            pos = self.positions[symbol] = Position(symbol)
-        return pos
-
-    def mark(self, symbol: str, price: float) -> None:
-        """Set the last price used to value ``symbol``."""
-        self.position(symbol).last_price = price
-
     @property
-    def equity(self) -> float:
-        """Cash plus the market value of every position."""
-        return self.cash + sum(p.qty * p.last_price for p in self.positions.values())
+    def wants_every_bar(self) -> bool:
+        """True with a shadow: the engine hands over every bar, open orders or not."""
+        return self.shadow is not None
 
-    @property
-    def realized_pnl(self) -> float:
-        """Realised P&L of all positions."""
-        return sum(p.realized_pnl for p in self.positions.values()) - self.total_commission
+    # -- accounting (cash, positions, marks: CashAccount) -----------------------------
+    def broker_order_id(self, order_id: str) -> str:
+        """The broker's id of our order ``order_id`` (empty until it acknowledged it)."""
+        return self.broker.broker_order_id(order_id)
 
     def adopt_positions(self, positions: dict[str, Position]) -> None:
         """Start from positions read back from the broker (on restart)."""
@@ -151,6 +142,8 @@ class EngineBroker:
         self.dirty_orders[order.id] = order
         if not order.is_open and order in self._open:
             self._open.remove(order)
+        elif order.is_open and order not in self._open and update.kind is UpdateKind.ACCEPTED:
+            self._open.append(order)  # an order the broker placed for us (a bracket's exit leg)
         if update.fill is not None:
             fill = update.fill
             self.cash -= fill.side.sign * fill.qty * fill.price + fill.commission
@@ -169,7 +162,13 @@ class EngineBroker:
                 self._pending.append(event)
 
     def begin_bar(self, ts: datetime) -> list[BrokerEvent]:
-        """Everything the broker reported since the last bar.
+        """Everything the broker reported since the last bar (the shadow starts the bar)."""
+        if self.shadow is not None:
+            self.shadow.begin_bar(ts)
+        return self._reported()
+
+    def _reported(self) -> list[BrokerEvent]:
+        """Everything the broker reported since the last call.
 
         Every ``sync_interval`` seconds with orders open, the broker's open orders are
         read back (``sync_orders``); a broker refusing orders after an outage is
@@ -192,13 +191,23 @@ class EngineBroker:
 
     def process_bar(self, bar: Bar, bar_index: int) -> list[BrokerEvent]:
         """Updates that arrived while the bar group is processed (fills are the broker's)."""
-        return self.begin_bar(bar.ts)
+        if self.shadow is not None:
+            self.shadow.process_bar(bar, bar_index)
+        return self._reported()
+
+    def mark(self, symbol: str, price: float) -> None:
+        """Set the last price used to value ``symbol`` (the shadow's too)."""
+        super().mark(symbol, price)
+        if self.shadow is not None:
+            self.shadow.mark(symbol, price)
 
     # -- orders -----------------------------------------------------------------------
     def submit(self, request: OrderRequest, ts: datetime, bar_index: int) -> Order:
         """Send an order to the broker (after the engine's risk checks)."""
         order = self.broker.submit(request, ts)
         order.placed_index = bar_index
+        if self.shadow is not None:
+            self.shadow.submit(order, request, ts, bar_index)
         self.orders[order.id] = order
         self.dirty_orders[order.id] = order
         for update in self.broker.poll_updates():  # the submission's own answer
@@ -213,6 +222,8 @@ class EngineBroker:
 
     def cancel(self, order_id: str, code: str = "user_cancel", reason: str = "") -> Order | None:
         """Ask the broker to cancel; the cancellation is reported when it confirms."""
+        if self.shadow is not None:
+            self.shadow.cancel(order_id, code, reason or "cancelled on request")
         try:
             self.broker.cancel(order_id)
         except BrokerError as exc:  # the order stays open; the strategy may ask again
@@ -226,6 +237,8 @@ class EngineBroker:
         report is :attr:`last_cancel`.
         """
         self.last_cancel = self.broker.cancel_all(reason)
+        if self.shadow is not None:
+            self.shadow.cancel_all(code, reason)
         done = []
         for c in self.last_cancel:
             order = self.orders.get(c.order_id)
@@ -248,6 +261,8 @@ class EngineBroker:
 
     def fill_now(self, order: Order, bar: Bar, price: float) -> Fill:
         """Wait (bounded) for the broker's fill of a market order sent to flatten."""
+        if self.shadow is not None:
+            self.shadow.fill_now(order, bar, price)
         deadline = time.monotonic() + self.flatten_timeout
         while time.monotonic() < deadline:
             self._collect()
@@ -275,5 +290,11 @@ class EngineBroker:
         return order.reason or order.status.value
 
     def to_dict(self) -> dict[str, Any]:
-        """What the run records about its broker: its kind and its order ids beside ours."""
-        return {"kind": self.broker.kind, "order_ids": getattr(self.broker, "id_map", dict)()}
+        """What the run records about its broker (its kind and order ids, and the shadow).
+
+        With ``shadow: true``, ``shadow`` is what the fill model did with the same orders.
+        """
+        out = {"kind": self.broker.kind, "order_ids": getattr(self.broker, "id_map", dict)()}
+        if self.shadow is not None:
+            out["shadow"] = self.shadow.to_dict(self.orders)
+        return out

@@ -2,9 +2,13 @@
 
 ``broker: {kind: simulated, ...fill model...}`` (the default, ``kind`` may be
 left out) is the :class:`~alphaswarm.trading.paper_trading.SimulatedBroker`.
-``broker: {kind: alpaca_paper, key_env, secret_env, calendar, urls, timeout}``
+``broker: {kind: alpaca_paper, key_env, secret_env, calendar, urls, timeout, shadow}``
 routes orders to an Alpaca paper account through
-:class:`~alphaswarm.broker.alpaca.AlpacaPaperBroker`. Keys never appear in a
+:class:`~alphaswarm.broker.alpaca.AlpacaPaperBroker`; ``shadow: true`` runs the
+fill model (the block's fill-model keys) beside it on the same orders
+(:mod:`alphaswarm.broker.shadow`). ``broker: {kind: ccxt_sandbox, exchange, key_env,
+secret_env, urls, timeout, shadow}`` trades in a ccxt exchange's sandbox
+(:class:`~alphaswarm.broker.ccxt_sandbox.CcxtSandboxBroker`). Keys never appear in a
 spec: only the names of the environment variables holding them.
 """
 
@@ -21,8 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BROKER_KINDS = ("simulated", "alpaca_paper")
+BROKER_KINDS = ("simulated", "alpaca_paper", "ccxt_sandbox")
 ALPACA_OPTIONS = ("key_env", "secret_env", "calendar", "urls", "timeout")
+CCXT_OPTIONS = ("exchange", "key_env", "secret_env", "urls", "timeout")
 
 
 def split_broker_spec(block: dict[str, Any] | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -51,10 +56,14 @@ def split_broker_spec(block: dict[str, Any] | None) -> tuple[str, dict[str, Any]
     if kind not in BROKER_KINDS:
         raise ModelError(f"broker.kind: {kind!r} is not one of {', '.join(BROKER_KINDS)}")
     options: dict[str, Any] = {}
-    if kind == "alpaca_paper":
-        for name in ALPACA_OPTIONS:
+    if kind != "simulated":
+        for name in ALPACA_OPTIONS if kind == "alpaca_paper" else CCXT_OPTIONS:
             if name in data:
                 options[name] = data.pop(name)
+        shadow = data.pop("shadow", False)
+        if not isinstance(shadow, bool):
+            raise ModelError(f"broker.shadow: expected true or false, got {shadow!r}")
+        options["shadow"] = shadow
         for name in ("key_env", "secret_env"):
             value = options.get(name)
             if value is not None and (not isinstance(value, str) or not value.isidentifier()):
@@ -80,6 +89,12 @@ def make_session_broker(
     from alphaswarm.broker.alpaca import AlpacaPaperBroker
     from alphaswarm.broker.bridge import EngineBroker
 
+    shadow = options.pop("shadow", False)
+    if kind == "ccxt_sandbox":
+        from alphaswarm.broker.ccxt_sandbox import CcxtSandboxBroker
+
+        sandbox = CcxtSandboxBroker(id_prefix, **options)
+        return EngineBroker(sandbox, starting_cash, config, id_prefix=id_prefix, shadow=shadow)
     broker = AlpacaPaperBroker(id_prefix, **options)
     try:
         report = broker.reconcile()
@@ -93,7 +108,7 @@ def make_session_broker(
             len(report.foreign),
             len(report.other_runs),
         )
-    bridge = EngineBroker(broker, starting_cash, config, id_prefix=id_prefix)
+    bridge = EngineBroker(broker, starting_cash, config, id_prefix=id_prefix, shadow=shadow)
     bridge.adopt_positions(broker.positions())
     bridge.adopt_orders(report.adopted)
     return bridge

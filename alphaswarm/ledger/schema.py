@@ -264,6 +264,8 @@ paper_orders = Table(
     Column("tag", String(256)),
     _ts("created_at", nullable=False, default=utcnow),
     _ts("updated_at", nullable=False, default=utcnow),
+    # the broker's id of the order (a real broker only; NULL for the simulator)
+    Column("broker_order_id", String(64)),
 )
 
 paper_fills = Table(

@@ -483,7 +483,8 @@ def openapi_document() -> dict[str, Any]:
         "/paper/{paper_run_id}/reconcile": {
             "get": _op(
                 "The run against its backtest over the same bars: fills matched, "
-                "differences with their causes, P&L explained by cause.",
+                "differences with their causes, P&L explained by cause; for a broker "
+                "run with shadow: true, the broker's fills against the simulator's.",
                 {
                     "200": _resp(
                         "Reconciliation.",
@@ -492,6 +493,9 @@ def openapi_document() -> dict[str, Any]:
                                 "paper_run_id": _STR,
                                 "summary": _ANY_OBJ,
                                 "trades": {"type": "array", "items": _ANY_OBJ},
+                                # a broker run with a shadow simulator: its fills
+                                # against the simulator's, order by order
+                                "shadow": {"type": "object", "nullable": True},
                             },
                             extra=True,
                         ),

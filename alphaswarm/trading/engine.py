@@ -197,6 +197,8 @@ class Engine:
     ) -> None:
         self.strategy = strategy
         self.broker = broker
+        # a broker that runs a shadow fill model needs every bar, open orders or not
+        self._every_bar = bool(getattr(broker, "wants_every_bar", False))
         self.risk = risk or RiskLimits()
         self.listener = listener
         self.order_gate = order_gate
@@ -270,7 +272,7 @@ class Engine:
         listener = self.listener
         ts = bars[0].ts
         self.last_ts = ts
-        if broker.open_orders:
+        if broker.open_orders or self._every_bar:
             for event in broker.begin_bar(ts):
                 self._on_broker_event(event)
         prices = self.state.prices
@@ -285,7 +287,7 @@ class Engine:
                     f"{bar.symbol} {bar.ts:%Y-%m-%d %H:%M} close {bar.close:.2f}",
                     {"bar": bar.to_dict()},
                 )
-            if broker.open_orders:
+            if broker.open_orders or self._every_bar:
                 for event in broker.process_bar(bar, idx):
                     self._on_broker_event(event)
             symbol, close = bar.symbol, bar.close

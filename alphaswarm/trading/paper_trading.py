@@ -152,17 +152,25 @@ class BrokerEvent:
     fill: Fill | None = None
 
 
-class SimulatedBroker:
-    """Deterministic simulated execution with cash and position accounting.
+class CashAccount:
+    """Cash, positions and order books of a trading account, valued at the last marks.
+
+    What the simulated broker and :class:`~alphaswarm.broker.bridge.EngineBroker`
+    (a real broker seen by the engine) share: the starting cash is checked once, here.
 
     Parameters
     ----------
     starting_cash : float
-        Cash at the start of the run.
+        Cash at the start of the run (a finite number > 0).
     config : BrokerConfig, optional
-        The fill model settings.
+        The fill model settings (``allow_short``/``allow_margin`` also size orders).
     id_prefix : str
         Prefix of order and fill ids, so ids are unique across runs in one ledger.
+
+    Raises
+    ------
+    ModelError
+        When ``starting_cash`` is not a finite positive number.
     """
 
     def __init__(
@@ -177,32 +185,11 @@ class SimulatedBroker:
         self.cash = float(starting_cash)
         self.positions: dict[str, Position] = {}
         self.orders: dict[str, Order] = {}
-        self.open_orders: list[Order] = []
         self.fills: list[Fill] = []
         self.dirty_orders: dict[str, Order] = {}
         self.total_commission = 0.0
         self._prefix = id_prefix
-        self._order_seq = 0
-        self._fill_seq = 0
-        self._bar_index = 0
-        # bracket entry id -> its exit legs (every pair ever created, in order)
-        self._legs: dict[str, list[Order]] = {}
-        # bracket entry id -> exposure found already closed by other orders
-        self._written_off: dict[str, float] = {}
-        # order id -> trading day of the first bar a DAY order could fill on
-        self._live_day: dict[str, date] = {}
-        self._rule = IntrabarRule(self.config.intrabar_rule)
-        self._slip = self.config.slippage_bps / 1e4
-        self._min_per_order = self.config.min_commission_per == MinCommissionPer.ORDER
-        # shares of the current bar's volume still free for its symbol (None = no cap)
-        self._volume_left: float | None = None
-        self._has_commission = bool(
-            self.config.commission_per_share
-            or self.config.commission_bps
-            or self.config.commission_min
-        )
 
-    # -- accounting -------------------------------------------------------------------
     def position(self, symbol: str) -> Position:
         """The position in ``symbol`` (created flat on first use)."""
         pos = self.positions.get(symbol)
@@ -231,6 +218,45 @@ class SimulatedBroker:
     def realized_pnl(self) -> float:
         """Realised P&L of all positions, net of commission."""
         return sum(p.realized_pnl for p in self.positions.values()) - self.total_commission
+
+
+class SimulatedBroker(CashAccount):
+    """Deterministic simulated execution with cash and position accounting.
+
+    Parameters
+    ----------
+    starting_cash : float
+        Cash at the start of the run.
+    config : BrokerConfig, optional
+        The fill model settings.
+    id_prefix : str
+        Prefix of order and fill ids, so ids are unique across runs in one ledger.
+    """
+
+    def __init__(
+        self, starting_cash: float, config: BrokerConfig | None = None, id_prefix: str = ""
+    ) -> None:
+        super().__init__(starting_cash, config, id_prefix)
+        self.open_orders: list[Order] = []
+        self._order_seq = 0
+        self._fill_seq = 0
+        self._bar_index = 0
+        # bracket entry id -> its exit legs (every pair ever created, in order)
+        self._legs: dict[str, list[Order]] = {}
+        # bracket entry id -> exposure found already closed by other orders
+        self._written_off: dict[str, float] = {}
+        # order id -> trading day of the first bar a DAY order could fill on
+        self._live_day: dict[str, date] = {}
+        self._rule = IntrabarRule(self.config.intrabar_rule)
+        self._slip = self.config.slippage_bps / 1e4
+        self._min_per_order = self.config.min_commission_per == MinCommissionPer.ORDER
+        # shares of the current bar's volume still free for its symbol (None = no cap)
+        self._volume_left: float | None = None
+        self._has_commission = bool(
+            self.config.commission_per_share
+            or self.config.commission_bps
+            or self.config.commission_min
+        )
 
     def _fee(self, qty: float, price: float) -> float:
         """The scheduled fee of a fill, before any minimum."""

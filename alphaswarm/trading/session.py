@@ -24,6 +24,7 @@ import param
 
 from alphaswarm import tuning
 from alphaswarm.bots import Bot
+from alphaswarm.broker.ledger_ids import with_broker_order_ids
 from alphaswarm.broker.spec import make_session_broker
 from alphaswarm.data.live import FeedEvent, is_live
 from alphaswarm.frames import FrameBus, make_frame
@@ -813,6 +814,7 @@ class PaperSession(param.Parameterized):
         for o, order in zip(orders, broker.dirty_orders.values(), strict=True):
             o["updated_at"] = order.updated_at
             o["created_at"] = order.created_at
+        with_broker_order_ids(broker, orders)  # a real broker's ids beside ours
         n_fills = len(broker.fills)
         fills = [{**f.to_dict(), "filled_at": f.ts} for f in broker.fills[self._fills_written :]]
         risk_events = list(engine.risk_events)

@@ -1,4 +1,8 @@
-"""ReconciliationView: a paper run against its backtest, in a notebook or a dashboard tab."""
+"""ReconciliationView: a paper run against its backtest, in a notebook or a dashboard tab.
+
+A run routed to a real broker with a shadow simulator also shows the broker's fills
+against the simulator's, order by order, with the suggested ``slippage_bps``.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,13 @@ from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator
 _SHOWN = [
     "kind", "symbol", "side", "paper_time", "backtest_time", "paper_qty", "backtest_qty",
     "paper_price", "backtest_price", "pnl_effect", "cause", "reason",
+]  # fmt: skip
+
+
+_SHADOW_SHOWN = [
+    "order_id", "broker_order_id", "symbol", "side", "type", "outcome", "broker_filled_qty",
+    "shadow_filled_qty", "broker_price", "shadow_price", "price_diff_bps", "broker_latency_s",
+    "shadow_latency_s", "pnl_effect", "broker_reason",
 ]  # fmt: skip
 
 
@@ -73,6 +84,23 @@ class ReconciliationView(KitViewer):
             formatters={"pnl_effect": NumberFormatter(format="+0,0.00")},
             css_classes=["alphaswarm-reconcile-trades"],
         )
+        self.shadow_pane = InlineHTML(
+            "", sizing_mode="stretch_width", css_classes=["alphaswarm-reconcile-shadow"]
+        )
+        self.shadow_table = ReadOnlyTabulator(
+            pd.DataFrame(columns=_SHADOW_SHOWN),
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            height=240,
+            layout="fit_data_stretch",
+            formatters={
+                "price_diff_bps": NumberFormatter(format="+0,0.00"),
+                "pnl_effect": NumberFormatter(format="+0,0.00"),
+            },
+            css_classes=["alphaswarm-reconcile-shadow-orders"],
+            visible=False,
+        )
         self.toggle = pn.widgets.Checkbox.from_param(self.param.differences_only)
         self.param.watch(lambda _e: self._render(), ["reconciliation", "differences_only"])
         self._layout = pn.Column(
@@ -80,6 +108,8 @@ class ReconciliationView(KitViewer):
             self.summary_pane,
             self.causes,
             self.table,
+            self.shadow_pane,
+            self.shadow_table,
             sizing_mode="stretch_width",
             css_classes=["alphaswarm-reconcile"],
         )
@@ -117,6 +147,23 @@ class ReconciliationView(KitViewer):
         )  # fmt: skip
         trades = rec.differences if self.differences_only else rec.trades
         self.table.value = trades[_SHOWN].reset_index(drop=True)
+        self._render_shadow(rec)
+
+    def _render_shadow(self, rec: Reconciliation) -> None:
+        """The broker against its shadow simulator, when the run had one."""
+        shadow = rec.shadow
+        self.shadow_table.visible = shadow is not None
+        if shadow is None:
+            self.shadow_pane.object = ""
+            return
+        lines = html.escape(shadow.text()).replace("\n", "<br>")
+        suggested = shadow.summary["suggested_slippage_bps"]
+        self.shadow_pane.object = (
+            f'<div data-suggested-slippage="{"" if suggested is None else f"{suggested:.2f}"}" '
+            f'style="font-family:monospace"><b>Broker vs shadow simulator</b><br>{lines}</div>'
+        )
+        # every order: a matched one still carries its price difference
+        self.shadow_table.value = shadow.orders[_SHADOW_SHOWN].reset_index(drop=True)
 
     def __panel__(self) -> pn.viewable.Viewable:
         """The layout."""

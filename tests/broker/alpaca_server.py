@@ -13,7 +13,9 @@ Tests drive it from their own thread: :meth:`AlpacaTradingServer.fill`,
 :meth:`reject`, :meth:`expire`, :meth:`drop_streams`, and the fault switches
 ``drop_after_accept`` (record an order, then cut the connection without an
 answer), ``drop_before_accept``, ``refuse_orders`` (HTTP 403 with a message),
-``cancel_delay`` and ``hang_cancels``.
+``cancel_delay`` and ``hang_cancels``. Bracket and OTO entries
+(``order_class`` with ``take_profit``/``stop_loss``) get exit legs in ``legs``,
+``held`` until the entry fills; a filled leg cancels its sibling.
 """
 
 from __future__ import annotations
@@ -100,6 +102,8 @@ class OrdersHandler(_Base):
             return self.error(422, 40010001, "qty is required")
         order = srv.new_order(body, cid, qty)
         price = srv.auto_fill.get(body["symbol"])
+        if callable(price):  # the price chosen per order (a planted slippage)
+            price = price(order)
         if price is not None and body.get("type") == "market":
             srv._loop.call_soon(srv._fill, order["id"], qty, price)
         if srv.drop_after_accept > 0:
@@ -238,6 +242,7 @@ class AlpacaTradingServer:
     def __init__(self, cash: float = 100_000.0) -> None:
         self.orders: dict[str, dict[str, Any]] = {}
         self.by_cid: dict[str, dict[str, Any]] = {}
+        self.parent_of: dict[str, str] = {}  # exit leg id -> its entry's id
         self.positions: dict[str, dict[str, Any]] = {}
         self.account = load("account.json")
         self.account.update(cash=_num(cash), equity=_num(cash), buying_power=_num(2 * cash))
@@ -253,7 +258,8 @@ class AlpacaTradingServer:
         self.cancel_delay = 0.0
         self.hang_cancels = False
         self.streaming = True  # False: events are lost (a stream outage)
-        self.auto_fill: dict[str, float] = {}  # symbol -> price market orders fill at
+        # symbol -> price market orders fill at (or a callable of the order giving it)
+        self.auto_fill: dict[str, Any] = {}
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -328,12 +334,59 @@ class AlpacaTradingServer:
         )  # fmt: skip
         self.orders[order["id"]] = order
         self.by_cid[cid] = order
+        if body.get("order_class") in ("bracket", "oto"):
+            order["order_class"] = body["order_class"]
+            order["legs"] = self._legs(order, body)
         if announce:
             order["status"] = "new"
             self.publish("new", order)
             order = copy.deepcopy(order)
             order["status"] = "accepted"  # the POST answer predates routing
         return order
+
+    def _legs(self, parent: dict[str, Any], body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The exit legs of a bracket/OTO entry: held until the entry fills."""
+        legs = []
+        exits = (
+            ("take_profit", "limit", "limit_price"),
+            ("stop_loss", "stop", "stop_price"),
+        )
+        for key, kind, price_key in exits:
+            prices = body.get(key)
+            if not prices:
+                continue
+            leg = load("order_template.json")
+            now = _now()
+            leg.update(
+                id=str(uuid.uuid4()), client_order_id=str(uuid.uuid4()), created_at=now,
+                updated_at=now, submitted_at=now, symbol=parent["symbol"], qty=parent["qty"],
+                side="sell" if parent["side"] == "buy" else "buy", type=kind, order_type=kind,
+                time_in_force="gtc", status="held", order_class=parent["order_class"],
+                position_intent="sell_to_close" if parent["side"] == "buy" else "buy_to_close",
+                expires_at=None,
+            )  # fmt: skip
+            leg[price_key] = _str(prices[price_key])
+            self.orders[leg["id"]] = leg
+            self.by_cid[leg["client_order_id"]] = leg
+            self.parent_of[leg["id"]] = parent["id"]
+            legs.append(leg)
+        return legs
+
+    def _after_fill(self, order: dict[str, Any]) -> None:
+        """A filled entry activates its legs; a filled leg cancels its sibling."""
+        for leg in order.get("legs") or []:
+            if leg["status"] == "held":
+                leg.update(status="new", updated_at=_now())
+                self.publish("new", leg)
+        parent = self.orders.get(self.parent_of.get(order["id"], ""))
+        for sibling in (parent or {}).get("legs") or []:
+            if sibling is not order and sibling["status"] in OPEN_STATES:
+                sibling.update(status="canceled", canceled_at=_now(), updated_at=_now())
+                self.publish("canceled", sibling)
+
+    def leg_cid(self, parent_cid: str, index: int) -> str:
+        """Client order id Alpaca gave the ``index``-th exit leg of an entry."""
+        return self.call(lambda: self.by_cid[parent_cid]["legs"][index]["client_order_id"])
 
     def publish(self, event: str, order: dict[str, Any], **extra: Any) -> None:
         payload = {
@@ -392,6 +445,8 @@ class AlpacaTradingServer:
             "fill" if done else "partial_fill", order, execution_id=str(uuid.uuid4()),
             price=_num(price), qty=_num(qty), position_qty=_num(new_qty),
         )  # fmt: skip
+        if done:
+            self._after_fill(order)
 
     # -- test controls (any thread) ------------------------------------------------------------
     def order_by_cid(self, cid: str) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+import alphaswarm as aw
+
 pytest.importorskip("alpaca")  # the test extra installs alphaswarm[alpaca]
 
 from tests.broker.alpaca_server import API_KEY, SECRET_KEY, AlpacaTradingServer  # noqa: E402
@@ -58,3 +60,18 @@ def make_broker(alpaca_keys, trading_server):
     yield make
     for broker in made:
         broker.close()
+
+
+@pytest.fixture
+def session_ledger(ledger_url):
+    """The process ledger on each backend (SQLite file, PostgreSQL) for paper sessions."""
+    from alphaswarm.killswitch import kill_switch
+    from alphaswarm.trading.registry import registry
+
+    led = aw.set_ledger(ledger_url)
+    yield led
+    for s in registry().running():
+        s.stop("test teardown")
+    kill_switch().reset(actor="test")
+    aw.set_ledger(None)
+    led.close()

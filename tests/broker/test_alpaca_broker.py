@@ -361,3 +361,42 @@ def test_refused_keys_are_named_and_refuse_orders(monkeypatch, trading_server):
         assert trading_server.open_count() == 0
     finally:
         broker.close()
+
+
+def test_a_bracket_order_goes_to_alpaca_with_its_exit_legs(make_broker, trading_server):
+    from alpaca.trading.models import Order as SdkOrder
+
+    broker = make_broker()
+    entry = broker.submit(buy(qty=5, take_profit=110.0, stop_loss=95.0))
+    assert entry.status is OrderStatus.ACCEPTED
+    sent = trading_server.order_by_cid("aw-r1-o1")
+    assert sent["order_class"] == "bracket"
+    assert [(leg["type"], leg["limit_price"], leg["stop_price"]) for leg in sent["legs"]] == [
+        ("limit", "110", None),
+        ("stop", None, "95"),
+    ]
+    SdkOrder(**sent)  # the loopback's bracket record is what alpaca-py parses
+    tp, sl = (o for o in broker.orders.values() if o.parent_id == entry.id)
+    assert (tp.request.type, tp.request.limit_price, tp.side) == (OrderType.LIMIT, 110.0, Side.SELL)
+    assert (sl.request.type, sl.request.stop_price) == (OrderType.STOP, 95.0)
+    assert tp.oco_group == sl.oco_group == entry.id
+    assert broker.broker_order_id(tp.id) == sent["legs"][0]["id"]
+    trading_server.fill("aw-r1-o1", 5, 100.0)
+    trading_server.fill(trading_server.leg_cid("aw-r1-o1", 0), 5, 110.0)
+    seen = updates_until(
+        broker, lambda u: any(x.order is sl and x.kind is UpdateKind.CANCELLED for x in u), "oco"
+    )
+    fills = [(u.order.id, u.fill.qty, u.fill.price) for u in seen if u.fill is not None]
+    assert fills == [(entry.id, 5.0, 100.0), (tp.id, 5.0, 110.0)]
+    assert tp.status is OrderStatus.FILLED and sl.status is OrderStatus.CANCELLED
+    assert broker.positions() == {}
+    assert trading_server.open_count() == 0
+
+
+def test_one_exit_leg_goes_as_an_oto_order(make_broker, trading_server):
+    broker = make_broker()
+    entry = broker.submit(buy(qty=2, stop_loss=90.0))
+    sent = trading_server.order_by_cid("aw-r1-o1")
+    assert sent["order_class"] == "oto" and len(sent["legs"]) == 1
+    (leg,) = (o for o in broker.orders.values() if o.parent_id == entry.id)
+    assert leg.request.stop_price == 90.0 and leg.oco_group is None

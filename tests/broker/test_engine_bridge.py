@@ -170,3 +170,32 @@ def test_orders_are_refused_while_the_broker_is_silent(alpaca_keys, trading_serv
     ]
     assert refused[2]["reason_code"] == "broker_unavailable"
     assert "broker not answering" in refused[2]["reason"]
+
+
+@pytest.mark.parametrize("cash", [0, -5, float("nan"), True, "100"])
+def test_the_bridge_checks_starting_cash_like_the_simulator(make_broker, cash):
+    from alphaswarm.model import ModelError
+
+    with pytest.raises(ModelError, match="starting_cash"):
+        EngineBroker(make_broker(stream=False), cash)
+
+
+def test_a_bracket_entry_and_its_exit_reach_the_engine_from_alpaca(make_broker, trading_server):
+    broker = make_broker()
+    engine, bridge, frames = engine_for(
+        broker, {0: lambda ctx: ctx.buy(10, take_profit=105.0, stop_loss=95.0) and None}
+    )
+    engine.step([bar(0, 100.0)])
+    legs = [o for o in bridge.open_orders if o.parent_id == "r1-o1"]
+    assert len(legs) == 2  # the exits Alpaca holds are open orders of the run
+    trading_server.fill("aw-r1-o1", 10, 100.0)
+    trading_server.fill(trading_server.leg_cid("aw-r1-o1", 1), 10, 95.0)
+    wait_for(lambda: broker._events.qsize() >= 5, what="entry fill, legs, exit fill, oco cancel")
+    engine.step([bar(1, 95.0)])
+    filled = [
+        (f[2]["fill"]["order_id"], f[2]["fill"]["price"]) for f in stages(frames, "order.filled")
+    ]
+    assert filled == [("r1-o1", 100.0), (legs[1].id, 95.0)]
+    assert [f[2]["order"]["order_id"] for f in stages(frames, "order.cancelled")] == [legs[0].id]
+    assert bridge.positions["AAPL"].qty == 0 and bridge.open_orders == []
+    assert bridge.cash == pytest.approx(100_000 - 50)

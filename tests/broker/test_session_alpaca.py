@@ -49,6 +49,47 @@ def test_a_paper_session_trades_through_the_alpaca_paper_broker(
     assert all(
         cid.startswith(prefix) for cid in trading_server.call(lambda: list(trading_server.by_cid))
     )
+    # the broker's ids are columns of the ledger's order rows too
+    rows = ledger.sql(
+        "SELECT id, broker_order_id FROM paper_orders WHERE paper_run_id = :run_id",
+        run_id=session.paper_run_id,
+    )
+    assert len(rows) == len(by_cid)
+    assert (
+        dict(zip(rows["id"], rows["broker_order_id"], strict=True)) == state["broker"]["order_ids"]
+    )
+
+
+def test_broker_order_ids_land_in_the_ledger_on_both_backends(
+    session_ledger, alpaca_keys, trading_server
+):
+    trading_server.auto_fill = {"DEMO": 100.0}
+    bot = demo_bot(broker={"kind": "alpaca_paper", "calendar": "24x7", "urls": trading_server.urls})
+    aw.backtest(bot, ledger=session_ledger)
+    session = aw.PaperSession(bot, speed=0, duration_minutes=120)
+    session.start()
+    assert session.wait(120), "session did not finish"
+    wait_for(lambda: trading_server.listening() == 0, what="the session to close its stream")
+    rows = session_ledger.sql(
+        "SELECT id, broker_order_id FROM paper_orders WHERE paper_run_id = :run_id",
+        run_id=session.paper_run_id,
+    )
+    by_cid = trading_server.call(lambda: {c: o["id"] for c, o in trading_server.by_cid.items()})
+    assert len(rows) == len(by_cid) > 0
+    assert dict(zip(rows["id"], rows["broker_order_id"], strict=True)) == {
+        c[len("aw-") :]: i for c, i in by_cid.items()
+    }
+    # a simulated run leaves the column empty
+    simulated = demo_bot()
+    aw.backtest(simulated, ledger=session_ledger)
+    sim = aw.PaperSession(simulated, speed=0, duration_minutes=60)
+    sim.start()
+    assert sim.wait(120)
+    empty = session_ledger.sql(
+        "SELECT broker_order_id FROM paper_orders WHERE paper_run_id = :run_id",
+        run_id=sim.paper_run_id,
+    )
+    assert len(empty) > 0 and empty["broker_order_id"].isna().all()
 
 
 @pytest.mark.parametrize(

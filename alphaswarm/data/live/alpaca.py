@@ -45,6 +45,36 @@ DEFAULT_SECRET_ENV = "ALPACA_SECRET_KEY"
 _AUTH_CODES = {401, 402, 403}
 
 
+def read_keys(
+    key_env: str, secret_env: str, error: type[Exception], block: str
+) -> tuple[str, str]:
+    """The Alpaca API key and secret from the environment variables named.
+
+    Parameters
+    ----------
+    key_env, secret_env : str
+        Names of the environment variables.
+    error : type of Exception
+        Raised when a variable is unset or empty (the caller's error type).
+    block : str
+        The spec block whose ``key_env``/``secret_env`` name other variables
+        (``data``, ``broker``), for the message.
+
+    Returns
+    -------
+    (str, str)
+        The key and the secret (never log or store them).
+    """
+    key, secret = os.environ.get(key_env, ""), os.environ.get(secret_env, "")
+    missing = [name for name, value in ((key_env, key), (secret_env, secret)) if not value]
+    if missing:
+        raise error(
+            f"alpaca: no API keys: set the environment variable(s) {', '.join(missing)} "
+            f"(or name others with {block}.key_env / {block}.secret_env)"
+        )
+    return key, secret
+
+
 def _alpaca() -> Any:
     """Import alpaca-py (its import of ``websockets.legacy`` warns; that is not ours)."""
     try:
@@ -132,13 +162,7 @@ class AlpacaFeed(LiveFeed):
         self.urls = urls
         self.history = pd.Timedelta(seconds=parse_interval(history))
         self.key_env, self.secret_env = key_env, secret_env
-        key, secret = os.environ.get(key_env, ""), os.environ.get(secret_env, "")
-        missing = [name for name, value in ((key_env, key), (secret_env, secret)) if not value]
-        if missing:
-            raise FeedAuthError(
-                f"alpaca: no API keys: set the environment variable(s) {', '.join(missing)} "
-                "(or name others with data.key_env / data.secret_env)"
-            )
+        key, secret = read_keys(key_env, secret_env, FeedAuthError, "data")
         self.__key, self.__secret = key, secret
         self._stream: Any = None
 

@@ -1,0 +1,377 @@
+"""A ccxt exchange's sandbox/testnet behind the :class:`~alphaswarm.broker.base.Broker` interface.
+
+``broker: {kind: ccxt_sandbox, exchange: binance}`` (``pip install -e '.[ccxt]'``)
+sends a paper session's orders to the exchange's sandbox: ccxt's exchange class with
+``set_sandbox_mode(True)`` (an exchange without a sandbox is refused). Orders are
+followed over REST (``fetch_order`` of each open order when updates are polled); a
+fill is the change of the exchange's cumulative ``filled``, so reading an order twice
+never counts a fill twice.
+
+* **Keys** only from environment variables (``CCXT_API_KEY`` / ``CCXT_SECRET`` by
+  default, or the names given as ``key_env`` / ``secret_env``); never in ``repr``, a
+  log line or an order.
+* **Idempotent client order ids**: ``clientOrderId = "aw-" + our order id``; a
+  submission without an answer is looked up by it before it is sent again. When the
+  exchange stays silent the order is left unconfirmed and the broker refuses new
+  orders (fail closed) until an order read succeeds again.
+* **Order types**: market and limit. Stops, trailing stops and brackets are refused
+  (``unsupported``): sandboxes differ too much in how they take them. ``replace`` is
+  not offered (cancel and place a new order).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from alphaswarm.broker.base import (
+    Broker,
+    BrokerAccount,
+    BrokerError,
+    CancelConfirmation,
+    OrderUpdate,
+    UpdateKind,
+)
+from alphaswarm.model import Fill, Order, OrderStatus, OrderType, Position
+
+if TYPE_CHECKING:
+    from alphaswarm.model import OrderRequest
+
+__all__ = ["CcxtSandboxBroker"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEY_ENV = "CCXT_API_KEY"
+DEFAULT_SECRET_ENV = "CCXT_SECRET"
+CLIENT_ID_PREFIX = "aw-"
+_STATUS = {
+    "closed": (OrderStatus.FILLED, ""),
+    "canceled": (OrderStatus.CANCELLED, "broker_cancelled"),
+    "expired": (OrderStatus.CANCELLED, "expired"),
+    "rejected": (OrderStatus.REJECTED, "broker_rejected"),
+}
+
+
+def _ccxt() -> Any:
+    try:
+        import ccxt
+    except ImportError:  # pragma: no cover - the extra is missing
+        raise BrokerError(
+            "broker: 'ccxt_sandbox' needs the ccxt package: pip install 'alphaswarm[ccxt]'"
+        ) from None
+    return ccxt
+
+
+class CcxtSandboxBroker(Broker):
+    """Orders to a ccxt exchange's sandbox (testnet), followed over REST.
+
+    Parameters
+    ----------
+    id_prefix : str
+        Prefix of our order ids (a run id); client order ids derive from them.
+    exchange : str
+        ccxt exchange id (``binance``, ``bybit`` ...): one with a sandbox.
+    key_env, secret_env : str
+        Names of the environment variables holding the sandbox keys.
+    urls : dict, optional
+        Overrides of the exchange's API base URLs by ccxt's key (``public``,
+        ``private`` ...), for a proxy or a test loopback.
+    timeout : float
+        Seconds to wait for one REST answer.
+
+    Raises
+    ------
+    BrokerError
+        When a key variable is unset, the exchange is unknown or has no sandbox.
+    """
+
+    kind = "ccxt_sandbox"
+
+    def __init__(
+        self,
+        id_prefix: str = "",
+        *,
+        exchange: str = "binance",
+        key_env: str = DEFAULT_KEY_ENV,
+        secret_env: str = DEFAULT_SECRET_ENV,
+        urls: dict[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        ccxt = _ccxt()
+        key, secret = os.environ.get(key_env, ""), os.environ.get(secret_env, "")
+        missing = [n for n, v in ((key_env, key), (secret_env, secret)) if not v]
+        if missing:
+            raise BrokerError(
+                f"ccxt: no API keys: set the environment variable(s) {', '.join(missing)} "
+                "(or name others with broker.key_env / broker.secret_env)"
+            )
+        cls = getattr(ccxt, str(exchange), None)
+        if cls is None or not isinstance(cls, type):
+            raise BrokerError(f"broker.exchange: {exchange!r} is not a ccxt exchange")
+        self.exchange_id, self.key_env, self.secret_env = str(exchange), key_env, secret_env
+        self._errors = ccxt
+        self._ex = cls(
+            {"apiKey": key, "secret": secret, "timeout": int(timeout * 1000),
+             # spot only: no market list of the derivatives testnets is read
+             "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}}
+        )  # fmt: skip
+        if not self._ex.urls.get("test"):
+            raise BrokerError(f"ccxt: {exchange} has no sandbox/testnet")
+        self._ex.set_sandbox_mode(True)
+        api = self._ex.urls.get("api")
+        for name, url in (urls or {}).items():
+            if not isinstance(api, dict) or name not in api:
+                raise BrokerError(f"broker.urls: {exchange} has no API url named {name!r}")
+            api[name] = url
+        self._prefix = id_prefix
+        self._seq = 0
+        self.orders: dict[str, Order] = {}
+        self._broker_ids: dict[str, str] = {}
+        self._positions: dict[str, Position] = {}
+        self.fills: list[Fill] = []
+        self._fill_seq = 0
+        self._updates: list[OrderUpdate] = []
+        self.available = True
+        self.unavailable_reason = ""
+        self.submissions = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"CcxtSandboxBroker({self.exchange_id}, id_prefix={self._prefix!r}, "
+            f"keys from ${self.key_env}/${self.secret_env})"
+        )
+
+    # -- ids --------------------------------------------------------------------------
+    def client_order_id(self, order_id: str) -> str:
+        """The client order id sent with our order ``order_id``."""
+        return f"{CLIENT_ID_PREFIX}{order_id}"
+
+    def broker_order_id(self, order_id: str) -> str:
+        """The exchange's id of our order (empty until it acknowledged it)."""
+        return self._broker_ids.get(order_id, "")
+
+    def id_map(self) -> dict[str, str]:
+        """Our order id → the exchange's order id."""
+        return dict(self._broker_ids)
+
+    # -- REST -------------------------------------------------------------------------
+    def _lookup(self, order: Order) -> dict[str, Any] | None:
+        cid = self.client_order_id(order.id)
+        try:
+            return self._ex.fetch_order(None, order.symbol, {"origClientOrderId": cid})
+        except self._errors.OrderNotFound:
+            return None
+
+    def _fail_closed(self, reason: str) -> None:
+        if self.available:
+            log.warning("ccxt sandbox broker refuses new orders: %s", reason)
+        self.available, self.unavailable_reason = False, reason
+
+    def _refuse(self, order: Order, code: str, reason: str) -> Order:
+        order.status, order.reason_code, order.reason = OrderStatus.REJECTED, code, reason
+        self._updates.append(
+            OrderUpdate(UpdateKind.REJECTED, order, None, "", reason, order.created_at)
+        )
+        return order
+
+    # -- orders -----------------------------------------------------------------------
+    def submit(self, request: OrderRequest, ts: datetime | None = None) -> Order:
+        """Send a market or limit order to the sandbox.
+
+        Returns it accepted, rejected with the exchange's message (``broker_rejected``)
+        or refused before sending (``broker_unavailable``, ``unsupported``).
+        """
+        now = datetime.now(UTC)
+        self._seq += 1
+        order = Order(f"{self._prefix}o{self._seq}", request, ts or now, 0, updated_at=ts or now)
+        self.orders[order.id] = order
+        if not self.available:
+            return self._refuse(
+                order, "broker_unavailable",
+                f"broker not answering, new orders refused: {self.unavailable_reason}",
+            )  # fmt: skip
+        if request.is_bracket or request.type not in (OrderType.MARKET, OrderType.LIMIT):
+            kind = "bracket" if request.is_bracket else request.type.value
+            return self._refuse(order, "unsupported", f"{kind} orders are not sent to ccxt")
+        cid = self.client_order_id(order.id)
+        raw = None
+        for attempt in range(2):
+            try:
+                raw = self._lookup(order) if attempt else None
+                if raw is None:
+                    self.submissions += 1
+                    raw = self._ex.create_order(
+                        request.symbol, request.type.value, request.side.value, request.qty,
+                        request.limit_price, {"clientOrderId": cid},
+                    )  # fmt: skip
+                break
+            except self._errors.AuthenticationError as exc:
+                self._fail_closed(f"keys refused: {exc}")
+                return self._refuse(order, "broker_auth", f"{self.exchange_id} refused the keys")
+            except self._errors.NetworkError as exc:
+                log.info("ccxt submit %s: %s (attempt %d)", order.id, exc, attempt + 1)
+            except self._errors.ExchangeError as exc:
+                return self._refuse(
+                    order, "broker_rejected", f"{self.exchange_id} rejected the order: {exc}"
+                )
+        if raw is None:
+            order.reason_code = "broker_unconfirmed"
+            order.reason = f"no answer from {self.exchange_id}; unknown at the exchange"
+            self._fail_closed(f"order {order.id} unconfirmed")
+            return order
+        self._apply(order, raw, UpdateKind.ACCEPTED)
+        return order
+
+    def cancel(self, order_id: str) -> Order | None:
+        """Cancel an open order at the exchange (the result is read back at once)."""
+        order = self.orders.get(order_id)
+        bid = self._broker_ids.get(order_id)
+        if order is None or not order.is_open or not bid:
+            return None
+        try:
+            raw = self._ex.cancel_order(bid, order.symbol)
+        except self._errors.OrderNotFound:  # done meanwhile: read what it became
+            raw = self._ex.fetch_order(bid, order.symbol)
+        except self._errors.BaseError as exc:
+            raise BrokerError(f"ccxt: cancel {order_id}: {exc}") from None
+        self._apply(order, raw)
+        return order
+
+    def replace(
+        self,
+        order_id: str,
+        *,
+        qty: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> Order:
+        """Not offered: cancel the order and place a new one."""
+        raise BrokerError("replace: not offered for ccxt sandboxes; cancel and place a new order")
+
+    def cancel_all(self, reason: str = "cancel all") -> list[CancelConfirmation]:
+        """Cancel every open order, each confirmed by the exchange's answer."""
+        out = []
+        for order in self.open_orders():
+            start = time.perf_counter()
+            bid = self.broker_order_id(order.id)
+            try:
+                self.cancel(order.id)
+                detail = ""
+            except (BrokerError, self._errors.BaseError) as exc:
+                detail = str(exc)
+            confirmed = not order.is_open
+            out.append(
+                CancelConfirmation(
+                    order.id,
+                    bid,
+                    confirmed,
+                    order.status.value,
+                    time.perf_counter() - start,
+                    detail,
+                )  # fmt: skip
+            )
+        if any(not c.confirmed for c in out):
+            self._fail_closed("cancel all: not every cancel was confirmed")
+        return out
+
+    # -- state ------------------------------------------------------------------------
+    def open_orders(self) -> list[Order]:
+        """Our orders that may still fill."""
+        return [
+            o for o in self.orders.values() if o.is_open and o.reason_code != "broker_unconfirmed"
+        ]
+
+    def positions(self) -> dict[str, Position]:
+        """Positions by symbol, from the fills seen."""
+        return {s: p for s, p in self._positions.items() if abs(p.qty) > 1e-12}
+
+    def account(self) -> BrokerAccount:
+        """Balances of the quote currency (USDT by default) read from the exchange."""
+        raw = self._ex.fetch_balance()
+        quote = next(
+            (o.request.symbol.split("/")[1] for o in self.orders.values() if "/" in o.symbol),
+            "USDT",
+        )
+        total = float((raw.get("total") or {}).get(quote) or 0.0)
+        free = float((raw.get("free") or {}).get(quote) or 0.0)
+        return BrokerAccount(cash=total, equity=total, buying_power=free, currency=quote)
+
+    def poll_updates(self) -> list[OrderUpdate]:
+        """Read every open order back; the changes since the last call, oldest first."""
+        for order in list(self.orders.values()):
+            unconfirmed = order.reason_code == "broker_unconfirmed"
+            if not order.is_open:
+                continue
+            try:
+                bid = self._broker_ids.get(order.id)
+                raw = self._ex.fetch_order(bid, order.symbol) if bid else self._lookup(order)
+            except self._errors.BaseError as exc:
+                log.warning("ccxt: reading %s back failed: %s", order.id, exc)
+                continue
+            if raw is None and unconfirmed:
+                self._refuse(order, "broker_unconfirmed", "never reached the exchange")
+            elif raw is not None:
+                self._apply(order, raw)
+            if unconfirmed:
+                self.available, self.unavailable_reason = True, ""
+        out, self._updates = self._updates, []
+        return out
+
+    # -- applying the exchange's view ---------------------------------------------------
+    def _apply(self, order: Order, raw: dict[str, Any], kind: UpdateKind | None = None) -> None:
+        bid = str(raw.get("id") or "")
+        if bid:
+            self._broker_ids[order.id] = bid
+        ms = raw.get("lastUpdateTimestamp") or raw.get("timestamp")
+        at = datetime.fromtimestamp(ms / 1000, UTC) if ms else datetime.now(UTC)
+        cum = float(raw.get("filled") or 0.0)
+        fill = None
+        if cum > order.filled_qty + 1e-12:
+            fill = self._fill(order, raw, cum, at)
+        status, code = _STATUS.get(str(raw.get("status")), (OrderStatus.ACCEPTED, ""))
+        if status is OrderStatus.ACCEPTED and cum > 1e-12:
+            status, code = OrderStatus.PARTIALLY_FILLED, "partial"
+        changed = status is not order.status or fill is not None or kind is not None
+        order.status, order.reason_code, order.updated_at = status, code, at
+        if status is OrderStatus.REJECTED:
+            order.reason = f"rejected by {self.exchange_id}"
+        elif status is OrderStatus.CANCELLED:
+            order.reason = f"{raw.get('status')} at {self.exchange_id}"
+        elif status is OrderStatus.PARTIALLY_FILLED:
+            order.reason = f"partially filled {order.filled_qty:g} of {order.qty:g}"
+        elif status is OrderStatus.ACCEPTED:
+            order.reason = f"working at {self.exchange_id}"
+        else:
+            order.reason = ""
+        if not changed:
+            return
+        if fill is not None:
+            kind = (
+                UpdateKind.FILLED if status is OrderStatus.FILLED else UpdateKind.PARTIALLY_FILLED
+            )
+        elif status is OrderStatus.CANCELLED:
+            kind = UpdateKind.EXPIRED if code == "expired" else UpdateKind.CANCELLED
+        elif status is OrderStatus.REJECTED:
+            kind = UpdateKind.REJECTED
+        self._updates.append(
+            OrderUpdate(kind or UpdateKind.ACCEPTED, order, fill, bid, order.reason, at)
+        )
+
+    def _fill(self, order: Order, raw: dict[str, Any], cum: float, at: datetime) -> Fill:
+        qty = cum - order.filled_qty
+        avg = float(raw.get("average") or raw.get("price") or 0.0)
+        price = (avg * cum - order.avg_fill_price * order.filled_qty) / qty
+        self._fill_seq += 1
+        fill = Fill(f"{self._prefix}f{self._fill_seq}", order.id, order.symbol, order.side,
+                    qty, price, 0.0, at)  # fmt: skip
+        order.avg_fill_price, order.filled_qty = avg, cum
+        pos = self._positions.get(order.symbol)
+        if pos is None:
+            pos = self._positions[order.symbol] = Position(order.symbol)
+        pos.apply_fill(order.side, qty, price)
+        pos.last_price = price
+        self.fills.append(fill)
+        return fill
