@@ -138,8 +138,11 @@ def served(tmp_ledger: aw.Ledger) -> Iterator[str]:
         show=False,
         threaded=True,
         start=True,
-        check_unused_sessions_milliseconds=500,  # closed tabs are cleaned up quickly
-        unused_session_lifetime_milliseconds=500,
+        # Closed tabs are cleaned up within seconds. A lifetime shorter than a page load
+        # on a loaded machine lets the server drop the session before the page's socket
+        # connects; the socket then gets a fresh session whose styles name the CDN.
+        check_unused_sessions_milliseconds=1000,
+        unused_session_lifetime_milliseconds=10_000,
     )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 20
