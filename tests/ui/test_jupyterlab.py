@@ -292,8 +292,6 @@ def _assert_view_matches_kernel(page: Any, status: str, fills: int, timeout: flo
 
 #: Notebooks whose lab run shows a defect not fixed yet (the note on issue 18 lists them).
 KNOWN_DEFECTS = {
-    "02-backtest-research": "a Panel sizing warning reaches the cell's stderr (backtest view)",
-    "04-sweeps": "a Panel sizing warning reaches the cell's stderr (detail.plot())",
     "05-reconcile": "the reconciliation view renders no Bokeh canvas in the lab",
 }
 
@@ -342,11 +340,6 @@ def test_notebook_in_jupyterlab(path: Path, lab: dict[str, Any], page: Any) -> N
     _assert_offline(report)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect: after aw.kill_switch().engage() in a later cell the displayed "
-    "session's view can stay at RUNNING while the kernel reports killed",
-)
 def test_readme_snippet_in_jupyterlab(lab: dict[str, Any], page: Any) -> None:
     nb = readme_notebook()
     assert any("aw.kill_switch().engage" in c.source for c in nb.cells)
