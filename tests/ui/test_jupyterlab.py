@@ -251,21 +251,10 @@ def _assert_clean(report: dict) -> None:
     assert not bad, bad
 
 
-#: Known gap: some Panel layouts re-send their stylesheets when a live view updates, and
-#: those still point at Panel's CDN (CSS only; JS and first renders are inline).
-_KNOWN_CSS = re.compile(
-    r"https://cdn\.holoviz\.org/panel/[\d.]+/dist/(bundled/theme|css)/[\w-]+\.css"
-)
-
-
 def _assert_offline(report: dict) -> None:
-    """No request left the machine; the known CSS gap is reported as an expected failure."""
-    failed = [u for u in report["failed"] if not _KNOWN_CSS.match(u)]
-    assert failed == [], failed
-    errors = [e for e in report["console_errors"] if "Failed to load resource" not in e]
-    assert errors == [], errors
-    if report["failed"]:
-        pytest.xfail(f"live updates still request Panel CSS from its CDN: {report['failed'][:3]}")
+    """No request left the machine and the console shows no error."""
+    assert report["failed"] == [], report["failed"]
+    assert report["console_errors"] == [], report["console_errors"]
 
 
 def _kernel_state(report: dict) -> tuple[str, int]:
