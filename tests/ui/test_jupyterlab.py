@@ -281,7 +281,6 @@ def _assert_view_matches_kernel(page: Any, status: str, fills: int, timeout: flo
 
 #: Notebooks whose lab run shows a defect not fixed yet (the note on issue 18 lists them).
 KNOWN_DEFECTS = {
-    "05-reconcile": "the reconciliation view renders no Bokeh canvas in the lab",
 }
 
 
