@@ -19,9 +19,7 @@ def test_the_view_draws_one_bar_per_cause(paper_run, ledger):
     root = view.chart.get_root(Document(), Comm())
     plots = list(root.select({"type": Plot}))
     assert len(plots) == 1, "no chart in the reconciliation view"
-    bars = [
-        s.data for s in plots[0].select({"type": ColumnDataSource}) if "cause" in s.data
-    ]
+    bars = [s.data for s in plots[0].select({"type": ColumnDataSource}) if "cause" in s.data]
     assert bars, "the chart has no bars"
     explained = rec.summary["explained"]
     assert sorted(bars[0]["cause"]) == sorted(explained)
