@@ -281,6 +281,8 @@ def _assert_view_matches_kernel(page: Any, status: str, fills: int, timeout: flo
 
 #: Notebooks whose lab run shows a defect not fixed yet (the note on issue 18 lists them).
 KNOWN_DEFECTS = {
+    "04-sweeps": "intermittent on a loaded machine: close_local_cluster() makes distributed's "
+    "nanny log 'Worker process still alive after 4.0 seconds, killing' to the cell's stderr",
 }
 
 
@@ -297,19 +299,20 @@ def _notebook_params() -> list[Any]:
     ]
 
 
+def _displays_session(nb: nbformat.NotebookNode) -> bool:
+    """True when a cell's value is the session, so its live view is in an output."""
+    for cell in nb.cells:
+        lines = cell.source.strip().splitlines() if cell.cell_type == "code" else []
+        if lines and lines[-1].split("#", 1)[0].strip() in ("session", "session.start()"):
+            return True
+    return False
+
+
 @pytest.mark.parametrize("path", _notebook_params())
 def test_notebook_in_jupyterlab(path: Path, lab: dict[str, Any], page: Any) -> None:
     nb = nbformat.read(path, as_version=4)
-    has_session = any("aw.PaperSession(" in c.source for c in nb.cells if c.cell_type == "code")
-    first_session_cell = next(
-        (
-            c
-            for c in nb.cells
-            if c.cell_type == "code" and c.source.lstrip().startswith("session =")
-        ),
-        None,
-    )
-    if has_session and first_session_cell is not None:
+    shows_session = _displays_session(nb)
+    if shows_session:
         nb.cells.append(nbformat.v4.new_code_cell(STATE_CELL))
     try:
         report = _run_in_lab(page, lab, path.name, nb)
@@ -318,7 +321,7 @@ def test_notebook_in_jupyterlab(path: Path, lab: dict[str, Any], page: Any) -> N
     _assert_clean(report)
     if any(k in c.source for c in nb.cells for k in ("plot()", "heatmap(", "hv.", "session")):
         assert report["canvases"] > 0, "no Bokeh canvas rendered"
-    if has_session and first_session_cell is not None:
+    if shows_session:
         status, fills = _kernel_state(report)
         _assert_view_matches_kernel(page, status, fills)
     if path.stem.startswith("01-"):
@@ -331,6 +334,13 @@ def test_notebook_in_jupyterlab(path: Path, lab: dict[str, Any], page: Any) -> N
 def test_readme_snippet_in_jupyterlab(lab: dict[str, Any], page: Any) -> None:
     nb = readme_notebook()
     assert any("aw.kill_switch().engage" in c.source for c in nb.cells)
+    assert _displays_session(nb)
+    # The snippet's session ends by itself after 60 s; on a loaded machine Run All can
+    # reach the kill cell later than that. Running until stopped keeps the kill in play.
+    start = next(c for c in nb.cells if "aw.PaperSession(bot, speed=60)" in c.source)
+    start.source = start.source.replace(
+        "aw.PaperSession(bot, speed=60)", "aw.PaperSession(bot, speed=60, duration_minutes=None)"
+    )
     nb.cells.append(nbformat.v4.new_code_cell(STATE_CELL + "\naw.kill_switch().reset()"))
     try:
         report = _run_in_lab(page, lab, "readme-snippet.ipynb", nb)
