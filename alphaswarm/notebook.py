@@ -72,6 +72,48 @@ def extension(*, force: bool = False) -> None:
     pn.config.inline = True
     hv.extension("bokeh", logo=False, inline=True)
     pn.extension(*PANEL_EXTENSIONS, inline=True)
+    install_inline_stylesheets()
+
+
+def inline_stylesheets(viewable: Any, root: Any, changed: Any = None, old: Any = None) -> None:
+    """Replace Panel's CDN stylesheets in a notebook output's models by their text.
+
+    A Panel preprocessing hook. Panel inlines the stylesheets of what it renders
+    itself, but not of outputs HoloViews renders (an ``hv`` object displayed in a
+    cell) nor of every later update; those models would fetch Panel's CSS (theme,
+    layout, loading spinner) from its CDN, which fails offline. Documents of a
+    Panel server (the dashboard) are left alone: their stylesheets are served locally.
+
+    Parameters
+    ----------
+    viewable : panel.viewable.Viewable
+        The object whose model tree was rendered.
+    root : bokeh.model.Model
+        The root model of the output.
+    changed : panel.viewable.Viewable, optional
+        The object whose models changed (an update); only those are visited.
+    old : list, optional
+        Models that did not change (unused).
+    """
+    from bokeh.models import UIElement
+    from panel.io.notebook import patch_inline_stylesheets
+
+    doc = root.document
+    if doc is not None and doc.session_context is not None:
+        return
+    target = root
+    if changed is not None and changed is not viewable:
+        target = changed._models.get(root.ref["id"], (root,))[0]
+    for model in target.select({"type": UIElement}):
+        patch_inline_stylesheets(model)
+
+
+def install_inline_stylesheets() -> None:
+    """Register :func:`inline_stylesheets` with Panel (once); :func:`extension` does."""
+    from panel.viewable import Viewable
+
+    if inline_stylesheets not in Viewable._preprocessing_hooks:
+        Viewable._preprocessing_hooks.append(inline_stylesheets)
 
 
 def bokeh_backend() -> None:

@@ -74,8 +74,10 @@ def heatmap(result: SweepResult, x: str, y: str, metric: str | None = None) -> A
         "colorbar": True,
         "cmap": "RdYlGn_r" if metric == "max_drawdown" else "RdYlGn",
         "clipping_colors": {"NaN": "#e0e0e0"},
+        # responsive in width only: a plot stretching both ways makes the layout a
+        # notebook wraps it in change its sizing mode, which Panel warns about
         "responsive": True,
-        "min_height": 320,
+        "height": 360,
         "xlabel": x,
         "ylabel": y,
         "title": f"{label} by {x} and {y}",
@@ -190,7 +192,7 @@ def equity_curve(equity: pd.Series, title: str) -> Any:
         label=title,
     ).opts(
         responsive=True,
-        min_height=260,
+        height=260,
         color="#1565c0",
         line_width=2,
         tools=["hover"],

@@ -1142,7 +1142,6 @@ class PaperSession(param.Parameterized):
             outputs["last_frame"] = frames[-1]
         if committed:
             self._final_written = True
-            self.frames.close()
         else:
             prepared["frames"] = pending  # published by _final_committed
             outputs["ledger_behind"] = True
@@ -1153,6 +1152,8 @@ class PaperSession(param.Parameterized):
             error=prepared["error"],
             ended_at=prepared["at"],
         )
+        if committed:  # after the final status: a view that sees the bus closed shows it
+            self.frames.close()
         release = getattr(self._engine.broker, "close", None) if self._engine else None
         if release is not None:  # a real broker's connections; off the kill switch's clock
             threading.Thread(target=release, name="broker-close", daemon=True).start()

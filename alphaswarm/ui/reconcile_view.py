@@ -31,6 +31,44 @@ _SHADOW_SHOWN = [
 ]  # fmt: skip
 
 
+#: Bar colours of the P&L-by-cause chart: a cause that cost money, one that made money.
+LOSS_COLOR, GAIN_COLOR = "#c62828", "#2e7d32"
+
+
+def causes_chart(causes: pd.DataFrame) -> Any:
+    """Bars of the P&L effect of each cause (red where the paper run lost to the backtest).
+
+    Parameters
+    ----------
+    causes : pandas.DataFrame
+        Columns ``cause``, ``pnl`` and ``fills``, as the view's causes table.
+    """
+    import holoviews as hv
+    from bokeh.models import NumeralTickFormatter
+
+    from alphaswarm.notebook import bokeh_backend
+
+    bokeh_backend()
+    frame = causes.assign(
+        color=[LOSS_COLOR if v < 0 else GAIN_COLOR for v in causes["pnl"]]
+    ).astype({"cause": str, "pnl": float})
+    return hv.Bars(
+        frame,
+        hv.Dimension("cause", label="Cause"),
+        [hv.Dimension("pnl", label="P&L effect"), "fills", "color"],
+    ).opts(
+        color="color",
+        width=420,
+        height=220,
+        title="P&L effect by cause (paper minus backtest)",
+        tools=["hover"],
+        toolbar=None,
+        xrotation=20,
+        yformatter=NumeralTickFormatter(format="+0,0"),
+        show_grid=True,
+    )
+
+
 class ReconciliationView(KitViewer):
     """Summary, P&L explained by cause and the fill-by-fill table of one reconciliation.
 
@@ -74,6 +112,9 @@ class ReconciliationView(KitViewer):
             width=420,
             formatters={"pnl": NumberFormatter(format="+0,0.00")},
         )
+        self.chart = pn.pane.HoloViews(
+            causes_chart(self.causes.value), css_classes=["alphaswarm-reconcile-chart"]
+        )
         self.table = ReadOnlyTabulator(
             pd.DataFrame(columns=_SHOWN),
             show_index=False,
@@ -106,7 +147,7 @@ class ReconciliationView(KitViewer):
         self._layout = pn.Column(
             pn.Row(self.button, self.toggle) if self.run_id or self.session else self.toggle,
             self.summary_pane,
-            self.causes,
+            pn.Row(self.causes, self.chart),
             self.table,
             self.shadow_pane,
             self.shadow_table,
@@ -145,6 +186,7 @@ class ReconciliationView(KitViewer):
              for c, v in s["explained"].items()],
             columns=["cause", "pnl", "fills"],
         )  # fmt: skip
+        self.chart.object = causes_chart(self.causes.value)
         trades = rec.differences if self.differences_only else rec.trades
         self.table.value = trades[_SHOWN].reset_index(drop=True)
         self._render_shadow(rec)

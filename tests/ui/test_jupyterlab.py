@@ -251,21 +251,10 @@ def _assert_clean(report: dict) -> None:
     assert not bad, bad
 
 
-#: Known gap: some Panel layouts re-send their stylesheets when a live view updates, and
-#: those still point at Panel's CDN (CSS only; JS and first renders are inline).
-_KNOWN_CSS = re.compile(
-    r"https://cdn\.holoviz\.org/panel/[\d.]+/dist/(bundled/theme|css)/[\w-]+\.css"
-)
-
-
 def _assert_offline(report: dict) -> None:
-    """No request left the machine; the known CSS gap is reported as an expected failure."""
-    failed = [u for u in report["failed"] if not _KNOWN_CSS.match(u)]
-    assert failed == [], failed
-    errors = [e for e in report["console_errors"] if "Failed to load resource" not in e]
-    assert errors == [], errors
-    if report["failed"]:
-        pytest.xfail(f"live updates still request Panel CSS from its CDN: {report['failed'][:3]}")
+    """No request left the machine and the console shows no error."""
+    assert report["failed"] == [], report["failed"]
+    assert report["console_errors"] == [], report["console_errors"]
 
 
 def _kernel_state(report: dict) -> tuple[str, int]:
@@ -292,9 +281,8 @@ def _assert_view_matches_kernel(page: Any, status: str, fills: int, timeout: flo
 
 #: Notebooks whose lab run shows a defect not fixed yet (the note on issue 18 lists them).
 KNOWN_DEFECTS = {
-    "02-backtest-research": "a Panel sizing warning reaches the cell's stderr (backtest view)",
-    "04-sweeps": "a Panel sizing warning reaches the cell's stderr (detail.plot())",
-    "05-reconcile": "the reconciliation view renders no Bokeh canvas in the lab",
+    "04-sweeps": "intermittent on a loaded machine: close_local_cluster() makes distributed's "
+    "nanny log 'Worker process still alive after 4.0 seconds, killing' to the cell's stderr",
 }
 
 
@@ -311,19 +299,20 @@ def _notebook_params() -> list[Any]:
     ]
 
 
+def _displays_session(nb: nbformat.NotebookNode) -> bool:
+    """True when a cell's value is the session, so its live view is in an output."""
+    for cell in nb.cells:
+        lines = cell.source.strip().splitlines() if cell.cell_type == "code" else []
+        if lines and lines[-1].split("#", 1)[0].strip() in ("session", "session.start()"):
+            return True
+    return False
+
+
 @pytest.mark.parametrize("path", _notebook_params())
 def test_notebook_in_jupyterlab(path: Path, lab: dict[str, Any], page: Any) -> None:
     nb = nbformat.read(path, as_version=4)
-    has_session = any("aw.PaperSession(" in c.source for c in nb.cells if c.cell_type == "code")
-    first_session_cell = next(
-        (
-            c
-            for c in nb.cells
-            if c.cell_type == "code" and c.source.lstrip().startswith("session =")
-        ),
-        None,
-    )
-    if has_session and first_session_cell is not None:
+    shows_session = _displays_session(nb)
+    if shows_session:
         nb.cells.append(nbformat.v4.new_code_cell(STATE_CELL))
     try:
         report = _run_in_lab(page, lab, path.name, nb)
@@ -332,7 +321,7 @@ def test_notebook_in_jupyterlab(path: Path, lab: dict[str, Any], page: Any) -> N
     _assert_clean(report)
     if any(k in c.source for c in nb.cells for k in ("plot()", "heatmap(", "hv.", "session")):
         assert report["canvases"] > 0, "no Bokeh canvas rendered"
-    if has_session and first_session_cell is not None:
+    if shows_session:
         status, fills = _kernel_state(report)
         _assert_view_matches_kernel(page, status, fills)
     if path.stem.startswith("01-"):
@@ -344,12 +333,22 @@ def test_notebook_in_jupyterlab(path: Path, lab: dict[str, Any], page: Any) -> N
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known defect: after aw.kill_switch().engage() in a later cell the displayed "
-    "session's view can stay at RUNNING while the kernel reports killed",
+    reason="open: on a loaded machine (2 cores, many processes) the displayed session's view "
+    "stopped updating ~2 min into the session (RUNNING, 9 fills) and the kernel ran the kill "
+    "cell only ~6 min after the start; the kernel then reported killed with 35 fills. The "
+    "end-of-session race (final status set after the frame bus closed) is fixed and proven "
+    "by test_notebook_views.py::test_the_pumps_last_tick_shows_the_final_status",
 )
 def test_readme_snippet_in_jupyterlab(lab: dict[str, Any], page: Any) -> None:
     nb = readme_notebook()
     assert any("aw.kill_switch().engage" in c.source for c in nb.cells)
+    assert _displays_session(nb)
+    # The snippet's session ends by itself after 60 s; on a loaded machine Run All can
+    # reach the kill cell later than that. Running until stopped keeps the kill in play.
+    start = next(c for c in nb.cells if "aw.PaperSession(bot, speed=60)" in c.source)
+    start.source = start.source.replace(
+        "aw.PaperSession(bot, speed=60)", "aw.PaperSession(bot, speed=60, duration_minutes=None)"
+    )
     nb.cells.append(nbformat.v4.new_code_cell(STATE_CELL + "\naw.kill_switch().reset()"))
     try:
         report = _run_in_lab(page, lab, "readme-snippet.ipynb", nb)

@@ -17,6 +17,7 @@ from pyviz_comms import Comm
 
 import alphaswarm as aw
 from alphaswarm.ui import EquityCurve, FillsTable, FramePump, SessionView
+from tests.ui.conftest import wait_until
 from tests.ui.test_components import _bar, _fill, _frame
 
 
@@ -99,3 +100,27 @@ def test_session_view_reaches_the_kernel_state(good_bot, run_session):
     assert len(view.fills.value) == session.num_fills
     assert len(view.equity.price_buffer.data) == session.bars_seen
     assert isinstance(view.fills.value, pd.DataFrame)
+
+
+def test_the_pumps_last_tick_shows_the_final_status(good_bot, run_session):
+    """A notebook pump drops a session once its frame bus is closed and stops when no
+    session is left; the bus closed before the final status was set, so a tick landing
+    in between left the displayed view at RUNNING after a kill (README snippet)."""
+    session = run_session(good_bot, speed=60, max_bars=100_000)
+    view = SessionView(session, pump=FramePump(stop_when_idle=True))
+    _render(view)
+    wait_until(lambda: session.bars_seen > 0, timeout=60)
+    seen: dict[str, object] = {}
+    close = session.frames.close
+
+    def close_then_tick() -> None:
+        view.pump.tick()  # a tick takes the session's last frames
+        close()
+        view.pump.tick()  # the next one lands right after the bus closed
+        seen.update(status=view.card.status, subscriptions=view.pump.subscriptions)
+
+    session.frames.close = close_then_tick
+    assert session.kill("kill switch")
+    assert session.wait(60)
+    assert seen["subscriptions"] == 0  # that tick let go of the session: it was the last
+    assert seen["status"] == session.status == "killed"
