@@ -11,8 +11,8 @@ import gc
 import json
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import pytest
@@ -23,6 +23,9 @@ from alphaswarm.killswitch import kill_switch
 from alphaswarm.ui.app import StartForm
 from alphaswarm.ui.base import FramePump
 from tests.ui.conftest import GOOD_BOT, wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.ui
 
