@@ -122,3 +122,31 @@ def test_the_engine_events_a_listener_gets_are_unchanged(name):
 if __name__ == "__main__":  # print the digests to record
     for n in sorted(BOTS):
         print(n, backtest_digest(n), frames_digest(n))
+
+
+def _engine(name: str) -> Engine:
+    bot = _bot(name)
+    broker = SimulatedBroker(100_000.0, BrokerConfig(**BOTS[name].get("broker", {})))
+    return Engine(bot.make_strategy(), broker, bot.risk_limits())
+
+
+@pytest.mark.parametrize("name", sorted(BOTS))
+def test_engine_run_is_step_by_step(name):
+    feed = SyntheticFeed(SYMBOLS, seed=3, bars=1_000)
+    stepped = _engine(name)
+    for group in feed.groups(limit=1_000):
+        stepped.step(group)
+        if stepped.halted is not None:
+            break
+    ran = _engine(name)
+    ran.run(feed.groups(limit=1_000))
+    for engine in (stepped, ran):
+        engine.finish()
+    assert ran.summary() == stepped.summary()
+    assert ran.bar_index == stepped.bar_index
+    assert ran.bars_in_market == stepped.bars_in_market
+    assert ran.equity_values == stepped.equity_values
+    assert ran.cash_values == stepped.cash_values
+    assert ran.equity_ts == stepped.equity_ts
+    assert [f.to_dict() for f in ran.broker.fills] == [f.to_dict() for f in stepped.broker.fills]
+    assert ran.risk_events == stepped.risk_events
