@@ -325,7 +325,9 @@ class Engine:
         if invested:
             self.bars_in_market += 1
         if self.record_equity:
-            self._record(ts, equity, cash)
+            self._append_ts(ts)
+            self._append_equity(equity)
+            self._append_cash(cash)
         if listener is not None:
             self._emit("equity.update", f"equity {equity:,.2f}", equity=equity, cash=cash)
         if self.halted is None and self.risk._state_checks:
@@ -418,12 +420,6 @@ class Engine:
                 if breach is not None:
                     self.halt(breach)
                     return
-
-    def _record(self, ts: datetime, equity: float, cash: float) -> None:
-        """Append one point of the equity curve."""
-        self._append_ts(ts)
-        self._append_equity(equity)
-        self._append_cash(cash)
 
     def _on_signal(self, signal: str, bar: Bar) -> None:
         if signal not in SIGNALS:
