@@ -340,8 +340,8 @@ class Engine:
 
         The same as calling :meth:`step` for each group and stopping once
         :attr:`halted` is set -- same fills, equity and events. Groups that need
-        nothing but prices marked and the strategy called (no listener, no open
-        order, no bar history) take an inlined loop with everything it reads bound
+        nothing but prices (and bar history) marked and the strategy called (no
+        listener, no open order) take an inlined loop with everything it reads bound
         once, instead of a call to :meth:`step` each.
 
         Parameters
@@ -370,9 +370,9 @@ class Engine:
             self._append_equity,
             self._append_cash,
         )
-        slow = self._use_history
+        push = self.history.push if self._use_history else None
         for bars in groups:
-            if slow or open_orders or self.listener is not None or self.halted is not None:
+            if open_orders or self.listener is not None or self.halted is not None:
                 step(bars)
                 if self.halted is not None:
                     return
@@ -391,6 +391,8 @@ class Engine:
                     broker.mark(symbol, close)
                 prices[symbol] = close
                 last_bars[symbol] = bar
+                if push is not None:
+                    push(bar)
             equity = cash = broker.cash
             invested = False
             for pos in pos_values():

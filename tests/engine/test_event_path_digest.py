@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
 from alphaswarm import Bot
 from alphaswarm.backtest import backtest
 from alphaswarm.data import SyntheticFeed
+from alphaswarm.risk.limits import RiskLimits
+from alphaswarm.strategies.base import Strategy
 from alphaswarm.trading.engine import Engine
 from alphaswarm.trading.paper_trading import BrokerConfig, SimulatedBroker
 
@@ -150,3 +152,65 @@ def test_engine_run_is_step_by_step(name):
     assert ran.equity_ts == stepped.equity_ts
     assert [f.to_dict() for f in ran.broker.fills] == [f.to_dict() for f in stepped.broker.fills]
     assert ran.risk_events == stepped.risk_events
+
+
+class _Breakout(Strategy):
+    """A user-style strategy that reads bar history (``uses_history`` left on)."""
+
+    name = "breakout-digest"
+    defaults: ClassVar[dict[str, Any]] = {"lookback": 15}
+
+    def on_bar(self, bar, ctx):
+        lookback = self.params["lookback"]
+        # the window before this bar (the history ends with the bar itself)
+        highs = ctx.history(lookback + 1, "high")[:-1]
+        lows = ctx.history(lookback + 1, "low")[:-1]
+        if len(highs) < lookback:
+            return None
+        if bar.close >= highs.max():
+            return "buy"
+        if bar.close <= lows.min():
+            return "flat"
+        return None
+
+
+#: Recorded from the engine before the speed work: (Engine.run, no listener) and
+#: (Engine.step, with a listener).
+EXPECTED_HISTORY = (
+    "9f79c59feb1e42f465dee6316027745d0d4b2144ad2149fa0f553e27895da676",
+    "ab9a97a8e87c2de9fa292b4c2a94ebd4f918ec75a3d9fa909086947449f6d489",
+)
+
+
+def _history_digest(listen: bool) -> tuple[str, int]:
+    events: list[Any] = []
+    broker = SimulatedBroker(100_000.0, BrokerConfig(slippage_bps=2))
+    engine = Engine(
+        _Breakout(qty=7),
+        broker,
+        RiskLimits(),
+        history_window=40,
+        listener=(lambda s, m, x: events.append((s, m, x))) if listen else None,
+    )
+    groups = SyntheticFeed(SYMBOLS, seed=5, bars=2_000).groups(limit=2_000)
+    if listen:
+        for group in groups:
+            engine.step(group)
+    else:
+        engine.run(groups)
+    engine.finish()
+    digest = _digest(
+        {
+            "fills": [f.to_dict() for f in broker.fills],
+            "equity": [repr(v) for v in engine.equity_values],
+            "cash": [repr(v) for v in engine.cash_values],
+            "events": events,
+        }
+    )
+    return digest, len(broker.fills)
+
+
+def test_a_strategy_reading_bar_history_trades_as_before():
+    (ran, fills), (stepped, _) = _history_digest(False), _history_digest(True)
+    assert fills > 20
+    assert (ran, stepped) == EXPECTED_HISTORY
