@@ -229,7 +229,6 @@ class Engine:
         self._append_ts = self.equity_ts.append
         self._append_equity = self.equity_values.append
         self._append_cash = self.cash_values.append
-        self._on_bar = strategy.on_bar
         self._started = False
         self._stopped = False
 
@@ -315,7 +314,7 @@ class Engine:
         state.update(equity, cash, ts)
         if self.halted is None:
             ctx = self.ctx
-            on_bar = self._on_bar
+            on_bar = self.strategy.on_bar
             for bar in bars:
                 ctx._bar = bar
                 signal = on_bar(bar, ctx)
@@ -362,7 +361,7 @@ class Engine:
         last_bars = self.last_bars
         risk = self.risk
         ctx = self.ctx
-        on_bar = self._on_bar
+        on_bar = self.strategy.on_bar
         on_signal = self._on_signal
         record = self.record_equity
         append_ts, append_equity, append_cash = (
