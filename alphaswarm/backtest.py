@@ -264,11 +264,7 @@ class _Run:
 
 
 def _run_events(engine: Engine, feed: Feed, limit: int | None, start: Any, end: Any) -> _Run:
-    step = engine.step
-    for group in feed.groups(start=start, end=end, limit=limit):
-        step(group)
-        if engine.halted is not None:
-            break
+    engine.run(feed.groups(start=start, end=end, limit=limit))
     engine.finish()
     if not engine.equity_values:
         raise ModelError("bars: the feed delivered no bars for that range")

@@ -15,20 +15,28 @@ from typing import Any
 
 
 class Side(StrEnum):
-    """Direction of an order or fill."""
+    """Direction of an order or fill.
+
+    Attributes
+    ----------
+    sign : int
+        +1 for buys, -1 for sells.
+    opposite : Side
+        The other side.
+    """
 
     BUY = "buy"
     SELL = "sell"
 
-    @property
-    def sign(self) -> int:
-        """+1 for buys, -1 for sells."""
-        return 1 if self is Side.BUY else -1
+    sign: int
+    opposite: Side
 
-    @property
-    def opposite(self) -> Side:
-        """The other side."""
-        return Side.SELL if self is Side.BUY else Side.BUY
+
+# Plain attributes of the two members, not properties: the broker reads them for every
+# order and fill, and a property call (or an enum member looked up on its class) costs
+# several times an attribute read.
+Side.BUY.sign, Side.SELL.sign = 1, -1
+Side.BUY.opposite, Side.SELL.opposite = Side.SELL, Side.BUY
 
 
 class OrderType(StrEnum):

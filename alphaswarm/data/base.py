@@ -512,6 +512,7 @@ def _bar_groups(block: Block) -> Iterator[list[Bar]]:
     a copy of the block.
     """
     trusted = Bar.trusted
+    new = object.__new__
     for r0, r1 in _row_windows(block.ts, STAMP_CHUNK):
         ts_ns = block.ts[r0:r1]
         starts = group_starts(ts_ns)
@@ -524,7 +525,10 @@ def _bar_groups(block: Block) -> Iterator[list[Bar]]:
         if len(sym) == 1 and len(starts) == r1 - r0:  # one symbol, one bar per timestamp
             (name,) = sym
             for ts, op, hi, low, cl, vol in zip(stamps, o, h, lo, c, v, strict=True):
-                yield [trusted(name, ts, op, hi, low, cl, vol)]
+                bar = new(Bar)  # Bar.trusted inlined: one call less per bar
+                bar.symbol, bar.ts = name, ts
+                bar.open, bar.high, bar.low, bar.close, bar.volume = op, hi, low, cl, vol
+                yield [bar]
             continue
         code = _numbers("q", codes)
         edges = [*starts.tolist(), r1 - r0]
@@ -564,7 +568,18 @@ STAMP_CHUNK = 1024
 
 
 def _chunk_datetimes(ts_ns: np.ndarray) -> np.ndarray:
-    return pd.DatetimeIndex(ts_ns.view("M8[ns]")).tz_localize(UTC).to_pydatetime()
+    """UTC datetimes of nanosecond timestamps, in an object array (not GC-tracked).
+
+    Whole-second stamps (every bar interval the feeds serve) are made without
+    pandas, about a third faster.
+    """
+    seconds, rest = np.divmod(ts_ns, 1_000_000_000)
+    if rest.any():
+        return pd.DatetimeIndex(ts_ns.view("M8[ns]")).tz_localize(UTC).to_pydatetime()
+    from_seconds = datetime.fromtimestamp
+    out = np.empty(len(seconds), dtype=object)
+    out[:] = [from_seconds(s, UTC) for s in seconds.tolist()]
+    return out
 
 
 def _symbol_codes(symbols: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:

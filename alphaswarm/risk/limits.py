@@ -72,14 +72,18 @@ class AccountState:
 
     def update(self, equity: float, cash: float, now: datetime) -> None:
         """Record the equity after a bar: peak, trading day and daily start."""
-        self.equity, self.cash, self.now = equity, cash, now
-        if equity > self.peak_equity:
+        self.equity = equity
+        self.cash = cash
+        self.now = now
+        peak = self.peak_equity
+        if equity > peak:
             self.peak_equity = equity
-        elif self.peak_equity > 0:
-            dd = (self.peak_equity - equity) / self.peak_equity
+        elif peak > 0:
+            dd = (peak - equity) / peak
             if dd > self.max_drawdown:
                 self.max_drawdown = dd
-        if self._day_ends is None or now >= self._day_ends or now < self._day_starts:
+        ends = self._day_ends
+        if ends is None or now >= ends or now < self._day_starts:
             day = now.date()
             if day != self.day:
                 if self.day is not None:

@@ -86,10 +86,11 @@ class SmaCross(Strategy):
         """Update the indicator with this bar and return a signal on a change."""
         st = self._state.get(bar.symbol)
         if st is None:
-            # ring of slow closes, position, count, fast sum, slow sum, previous diff sign
-            st = self._state[bar.symbol] = [[0.0] * self._slow, 0, 0.0, 0.0, 0]
-        buf, n, sf, ss, prev = st
-        slow, fast = self._slow, self._fast
+            # ring of slow closes, count, fast sum, slow sum, previous diff sign, windows
+            st = self._state[bar.symbol] = [
+                [0.0] * self._slow, 0, 0.0, 0.0, 0, self._slow, self._fast
+            ]  # fmt: skip
+        buf, n, sf, ss, prev, slow, fast = st
         c = bar.close
         p = n % slow
         if n >= slow:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from alphaswarm.backtest import BacktestResult
     from alphaswarm.bots import Bot
+    from alphaswarm.model import Bar
     from alphaswarm.strategies.base import Strategy
 
 __all__ = [
@@ -487,13 +488,14 @@ def _simulate(
         )
     warming = [warmup > 0]
     engine = make_engine((lambda: "frozen" if warming[0] else None) if warmup else None)
-    step = engine.step
-    for i, group in enumerate(feed.groups()):
-        if i == warmup:
-            warming[0] = False
-        step(group)
-        if engine.halted is not None:
-            break
+
+    def groups() -> Iterator[list[Bar]]:
+        for i, group in enumerate(feed.groups()):
+            if i == warmup:
+                warming[0] = False
+            yield group
+
+    engine.run(groups())
     engine.finish()
     equity = np.asarray(engine.equity_values[warmup:], dtype=float)
     if len(equity) == 0:

@@ -25,7 +25,7 @@ from alphaswarm.strategies.base import SIGNALS
 from alphaswarm.trading.paper_trading import BrokerEvent
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from datetime import datetime
 
     from alphaswarm.model import Bar, Fill, Position
@@ -227,6 +227,10 @@ class Engine:
         self.equity_values: list[float] = []
         self.cash_values: list[float] = []
         self.risk_events: list[dict[str, Any]] = []
+        # bound once: the bar loop calls them for every bar
+        self._append_ts = self.equity_ts.append
+        self._append_equity = self.equity_values.append
+        self._append_cash = self.cash_values.append
         self._started = False
         self._stopped = False
 
@@ -266,19 +270,20 @@ class Engine:
         """Process all bars that share one timestamp."""
         if not self._started:
             self.start()
-        self.bar_index += 1
-        idx = self.bar_index
+        self.bar_index = idx = self.bar_index + 1
         broker = self.broker
         listener = self.listener
+        open_orders = broker.open_orders
         ts = bars[0].ts
         self.last_ts = ts
-        if broker.open_orders or self._every_bar:
+        if open_orders or self._every_bar:
             for event in broker.begin_bar(ts):
                 self._on_broker_event(event)
-        prices = self.state.prices
+        state = self.state
+        prices = state.prices
         positions = broker.positions
         last_bars = self.last_bars
-        use_history = self._use_history
+        push = self.history.push if self._use_history else None
         for bar in bars:
             self.bars_seen += 1
             if listener is not None:
@@ -287,10 +292,11 @@ class Engine:
                     f"{bar.symbol} {bar.ts:%Y-%m-%d %H:%M} close {bar.close:.2f}",
                     {"bar": bar.to_dict()},
                 )
-            if broker.open_orders or self._every_bar:
+            if open_orders or self._every_bar:
                 for event in broker.process_bar(bar, idx):
                     self._on_broker_event(event)
-            symbol, close = bar.symbol, bar.close
+            symbol = bar.symbol
+            close = bar.close
             pos = positions.get(symbol)
             if pos is not None:
                 pos.last_price = close
@@ -298,16 +304,16 @@ class Engine:
                 broker.mark(symbol, close)
             prices[symbol] = close
             last_bars[symbol] = bar
-            if use_history:
-                self.history.push(bar)
-        equity = broker.cash
+            if push is not None:
+                push(bar)
+        cash = broker.cash
+        equity = cash
         invested = False
         for pos in positions.values():
             if pos.qty:
                 equity += pos.qty * pos.last_price
                 invested = True
-        state = self.state
-        state.update(equity, broker.cash, ts)
+        state.update(equity, cash, ts)
         if self.halted is None:
             ctx = self.ctx
             on_bar = self.strategy.on_bar
@@ -316,18 +322,108 @@ class Engine:
                 signal = on_bar(bar, ctx)
                 if signal is not None:
                     self._on_signal(signal, bar)
+            cash = broker.cash
         if invested:
             self.bars_in_market += 1
         if self.record_equity:
-            self.equity_ts.append(ts)
-            self.equity_values.append(equity)
-            self.cash_values.append(broker.cash)
+            self._append_ts(ts)
+            self._append_equity(equity)
+            self._append_cash(cash)
         if listener is not None:
-            self._emit("equity.update", f"equity {equity:,.2f}", equity=equity, cash=broker.cash)
-        if self.halted is None:
+            self._emit("equity.update", f"equity {equity:,.2f}", equity=equity, cash=cash)
+        if self.halted is None and self.risk._state_checks:
             breach = self.risk.check_state(state)
             if breach is not None:
                 self.halt(breach)
+
+    def run(self, groups: Iterable[list[Bar]]) -> None:
+        """Step through ``groups`` until they run out or a risk limit halts trading.
+
+        The same as calling :meth:`step` for each group and stopping once
+        :attr:`halted` is set -- same fills, equity and events. Groups that need
+        nothing but prices (and bar history) marked and the strategy called (no
+        listener, no open order) take an inlined loop with everything it reads bound
+        once, instead of a call to :meth:`step` each.
+
+        Parameters
+        ----------
+        groups : iterable of list of Bar
+            Bars sharing a timestamp, one list per timestamp, in time order.
+        """
+        if not self._started:
+            self.start()
+        step = self.step
+        broker = self.broker
+        open_orders = broker.open_orders
+        positions = broker.positions
+        pos_values = positions.values
+        state = self.state
+        update = state.update
+        prices = state.prices
+        last_bars = self.last_bars
+        risk = self.risk
+        ctx = self.ctx
+        on_bar = self.strategy.on_bar
+        on_signal = self._on_signal
+        record = self.record_equity
+        append_ts, append_equity, append_cash = (
+            self._append_ts,
+            self._append_equity,
+            self._append_cash,
+        )
+        push = self.history.push if self._use_history else None
+        every_bar = self._every_bar
+        for bars in groups:
+            if open_orders or every_bar or self.listener is not None or self.halted is not None:
+                step(bars)
+                if self.halted is not None:
+                    return
+                continue
+            self.bar_index += 1
+            ts = bars[0].ts
+            self.last_ts = ts
+            self.bars_seen += len(bars)
+            for bar in bars:
+                symbol = bar.symbol
+                close = bar.close
+                pos = positions.get(symbol)
+                if pos is not None:
+                    pos.last_price = close
+                else:  # first bar of the symbol: the broker must know its price too
+                    broker.mark(symbol, close)
+                prices[symbol] = close
+                last_bars[symbol] = bar
+                if push is not None:
+                    push(bar)
+            equity = cash = broker.cash
+            invested = False
+            for pos in pos_values():
+                if pos.qty:
+                    equity += pos.qty * pos.last_price
+                    invested = True
+            update(equity, cash, ts)
+            if len(bars) == 1:  # ``bar`` is the group's one bar
+                ctx._bar = bar
+                signal = on_bar(bar, ctx)
+                if signal is not None:
+                    on_signal(signal, bar)
+            else:
+                for bar in bars:
+                    ctx._bar = bar
+                    signal = on_bar(bar, ctx)
+                    if signal is not None:
+                        on_signal(signal, bar)
+            if invested:
+                self.bars_in_market += 1
+            if record:
+                append_ts(ts)
+                append_equity(equity)
+                append_cash(broker.cash)
+            if risk._state_checks:
+                breach = risk.check_state(state)
+                if breach is not None:
+                    self.halt(breach)
+                    return
 
     def _on_signal(self, signal: str, bar: Bar) -> None:
         if signal not in SIGNALS:
