@@ -27,6 +27,7 @@ from alphaswarm.trading.registry import registry
 from alphaswarm.trading.session import PaperSession
 from alphaswarm.ui.backtest_page import BacktestPage
 from alphaswarm.ui.base import FramePump, LiveView
+from alphaswarm.ui.design import Fast
 from alphaswarm.ui.killswitch import KillSwitchWidget
 from alphaswarm.ui.multibot import MultiBotView
 from alphaswarm.ui.pages.html import fmt_time
@@ -501,6 +502,7 @@ def dashboard(
         path = pn.state.location.pathname
     board = Dashboard(ledger=ledger, period=period, route=parse(path), landing=landing or "")
     template = pn.template.FastListTemplate(
+        design=Fast,
         title="AlphaSwarm",
         header=[banner(), board.kill_switch.header],
         # the start form belongs to the run pages; the other pages carry their own actions
@@ -509,6 +511,9 @@ def dashboard(
         notifications=board.notifications,
         header_background="#263238",
         accent_base_color="#1565c0",
+        # the installed system fonts: the page asks nothing of the network (no web font)
+        font=SYSTEM_FONTS,
+        font_url="",
         sidebar_width=330,
         main_layout=None,
         raw_css=[NARROW_SCREEN_CSS],
@@ -516,6 +521,12 @@ def dashboard(
     template.dashboard = board  # handle for tests and embedding
     return template
 
+
+#: The dashboard's type: fonts every desktop and phone has, so no web font is fetched.
+SYSTEM_FONTS = (
+    "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', 'Noto Sans', "
+    "'Liberation Sans', Arial, sans-serif"
+)
 
 #: Narrow windows: the header's items (banner, kill switch) move to a second line so the
 #: kill switch stays on screen and uncovered; on a phone the banner and title shrink too

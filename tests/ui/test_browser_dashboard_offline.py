@@ -19,12 +19,6 @@ pytestmark = pytest.mark.ui
 LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:", "about:")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="not fixed yet: the served dashboard (FastListTemplate) loads Open Sans from Google "
-    "Fonts and Panel's CSS (theme, fast.css, font-awesome, notyf, tabulator_fast, loading, "
-    "listpanel, button, select ...) from Panel's CDN instead of the local server",
-)
 def test_dashboard_makes_no_request_off_the_machine(
     page: Any, served: str, good_bot: Any, run_session: Any
 ) -> None:
