@@ -72,7 +72,12 @@ def _utc(value: Any) -> pd.Timestamp | None:
 
 
 def price_history(
-    ledger: Ledger, run_id: str, symbol: str | None = None, *, after_seq: int = 0
+    ledger: Ledger,
+    run_id: str,
+    symbol: str | None = None,
+    *,
+    after_seq: int = 0,
+    before_seq: int | None = None,
 ) -> pd.DataFrame:
     """Every bar the run received, from its stored ``bar.received`` frames.
 
@@ -86,6 +91,8 @@ def price_history(
         Only this symbol's bars (all symbols otherwise).
     after_seq : int
         Only frames with a larger ``seq`` (to read what was added since).
+    before_seq : int, optional
+        Only frames with a smaller ``seq`` (what a live view does not hold in memory).
 
     Returns
     -------
@@ -95,9 +102,10 @@ def price_history(
     """
     stored = ledger.sql(
         "SELECT seq, frame FROM paper_frames WHERE paper_run_id = :run "
-        "AND stage = 'bar.received' AND seq > :after ORDER BY seq",
+        "AND stage = 'bar.received' AND seq > :after AND seq < :before ORDER BY seq",
         run=run_id,
         after=int(after_seq),
+        before=int(before_seq) if before_seq is not None else 2**62,
     )
     rows = []
     for frame in stored["frame"] if len(stored) else []:
@@ -262,7 +270,8 @@ def pnl_by_symbol(
     return pd.DataFrame(rows, columns=SYMBOL_COLUMNS)
 
 
-def _bar_minutes(interval: Any) -> float | None:
+def bar_minutes(interval: Any) -> float | None:
+    """Minutes per bar of an interval such as ``"1m"``, ``"30s"``, ``"1h"`` (None if unknown)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", str(interval or ""))
     if not match:
         return None
@@ -282,7 +291,7 @@ def expected_bars(row: dict[str, Any]) -> int | None:
     limits = []
     if config.get("max_bars"):
         limits.append(int(config["max_bars"]))
-    minutes = _bar_minutes((bot.get("data") or {}).get("interval"))
+    minutes = bar_minutes((bot.get("data") or {}).get("interval"))
     if config.get("duration_minutes") and minutes:
         limits.append(int(math.floor(float(config["duration_minutes"]) / minutes)))
     return min(limits) * symbols if limits else None

@@ -107,6 +107,11 @@ def test_price_history_holds_every_bar_of_the_run(finished_run):
     assert set(one["symbol"]) == {symbol} and len(one)
     # reading on from the last seq read gives nothing new on a finished run
     assert price_history(led, session.paper_run_id, after_seq=prices.attrs["last_seq"]).empty
+    # a window of seqs: the halves add up to the whole
+    middle = led.frames(session.paper_run_id)["seq"].median()
+    early = price_history(led, session.paper_run_id, before_seq=int(middle))
+    late = price_history(led, session.paper_run_id, after_seq=int(middle) - 1)
+    assert 0 < len(early) < len(prices) and len(early) + len(late) == len(prices)
 
 
 def test_pnl_by_symbol_adds_up_to_the_run_pnl(finished_run):

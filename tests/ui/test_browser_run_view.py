@@ -1,0 +1,171 @@
+"""The run view in real Chromium at 1440×900 and 390×844 (``pytest -m ui``).
+
+A finished run opened cold shows its whole price history, closed trades, P&L by
+symbol and statistics from the ledger; a phone-sized window stacks the parts; the
+card and the risk panel say how a run ended.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+import alphaswarm as aw
+from alphaswarm.ledger.run_reads import closed_trades, pnl_by_symbol, session_stats
+from alphaswarm.runtime import engine_loop
+from tests.ui.conftest import wait_until
+
+pytestmark = pytest.mark.ui
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "run-view.png"
+
+#: Length of the longest ``close`` column of any data source in the page (the price series).
+PRICE_POINTS_JS = """() => {
+  let n = 0;
+  for (const doc of Bokeh.documents) {
+    for (const m of doc.all_models) {
+      const d = m.data;
+      if (!d || typeof d !== 'object') continue;
+      const keys = d instanceof Map ? [...d.keys()] : Object.keys(d);
+      if (!keys.includes('close')) continue;
+      const col = d instanceof Map ? d.get('close') : d['close'];
+      n = Math.max(n, col.length);
+    }
+  }
+  return n;
+}"""
+
+
+def box(page, selector: str) -> dict:
+    locator = page.locator(selector).first
+    locator.wait_for(timeout=60_000)
+    return locator.bounding_box()
+
+
+def tab(page, name: str) -> None:
+    """Open one of the run view's tabs."""
+    page.locator(".alphaswarm-run-tabs .bk-tab", has_text=name).first.click(timeout=60_000)
+
+
+def open_run(page, url: str, run_id: str) -> None:
+    page.goto(url, timeout=120_000)
+    page.locator(".alphaswarm-runs .tabulator-row", has_text=run_id).click(timeout=60_000)
+    expect(page.locator(".alphaswarm-session-card")).to_contain_text(run_id, timeout=60_000)
+
+
+@pytest.fixture
+def finished_run(good_bot: aw.Bot, tmp_ledger: aw.Ledger) -> aw.PaperSession:
+    """A run of 300 bar groups, finished before any page opens."""
+    session = aw.PaperSession(good_bot, speed=0, duration_minutes=None, max_bars=300)
+    session.start(loop=engine_loop())
+    assert session.wait(120)
+    return session
+
+
+def test_a_finished_run_opened_cold_shows_everything_from_the_ledger(
+    page, served, finished_run, tmp_ledger
+):
+    run_id = finished_run.paper_run_id
+    stats = session_stats(tmp_ledger, run_id)
+    trades = closed_trades(tmp_ledger, run_id)
+    by_symbol = pnl_by_symbol(tmp_ledger, run_id)
+    assert len(trades) >= 1
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_run(page, served, run_id)
+
+    # every bar of the run is on the price chart, not only the last frames
+    symbols = len(finished_run.bot.universe)
+    wait_until(lambda: page.evaluate(PRICE_POINTS_JS) == stats["bars_seen"] // symbols, 60)
+
+    stats_pane = page.locator(".alphaswarm-run-stats")
+    expect(stats_pane).to_contain_text(f"{stats['bars_seen']:,} of {stats['bars_total']:,}")
+    expect(stats_pane).to_contain_text(f"{stats['return_pct']:+.2f} %")
+    expect(stats_pane).to_contain_text(f"{stats['turnover']:.2f}×")
+
+    # the card: complete, bars of the total, no stop button, no "remaining –"
+    card = page.locator(".alphaswarm-session-card")
+    expect(card.locator(".session-progress")).to_contain_text("complete", timeout=30_000)
+    expect(card.locator(".session-progress")).to_contain_text(
+        f"{stats['bars_seen']:,} of {stats['bars_total']:,} bars"
+    )
+    expect(card).not_to_contain_text("remaining –")
+    expect(card.get_by_role("button", name="Stop session")).to_have_count(0)
+    expect(page.locator(".alphaswarm-risk")).to_contain_text("mode completed")
+
+    # closed trades, newest first, and P&L by symbol
+    tab(page, "Closed trades")
+    rows = page.locator(".alphaswarm-trades-table tbody tr")
+    expect(rows).to_have_count(min(len(trades), 200), timeout=30_000)
+    expect(rows.first).to_contain_text(f"{trades['pnl'].iloc[-1]:,.4g}")
+    tab(page, "P&L by symbol")
+    symbol_rows = page.locator(".alphaswarm-symbols-table tbody tr")
+    expect(symbol_rows).to_have_count(len(by_symbol))
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    tab(page, "Closed trades")
+    page.set_viewport_size({"width": 1440, "height": 1500})  # the whole view in one picture
+    page.locator(".alphaswarm-positions").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(SCREENSHOT))
+
+
+def test_the_run_view_stacks_at_phone_width(page, served, finished_run):
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_run(page, served, finished_run.paper_run_id)
+    wait_until(lambda: page.evaluate(PRICE_POINTS_JS) > 0, 60)
+    plots = box(page, ".alphaswarm-plots")
+    side = box(page, ".alphaswarm-side")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "run-view-390.png"), full_page=True)
+    # the plots keep (nearly) the whole width and the positions/risk go below them
+    assert plots["width"] >= 300, plots
+    assert side["y"] >= plots["y"] + plots["height"] - 1, (plots, side)
+    assert plots["x"] >= -1 and plots["x"] + plots["width"] <= 390 + 1, plots
+    canvas = page.locator(".alphaswarm-plots canvas").first
+    wait_until(lambda: (canvas.bounding_box() or {}).get("width", 0) >= 250, 60)
+
+
+def test_the_run_view_keeps_plots_beside_positions_at_1440(page, served, finished_run):
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_run(page, served, finished_run.paper_run_id)
+    plots = box(page, ".alphaswarm-plots")
+    side = box(page, ".alphaswarm-side")
+    assert abs(side["y"] - plots["y"]) < 2, (plots, side)
+    assert side["x"] >= plots["x"] + plots["width"] - 1, (plots, side)
+
+
+def test_a_stopped_live_run_says_so_in_the_risk_panel_and_drops_its_stop_button(
+    page, served, good_bot, run_session
+):
+    session = run_session(good_bot, speed=60, max_bars=None)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_run(page, served, session.paper_run_id)
+    card = page.locator(".alphaswarm-session-card")
+    expect(card.get_by_role("button", name="Stop session")).to_be_enabled(timeout=60_000)
+    expect(page.locator(".alphaswarm-risk")).to_contain_text("mode active", timeout=60_000)
+    expect(card.locator(".session-progress")).to_contain_text("runs until stopped")
+    session.kill("test kill")
+    assert session.wait(30)
+    expect(page.locator(".alphaswarm-risk")).to_contain_text(
+        f"mode {session.status}", timeout=60_000
+    )
+    expect(card.get_by_role("button", name="Stop session")).to_have_count(0, timeout=30_000)
+    expect(card.locator(".session-progress")).to_contain_text("ended")
+
+
+def test_trade_times_follow_the_zone_toggle(browser, served, finished_run):
+    context = browser.new_context(
+        viewport={"width": 1440, "height": 900}, timezone_id="America/New_York"
+    )
+    page = context.new_page()
+    try:
+        open_run(page, served, finished_run.paper_run_id)
+        tab(page, "Closed trades")
+        first = page.locator(".alphaswarm-trades-table tbody tr").first
+        expect(first).to_contain_text(" ES", timeout=60_000)  # EST or EDT: the browser's zone
+        page.locator(".alphaswarm-zone-toggle").get_by_role("button", name="UTC").click()
+        expect(first).to_contain_text(" UTC", timeout=30_000)
+        expect(first).not_to_contain_text(" ES")
+    finally:
+        context.close()
