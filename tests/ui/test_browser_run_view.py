@@ -105,8 +105,10 @@ def test_a_finished_run_opened_cold_shows_everything_from_the_ledger(
     expect(symbol_rows).to_have_count(len(by_symbol))
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     tab(page, "Closed trades")
-    page.set_viewport_size({"width": 1440, "height": 1500})  # the whole view in one picture
-    page.locator(".alphaswarm-positions").first.wait_for(timeout=30_000)
+    page.set_viewport_size({"width": 1440, "height": 1700})  # the whole view in one picture
+    expect(rows.first).to_be_visible(timeout=30_000)
+    page.locator(".alphaswarm-positions .tabulator-row").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(2000)  # tables re-lay out after the resize: a settled picture
     page.screenshot(path=str(SCREENSHOT))
 
 
