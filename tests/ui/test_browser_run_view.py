@@ -203,3 +203,35 @@ def test_closing_tabs_of_a_streaming_run_leaves_no_unretrieved_task(
     gc.collect()  # an unretrieved task exception is reported when its task is collected
     never = [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
     assert never == []
+
+
+#: The tick labels of every y axis titled ``equity``, as Bokeh formats them on screen.
+EQUITY_TICKS_JS = """() => {
+  const out = [];
+  const walk = (v) => {
+    if (!v) return;
+    const m = v.model;
+    if (m && m.type === 'LinearAxis' && m.axis_label === 'equity') {
+      const range = v.panel.side === 'left' || v.panel.side === 'right'
+        ? v.coordinates.y_scale.source_range : v.coordinates.x_scale.source_range;
+      const ticks = m.ticker.get_ticks(range.start, range.end, range, NaN).major;
+      out.push(m.formatter.doFormat(ticks, {loc: 0}));
+    }
+    for (const c of (v.child_views || [])) walk(c);
+    for (const c of (v.renderer_views ? [...v.renderer_views.values()] : [])) walk(c);
+  };
+  const idx = Bokeh.index;
+  for (const root of (idx instanceof Map ? [...idx.values()] : Object.values(idx))) walk(root);
+  return out;
+}"""
+
+
+def test_a_flat_equity_curve_has_distinct_tick_labels(page, served, good_bot):
+    session = aw.PaperSession(good_bot, speed=0, duration_minutes=None, max_bars=8)
+    session.start(loop=engine_loop())
+    assert session.wait(60) and session.num_fills == 0  # no trade: equity stays flat
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_run(page, served, session.paper_run_id)
+    labels = wait_until(lambda: [t for t in page.evaluate(EQUITY_TICKS_JS) if len(t) > 1], 60)
+    for ticks in labels:
+        assert len(set(ticks)) == len(ticks), ticks
