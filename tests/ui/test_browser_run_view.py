@@ -235,3 +235,37 @@ def test_a_flat_equity_curve_has_distinct_tick_labels(page, served, good_bot):
     labels = wait_until(lambda: [t for t in page.evaluate(EQUITY_TICKS_JS) if len(t) > 1], 60)
     for ticks in labels:
         assert len(set(ticks)) == len(ticks), ticks
+
+
+#: The earliest time on the price series (epoch ms), or null while it is empty.
+FIRST_PRICE_TS_JS = """() => {
+  let first = null;
+  for (const doc of Bokeh.documents) {
+    for (const m of doc.all_models) {
+      const d = m.data;
+      if (!d || typeof d !== 'object') continue;
+      const keys = d instanceof Map ? [...d.keys()] : Object.keys(d);
+      if (!keys.includes('close') || !keys.includes('ts')) continue;
+      const col = d instanceof Map ? d.get('ts') : d['ts'];
+      for (const t of col) if (first === null || t < first) first = t;
+    }
+  }
+  return first;
+}"""
+
+
+def test_a_live_run_opened_late_shows_its_price_from_the_first_bar(
+    page, served, good_bot, run_session, tmp_ledger
+):
+    """The bus holds the last 200 frames only: the earlier bars come from the ledger."""
+    from alphaswarm.ledger.run_reads import price_history
+
+    session = run_session(good_bot, speed=600, max_bars=None)
+    wait_until(lambda: session.bars_seen >= 150, timeout=120)
+    first = price_history(tmp_ledger, session.paper_run_id)["ts"].iloc[0]
+    assert session.frames.recent()[0]["seq"] > 1  # the bus no longer holds the first bar
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_run(page, served, session.paper_run_id)
+    expected_ms = first.value // 1_000_000
+    wait_until(lambda: page.evaluate(FIRST_PRICE_TS_JS) is not None, 60)
+    assert page.evaluate(FIRST_PRICE_TS_JS) == expected_ms
