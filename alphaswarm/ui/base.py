@@ -88,6 +88,33 @@ def stream_rows(table: pn.widgets.Tabulator, rows: pd.DataFrame, rollover: int) 
         table.value = merged.tail(rollover).reset_index(drop=True)
 
 
+def browser_connected(doc: Any) -> bool:
+    """False once every browser connection of a served document has closed.
+
+    A closed tab's document lives on until the server's next clean-up; updating
+    its models meanwhile makes Panel write to a closed websocket, which fails in
+    a task nobody awaits. Documents outside a server (notebooks, tests) count as
+    connected.
+    """
+    context = getattr(doc, "session_context", None)
+    session = getattr(context, "_session", None)
+    if session is None:
+        return True
+    connections = getattr(session, "_subscribed_connections", None)
+    if connections is None:
+        return True
+    for connection in list(connections):
+        ws = getattr(getattr(connection, "_socket", None), "ws_connection", None)
+        if ws is None or ws.is_closing():
+            continue
+        # the TCP stream can be gone before the websocket has processed its close
+        stream = getattr(ws, "stream", None)
+        if stream is not None and stream.closed():
+            continue
+        return True
+    return False
+
+
 class FramePump:
     """One periodic callback per browser session that feeds every live component.
 
@@ -113,6 +140,7 @@ class FramePump:
         self._components: list[LiveView] = []
         self._subs: dict[int, tuple[PaperSession, Subscription]] = {}  # by id(session)
         self._callback: Any = None
+        self._doc: weakref.ReferenceType[Any] | None = None
         self.ticks = 0
         self.closed = False
         self.last_tick_ms = 0.0
@@ -146,6 +174,7 @@ class FramePump:
             if pump is not None and not pump.closed:
                 return pump
             pump = _PUMPS[key] = cls(period)
+            pump._doc = weakref.ref(doc)
         pump.start()
 
         ref = weakref.ref(pump)
@@ -249,7 +278,14 @@ class FramePump:
 
     # -- the tick -------------------------------------------------------------------
     def tick(self) -> None:
-        """Drain every subscription and give each component its frames in one batch."""
+        """Drain every subscription and give each component its frames in one batch.
+
+        A served document whose browser tab has closed is not updated (its frames wait
+        in the subscriptions until the server destroys the session and this pump closes).
+        """
+        doc = self._doc() if self._doc is not None else None
+        if doc is not None and not browser_connected(doc):
+            return
         t0 = time.perf_counter()
         with self._lock:
             batches: dict[int, list[dict[str, Any]]] = {}

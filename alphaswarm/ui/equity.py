@@ -8,9 +8,11 @@ import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import NumeralTickFormatter
 
+from alphaswarm.ledger.run_reads import price_history
 from alphaswarm.notebook import bokeh_backend
-from alphaswarm.ui.base import LiveView, as_frame_dict, to_timestamp
+from alphaswarm.ui.base import LiveView, to_timestamp
 
 bokeh_backend()  # no display: a notebook loads its resources through aw.extension()
 
@@ -45,6 +47,11 @@ class EquityCurve(LiveView):
     )
     symbol = param.String(
         default="", doc="Symbol whose price and fills are drawn; the bot's first by default."
+    )
+    max_history = param.Integer(
+        default=100_000,
+        bounds=(10, None),
+        doc="Points at most kept per series when a long run's history is loaded.",
     )
     height = param.Integer(default=560, bounds=(200, None), doc="Total height in pixels.")
 
@@ -101,7 +108,9 @@ class EquityCurve(LiveView):
             ylabel="equity",
             title="Equity",
             tools=["hover"],
-            yformatter="%.0f",
+            # as many decimals as the ticks need: a flat curve's ticks (99,999.5, 100,000,
+            # 100,000.5) stay distinct where a fixed "%.0f" printed 100000 twice
+            yformatter=NumeralTickFormatter(format="0,0.[00]"),
         )
         drawdown = hv.DynamicMap(
             lambda data: hv.Area(data, "ts", "drawdown", label="drawdown"),
@@ -111,7 +120,7 @@ class EquityCurve(LiveView):
             height=int(h * 0.22),
             color="#c62828",
             xaxis=None,
-            yformatter="%.2f",
+            yformatter=NumeralTickFormatter(format="0.[000]"),
             alpha=0.35,
             line_color="#c62828",
             ylabel="drawdown %",
@@ -148,51 +157,55 @@ class EquityCurve(LiveView):
 
     # -- data -----------------------------------------------------------------------
     def _load(self) -> None:
-        if self.session is not None:
-            recent = self.recent_frames()
-            first_bar = next(
-                (
-                    to_timestamp((f.get("bar") or {}).get("ts"))
-                    for f in recent
-                    if f.get("stage") == "bar.received"
-                ),
-                None,
-            )
-            eq = self.ledger_().equity(self.run_id)
-            if len(eq):
-                eq = eq.assign(ts=[to_timestamp(t) for t in eq["ts"]])
-                if first_bar is not None:
-                    eq = eq[eq["ts"] < first_bar]
-                self._send_equity(list(zip(eq["ts"], eq["equity"], strict=True)))
-            super()._load()
-            return
         if not self.run_id:
             return
-        # a finished run replays its stored frames through the live code path
         ledger = self.ledger_()
-        stored = ledger.sql(
-            "SELECT seq, frame FROM paper_frames WHERE paper_run_id = :run AND stage IN "
-            "('bar.received', 'equity.update', 'order.filled') ORDER BY seq DESC LIMIT :n",
-            run=self.run_id,
-            n=3 * self.length,
+        # a live run: what its bus still holds comes from the frames, the rest from the ledger
+        recent = self.recent_frames()
+        seqs = [f["seq"] for f in recent if isinstance(f.get("seq"), int)]
+        first_seq = min(seqs) if seqs else None
+        first_bar = next(
+            (
+                to_timestamp((f.get("bar") or {}).get("ts"))
+                for f in recent
+                if f.get("stage") == "bar.received"
+            ),
+            None,
         )
-        frames = [as_frame_dict(v) for v in reversed(list(stored["frame"]))]
-        if any(f.get("stage") == "equity.update" for f in frames):
-            self._update(frames)
-            return
+        prices = price_history(ledger, self.run_id, self.symbol or None, before_seq=first_seq)
+        if self.symbol == "" and len(prices):
+            self.symbol = str(prices["symbol"].iloc[0])
+            prices = prices[prices["symbol"] == self.symbol]
         eq = ledger.equity(self.run_id)
+        fills = ledger.fills(self.run_id)
+        fills = fills[fills["symbol"] == self.symbol] if len(fills) else fills
+        if first_bar is not None:
+            cut = pd.Timestamp(first_bar)
+            eq = eq[[to_timestamp(t) < cut for t in eq["ts"]]] if len(eq) else eq
+            fills = (
+                fills[[to_timestamp(t) < cut for t in fills["filled_at"]]] if len(fills) else fills
+            )
+        # the whole history fits, however long the run (up to max_history points)
+        grow = max(len(prices), len(eq)) + (len(recent) if recent else 0)
+        if grow > self.length:
+            for buffer in (self.equity_buffer, self.price_buffer, self.fills_buffer):
+                buffer.length = min(max(grow * 2, self.length), self.max_history)
         if len(eq):
             self._send_equity(
                 [(to_timestamp(t), e) for t, e in zip(eq["ts"], eq["equity"], strict=True)]
             )
-        fills = ledger.fills(self.run_id)
-        fills = fills[fills["symbol"] == self.symbol] if len(fills) else fills
+        if len(prices):
+            self.price_buffer.send(prices[_PRICE_COLUMNS].reset_index(drop=True))
+            self._publish("price", self.price_buffer)
+            self._bar_ts = to_timestamp(prices["ts"].iloc[-1])
         self._send_fills(
             [
                 (to_timestamp(r.filled_at), r.price, r.qty, r.symbol, r.side)
                 for r in fills.itertuples()
             ]
         )
+        if self.session is not None:
+            self._update(self._new(recent))
 
     def _send_equity(self, points: list[tuple[pd.Timestamp | None, float]]) -> None:
         rows = []

@@ -75,6 +75,7 @@ class MultiBotView(LiveView):
     )
     combined_equity = param.Number(default=0.0, doc="Sum of the running sessions' equity.")
     combined_pnl = param.Number(default=0.0, doc="Sum of the P&L of every run listed.")
+    running_pnl = param.Number(default=0.0, doc="Sum of the running sessions' P&L.")
     running_count = param.Integer(default=0, doc="Running sessions.")
 
     def __init__(self, **params: Any) -> None:
@@ -213,13 +214,16 @@ class MultiBotView(LiveView):
     ) -> None:
         equity = sum(r["equity"] for r in rows[: len(running)])
         pnl = sum(r["total_pnl"] for r in rows)
+        running_pnl = sum(r["total_pnl"] for r in rows[: len(running)])
         self.combined_equity, self.combined_pnl, self.running_count = equity, pnl, len(running)
+        self.running_pnl = running_pnl
         near = sum(1 for r in rows if r["near_limit"])
         html = (
             f'<div style="display:flex;gap:24px;font-size:15px">'
-            f'<span>combined equity <b class="combined-equity">{equity:,.2f}</b></span>'
-            f'<span>combined P&amp;L <b class="combined-pnl">{pnl:+,.2f}</b></span>'
-            f'<span><b class="running-count">{len(running)}</b> running</span>'
+            f'<span><b class="running-count">{len(running)}</b> running: equity '
+            f'<b class="combined-equity">{equity:,.2f}</b>, P&amp;L '
+            f'<b class="running-pnl">{running_pnl:+,.2f}</b></span>'
+            f'<span>P&amp;L of every run listed <b class="combined-pnl">{pnl:+,.2f}</b></span>'
             f'<span style="color:{"#c62828" if near else "#2e7d32"}">{near} near a limit</span>'
             "</div>"
         )

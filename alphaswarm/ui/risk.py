@@ -126,7 +126,10 @@ class RiskPanel(LiveView):
             elif stage == "risk.halted":
                 self._halted = frame.get("message", "")
         if self.session is not None:
-            self._render(self._live_rows())
+            rows = self._live_rows()
+            if self.session.finished:  # the engine's mode stays "active" after a kill or stop
+                self.mode = self.session.status
+            self._render(rows)
 
     # -- rendering ------------------------------------------------------------------
     def _render(self, rows: list[dict[str, Any]]) -> None:
@@ -150,7 +153,9 @@ class RiskPanel(LiveView):
         if not rows:
             body.append('<tr><td colspan="5"><i>no risk limits set</i></td></tr>')
         mode = self.mode or "–"
-        mode_color = "#2e7d32" if mode in ("active", "running", "completed") else "#c62828"
+        mode_color = {"active": "#2e7d32", "running": "#2e7d32", "completed": "#2e7d32"}.get(
+            mode, "#546e7a" if mode == "stopped" else "#c62828"
+        )
         extra = ""
         if self._halted:
             extra += f'<div style="color:#c62828"><b>halted:</b> {html.escape(self._halted)}</div>'

@@ -2,7 +2,8 @@
 
 A :class:`RunToasts` watches the frames of one live session on the page's frame
 pump and shows a toast (Panel's notification area) for each ``risk.halted``,
-``error`` and ``session.stopped`` frame of a killed session. Frames that happened
+``error`` and ``session.stopped`` frame of a killed session, and for a feed that
+skipped bars (``feed.gap``) or went silent (``feed.stalled``). Frames that happened
 before the run was opened are history, not news: they raise no toast.
 """
 
@@ -32,11 +33,15 @@ def toast_for(frame: dict[str, Any]) -> tuple[str, str] | None:
         return "error", f"Error in {run}: {message}"
     if stage == "session.stopped" and frame.get("status") == "killed":
         return "warning", f"{run} killed: {frame.get('reason') or message}"
+    if stage == "feed.gap":
+        return "warning", f"Feed gap in {run}: {message}"
+    if stage == "feed.stalled":
+        return "warning", f"Feed stalled in {run}: {message}"
     return None
 
 
 class RunToasts(LiveView):
-    """Raise a toast for each risk halt, error or kill of one live run."""
+    """Raise a toast for each risk halt, error, kill, feed gap or stall of one live run."""
 
     notifications = param.Parameter(
         default=None,

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import panel as pn
 import param
 
+from alphaswarm.ledger.run_reads import bar_minutes, expected_bars
 from alphaswarm.ui.base import LiveView, to_timestamp
 from alphaswarm.ui.tables import InlineHTML, InlineNumber
 
@@ -20,6 +21,20 @@ def _clock(seconds: float | None) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}"
+
+
+def _remaining(status: str, finished: bool, total: int | None, seconds: float | None) -> str:
+    """What the card says about the time left."""
+    if finished:
+        return "complete" if status == "completed" else "ended"
+    if not total:
+        return "runs until stopped"
+    return f"remaining {_clock(seconds)}" if seconds is not None else "remaining time unknown"
+
+
+def _bars(seen: int, total: int | None) -> str:
+    """Bars seen, of the total when the run has an end."""
+    return f"{seen:,} of {total:,} bars" if total else f"{seen:,} bars"
 
 
 class SessionCard(LiveView):
@@ -36,7 +51,11 @@ class SessionCard(LiveView):
 
     status = param.String(default="", doc="The run's status as shown.")
     elapsed = param.String(default="–", doc="Wall-clock time since the start.")
-    remaining = param.String(default="–", doc="Estimated wall-clock time left ('–' if unbounded).")
+    remaining = param.String(
+        default="",
+        doc="Wall-clock time left ('remaining 0:01:20'), 'runs until stopped', 'complete' "
+        "or 'ended' (a run stopped before its end).",
+    )
 
     STATUS_COLORS: ClassVar[dict[str, str]] = {
         "running": "#1565c0",
@@ -56,9 +75,7 @@ class SessionCard(LiveView):
         self.equity_indicator = InlineNumber(
             label="Equity", value=0.0, format="{value:,.2f}", **size
         )
-        self.cash_indicator = InlineNumber(
-            label="Cash", value=0.0, format="{value:,.2f}", **size
-        )
+        self.cash_indicator = InlineNumber(label="Cash", value=0.0, format="{value:,.2f}", **size)
         self.pnl_indicator = InlineNumber(
             label="P&L",
             value=0.0,
@@ -66,9 +83,7 @@ class SessionCard(LiveView):
             colors=[(-1e-9, "#c62828"), (1e-9, "#546e7a"), (float("inf"), "#2e7d32")],
             **size,
         )
-        self.fills_indicator = InlineNumber(
-            label="Fills", value=0, format="{value:,.0f}", **size
-        )
+        self.fills_indicator = InlineNumber(label="Fills", value=0, format="{value:,.0f}", **size)
         self.header = InlineHTML("", sizing_mode="stretch_width", margin=(5, 10))
         self.stop_button = pn.widgets.Button(
             label="Stop session", color="warning", width=140, disabled=True
@@ -79,12 +94,14 @@ class SessionCard(LiveView):
         self._shown: tuple | None = None
         self._layout = pn.Card(
             self.header,
-            pn.Row(
+            # the numbers wrap onto more lines in a narrow window (a phone) instead of overflowing
+            pn.FlexBox(
                 self.equity_indicator,
                 self.cash_indicator,
                 self.pnl_indicator,
                 self.fills_indicator,
                 pn.Column(pn.Spacer(height=18), self.stop_button),
+                flex_wrap="wrap",
                 sizing_mode="stretch_width",
             ),
             title="Session",
@@ -123,19 +140,22 @@ class SessionCard(LiveView):
         started = s.started_at
         end = s.ended_at or now
         elapsed = (end - started).total_seconds() if started is not None else None
+        total = expected_bars(
+            {
+                "config": {
+                    "bot": s.bot.spec if s.bot is not None else {},
+                    "max_bars": s.max_bars,
+                    "duration_minutes": s.duration_minutes,
+                }
+            }
+        )
         remaining: float | None = None
-        session_minutes = None
-        if self._first_bar is not None and self._last_bar is not None:
-            session_minutes = (self._last_bar - self._first_bar).total_seconds() / 60
-        if s.finished:
-            remaining = 0.0
-        elif s.duration_minutes is not None and s.speed > 0 and session_minutes is not None:
-            remaining = (s.duration_minutes - session_minutes) * 60 / s.speed
-        progress = ""
-        if session_minutes is not None and s.duration_minutes is not None:
-            progress = f" · {session_minutes:,.0f} of {s.duration_minutes:g} session min"
-        elif session_minutes is not None:
-            progress = f" · {session_minutes:,.0f} session min (until stopped)"
+        if not s.finished and total and s.speed > 0 and self._first_bar is not None:
+            # bars still to come at the session's pace (from the time one bar group takes)
+            per_bar = self._bar_seconds()
+            groups_left = max(total - s.bars_seen, 0) / max(len(s.bot.universe), 1)
+            if per_bar is not None:
+                remaining = groups_left * per_bar / s.speed
         self._show(
             status=s.status,
             name=s.run_name or (s.bot.name if s.bot else ""),
@@ -145,11 +165,17 @@ class SessionCard(LiveView):
             pnl=s.total_pnl,
             fills=s.num_fills,
             elapsed=_clock(elapsed),
-            remaining=_clock(remaining) if remaining is not None else "–",
-            progress=progress,
+            remaining=_remaining(s.status, s.finished, total, remaining),
+            progress=_bars(s.bars_seen, total),
             reason=s.stop_reason,
             live=not s.finished,
         )
+
+    def _bar_seconds(self) -> float | None:
+        """Session seconds per bar, from the bar interval of the bot's data."""
+        spec = self.session.bot.spec if self.session.bot is not None else {}
+        minutes = bar_minutes((spec.get("data") or {}).get("interval"))
+        return minutes * 60 if minutes else None
 
     def _show_row(self, row: dict[str, Any] | None) -> None:
         if row is None:
@@ -159,8 +185,11 @@ class SessionCard(LiveView):
         if started is not None:
             end = ended if ended is not None else datetime.now(UTC)
             elapsed = (to_timestamp(end) - to_timestamp(started)).total_seconds()
+        status = row.get("status") or ""
+        finished = status not in ("running", "gating", "stopping")
+        total = expected_bars(row)
         self._show(
-            status=row.get("status") or "",
+            status=status,
             name=row.get("run_name") or "",
             bot=row.get("bot_id") or "",
             equity=row.get("final_equity") or 0.0,
@@ -168,8 +197,8 @@ class SessionCard(LiveView):
             pnl=row.get("total_pnl") or 0.0,
             fills=row.get("num_fills") or 0,
             elapsed=_clock(elapsed),
-            remaining="–" if row.get("status") == "running" else _clock(0),
-            progress=f" · {row.get('bars_seen') or 0:,} bars",
+            remaining=_remaining(status, finished, total, None),
+            progress=_bars(int(row.get("bars_seen") or 0), total),
             reason=row.get("stop_reason") or "",
             live=False,
         )
@@ -188,15 +217,17 @@ class SessionCard(LiveView):
             f'font-weight:600">{html.escape(v["status"].upper())}</span>'
             f"<b>{html.escape(v['name'])}</b><code>{html.escape(self.run_id)}</code>"
             f"<span>bot {html.escape(v['bot'])}</span>"
-            f"<span>elapsed {v['elapsed']} · remaining {v['remaining']}{v['progress']}"
-            f"</span><span style='color:#777'>{reason}</span></div>"
+            f"<span class='session-progress'>elapsed {v['elapsed']} · {v['remaining']}"
+            f" · {v['progress']}</span><span style='color:#777'>{reason}</span></div>"
         )
         self.status, self.elapsed, self.remaining = v["status"], v["elapsed"], v["remaining"]
         self.equity_indicator.value = float(v["equity"] or 0.0)
         self.cash_indicator.value = float(v["cash"] or 0.0)
         self.pnl_indicator.value = float(v["pnl"] or 0.0)
         self.fills_indicator.value = int(v["fills"] or 0)
+        # a finished run has nothing to stop: no button rather than a dead one
         self.stop_button.disabled = not v["live"]
+        self.stop_button.visible = bool(v["live"])
 
     def __panel__(self) -> pn.viewable.Viewable:
         """The card."""

@@ -15,11 +15,12 @@ from alphaswarm.ui.frames_log import FramesLog
 from alphaswarm.ui.positions import Positions
 from alphaswarm.ui.reconcile_view import ReconciliationView
 from alphaswarm.ui.risk import RiskPanel
+from alphaswarm.ui.run_report import ZONE_CHOICES, RunReport
 from alphaswarm.ui.session_card import SessionCard
 
 
 class SessionView(KitViewer):
-    """The session card, equity curve, positions, risk, fills and frames of one run.
+    """The session card, statistics, equity curve, positions, risk, trades, fills and frames.
 
     ``PaperSession.__panel__`` returns one of these, so a session displayed in a
     notebook cell and a run selected in the dashboard look the same. All
@@ -75,37 +76,91 @@ class SessionView(KitViewer):
         self.reconciliation = ReconciliationView(
             run_id=self.run_id, session=self.session, ledger=self.ledger
         )
+        self.report = RunReport(**common)
+        self.components.append(self.report)
+        # the run view's times (closed trades) in the browser's zone or in UTC
+        self.zone_toggle = pn.widgets.RadioButtonGroup(
+            options=list(ZONE_CHOICES),
+            value=self.report.zone,
+            color="light",
+            width=130,
+            margin=(5, 10),
+            css_classes=["alphaswarm-zone-toggle"],
+        )
+        self.zone_toggle.link(self.report, value="zone")
+        # Wide windows: the plots beside positions and risk. Narrow ones (a phone): each
+        # part wraps onto its own line at the full width instead of squeezing the plots.
         self._layout = pn.Column(
             self.card,
-            pn.Row(
-                pn.Column(self.equity, sizing_mode="stretch_width"),
+            self.report,
+            pn.FlexBox(
+                pn.Column(
+                    self.equity,
+                    sizing_mode="stretch_width",
+                    min_width=300,
+                    styles={"flex": "1 1 520px"},
+                    css_classes=["alphaswarm-plots"],
+                ),
                 pn.Column(
                     pn.pane.Markdown("**Positions**", margin=(0, 10)),
                     self.positions,
                     self.risk,
-                    width=520,
+                    width=460,
+                    styles={"flex": "0 1 460px", "min-width": "300px"},
+                    css_classes=["alphaswarm-side"],
                 ),
+                flex_wrap="wrap",
+                align_items="flex-start",
                 sizing_mode="stretch_width",
             ),
             pn.Tabs(
                 (
                     "Fills and frames",
-                    pn.Row(
+                    pn.FlexBox(
                         pn.Column(
                             pn.pane.Markdown("**Fills**", margin=(0, 10)),
                             self.fills,
                             sizing_mode="stretch_width",
+                            min_width=300,
+                            styles={"flex": "1 1 480px"},
                         ),
                         pn.Column(
                             pn.pane.Markdown("**Frames**", margin=(0, 10)),
                             self.frames,
                             sizing_mode="stretch_width",
+                            min_width=300,
+                            styles={"flex": "1 1 480px"},
                         ),
+                        flex_wrap="wrap",
                         sizing_mode="stretch_width",
                     ),
                 ),
-                ("Reconciliation", self.reconciliation),
+                (
+                    "Closed trades",
+                    pn.Column(
+                        pn.Row(
+                            pn.pane.Markdown("times in", margin=(12, 0, 0, 10)), self.zone_toggle
+                        ),
+                        self.report.trades_pane,
+                        sizing_mode="stretch_width",
+                    ),
+                ),
+                ("P&L by symbol", self.report.symbols_pane),
+                (
+                    "Reconciliation",
+                    # its tables keep their width: a narrow window scrolls them sideways
+                    pn.Column(
+                        self.reconciliation,
+                        sizing_mode="stretch_width",
+                        min_width=300,
+                        styles={"overflow-x": "auto"},
+                    ),
+                ),
+                # only the open tab is laid out: a wide table in another one (the
+                # reconciliation's) does not widen the view past a phone's screen
+                dynamic=True,
                 sizing_mode="stretch_width",
+                css_classes=["alphaswarm-run-tabs"],
             ),
             sizing_mode="stretch_width",
             css_classes=["alphaswarm-session-view"],

@@ -28,7 +28,9 @@ def test_two_bots_combined_and_one_stopped(page, served, run_session):
     page.locator(".bk-tab", has_text="All bots").first.click(timeout=60_000)
     totals = page.locator(".alphaswarm-multibot-totals")
     expect(totals.locator(".running-count")).to_have_text("2", timeout=60_000)
-    expect(totals).to_contain_text("combined equity")
+    # the running sessions' equity and P&L together; the P&L of all runs apart, named so
+    expect(totals).to_contain_text("2 running: equity")
+    expect(totals).to_contain_text("P&L of every run listed")
     # the two sessions start with 100,000 each; a few bars of trading move it a little
     assert abs(combined_equity(page) - 200_000) < 2_000
     table = page.locator(".alphaswarm-multibot-runs")
@@ -48,4 +50,6 @@ def test_two_bots_combined_and_one_stopped(page, served, run_session):
         re.compile(r"^\d{2,3},\d{3}\.\d\d$"), timeout=60_000
     )
     assert abs(combined_equity(page) - 100_000) < 1_000
+    expect(totals).to_contain_text("1 running: equity")
+    expect(totals.locator(".running-pnl")).to_be_visible()
     assert not second.finished

@@ -91,7 +91,7 @@ def test_pump_close_releases_everything(idle_session):
     pump = FramePump()
     SessionView(idle_session, pump=pump)
     KillSwitchWidget(pump=pump)
-    assert pump.subscriptions == 1 and len(pump.components) == 7
+    assert pump.subscriptions == 1 and len(pump.components) == 8
     pump.close()
     assert pump.subscriptions == 0 and pump.components == []
     assert not idle_session.frames.has_subscribers
@@ -279,7 +279,8 @@ def test_session_card_stop_button_stops_a_paced_session(good_bot, run_session):
     pump.tick()
     assert session.status == "stopped"
     assert card.status == "stopped" and card.stop_button.disabled
-    assert card.remaining == "0:00:00"
+    assert card.remaining == "ended"  # stopped before its end: not "complete"
+    assert not card.stop_button.visible  # a finished run has nothing to stop
 
 
 def test_a_session_displayed_before_it_starts(good_bot):
