@@ -25,7 +25,7 @@ from alphaswarm.metrics import METRIC_ALIASES, STORED_METRICS
 from alphaswarm.model import ModelError
 from alphaswarm.risk.limits import RiskLimits
 from alphaswarm.strategies import Strategy, resolve_strategy
-from alphaswarm.trading.paper_trading import BrokerConfig
+from alphaswarm.engine.broker import BrokerConfig
 
 if TYPE_CHECKING:
     from alphaswarm.data.base import Feed
@@ -452,8 +452,8 @@ class Bot:
         return backtest(self, **kwargs)
 
     def paper(self, **kwargs: Any) -> Any:
-        """A :class:`~alphaswarm.trading.session.PaperSession` for this bot (not started)."""
-        from alphaswarm.trading.session import PaperSession
+        """A :class:`~alphaswarm.paper.session.PaperSession` for this bot (not started)."""
+        from alphaswarm.paper.session import PaperSession
 
         return PaperSession(bot=self, **kwargs)
 

@@ -98,7 +98,7 @@ def test_what_a_strategy_author_needs_is_exported():
     from alphaswarm.risk.limits import RiskLimits
     from alphaswarm.strategies.base import Strategy
     from alphaswarm.sweep.walkforward import WalkForwardResult
-    from alphaswarm.trading.paper_trading import BrokerConfig
+    from alphaswarm.engine.broker import BrokerConfig
 
     assert aw.Strategy is Strategy
     assert aw.OrderRequest is OrderRequest

@@ -57,8 +57,8 @@ from alphaswarm.broker.base import (
     ReconcileReport,
     UpdateKind,
 )
-from alphaswarm.data.live.alpaca import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV
-from alphaswarm.data.live.hours import market_hours
+from alphaswarm.live.alpaca import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV
+from alphaswarm.live.hours import market_hours
 from alphaswarm.model import (
     Fill,
     Order,
@@ -73,7 +73,7 @@ from alphaswarm.model import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from alphaswarm.data.live.hours import MarketHours
+    from alphaswarm.live.hours import MarketHours
 
 __all__ = ["AlpacaPaperBroker", "CLIENT_ID_PREFIX", "kit_status"]
 

@@ -1,12 +1,12 @@
 """A real broker seen by the bar engine as if it were the simulated one.
 
-The :class:`~alphaswarm.trading.engine.Engine` drives a broker bar by bar
+The :class:`~alphaswarm.engine.loop.Engine` drives a broker bar by bar
 (``begin_bar``, ``process_bar``, ``submit``, ``cancel_all``, ``fill_now``) and
 reads its account (``cash``, ``positions``, ``open_orders``). :class:`EngineBroker`
 offers that surface over any :class:`~alphaswarm.broker.base.Broker`: orders go to
 the broker after the engine's pre-trade risk checks, and the broker's updates
 (fills, cancels, rejections with the broker's reason) reach the engine as
-:class:`~alphaswarm.trading.paper_trading.BrokerEvent` records at the next bar,
+:class:`~alphaswarm.engine.broker.BrokerEvent` records at the next bar,
 so the engine, the risk limits, the frames and the ledger stay as they are.
 
 Differences from the simulator, by nature of a real broker: fills come when the
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from alphaswarm.broker.base import BrokerError, UpdateKind
 from alphaswarm.model import ModelError, OrderStatus, Position, Side
-from alphaswarm.trading.paper_trading import BrokerConfig, BrokerEvent
+from alphaswarm.engine.broker import BrokerConfig, BrokerEvent
 
 if TYPE_CHECKING:
     from datetime import datetime

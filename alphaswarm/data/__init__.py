@@ -3,7 +3,7 @@
 * :class:`SyntheticFeed` -- seeded GBM bars with regimes (the default);
 * :class:`ReplayFeed` -- recorded bars from CSV, Parquet or a DataFrame;
 * :class:`SampleFeed` -- real daily bars of AAPL, GOOG, IBM, MSFT, 2000--2013;
-* live feeds (``alpaca``, ``ccxt``, ``recording``) -- see :mod:`alphaswarm.data.live`;
+* live feeds (``alpaca``, ``ccxt``, ``recording``) -- see :mod:`alphaswarm.live`;
 * :func:`make_feed` -- build one of them from a bot's ``data:`` block.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alphaswarm.data.base import CALENDARS, Feed, FeedError, format_interval, parse_interval
-from alphaswarm.data.live import LIVE_FEED_KEYS, make_live_feed
+from alphaswarm.live import LIVE_FEED_KEYS, make_live_feed
 from alphaswarm.data.replay import ReplayFeed
 from alphaswarm.data.sample import SampleFeed, available_symbols
 from alphaswarm.data.synthetic import SyntheticFeed
@@ -68,7 +68,7 @@ def make_feed(
         regimes, calendar, bars}``, ``{feed: replay, path, interval, calendar}`` (path
         to a ``.csv`` or ``.parquet`` file), ``{feed: sample}`` or a live feed
         (``alpaca``, ``ccxt``, ``recording``: see
-        :func:`alphaswarm.data.live.make_live_feed`). ``feed`` defaults to ``synthetic``;
+        :func:`alphaswarm.live.make_live_feed`). ``feed`` defaults to ``synthetic``;
         ``None`` means ``SyntheticFeed(universe, seed=7)``.
     universe : list of str
         Symbols the bot trades. A replay feed is restricted to them (all of the

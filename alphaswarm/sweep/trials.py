@@ -30,9 +30,9 @@ from alphaswarm.data.base import Block, Feed, FeedArrays
 from alphaswarm.metrics import returns_of, round_trips, summarize
 from alphaswarm.risk.limits import RiskDecision, RiskLimits
 from alphaswarm.sweep.stats import block_moments, moments_of
-from alphaswarm.trading.engine import Engine
-from alphaswarm.trading.paper_trading import BrokerConfig, SimulatedBroker
-from alphaswarm.trading.vectorized import (
+from alphaswarm.engine.loop import Engine
+from alphaswarm.engine.broker import BrokerConfig, SimulatedBroker
+from alphaswarm.engine.vectorized import (
     ineligible,
     run_vectorized,
     unsupported_arrays,

@@ -153,13 +153,13 @@ class WalkForwardResult(param.Parameterized):
 
     def scatter(self) -> Any:
         """In-sample vs out-of-sample objective of every fold's winner (HoloViews)."""
-        from alphaswarm.sweep.views import is_oos_scatter
+        from alphaswarm.ui.sweep_views import is_oos_scatter
 
         return is_oos_scatter(self.folds, "is_objective", "oos_objective", label="fold")
 
     def plot(self) -> Any:
         """The stitched out-of-sample equity curve (HoloViews)."""
-        from alphaswarm.sweep.views import equity_curve
+        from alphaswarm.ui.sweep_views import equity_curve
 
         return equity_curve(self.equity, "Stitched out-of-sample equity")
 

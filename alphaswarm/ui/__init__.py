@@ -1,7 +1,7 @@
 """Panel components of the paper kit: one pump per browser session feeds them all.
 
 Each component is a :class:`panel.viewable.Viewer` bound to a
-:class:`~alphaswarm.trading.session.PaperSession` (live) or to a run id (read
+:class:`~alphaswarm.paper.session.PaperSession` (live) or to a run id (read
 back from the ledger), usable in a notebook cell and in ``panel serve``.
 """
 

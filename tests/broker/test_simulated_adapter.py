@@ -9,7 +9,7 @@ import pytest
 from alphaswarm.broker.base import Broker, BrokerError, UpdateKind
 from alphaswarm.broker.simulated import SimulatedBrokerAdapter
 from alphaswarm.model import Bar, OrderRequest, OrderStatus, OrderType, Side
-from alphaswarm.trading.paper_trading import SimulatedBroker
+from alphaswarm.engine.broker import SimulatedBroker
 
 T0 = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alphaswarm.killswitch import KillSwitch
+from alphaswarm.paper.killswitch import KillSwitch
 from alphaswarm.ledger import Ledger
 
 

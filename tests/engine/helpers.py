@@ -9,7 +9,7 @@ from alphaswarm.model import Bar, OrderRequest
 
 if TYPE_CHECKING:
     from alphaswarm.model import Order
-    from alphaswarm.trading.paper_trading import BrokerEvent, SimulatedBroker
+    from alphaswarm.engine.broker import BrokerEvent, SimulatedBroker
 
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
 SYM = "XYZ"

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alphaswarm.model import Bar, ModelError, OrderRequest, OrderStatus
-from alphaswarm.trading.paper_trading import BrokerConfig, IntrabarRule, SimulatedBroker
+from alphaswarm.engine.broker import BrokerConfig, IntrabarRule, SimulatedBroker
 from tests.engine.helpers import SYM, T0, Driver, bar
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alphaswarm.explain import OrderNotFound, explain_order
+from alphaswarm.paper.explain import OrderNotFound, explain_order
 from alphaswarm.model import OrderRequest, Side
 from alphaswarm.risk.limits import AccountState, RiskLimits
 from tests.reconcile.conftest import scripted_spec

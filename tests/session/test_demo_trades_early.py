@@ -6,7 +6,7 @@ import pytest
 
 import alphaswarm as aw
 from alphaswarm.bots import DEMO_SPEC
-from alphaswarm.runtime import engine_loop
+from alphaswarm.paper.runtime import engine_loop
 
 #: Bars of a session a newcomer waits at most for the first fill: 30 s at the demo speed.
 FIRST_FILL_WITHIN_BARS = 30

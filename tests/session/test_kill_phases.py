@@ -17,9 +17,9 @@ import time
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.killswitch import kill_switch
+from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.ledger import Ledger, LedgerError
-from alphaswarm.trading.session import PaperSession
+from alphaswarm.paper.session import PaperSession
 from tests.reliability.checks import ledger_problems
 
 
@@ -124,7 +124,7 @@ def test_engage_reports_both_commits(ledger, bot):
 def test_sessions_take_no_bar_and_commit_nothing_while_an_engage_runs(
     ledger, bot, commits, monkeypatch
 ):
-    from alphaswarm.trading import session as session_module
+    from alphaswarm.paper import session as session_module
 
     writes = commits
     parked: set[int] = set()
@@ -213,7 +213,7 @@ def test_frames_a_group_commit_left_unpublished_go_out_first(ledger, bot):
 
 
 def test_waiting_sessions_share_one_poller_per_loop():
-    from alphaswarm.trading.session import _yield_to_halts
+    from alphaswarm.paper.session import _yield_to_halts
 
     ks = kill_switch()
 

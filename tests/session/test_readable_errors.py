@@ -10,7 +10,7 @@ import pytest
 import alphaswarm as aw
 from alphaswarm.data import FeedError
 from alphaswarm.ledger import LedgerError
-from alphaswarm.runtime import engine_loop
+from alphaswarm.paper.runtime import engine_loop
 
 
 @pytest.fixture

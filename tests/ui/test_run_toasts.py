@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import alphaswarm as aw
-from alphaswarm.runtime import engine_loop
+from alphaswarm.paper.runtime import engine_loop
 from alphaswarm.ui.base import FramePump
 from alphaswarm.ui.run_toasts import RunToasts, toast_for
 from tests.ui.conftest import GOOD_BOT, wait_until

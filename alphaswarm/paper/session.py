@@ -22,19 +22,19 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import param
 
-from alphaswarm import tuning
+from alphaswarm.paper import tuning
 from alphaswarm.bots import Bot
 from alphaswarm.broker.spec import make_session_broker
-from alphaswarm.data.live import FeedEvent, is_live
+from alphaswarm.live import FeedEvent, is_live
 from alphaswarm.frames import FrameBus, make_frame
-from alphaswarm.killswitch import KillSwitchEngaged, kill_switch
+from alphaswarm.paper.killswitch import KillSwitchEngaged, kill_switch
 from alphaswarm.ledger.store import KillSwitchRefusal, LedgerUnavailable
 from alphaswarm.model import ModelError
-from alphaswarm.runtime import engine_loop, get_ledger
-from alphaswarm.trading.engine import Engine
-from alphaswarm.trading.final_writes import final_writes
-from alphaswarm.trading.gate import GateRefused, GateResult, check_gate
-from alphaswarm.trading.registry import registry
+from alphaswarm.paper.runtime import engine_loop, get_ledger
+from alphaswarm.engine.loop import Engine
+from alphaswarm.paper.final_writes import final_writes
+from alphaswarm.paper.gate import GateRefused, GateResult, check_gate
+from alphaswarm.paper.registry import registry
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -1194,7 +1194,7 @@ class PaperSession(param.Parameterized):
         """Commit the final batch; True once it (or the final row alone) is committed.
 
         While the ledger is out of reach :meth:`_complete_finish` hands the batch to
-        :func:`~alphaswarm.trading.final_writes.final_writes`, which calls this again
+        :func:`~alphaswarm.paper.final_writes.final_writes`, which calls this again
         (``retry``) until it commits, then publishes the last frames. A batch the
         ledger rejects for its content is replaced by the final row alone, its
         counters recounted from the fills the ledger holds: a run row never counts a
@@ -1349,7 +1349,7 @@ class PaperSession(param.Parameterized):
 
     def explain(self, order_id: str) -> dict[str, Any]:
         """One order's life: its signal, risk checks, fills and why it is open or closed."""
-        from alphaswarm.explain import explain_order
+        from alphaswarm.paper.explain import explain_order
 
         return explain_order(self.ledger_, self.paper_run_id, order_id)
 

@@ -22,7 +22,7 @@ from alphaswarm.model import (
 )
 from alphaswarm.risk.limits import AccountState, RiskDecision, RiskLimits
 from alphaswarm.strategies.base import SIGNALS
-from alphaswarm.trading.paper_trading import BrokerEvent
+from alphaswarm.engine.broker import BrokerEvent
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from alphaswarm.model import Bar, Fill, Position
     from alphaswarm.strategies.base import Strategy
-    from alphaswarm.trading.paper_trading import SimulatedBroker
+    from alphaswarm.engine.broker import SimulatedBroker
 
     Listener = Callable[[str, str, dict[str, Any]], None]
 
