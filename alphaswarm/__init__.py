@@ -23,24 +23,26 @@ __version__ = "0.1.0"  # first: submodules read it while the package imports
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from alphaswarm import views
+
 if TYPE_CHECKING:
     # for type checkers and IDEs; at run time __getattr__ imports each on first use
     from alphaswarm import backtest, reconcile, sweep  # noqa: F401
     from alphaswarm.backtest import BacktestResult  # noqa: F401
     from alphaswarm.bots import Bot, BotSpecError  # noqa: F401
-    from alphaswarm.paper.killswitch import KillSwitch, KillSwitchEngaged, kill_switch  # noqa: F401
+    from alphaswarm.engine.broker import BrokerConfig  # noqa: F401
     from alphaswarm.ledger import Ledger  # noqa: F401
     from alphaswarm.model import ModelError, OrderRequest, Side  # noqa: F401
     from alphaswarm.notebook import extension  # noqa: F401
+    from alphaswarm.paper.gate import GateRefused, check_gate  # noqa: F401
+    from alphaswarm.paper.killswitch import KillSwitch, KillSwitchEngaged, kill_switch  # noqa: F401
+    from alphaswarm.paper.registry import registry  # noqa: F401
+    from alphaswarm.paper.runtime import get_ledger, set_ledger  # noqa: F401
+    from alphaswarm.paper.session import PaperSession  # noqa: F401
     from alphaswarm.reconcile import Reconciliation  # noqa: F401
     from alphaswarm.risk.limits import RiskLimits  # noqa: F401
-    from alphaswarm.paper.runtime import get_ledger, set_ledger  # noqa: F401
     from alphaswarm.strategies.base import Strategy  # noqa: F401
     from alphaswarm.sweep import SweepResult, WalkForwardResult, walk_forward  # noqa: F401
-    from alphaswarm.paper.gate import GateRefused, check_gate  # noqa: F401
-    from alphaswarm.engine.broker import BrokerConfig  # noqa: F401
-    from alphaswarm.paper.registry import registry  # noqa: F401
-    from alphaswarm.paper.session import PaperSession  # noqa: F401
 
 #: Public name -> (module, attribute); attribute None: the (callable) module itself.
 _EXPORTS: dict[str, tuple[str, str | None]] = {
@@ -106,3 +108,11 @@ def _ready_in_a_notebook() -> None:
 
 
 _ready_in_a_notebook()
+
+
+def _views_from_ui() -> None:
+    """The package wires the layers: the ui registers the views domain objects ask for."""
+    importlib.import_module("alphaswarm.ui.view_registry")
+
+
+views.add_loader(_views_from_ui)

@@ -1,4 +1,4 @@
-"""The public name of :mod:`alphaswarm.research.backtest`: ``aw.backtest(...)``, ``import alphaswarm.backtest``.
+"""The public name of :mod:`alphaswarm.research.backtest` (``aw.backtest(...)``).
 
 This module replaces itself with the research module in :data:`sys.modules`, so
 ``alphaswarm.backtest`` *is* that module (callable as its function, patchable, one copy).

@@ -1,4 +1,4 @@
-"""The public name of :mod:`alphaswarm.research.reconcile`: ``aw.reconcile(...)``, ``import alphaswarm.reconcile``.
+"""The public name of :mod:`alphaswarm.research.reconcile` (``aw.reconcile(...)``).
 
 This module replaces itself with the research module in :data:`sys.modules`, so
 ``alphaswarm.reconcile`` *is* that module (callable as its function, patchable, one copy).

@@ -192,8 +192,8 @@ def harness(port: int, db: str) -> int:
     import logging
 
     from alphaswarm.paper import runtime
-    from alphaswarm.server import ServerThread
     from alphaswarm.paper.registry import registry
+    from alphaswarm.server import ServerThread
 
     logging.basicConfig(level=logging.WARNING)
     if os.environ.get("BENCH_SWITCH_INTERVAL"):  # an experiment: sys.setswitchinterval in serve

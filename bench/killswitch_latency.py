@@ -111,7 +111,10 @@ def main() -> int:
     p.add_argument(
         "--tune-interpreter",
         action="store_true",
-        help="opt this process in to interpreter tuning (alphaswarm.paper.tuning); default: untuned",
+        help=(
+            "opt this process in to interpreter tuning (alphaswarm.paper.tuning); "
+            "default: untuned"
+        ),
     )
     args = p.parse_args()
     ns = (

@@ -54,7 +54,9 @@ MOVES: dict[str, str] = {
 }
 
 _PATTERN = re.compile(
-    r"(?<![\w.])(" + "|".join(re.escape(k) for k in sorted(MOVES, key=len, reverse=True)) + r")(?![\w])"
+    r"(?<![\w.])("
+    + "|".join(re.escape(k) for k in sorted(MOVES, key=len, reverse=True))
+    + r")(?![\w])"
 )
 _FROM_PACKAGE = re.compile(r"\bfrom\s+(alphaswarm(?:\.\w+)*)\s+import\s+(\w+)")
 
@@ -89,7 +91,6 @@ def _paths(text: str) -> str:
     for old, new in sorted(MOVES.items(), key=lambda kv: len(kv[0]), reverse=True):
         old_path, new_path = old.replace(".", "/"), new.replace(".", "/")
         text = re.sub(rf"(?<![\w/]){re.escape(old_path)}(?=\.py\b|/)", new_path, text)
-        text = re.sub(rf"(?<![\w/]){re.escape(old_path)}(?=\.py\b)", new_path, text)
     return text
 
 
@@ -99,6 +100,7 @@ def rewrite(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
+    """Rewrite each file named in ``argv`` in place; print the names of changed files."""
     for name in argv:
         path = Path(name)
         if not path.is_file() or path.resolve() == Path(__file__).resolve():

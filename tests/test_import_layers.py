@@ -72,7 +72,9 @@ def module_name(path: Path) -> str:
 def is_module(dotted: str) -> bool:
     relative = Path(*dotted.split("."))
     root = PACKAGE.parent
-    return (root / relative).with_suffix(".py").is_file() or (root / relative / "__init__.py").is_file()
+    return (root / relative).with_suffix(".py").is_file() or (
+        root / relative / "__init__.py"
+    ).is_file()
 
 
 def _type_checking_nodes(tree: ast.AST) -> set[int]:
@@ -95,7 +97,8 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
         if id(node) in skipped:
             continue
         if isinstance(node, ast.Import):
-            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "alphaswarm"]
+            names = [a.name for a in node.names]
+            found += [(node.lineno, n) for n in names if n.split(".")[0] == "alphaswarm"]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
@@ -154,7 +157,8 @@ def test_the_walk_sees_lazy_imports_and_skips_type_checking(tmp_path, monkeypatc
     )
     monkeypatch.setitem(globals(), "PACKAGE", package)
     assert violations() == [
-        "alphaswarm/engine/loop.py:5: alphaswarm.engine.loop (engine) imports alphaswarm.ui.view (ui)"
+        "alphaswarm/engine/loop.py:5: "
+        "alphaswarm.engine.loop (engine) imports alphaswarm.ui.view (ui)"
     ]
 
 

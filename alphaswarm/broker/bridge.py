@@ -22,8 +22,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from alphaswarm.broker.base import BrokerError, UpdateKind
-from alphaswarm.model import ModelError, OrderStatus, Position, Side
 from alphaswarm.engine.broker import BrokerConfig, BrokerEvent
+from alphaswarm.model import ModelError, OrderStatus, Position, Side
 
 if TYPE_CHECKING:
     from datetime import datetime

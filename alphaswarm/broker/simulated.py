@@ -25,8 +25,8 @@ from alphaswarm.model import OrderStatus
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from alphaswarm.model import Bar, Order, OrderRequest, Position
     from alphaswarm.engine.broker import BrokerEvent, SimulatedBroker
+    from alphaswarm.model import Bar, Order, OrderRequest, Position
 
 _EVENT_KINDS = {
     "filled": None,  # decided by the order's status after the fill

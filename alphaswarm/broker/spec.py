@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from alphaswarm.model import ModelError
 from alphaswarm.engine.broker import BrokerConfig, SimulatedBroker
+from alphaswarm.model import ModelError
 
 if TYPE_CHECKING:
     from alphaswarm.broker.bridge import EngineBroker

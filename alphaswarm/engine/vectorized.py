@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from alphaswarm.data.base import Feed, FeedArrays, SymbolArrays
-    from alphaswarm.risk.limits import RiskDecision
     from alphaswarm.engine.loop import Engine
+    from alphaswarm.risk.limits import RiskDecision
 
 __all__ = ["VectorRun", "ineligible", "run_vectorized", "unsupported_arrays"]
 

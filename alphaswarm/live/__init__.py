@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alphaswarm.data import register_feed_kind
 from alphaswarm.data.base import FeedError
 from alphaswarm.live.alpaca import ALPACA_KEYS
 from alphaswarm.live.base import (
@@ -185,3 +186,7 @@ def feed_override(
     for item in symbols or []:
         universe.extend(s.strip() for s in str(item).split(",") if s.strip())
     return data, list(dict.fromkeys(universe))
+
+
+for _kind, _keys in LIVE_FEED_KEYS.items():  # make_feed builds live feeds from here on
+    register_feed_kind(_kind, _keys, make_live_feed)

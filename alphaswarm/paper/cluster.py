@@ -47,8 +47,8 @@ from sqlalchemy.engine import make_url
 from alphaswarm.ledger.store import KILL_SWITCH_CHANNEL
 
 if TYPE_CHECKING:
-    from alphaswarm.paper.killswitch import KillSwitch
     from alphaswarm.ledger import Ledger
+    from alphaswarm.paper.killswitch import KillSwitch
 
 log = logging.getLogger(__name__)
 

@@ -50,8 +50,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import param
 
-from alphaswarm.paper import tuning
 from alphaswarm.model import ModelError
+from alphaswarm.paper import tuning
 
 if TYPE_CHECKING:
     from alphaswarm.ledger import Ledger

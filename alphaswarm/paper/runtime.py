@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from alphaswarm.paper import tuning
 
 if TYPE_CHECKING:
-    from alphaswarm.paper.gcfreeze import HeapFreezer
     from alphaswarm.ledger import Ledger
+    from alphaswarm.paper.gcfreeze import HeapFreezer
 
 _lock = threading.Lock()
 _ledger: Ledger | None = None

@@ -22,19 +22,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import param
 
-from alphaswarm.paper import tuning
 from alphaswarm.bots import Bot
 from alphaswarm.broker.spec import make_session_broker
-from alphaswarm.live import FeedEvent, is_live
-from alphaswarm.frames import FrameBus, make_frame
-from alphaswarm.paper.killswitch import KillSwitchEngaged, kill_switch
-from alphaswarm.ledger.store import KillSwitchRefusal, LedgerUnavailable
-from alphaswarm.model import ModelError
-from alphaswarm.paper.runtime import engine_loop, get_ledger
 from alphaswarm.engine.loop import Engine
+from alphaswarm.frames import FrameBus, make_frame
+from alphaswarm.ledger.store import KillSwitchRefusal, LedgerUnavailable
+from alphaswarm.live import FeedEvent, is_live
+from alphaswarm.model import ModelError
+from alphaswarm.paper import tuning
 from alphaswarm.paper.final_writes import final_writes
 from alphaswarm.paper.gate import GateRefused, GateResult, check_gate
+from alphaswarm.paper.killswitch import KillSwitchEngaged, kill_switch
 from alphaswarm.paper.registry import registry
+from alphaswarm.paper.runtime import engine_loop, get_ledger
+from alphaswarm.views import view
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -1324,9 +1325,7 @@ class PaperSession(param.Parameterized):
     # -- display ----------------------------------------------------------------------
     def __panel__(self) -> Any:
         """The live session view (dashboard components)."""
-        from alphaswarm.ui.session_view import SessionView
-
-        return SessionView(session=self)
+        return view("paper_session", self)
 
     def show(self, **kwargs: Any) -> Any:
         """Open the live session view in a browser tab (``panel serve`` style)."""

@@ -26,6 +26,13 @@ import pandas as pd
 from alphaswarm.bots import Bot
 from alphaswarm.callable_module import make_callable
 from alphaswarm.data.base import FeedError, to_ns
+from alphaswarm.engine.broker import SimulatedBroker
+from alphaswarm.engine.loop import Engine
+from alphaswarm.engine.vectorized import (
+    ineligible,
+    run_vectorized,
+    unsupported_arrays,
+)
 from alphaswarm.metrics import (
     METRIC_BY_NAME,
     drawdown_series,
@@ -35,13 +42,7 @@ from alphaswarm.metrics import (
     summarize,
 )
 from alphaswarm.model import ModelError
-from alphaswarm.engine.loop import Engine
-from alphaswarm.engine.broker import SimulatedBroker
-from alphaswarm.engine.vectorized import (
-    ineligible,
-    run_vectorized,
-    unsupported_arrays,
-)
+from alphaswarm.views import view
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -167,10 +168,8 @@ class BacktestResult:
             A Panel viewer: it renders in a notebook cell, in ``pn.panel`` layouts
             and in the dashboard.
         """
-        from alphaswarm.ui.backtest_view import BacktestView
-
         params = {} if max_candles is None else {"max_candles": max_candles}
-        return BacktestView(self, **params)
+        return view("backtest", self, **params)
 
     def save(self, path: str | Path, title: str | None = None) -> None:
         """Write :meth:`plot` as a standalone HTML report that works offline.

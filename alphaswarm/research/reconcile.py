@@ -60,10 +60,11 @@ from alphaswarm.bots import Bot
 from alphaswarm.callable_module import make_callable
 from alphaswarm.data.base import Feed
 from alphaswarm.data.replay import ReplayFeed
-from alphaswarm.model import ModelError
-from alphaswarm.engine.loop import Engine
 from alphaswarm.engine.broker import SimulatedBroker
+from alphaswarm.engine.loop import Engine
+from alphaswarm.model import ModelError
 from alphaswarm.trail import BAR_COLUMNS, RunNotFound, RunTrail, check_bars, load_trail
+from alphaswarm.views import view
 
 if TYPE_CHECKING:
     from alphaswarm.ledger import Ledger
@@ -154,9 +155,7 @@ class Reconciliation:
 
     def __panel__(self) -> Any:
         """A Panel view: the summary, P&L by cause and the trades table."""
-        from alphaswarm.ui.reconcile_view import ReconciliationView
-
-        return ReconciliationView(reconciliation=self)
+        return view("reconciliation", self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         from alphaswarm.notebook import notebook_mimebundle

@@ -170,8 +170,8 @@ def dashboard_app() -> Any:
 
 def _landing_run() -> str:
     """The demo's running session, opened when the overview page loads ('' for none)."""
-    from alphaswarm.server.demo import DEMO_RUN_NAME
     from alphaswarm.paper.registry import registry
+    from alphaswarm.server.demo import DEMO_RUN_NAME
 
     demo = [s for s in registry().running() if s.run_name == DEMO_RUN_NAME]
     return demo[0].paper_run_id if demo else ""

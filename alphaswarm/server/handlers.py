@@ -26,9 +26,12 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 from alphaswarm.backtest import backtest
 from alphaswarm.bots import Bot, BotSpecError
 from alphaswarm.data.base import FeedError
-from alphaswarm.paper.killswitch import EXTENSION_TARGETS, MODES, KillSwitchEngaged, kill_switch
 from alphaswarm.model import ModelError
+from alphaswarm.paper.gate import GateRefused
+from alphaswarm.paper.killswitch import EXTENSION_TARGETS, MODES, KillSwitchEngaged, kill_switch
+from alphaswarm.paper.registry import registry
 from alphaswarm.paper.runtime import engine_loop, get_ledger
+from alphaswarm.paper.session import FINAL_STATUSES, PaperSession
 from alphaswarm.server.body import INLINE_PARSE_BYTES, parse_body
 from alphaswarm.server.capacity import Busy, Capacity
 from alphaswarm.server.errors import (
@@ -57,9 +60,6 @@ from alphaswarm.server.limits import (
 )
 from alphaswarm.server.security import Security, redact, same_origin
 from alphaswarm.spec_policy import SpecPolicy, check_remote_spec
-from alphaswarm.paper.gate import GateRefused
-from alphaswarm.paper.registry import registry
-from alphaswarm.paper.session import FINAL_STATUSES, PaperSession
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -47,6 +47,7 @@ from alphaswarm.sweep.trials import (
     sample_grid,
     trial_key,
 )
+from alphaswarm.views import view
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -476,15 +477,11 @@ class SweepResult(param.Parameterized):
     # -- views -------------------------------------------------------------------------
     def heatmap(self, x: str, y: str, metric: str | None = None) -> Any:
         """HoloViews heatmap of the objective over ``x`` and ``y`` (other params on widgets)."""
-        from alphaswarm.ui.sweep_views import heatmap
-
-        return heatmap(self, x, y, metric=metric)
+        return view("sweep_heatmap", self, x, y, metric=metric)
 
     def scatter(self) -> Any:
         """In-sample (first half) vs out-of-sample (second half) Sharpe of every trial."""
-        from alphaswarm.ui.sweep_views import halves_scatter
-
-        return halves_scatter(self)
+        return view("sweep_halves_scatter", self)
 
     def __panel__(self) -> Any:
         import panel as pn

@@ -7,6 +7,7 @@ back from the ledger), usable in a notebook cell and in ``panel serve``.
 
 from __future__ import annotations
 
+from alphaswarm.ui import view_registry  # noqa: F401 - registers the views domain objects ask for
 from alphaswarm.ui.base import FramePump, LiveView
 from alphaswarm.ui.equity import EquityCurve
 from alphaswarm.ui.fills import FillsTable

@@ -19,11 +19,11 @@ import param
 from bokeh.models.widgets.tables import NumberFormatter
 
 from alphaswarm.bots import Bot
-from alphaswarm.paper.killswitch import KillSwitchEngaged
 from alphaswarm.model import ModelError
-from alphaswarm.paper.runtime import engine_loop, get_ledger
 from alphaswarm.paper.gate import GateRefused
+from alphaswarm.paper.killswitch import KillSwitchEngaged
 from alphaswarm.paper.registry import registry
+from alphaswarm.paper.runtime import engine_loop, get_ledger
 from alphaswarm.paper.session import PaperSession
 from alphaswarm.ui.backtest_page import BacktestPage
 from alphaswarm.ui.base import FramePump, LiveView

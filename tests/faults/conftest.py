@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.ledger import Ledger
 from alphaswarm.paper.final_writes import final_writes
+from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.paper.registry import registry
 
 from .injectors import FAST_BOT, SqliteWriteLock

@@ -17,9 +17,9 @@ import requests
 
 from alphaswarm.paper import runtime
 from alphaswarm.paper.killswitch import kill_switch
+from alphaswarm.paper.registry import registry
 from alphaswarm.server import ServerThread
 from alphaswarm.server.demo import DEMO_SPEC
-from alphaswarm.paper.registry import registry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.ledger import Ledger
+from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.paper.registry import registry
 
 DEMO_RISK = {

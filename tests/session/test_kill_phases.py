@@ -17,8 +17,8 @@ import time
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.ledger import Ledger, LedgerError
+from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.paper.session import PaperSession
 from tests.reliability.checks import ledger_problems
 

@@ -15,8 +15,8 @@ import pytest
 
 import alphaswarm as aw
 from alphaswarm.paper.killswitch import kill_switch
-from alphaswarm.paper.runtime import engine_loop
 from alphaswarm.paper.registry import registry
+from alphaswarm.paper.runtime import engine_loop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
