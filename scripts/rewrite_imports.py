@@ -9,7 +9,10 @@ import statements (``import alphaswarm.trading.session``), ``from`` imports
 (``from alphaswarm.trading.session import PaperSession`` and
 ``from alphaswarm.trading import session``), and dotted strings such as mock and
 monkeypatch targets (``"alphaswarm.trading.session.PaperSession"``) or paths in
-documentation (``alphaswarm/trading/session.py``). Files are rewritten in place; the
+documentation (``alphaswarm/trading/session.py``), and the module-level names the split
+of the session module moved (:data:`SYMBOL_MOVES`). Multi-name imports of those
+private names are left for a person to split. Run ``ruff check --select I --fix``
+afterwards: renamed imports may need sorting again. Files are rewritten in place; the
 names of changed files are printed.
 """
 
@@ -53,6 +56,27 @@ MOVES: dict[str, str] = {
     "alphaswarm.sweep.views": "alphaswarm.ui.sweep_views",
 }
 
+_SESSION_PARTS = {
+    "alphaswarm.paper.drivers": (
+        "_OUTPUT_EVERY", "_MIN_SLEEP", "_MIN_POLL", "_MAX_BEHIND", "_PACE_TICK",
+        "_REPLAY_FLUSH_SECONDS", "_next_tick",
+    ),
+    "alphaswarm.paper.commits": ("_RETRY_FIRST", "_RETRY_MAX", "_GroupCommit", "_write_group"),
+    "alphaswarm.paper.halts": (
+        "_cancel_code", "_by_ledger", "_commit_stops", "_write_final_group", "_wake_all",
+        "_HALT_POLL", "_halts_pending", "_yield_to_halts", "_HaltWait",
+    ),
+    "alphaswarm.paper.per_loop": ("_PerLoop",),
+}  # fmt: skip
+
+#: Module-level names of the old ``trading/session.py`` that moved to another module
+#: when it was split: ``alphaswarm.paper.session.NAME`` -> new dotted name.
+SYMBOL_MOVES: dict[str, str] = {
+    f"alphaswarm.paper.session.{name}": f"{module}.{name}"
+    for module, names in _SESSION_PARTS.items()
+    for name in names
+}
+
 _PATTERN = re.compile(
     r"(?<![\w.])("
     + "|".join(re.escape(k) for k in sorted(MOVES, key=len, reverse=True))
@@ -94,9 +118,31 @@ def _paths(text: str) -> str:
     return text
 
 
+_SYMBOL_PATTERN = re.compile(
+    r"(?<![\w.])alphaswarm\.paper\.session\.("
+    + "|".join(re.escape(k.rpartition(".")[2]) for k in SYMBOL_MOVES)
+    + r")(?![\w])"
+)
+_FROM_SESSION = re.compile(r"\bfrom\s+alphaswarm\.paper\.session\s+import\s+(\w+)\s*$", re.M)
+
+
+def _symbols(text: str) -> str:
+    """Names the split of the session module moved: dotted and single-name imports."""
+    text = _SYMBOL_PATTERN.sub(lambda m: SYMBOL_MOVES[m.group(0)], text)
+
+    def from_import(match: re.Match[str]) -> str:
+        moved = SYMBOL_MOVES.get(f"alphaswarm.paper.session.{match.group(1)}")
+        if moved is None:
+            return match.group(0)
+        module, _, name = moved.rpartition(".")
+        return f"from {module} import {name}"
+
+    return _FROM_SESSION.sub(from_import, text)
+
+
 def rewrite(text: str) -> str:
     """Return ``text`` with every moved module reference renamed."""
-    return _paths(_dotted(_from_package(text)))
+    return _symbols(_paths(_dotted(_from_package(text))))
 
 
 def main(argv: list[str]) -> int:

@@ -51,3 +51,17 @@ def test_rewriting_twice_changes_nothing_more():
         == once
         == ("from alphaswarm.engine.loop import Engine\nimport alphaswarm.paper.tuning\n")
     )
+
+
+def test_names_of_the_split_session_module_follow_it():
+    rewrite = load_script().rewrite
+    before = (
+        "from alphaswarm.trading.session import _yield_to_halts\n"
+        'monkeypatch.setattr("alphaswarm.trading.session._GroupCommit", x)\n'
+        "from alphaswarm.trading.session import PaperSession\n"
+    )
+    assert rewrite(before) == (
+        "from alphaswarm.paper.halts import _yield_to_halts\n"
+        'monkeypatch.setattr("alphaswarm.paper.commits._GroupCommit", x)\n'
+        "from alphaswarm.paper.session import PaperSession\n"
+    )
