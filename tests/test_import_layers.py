@@ -175,3 +175,29 @@ def test_the_walk_sees_lazy_imports_and_skips_type_checking(tmp_path, monkeypatc
 )
 def test_layer_of(module, layer):
     assert layer_of(module) == layer
+
+
+#: What the pure engine must not touch: a clock, a database, threads or a loop.
+IMPURE = {"time", "threading", "asyncio", "concurrent", "sqlalchemy", "sqlite3", "psycopg"}
+
+
+def test_the_engine_is_pure():
+    found = []
+    for path in sorted((PACKAGE / "engine").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("now", "utcnow", "today")
+            ):
+                names = [f"<clock>.{node.func.attr}()"]
+            else:
+                continue
+            bad = [n for n in names if n.split(".")[0] in IMPURE or n.startswith("<clock>")]
+            found += [f"{path.name}:{node.lineno}: {n}" for n in bad]
+    assert not found, "the engine reads a clock, a database or a thread:\n" + "\n".join(found)
