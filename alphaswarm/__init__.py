@@ -23,24 +23,26 @@ __version__ = "0.1.0"  # first: submodules read it while the package imports
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from alphaswarm import views
+
 if TYPE_CHECKING:
     # for type checkers and IDEs; at run time __getattr__ imports each on first use
     from alphaswarm import backtest, reconcile, sweep  # noqa: F401
     from alphaswarm.backtest import BacktestResult  # noqa: F401
     from alphaswarm.bots import Bot, BotSpecError  # noqa: F401
-    from alphaswarm.killswitch import KillSwitch, KillSwitchEngaged, kill_switch  # noqa: F401
+    from alphaswarm.engine.broker import BrokerConfig  # noqa: F401
     from alphaswarm.ledger import Ledger  # noqa: F401
     from alphaswarm.model import ModelError, OrderRequest, Side  # noqa: F401
     from alphaswarm.notebook import extension  # noqa: F401
+    from alphaswarm.paper.gate import GateRefused, check_gate  # noqa: F401
+    from alphaswarm.paper.killswitch import KillSwitch, KillSwitchEngaged, kill_switch  # noqa: F401
+    from alphaswarm.paper.registry import registry  # noqa: F401
+    from alphaswarm.paper.runtime import get_ledger, set_ledger  # noqa: F401
+    from alphaswarm.paper.session import PaperSession  # noqa: F401
     from alphaswarm.reconcile import Reconciliation  # noqa: F401
     from alphaswarm.risk.limits import RiskLimits  # noqa: F401
-    from alphaswarm.runtime import get_ledger, set_ledger  # noqa: F401
     from alphaswarm.strategies.base import Strategy  # noqa: F401
     from alphaswarm.sweep import SweepResult, WalkForwardResult, walk_forward  # noqa: F401
-    from alphaswarm.trading.gate import GateRefused, check_gate  # noqa: F401
-    from alphaswarm.trading.paper_trading import BrokerConfig  # noqa: F401
-    from alphaswarm.trading.registry import registry  # noqa: F401
-    from alphaswarm.trading.session import PaperSession  # noqa: F401
 
 #: Public name -> (module, attribute); attribute None: the (callable) module itself.
 _EXPORTS: dict[str, tuple[str, str | None]] = {
@@ -59,21 +61,21 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "Strategy": ("alphaswarm.strategies.base", "Strategy"),
     "OrderRequest": ("alphaswarm.model", "OrderRequest"),
     "Side": ("alphaswarm.model", "Side"),
-    "BrokerConfig": ("alphaswarm.trading.paper_trading", "BrokerConfig"),
+    "BrokerConfig": ("alphaswarm.engine.broker", "BrokerConfig"),
     "RiskLimits": ("alphaswarm.risk.limits", "RiskLimits"),
     "ModelError": ("alphaswarm.model", "ModelError"),
     # paper trading
-    "PaperSession": ("alphaswarm.trading.session", "PaperSession"),
-    "GateRefused": ("alphaswarm.trading.gate", "GateRefused"),
-    "check_gate": ("alphaswarm.trading.gate", "check_gate"),
-    "registry": ("alphaswarm.trading.registry", "registry"),
-    "KillSwitch": ("alphaswarm.killswitch", "KillSwitch"),
-    "KillSwitchEngaged": ("alphaswarm.killswitch", "KillSwitchEngaged"),
-    "kill_switch": ("alphaswarm.killswitch", "kill_switch"),
+    "PaperSession": ("alphaswarm.paper.session", "PaperSession"),
+    "GateRefused": ("alphaswarm.paper.gate", "GateRefused"),
+    "check_gate": ("alphaswarm.paper.gate", "check_gate"),
+    "registry": ("alphaswarm.paper.registry", "registry"),
+    "KillSwitch": ("alphaswarm.paper.killswitch", "KillSwitch"),
+    "KillSwitchEngaged": ("alphaswarm.paper.killswitch", "KillSwitchEngaged"),
+    "kill_switch": ("alphaswarm.paper.killswitch", "kill_switch"),
     # the ledger
     "Ledger": ("alphaswarm.ledger", "Ledger"),
-    "get_ledger": ("alphaswarm.runtime", "get_ledger"),
-    "set_ledger": ("alphaswarm.runtime", "set_ledger"),
+    "get_ledger": ("alphaswarm.paper.runtime", "get_ledger"),
+    "set_ledger": ("alphaswarm.paper.runtime", "set_ledger"),
     # notebooks
     "extension": ("alphaswarm.notebook", "extension"),
 }
@@ -106,3 +108,11 @@ def _ready_in_a_notebook() -> None:
 
 
 _ready_in_a_notebook()
+
+
+def _views_from_ui() -> None:
+    """The package wires the layers: the ui registers the views domain objects ask for."""
+    importlib.import_module("alphaswarm.ui.view_registry")
+
+
+views.add_loader(_views_from_ui)

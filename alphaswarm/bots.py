@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
+import alphaswarm.live  # noqa: F401 - registers the live feed kinds a data: block may name
 from alphaswarm.broker.spec import split_broker_spec
+from alphaswarm.engine.broker import BrokerConfig
 from alphaswarm.metrics import METRIC_ALIASES, STORED_METRICS
 from alphaswarm.model import ModelError
 from alphaswarm.risk.limits import RiskLimits
 from alphaswarm.strategies import Strategy, resolve_strategy
-from alphaswarm.trading.paper_trading import BrokerConfig
 
 if TYPE_CHECKING:
     from alphaswarm.data.base import Feed
@@ -444,18 +445,6 @@ class Bot:
     def to_yaml(self) -> str:
         """The normalised spec as YAML."""
         return yaml.safe_dump(self.spec, sort_keys=False)
-
-    def backtest(self, **kwargs: Any) -> Any:
-        """Run :func:`alphaswarm.backtest` on this bot."""
-        from alphaswarm.backtest import backtest
-
-        return backtest(self, **kwargs)
-
-    def paper(self, **kwargs: Any) -> Any:
-        """A :class:`~alphaswarm.trading.session.PaperSession` for this bot (not started)."""
-        from alphaswarm.trading.session import PaperSession
-
-        return PaperSession(bot=self, **kwargs)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Bot) and other.spec_hash == self.spec_hash

@@ -4,7 +4,7 @@
 Panel with its Tabulator table and HoloViews with the Bokeh backend, their
 JavaScript and CSS inlined from the installed packages (no CDN, so outputs
 render with no network and in exported HTML). It runs once per kernel;
-displaying a kit object (a :class:`~alphaswarm.trading.session.PaperSession`,
+displaying a kit object (a :class:`~alphaswarm.paper.session.PaperSession`,
 a reconciliation ...) calls it first, so ``import alphaswarm as aw`` is the
 only setup a notebook needs.
 """

@@ -1,7 +1,7 @@
 """RunTrail: everything the ledger holds about one paper run, read once and indexed.
 
 Reconciliation (:mod:`alphaswarm.reconcile`) and order explanations
-(:mod:`alphaswarm.explain`) both prove their statements from the ledger: the
+(:mod:`alphaswarm.paper.explain`) both prove their statements from the ledger: the
 run row and its config, the frames (each annotated with the bar time it was
 emitted under), the bars the run saw (its ``bar.received`` frames), orders,
 fills and risk events.

@@ -116,7 +116,7 @@ def one_step(
 ) -> dict[str, Any]:
     import psutil
 
-    from alphaswarm.trading.registry import registry
+    from alphaswarm.paper.registry import registry
 
     proc = psutil.Process()
     gc.collect()
@@ -203,7 +203,7 @@ def main() -> int:
 
     import alphaswarm as aw
     from alphaswarm.data import ReplayFeed, SyntheticFeed
-    from alphaswarm.trading.registry import registry
+    from alphaswarm.paper.registry import registry
 
     print(f"{NAME}: N sessions at speed {SPEED} (1 bar/s each), one process, {window:g} s per N")
     print(machine_line())

@@ -191,9 +191,9 @@ def harness(port: int, db: str) -> int:
     """
     import logging
 
-    from alphaswarm import runtime
+    from alphaswarm.paper import runtime
+    from alphaswarm.paper.registry import registry
     from alphaswarm.server import ServerThread
-    from alphaswarm.trading.registry import registry
 
     logging.basicConfig(level=logging.WARNING)
     if os.environ.get("BENCH_SWITCH_INTERVAL"):  # an experiment: sys.setswitchinterval in serve

@@ -111,7 +111,10 @@ def main() -> int:
     p.add_argument(
         "--tune-interpreter",
         action="store_true",
-        help="opt this process in to interpreter tuning (alphaswarm.tuning); default: untuned",
+        help=(
+            "opt this process in to interpreter tuning (alphaswarm.paper.tuning); "
+            "default: untuned"
+        ),
     )
     args = p.parse_args()
     ns = (
@@ -126,10 +129,10 @@ def main() -> int:
 
     import alphaswarm as aw
     from alphaswarm.data import ReplayFeed, SyntheticFeed
-    from alphaswarm.trading.registry import registry
+    from alphaswarm.paper.registry import registry
 
     if args.tune_interpreter:
-        from alphaswarm import tuning
+        from alphaswarm.paper import tuning
 
         tuning.enable()
     tuned = "tuned interpreter" if args.tune_interpreter else "interpreter not tuned"

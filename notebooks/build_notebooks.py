@@ -65,7 +65,7 @@ same.spec_hash == bot.spec_hash
 """),
     md("## 2. Backtest it\n\nTwenty trading days of minute bars through the same engine a paper session uses."),
     code("""
-result = bot.backtest(bars=7800)
+result = aw.backtest(bot, bars=7800)
 result
 """),
     code("result.plot()"),
@@ -95,7 +95,7 @@ first_fill["message"], first_fill["equity"], first_fill["positions"]
     md("## 6. Break a risk limit on purpose\n\nA bot with a one-dollar daily loss limit halts on its first losing bar: `risk.halted`, open orders cancelled, positions flattened, status `halted`."),
     code("""
 fragile = aw.Bot(bot.spec | {"name": "fragile", "risk": {"max_daily_loss": 1, "kill_switch_attached": True}})
-fragile.backtest(bars=2000)
+aw.backtest(fragile, bars=2000)
 halted = aw.PaperSession(fragile, speed=0, duration_minutes=None, max_bars=5000,
                          force=True, reason="tutorial: demonstrate a risk halt").start()
 halted.wait(60)
@@ -177,7 +177,7 @@ def daily_bot(strategy, symbol):
     return aw.Bot(name=f"{strategy}-{symbol}", strategy=strategy, params=STRATEGIES[strategy],
                   universe=[symbol], data={"feed": "sample"}, risk={"kill_switch_attached": True})
 
-results = {(s, sym): daily_bot(s, sym).backtest(store=False) for s in STRATEGIES for sym in SYMBOLS}
+results = {(s, sym): aw.backtest(daily_bot(s, sym), store=False) for s in STRATEGIES for sym in SYMBOLS}
 table = pd.DataFrame([{"strategy": s, "symbol": sym, **r.metrics} for (s, sym), r in results.items()])
 table.sort_values("sharpe", ascending=False).round(3)
 """),
@@ -226,7 +226,7 @@ bot = aw.Bot(
     broker={"slippage_bps": 2, "commission_per_share": 0.005, "commission_min": 1.0},
     risk={"max_position_pct": 0.5, "kill_switch_attached": True},
 )
-bot.backtest(bars=3900)
+aw.backtest(bot, bars=3900)
 session = aw.PaperSession(bot, speed=0, duration_minutes=None, max_bars=3900,
                           force=True, reason="ledger notebook history").start()
 session.wait(120), session.status

@@ -1,6 +1,6 @@
 """HeapFreezer: long-lived objects leave the collector's sight; frozen garbage comes back.
 
-The freezer is only used by a tuned process (:mod:`alphaswarm.tuning`); these tests
+The freezer is only used by a tuned process (:mod:`alphaswarm.paper.tuning`); these tests
 drive it directly. Waits synchronise on the freezer's loop: a timer scheduled after
 the freezer's own fires after them.
 """
@@ -15,7 +15,7 @@ import weakref
 
 import pytest
 
-from alphaswarm.gcfreeze import HeapFreezer
+from alphaswarm.paper.gcfreeze import HeapFreezer
 
 
 class Node:

@@ -55,7 +55,7 @@ def test_backtest_without_store_changes_nothing_interpreter_wide(tmp_path):
         + """
 import alphaswarm as aw
 bt = importlib.import_module("alphaswarm.backtest")  # the module, in any version
-from alphaswarm import runtime
+from alphaswarm.paper import runtime
 
 during = []
 summarize = bt.summarize
@@ -111,7 +111,7 @@ def test_the_kill_switch_starts_its_small_pool_with_a_second_halt_target(tmp_pat
     out = run_python(
         """
 import json, threading
-from alphaswarm.killswitch import KillSwitch
+from alphaswarm.paper.killswitch import KillSwitch
 
 start = threading.active_count()
 ks = KillSwitch()
@@ -190,7 +190,7 @@ def test_a_host_cycle_is_reclaimed_after_the_session_ends(tmp_path, tuned):
 tuned = {tuned!r}
 before = state()
 if tuned:
-    from alphaswarm import tuning
+    from alphaswarm.paper import tuning
     tuning.enable()
 held = Holder()
 ref = weakref.ref(held)

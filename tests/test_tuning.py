@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from alphaswarm import tuning
-from alphaswarm.killswitch import KillSwitch
+from alphaswarm.paper import tuning
+from alphaswarm.paper.killswitch import KillSwitch
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +117,7 @@ def test_panel_serve_plugin_opts_in_only_with_the_environment_variable(value, tm
         "import json, sys\n"
         "before = sys.getswitchinterval()\n"
         "import alphaswarm.server.routes\n"
-        "from alphaswarm import tuning\n"
+        "from alphaswarm.paper import tuning\n"
         "print(json.dumps([before, sys.getswitchinterval(), tuning.enabled()]))\n"
     )
     proc = subprocess.run(

@@ -7,7 +7,7 @@
 sandbox (``'alphaswarm[ccxt]'``). :class:`~alphaswarm.broker.bridge.EngineBroker` lets
 the bar engine trade through any of them, optionally with the fill model running
 beside the broker (:mod:`alphaswarm.broker.shadow`, compared by
-:func:`alphaswarm.broker.shadow_report.shadow_report`).
+:func:`alphaswarm.research.shadow_report.shadow_report`).
 """
 
 from __future__ import annotations

@@ -56,8 +56,8 @@ from alphaswarm.broker.base import (
     ReconcileReport,
     UpdateKind,
 )
-from alphaswarm.data.live.alpaca import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV, read_keys
-from alphaswarm.data.live.hours import market_hours
+from alphaswarm.live.alpaca import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV, read_keys
+from alphaswarm.live.hours import market_hours
 from alphaswarm.model import (
     Fill,
     Order,
@@ -72,7 +72,7 @@ from alphaswarm.model import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from alphaswarm.data.live.hours import MarketHours
+    from alphaswarm.live.hours import MarketHours
 
 __all__ = ["AlpacaPaperBroker", "CLIENT_ID_PREFIX", "kit_status"]
 

@@ -1,12 +1,12 @@
 """A real broker seen by the bar engine as if it were the simulated one.
 
-The :class:`~alphaswarm.trading.engine.Engine` drives a broker bar by bar
+The :class:`~alphaswarm.engine.loop.Engine` drives a broker bar by bar
 (``begin_bar``, ``process_bar``, ``submit``, ``cancel_all``, ``fill_now``) and
 reads its account (``cash``, ``positions``, ``open_orders``). :class:`EngineBroker`
 offers that surface over any :class:`~alphaswarm.broker.base.Broker`: orders go to
 the broker after the engine's pre-trade risk checks, and the broker's updates
 (fills, cancels, rejections with the broker's reason) reach the engine as
-:class:`~alphaswarm.trading.paper_trading.BrokerEvent` records at the next bar,
+:class:`~alphaswarm.engine.broker.BrokerEvent` records at the next bar,
 so the engine, the risk limits, the frames and the ledger stay as they are.
 
 Differences from the simulator, by nature of a real broker: fills come when the
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from alphaswarm.broker.base import BrokerError, UpdateKind
 from alphaswarm.broker.shadow import ShadowSimulator
+from alphaswarm.engine.broker import BrokerConfig, BrokerEvent, CashAccount
 from alphaswarm.model import ModelError, OrderStatus
-from alphaswarm.trading.paper_trading import BrokerConfig, BrokerEvent, CashAccount
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -64,7 +64,7 @@ class EngineBroker(CashAccount):
     shadow : bool
         Run the fill model (``config``) beside the broker on the same orders and bars
         (:class:`~alphaswarm.broker.shadow.ShadowSimulator`), for
-        :func:`~alphaswarm.broker.shadow_report.shadow_report`.
+        :func:`~alphaswarm.research.shadow_report.shadow_report`.
     """
 
     def __init__(

@@ -3,11 +3,11 @@
 With ``broker: {kind: alpaca_paper, shadow: true}`` a paper session's
 :class:`~alphaswarm.broker.bridge.EngineBroker` hands every order it sends to the
 broker, every cancel and every bar to a :class:`ShadowSimulator` as well: a
-:class:`~alphaswarm.trading.paper_trading.SimulatedBroker` with the bot's fill-model
+:class:`~alphaswarm.engine.broker.SimulatedBroker` with the bot's fill-model
 settings (``slippage_bps``, commission, fill rule), trading an account of its own.
 What it did to each order (its fills, with the price before slippage) is kept
 under our order id, recorded in the run's state (``state.broker.shadow``) and
-compared with the broker's fills by :func:`alphaswarm.broker.shadow_report.shadow_report`.
+compared with the broker's fills by :func:`alphaswarm.research.shadow_report.shadow_report`.
 
 The shadow never sends anything anywhere and never affects the run: it answers
 "what would the simulator have done with these orders".
@@ -18,8 +18,8 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from alphaswarm.engine.broker import BrokerConfig, SimulatedBroker
 from alphaswarm.model import ModelError
-from alphaswarm.trading.paper_trading import BrokerConfig, SimulatedBroker
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -1,7 +1,7 @@
 """The simulated broker behind the :class:`~alphaswarm.broker.base.Broker` interface.
 
 :class:`SimulatedBrokerAdapter` wraps a
-:class:`~alphaswarm.trading.paper_trading.SimulatedBroker` (the engine keeps
+:class:`~alphaswarm.engine.broker.SimulatedBroker` (the engine keeps
 driving that object bar by bar) and reports what it does to orders as
 :class:`~alphaswarm.broker.base.OrderUpdate` records, so code written against
 the interface reads a simulated and a real broker alike.
@@ -25,8 +25,8 @@ from alphaswarm.model import OrderStatus
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from alphaswarm.engine.broker import BrokerEvent, SimulatedBroker
     from alphaswarm.model import Bar, Order, OrderRequest, Position
-    from alphaswarm.trading.paper_trading import BrokerEvent, SimulatedBroker
 
 _EVENT_KINDS = {
     "filled": None,  # decided by the order's status after the fill

@@ -1,7 +1,7 @@
 """The ``broker:`` block of a bot spec: which broker a paper session trades with.
 
 ``broker: {kind: simulated, ...fill model...}`` (the default, ``kind`` may be
-left out) is the :class:`~alphaswarm.trading.paper_trading.SimulatedBroker`.
+left out) is the :class:`~alphaswarm.engine.broker.SimulatedBroker`.
 ``broker: {kind: alpaca_paper, key_env, secret_env, calendar, urls, timeout, shadow}``
 routes orders to an Alpaca paper account through
 :class:`~alphaswarm.broker.alpaca.AlpacaPaperBroker`; ``shadow: true`` runs the
@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from alphaswarm.engine.broker import BrokerConfig, SimulatedBroker
 from alphaswarm.model import ModelError
-from alphaswarm.trading.paper_trading import BrokerConfig, SimulatedBroker
 
 if TYPE_CHECKING:
     from alphaswarm.broker.bridge import EngineBroker

@@ -839,9 +839,9 @@ def _gate_details(result: Any) -> list[str]:
 
 def _translate(exc: BaseException) -> CliError | None:
     """Turn the kit's own exceptions into readable CLI errors (None: unexpected)."""
-    from alphaswarm.killswitch import KillSwitchEngaged
     from alphaswarm.ledger import LedgerError
-    from alphaswarm.trading.gate import GateRefused
+    from alphaswarm.paper.gate import GateRefused
+    from alphaswarm.paper.killswitch import KillSwitchEngaged
 
     if isinstance(exc, GateRefused):
         return CliError(

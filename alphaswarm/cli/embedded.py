@@ -1,7 +1,7 @@
 """The embedded backend: every command runs in this process against a ledger URL.
 
 No server is needed. A ``paper run`` session runs on the shared engine loop
-(:func:`alphaswarm.runtime.engine_loop`) while the main thread prints its frames.
+(:func:`alphaswarm.paper.runtime.engine_loop`) while the main thread prints its frames.
 
 Other processes reach a session run here through the ledger: ``alphaswarm paper
 stop ID`` writes a ``paper.stop_requested`` audit row and ``alphaswarm kill``
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from alphaswarm.bots import Bot
     from alphaswarm.cli.output import FramePrinter
     from alphaswarm.ledger import Ledger
-    from alphaswarm.trading.session import PaperSession
+    from alphaswarm.paper.session import PaperSession
 
 STOP_ACTION = "paper.stop_requested"
 BOT_SUFFIXES = (".yaml", ".yml", ".json")
@@ -107,7 +107,7 @@ class EmbeddedBackend:
     mode = "embedded"
 
     def __init__(self, db_url: str | None = None) -> None:
-        from alphaswarm.runtime import get_ledger, set_ledger
+        from alphaswarm.paper.runtime import get_ledger, set_ledger
 
         self.ledger: Ledger = set_ledger(ledger_url(db_url)) if db_url else get_ledger()
         self.ledger.ensure_schema()
@@ -171,7 +171,7 @@ class EmbeddedBackend:
     ) -> dict[str, Any]:
         """Backtest a bot (file or id), store the run and evaluate the paper gate."""
         from alphaswarm.backtest import backtest
-        from alphaswarm.trading.gate import check_gate
+        from alphaswarm.paper.gate import check_gate
 
         bot = self.load_bot(ref)
         result = backtest(
@@ -199,7 +199,7 @@ class EmbeddedBackend:
         """The bot with ``--feed``/``--symbols`` applied, backtested on that feed for the gate."""
         from alphaswarm.backtest import backtest
         from alphaswarm.bots import Bot
-        from alphaswarm.data.live import feed_override
+        from alphaswarm.live import feed_override
 
         data, universe = feed_override(bot.spec.get("data"), options.feed, options.symbols)
         spec = {**bot.spec, "data": data}
@@ -229,7 +229,7 @@ class EmbeddedBackend:
             The final ``paper_trading_runs`` row plus ``signal`` (the signal number
             that stopped it, or None).
         """
-        from alphaswarm.trading.session import PaperSession
+        from alphaswarm.paper.session import PaperSession
 
         bot = self.load_bot(ref)
         if options.feed:
@@ -335,7 +335,7 @@ class EmbeddedBackend:
     def paper_stop(self, run_id: str, reason: str, wait: float) -> dict[str, Any]:
         """Stop a running session, wherever it runs on this ledger."""
         from alphaswarm.ledger import process_owner
-        from alphaswarm.trading.registry import registry
+        from alphaswarm.paper.registry import registry
 
         run = self._run(run_id)
         if run["status"] != "running":
@@ -390,8 +390,8 @@ class EmbeddedBackend:
 
     # -- kill switch -----------------------------------------------------------------
     def _kill_switch(self) -> Any:
-        from alphaswarm.killswitch import kill_switch
-        from alphaswarm.trading.registry import registry
+        from alphaswarm.paper.killswitch import kill_switch
+        from alphaswarm.paper.registry import registry
 
         registry()  # registers this process's paper targets
         return kill_switch()

@@ -101,7 +101,7 @@ def _number(text: str) -> int | float:
 
 def _ledger(args: argparse.Namespace) -> Ledger:
     from alphaswarm.cli.embedded import ledger_url
-    from alphaswarm.runtime import get_ledger, set_ledger
+    from alphaswarm.paper.runtime import get_ledger, set_ledger
 
     db = getattr(args, "db", None)
     return set_ledger(ledger_url(db)) if db else get_ledger()

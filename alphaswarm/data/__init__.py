@@ -3,18 +3,18 @@
 * :class:`SyntheticFeed` -- seeded GBM bars with regimes (the default);
 * :class:`ReplayFeed` -- recorded bars from CSV, Parquet or a DataFrame;
 * :class:`SampleFeed` -- real daily bars of AAPL, GOOG, IBM, MSFT, 2000--2013;
-* live feeds (``alpaca``, ``ccxt``, ``recording``) -- see :mod:`alphaswarm.data.live`;
+* live feeds (``alpaca``, ``ccxt``, ``recording``) -- see :mod:`alphaswarm.live`, which
+  registers them here (:func:`register_feed_kind`) when it is imported;
 * :func:`make_feed` -- build one of them from a bot's ``data:`` block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from alphaswarm.data.base import CALENDARS, Feed, FeedError, format_interval, parse_interval
-from alphaswarm.data.live import LIVE_FEED_KEYS, make_live_feed
 from alphaswarm.data.replay import ReplayFeed
 from alphaswarm.data.sample import SampleFeed, available_symbols
 from alphaswarm.data.synthetic import SyntheticFeed
@@ -31,6 +31,7 @@ __all__ = [
     "format_interval",
     "make_feed",
     "parse_interval",
+    "register_feed_kind",
 ]
 
 FEED_KEYS: dict[str, tuple[str, ...]] = {
@@ -48,9 +49,27 @@ FEED_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "replay": ("feed", "path", "interval", "calendar"),
     "sample": ("feed",),
-    **LIVE_FEED_KEYS,
 }
-"""Keys a ``data:`` block may hold, per feed kind."""
+"""Keys a ``data:`` block may hold, per feed kind (registered kinds included)."""
+
+#: Builders of the feed kinds other layers register, by kind.
+_REGISTERED: dict[str, Callable[..., Feed]] = {}
+
+
+def register_feed_kind(kind: str, keys: tuple[str, ...], build: Callable[..., Feed]) -> None:
+    """Let :func:`make_feed` build feeds of another kind (the live feeds register so).
+
+    Parameters
+    ----------
+    kind : str
+        The ``feed:`` value of a ``data:`` block.
+    keys : tuple of str
+        The keys such a block may hold.
+    build : callable
+        ``build(data, universe, *, base_dir)`` returning the :class:`Feed`.
+    """
+    FEED_KEYS[kind] = tuple(keys)
+    _REGISTERED[kind] = build
 
 
 def make_feed(
@@ -68,7 +87,7 @@ def make_feed(
         regimes, calendar, bars}``, ``{feed: replay, path, interval, calendar}`` (path
         to a ``.csv`` or ``.parquet`` file), ``{feed: sample}`` or a live feed
         (``alpaca``, ``ccxt``, ``recording``: see
-        :func:`alphaswarm.data.live.make_live_feed`). ``feed`` defaults to ``synthetic``;
+        :func:`alphaswarm.live.make_live_feed`). ``feed`` defaults to ``synthetic``;
         ``None`` means ``SyntheticFeed(universe, seed=7)``.
     universe : list of str
         Symbols the bot trades. A replay feed is restricted to them (all of the
@@ -102,8 +121,8 @@ def make_feed(
             f"data: unknown key(s) {', '.join(map(repr, unknown))} for feed {kind!r}; "
             f"allowed: {', '.join(allowed)}"
         )
-    if kind in LIVE_FEED_KEYS:
-        return make_live_feed(data, universe, base_dir=base_dir)
+    if kind in _REGISTERED:
+        return _REGISTERED[kind](data, universe, base_dir=base_dir)
     options = {k: v for k, v in data.items() if k != "feed"}
     if kind == "synthetic":
         return SyntheticFeed(universe, **options)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.web import RequestHandler
 
-from alphaswarm import tuning
+from alphaswarm.paper import tuning
 from alphaswarm.server import handlers as h
 from alphaswarm.server.capacity import Capacity
 from alphaswarm.server.errors import MAX_BODY_BYTES
@@ -170,8 +170,8 @@ def dashboard_app() -> Any:
 
 def _landing_run() -> str:
     """The demo's running session, opened when the overview page loads ('' for none)."""
+    from alphaswarm.paper.registry import registry
     from alphaswarm.server.demo import DEMO_RUN_NAME
-    from alphaswarm.trading.registry import registry
 
     demo = [s for s in registry().running() if s.run_name == DEMO_RUN_NAME]
     return demo[0].paper_run_id if demo else ""
@@ -344,14 +344,14 @@ def build_server(
 
 def _prepare_ledger(db_url: str | None) -> Ledger:
     from alphaswarm.ledger.store import process_owner
-    from alphaswarm.runtime import get_ledger, set_ledger
+    from alphaswarm.paper.runtime import get_ledger, set_ledger
 
     ledger = set_ledger(db_url) if db_url else get_ledger()
     assert ledger is not None
     ledger.ensure_schema()
     if ledger.dialect == "postgresql":
         # Several servers may share this ledger: a stale heartbeat does not mean a dead
-        # owner there. Owners' advisory locks decide (alphaswarm.recovery, run by
+        # owner there. Owners' advisory locks decide (alphaswarm.paper.recovery, run by
         # set_ledger/get_ledger and every few seconds by the cluster listener).
         return ledger
     try:
@@ -422,7 +422,7 @@ def serve(
         More environment variables such specs may name for keys (``--credential-env``).
     tune_interpreter : bool
         Opt in to interpreter tuning for the rest of this call
-        (:func:`alphaswarm.tuning.enable`): the switch interval above, the heap
+        (:func:`alphaswarm.paper.tuning.enable`): the switch interval above, the heap
         frozen while sessions run and unfrozen and collected when none runs, no
         collection during a kill-switch halt. Everything is undone when the server
         stops. Off by default: the server then changes nothing interpreter-wide.
@@ -467,7 +467,7 @@ def _serve(
     )  # fmt: skip
     server.start()
     _on_signals(server, (signal.SIGINT, signal.SIGTERM))
-    from alphaswarm.killswitch import kill_switch
+    from alphaswarm.paper.killswitch import kill_switch
 
     kill_switch().watch(lambda: True)  # follow other processes' engagements while serving
     if demo:
@@ -527,7 +527,7 @@ async def _shut_down(server: Server, reason: str) -> None:
 
 def _stop_sessions(reason: str) -> None:
     """Give every session of this process its final row before the process exits."""
-    from alphaswarm.trading.registry import registry
+    from alphaswarm.paper.registry import registry
 
     running = registry().running()
     if running:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from alphaswarm.backtest import backtest
 from alphaswarm.bots import DEMO_SPEC, Bot
-from alphaswarm.killswitch import KillSwitchEngaged, kill_switch
-from alphaswarm.runtime import engine_loop, get_ledger
-from alphaswarm.trading.registry import registry
-from alphaswarm.trading.session import PaperSession
+from alphaswarm.paper.killswitch import KillSwitchEngaged, kill_switch
+from alphaswarm.paper.registry import registry
+from alphaswarm.paper.runtime import engine_loop, get_ledger
+from alphaswarm.paper.session import PaperSession
 
 if TYPE_CHECKING:
     from alphaswarm.ledger import Ledger

@@ -26,9 +26,12 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 from alphaswarm.backtest import backtest
 from alphaswarm.bots import Bot, BotSpecError
 from alphaswarm.data.base import FeedError
-from alphaswarm.killswitch import EXTENSION_TARGETS, MODES, KillSwitchEngaged, kill_switch
 from alphaswarm.model import ModelError
-from alphaswarm.runtime import engine_loop, get_ledger
+from alphaswarm.paper.gate import GateRefused
+from alphaswarm.paper.killswitch import EXTENSION_TARGETS, MODES, KillSwitchEngaged, kill_switch
+from alphaswarm.paper.registry import registry
+from alphaswarm.paper.runtime import engine_loop, get_ledger
+from alphaswarm.paper.session import FINAL_STATUSES, PaperSession
 from alphaswarm.server.body import INLINE_PARSE_BYTES, parse_body
 from alphaswarm.server.capacity import Busy, Capacity
 from alphaswarm.server.errors import (
@@ -57,9 +60,6 @@ from alphaswarm.server.limits import (
 )
 from alphaswarm.server.security import Security, redact, same_origin
 from alphaswarm.spec_policy import SpecPolicy, check_remote_spec
-from alphaswarm.trading.gate import GateRefused
-from alphaswarm.trading.registry import registry
-from alphaswarm.trading.session import FINAL_STATUSES, PaperSession
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -203,7 +203,7 @@ class BaseHandler(RequestHandler):
     Parameters (route kwargs)
     -------------------------
     ledger : Ledger or None
-        The ledger to use; the process default (:func:`alphaswarm.runtime.get_ledger`)
+        The ledger to use; the process default (:func:`alphaswarm.paper.runtime.get_ledger`)
         when ``None``.
     security : Security
         Token and host settings.
@@ -774,7 +774,7 @@ class OrderExplainHandler(BaseHandler):
 
     async def get(self, run_id: str, order_id: str) -> None:
         """Answer the GET."""
-        from alphaswarm.explain import OrderNotFound, explain_order
+        from alphaswarm.paper.explain import OrderNotFound, explain_order
 
         await self.blocking(self.run_or_404, run_id)
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from alphaswarm import __version__
-from alphaswarm.killswitch import EXTENSION_TARGETS, MODES
+from alphaswarm.paper.killswitch import EXTENSION_TARGETS, MODES
 from alphaswarm.server.errors import MAX_BODY_BYTES
 from alphaswarm.server.limits import (
     MAX_BACKTEST_BARS,

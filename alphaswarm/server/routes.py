@@ -6,7 +6,7 @@ token ``$ALPHASWARM_TOKEN``; with a token, dashboard pages are authorised by
 Panel's ``authorize_callback`` (bearer header, ``?token=`` or the cookie).
 
 ``ALPHASWARM_TUNE_INTERPRETER=1`` opts the served process in to interpreter tuning,
-as ``alphaswarm serve --tune-interpreter`` does (:mod:`alphaswarm.tuning`).
+as ``alphaswarm serve --tune-interpreter`` does (:mod:`alphaswarm.paper.tuning`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import hmac
 import os
 from typing import Any
 
-from alphaswarm import tuning
+from alphaswarm.paper import tuning
 from alphaswarm.server.app import make_routes
 from alphaswarm.server.security import TOKEN_COOKIE, Security
 

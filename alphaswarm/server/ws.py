@@ -26,12 +26,12 @@ from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from alphaswarm.frames import make_frame
-from alphaswarm.runtime import get_ledger
+from alphaswarm.paper.registry import registry
+from alphaswarm.paper.runtime import get_ledger
+from alphaswarm.paper.session import FINAL_STATUSES
 from alphaswarm.server.errors import ERROR_CODES, ApiError, misdirected
 from alphaswarm.server.limits import MAX_SINCE
 from alphaswarm.server.security import Security, redact, same_origin
-from alphaswarm.trading.registry import registry
-from alphaswarm.trading.session import FINAL_STATUSES
 
 if TYPE_CHECKING:
     from alphaswarm.frames import Subscription

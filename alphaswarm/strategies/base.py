@@ -73,7 +73,7 @@ class Strategy:
     (:data:`SIGNAL_CODES`, 0 = none) ``on_bar`` would return on every bar of one
     symbol, computed with the same floating-point operations so the codes are
     identical. ``backtest(engine="auto")`` then runs it on the vectorized path
-    (:mod:`alphaswarm.trading.vectorized`); ``on_bar`` stays the reference and the
+    (:mod:`alphaswarm.engine.vectorized`); ``on_bar`` stays the reference and the
     only path of paper sessions.
     """
 

@@ -47,6 +47,7 @@ from alphaswarm.sweep.trials import (
     sample_grid,
     trial_key,
 )
+from alphaswarm.views import view
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -86,7 +87,7 @@ def _coerce_ledger(ledger: Ledger | str | bool | None) -> Ledger | None:
     if ledger is False:
         return None
     if ledger is None or ledger is True:
-        from alphaswarm.runtime import get_ledger
+        from alphaswarm.paper.runtime import get_ledger
 
         return get_ledger()
     if isinstance(ledger, str):
@@ -476,15 +477,11 @@ class SweepResult(param.Parameterized):
     # -- views -------------------------------------------------------------------------
     def heatmap(self, x: str, y: str, metric: str | None = None) -> Any:
         """HoloViews heatmap of the objective over ``x`` and ``y`` (other params on widgets)."""
-        from alphaswarm.sweep.views import heatmap
-
-        return heatmap(self, x, y, metric=metric)
+        return view("sweep_heatmap", self, x, y, metric=metric)
 
     def scatter(self) -> Any:
         """In-sample (first half) vs out-of-sample (second half) Sharpe of every trial."""
-        from alphaswarm.sweep.views import halves_scatter
-
-        return halves_scatter(self)
+        return view("sweep_halves_scatter", self)
 
     def __panel__(self) -> Any:
         import panel as pn

@@ -8,7 +8,7 @@ already finished and skips them.
 A running sweep records its owner (``host:pid``) and a heartbeat in its ``config``
 (``owner``, ``heartbeat_at``, ``heartbeat_seconds``). :meth:`SweepStore.recover`
 marks ``interrupted`` the ``running`` sweeps whose process is gone -- the rule of
-paper runs (:mod:`alphaswarm.recovery`): on this host, the owner's pid is dead; on
+paper runs (:mod:`alphaswarm.paper.recovery`): on this host, the owner's pid is dead; on
 another host, the heartbeat is older than three beats; on PostgreSQL, the owner's
 advisory lock is free. Sweeps run it when they start, and so does
 ``alphaswarm sweep status``.
@@ -149,14 +149,14 @@ class SweepStore:
     def recover(self) -> list[str]:
         """Mark ``interrupted`` the running sweeps whose owner process is gone; their names.
 
-        Same rule as paper runs (:func:`alphaswarm.recovery.recover_orphans`): an
+        Same rule as paper runs (:func:`alphaswarm.paper.recovery.recover_orphans`): an
         owner on this host whose pid is dead is gone at once; on PostgreSQL an owner
         whose advisory lock is free (and that is not a live pid here) is gone; an
         owner on another host is gone when its heartbeat is older than three beats.
         Sweeps this process runs are never touched.
         """
         from alphaswarm.ledger.store import process_owner
-        from alphaswarm.recovery import owner_gone
+        from alphaswarm.paper.recovery import owner_gone
 
         me = self.ledger.owner or process_owner()
         with self.ledger._read() as conn:

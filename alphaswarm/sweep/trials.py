@@ -27,16 +27,16 @@ import numpy as np
 import pandas as pd
 
 from alphaswarm.data.base import Block, Feed, FeedArrays
-from alphaswarm.metrics import returns_of, round_trips, summarize
-from alphaswarm.risk.limits import RiskDecision, RiskLimits
-from alphaswarm.sweep.stats import block_moments, moments_of
-from alphaswarm.trading.engine import Engine
-from alphaswarm.trading.paper_trading import BrokerConfig, SimulatedBroker
-from alphaswarm.trading.vectorized import (
+from alphaswarm.engine.broker import BrokerConfig, SimulatedBroker
+from alphaswarm.engine.loop import Engine
+from alphaswarm.engine.vectorized import (
     ineligible,
     run_vectorized,
     unsupported_arrays,
 )
+from alphaswarm.metrics import returns_of, round_trips, summarize
+from alphaswarm.risk.limits import RiskDecision, RiskLimits
+from alphaswarm.sweep.stats import block_moments, moments_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -38,6 +38,7 @@ from alphaswarm.sweep.api import (
 )
 from alphaswarm.sweep.runner import Runner
 from alphaswarm.sweep.trials import TrialBase, expand_grid, replay
+from alphaswarm.views import view
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -153,15 +154,12 @@ class WalkForwardResult(param.Parameterized):
 
     def scatter(self) -> Any:
         """In-sample vs out-of-sample objective of every fold's winner (HoloViews)."""
-        from alphaswarm.sweep.views import is_oos_scatter
-
-        return is_oos_scatter(self.folds, "is_objective", "oos_objective", label="fold")
+        folds = self.folds
+        return view("sweep_is_oos_scatter", folds, "is_objective", "oos_objective", label="fold")
 
     def plot(self) -> Any:
         """The stitched out-of-sample equity curve (HoloViews)."""
-        from alphaswarm.sweep.views import equity_curve
-
-        return equity_curve(self.equity, "Stitched out-of-sample equity")
+        return view("sweep_equity_curve", self.equity, "Stitched out-of-sample equity")
 
     @property
     def losing_folds(self) -> list[int]:

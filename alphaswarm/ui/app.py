@@ -19,12 +19,12 @@ import param
 from bokeh.models.widgets.tables import NumberFormatter
 
 from alphaswarm.bots import Bot
-from alphaswarm.killswitch import KillSwitchEngaged
 from alphaswarm.model import ModelError
-from alphaswarm.runtime import engine_loop, get_ledger
-from alphaswarm.trading.gate import GateRefused
-from alphaswarm.trading.registry import registry
-from alphaswarm.trading.session import PaperSession
+from alphaswarm.paper.gate import GateRefused
+from alphaswarm.paper.killswitch import KillSwitchEngaged
+from alphaswarm.paper.registry import registry
+from alphaswarm.paper.runtime import engine_loop, get_ledger
+from alphaswarm.paper.session import PaperSession
 from alphaswarm.ui.backtest_page import BacktestPage
 from alphaswarm.ui.base import FramePump, LiveView
 from alphaswarm.ui.design import Fast
@@ -193,7 +193,7 @@ class RunsList(LiveView):
 class StartForm(pn.viewable.Viewer):
     """Start a paper session for a registered bot, through the paper gate.
 
-    Sessions run on :func:`alphaswarm.runtime.engine_loop`, never on the web
+    Sessions run on :func:`alphaswarm.paper.runtime.engine_loop`, never on the web
     server's loop. A gate refusal lists every failing rule.
     """
 

@@ -17,7 +17,7 @@ import param
 from alphaswarm.backtest import BacktestResult, backtest
 from alphaswarm.bots import Bot
 from alphaswarm.model import ModelError
-from alphaswarm.runtime import get_ledger
+from alphaswarm.paper.runtime import get_ledger
 from alphaswarm.ui.backtest_view import BacktestView
 
 

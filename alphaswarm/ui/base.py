@@ -28,8 +28,8 @@ import panel as pn
 import param
 
 from alphaswarm.notebook import ensure_extension
-from alphaswarm.runtime import get_ledger
-from alphaswarm.trading.session import PaperSession
+from alphaswarm.paper.runtime import get_ledger
+from alphaswarm.paper.session import PaperSession
 
 if TYPE_CHECKING:
     from alphaswarm.frames import Subscription

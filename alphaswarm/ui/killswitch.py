@@ -15,8 +15,8 @@ from typing import Any
 import panel as pn
 import param
 
-from alphaswarm.killswitch import MODES, KillSwitch, kill_switch
-from alphaswarm.trading.registry import registry
+from alphaswarm.paper.killswitch import MODES, KillSwitch, kill_switch
+from alphaswarm.paper.registry import registry
 from alphaswarm.ui.base import LiveView
 from alphaswarm.ui.pages.html import fmt_time
 from alphaswarm.ui.tables import InlineHTML

@@ -18,13 +18,13 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
-from alphaswarm.trading.registry import registry
+from alphaswarm.paper.registry import registry
 from alphaswarm.ui.base import LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
 from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator
 
 if TYPE_CHECKING:
-    from alphaswarm.trading.session import PaperSession
+    from alphaswarm.paper.session import PaperSession
 
 RUN_COLUMNS = ["id", "bot_id", "status", "equity", "total_pnl", "num_fills", "near_limit"]
 EXPOSURE_COLUMNS = ["symbol", "net_qty", "gross_value", "long_value", "short_value", "bots"]

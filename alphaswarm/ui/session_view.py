@@ -7,7 +7,7 @@ from typing import Any
 import panel as pn
 import param
 
-from alphaswarm.trading.session import PaperSession
+from alphaswarm.paper.session import PaperSession
 from alphaswarm.ui.base import FramePump, KitViewer
 from alphaswarm.ui.equity import EquityCurve
 from alphaswarm.ui.fills import FillsTable

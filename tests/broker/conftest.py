@@ -65,8 +65,8 @@ def make_broker(alpaca_keys, trading_server):
 @pytest.fixture
 def session_ledger(ledger_url):
     """The process ledger on each backend (SQLite file, PostgreSQL) for paper sessions."""
-    from alphaswarm.killswitch import kill_switch
-    from alphaswarm.trading.registry import registry
+    from alphaswarm.paper.killswitch import kill_switch
+    from alphaswarm.paper.registry import registry
 
     led = aw.set_ledger(ledger_url)
     yield led

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alphaswarm.broker.bridge import EngineBroker
+from alphaswarm.engine.loop import Engine
 from alphaswarm.model import Bar, OrderType
 from alphaswarm.risk.limits import RiskLimits
-from alphaswarm.trading.engine import Engine
 from tests.broker.conftest import wait_for
 from tests.engine.test_engine import Scripted
 

@@ -110,7 +110,7 @@ def test_the_kill_switch_cancels_open_orders_at_the_broker(
     alpaca_keys,
     trading_server,
 ):
-    from alphaswarm.killswitch import kill_switch
+    from alphaswarm.paper.killswitch import kill_switch
 
     trading_server.cancel_delay = 0.02  # orders stay open: nothing fills them
     bot = demo_bot(

@@ -6,8 +6,8 @@ import pytest
 import requests
 
 import alphaswarm as aw
-from alphaswarm.broker.shadow_report import shadow_report
 from alphaswarm.model import ModelError, OrderType
+from alphaswarm.research.shadow_report import shadow_report
 from alphaswarm.server import ServerThread
 from tests.broker.conftest import wait_for
 from tests.broker.test_engine_bridge import bar, engine_for, stages

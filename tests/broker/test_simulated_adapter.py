@@ -8,8 +8,8 @@ import pytest
 
 from alphaswarm.broker.base import Broker, BrokerError, UpdateKind
 from alphaswarm.broker.simulated import SimulatedBrokerAdapter
+from alphaswarm.engine.broker import SimulatedBroker
 from alphaswarm.model import Bar, OrderRequest, OrderStatus, OrderType, Side
-from alphaswarm.trading.paper_trading import SimulatedBroker
 
 T0 = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 

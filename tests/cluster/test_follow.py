@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alphaswarm.killswitch import KillSwitch
 from alphaswarm.ledger import Ledger
+from alphaswarm.paper.killswitch import KillSwitch
 
 
 def counting_switch() -> tuple[KillSwitch, list[tuple[str, str]]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from alphaswarm.engine.broker import BrokerConfig, IntrabarRule, SimulatedBroker
 from alphaswarm.model import ModelError, OrderStatus, Side
-from alphaswarm.trading.paper_trading import BrokerConfig, IntrabarRule, SimulatedBroker
 from tests.engine.helpers import SYM, Driver, bar, ts_of
 
 

@@ -7,11 +7,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from alphaswarm.engine.broker import BrokerConfig, SimulatedBroker
+from alphaswarm.engine.loop import Engine, History
 from alphaswarm.model import ModelError, OrderRequest, OrderStatus
 from alphaswarm.risk.limits import RiskDecision, RiskLimits
 from alphaswarm.strategies import Strategy
-from alphaswarm.trading.engine import Engine, History
-from alphaswarm.trading.paper_trading import BrokerConfig, SimulatedBroker
 from tests.engine.helpers import SYM, bar
 
 

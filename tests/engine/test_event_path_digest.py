@@ -18,10 +18,10 @@ import pytest
 from alphaswarm import Bot
 from alphaswarm.backtest import backtest
 from alphaswarm.data import SyntheticFeed
+from alphaswarm.engine.broker import BrokerConfig, SimulatedBroker
+from alphaswarm.engine.loop import Engine
 from alphaswarm.risk.limits import RiskLimits
 from alphaswarm.strategies.base import Strategy
-from alphaswarm.trading.engine import Engine
-from alphaswarm.trading.paper_trading import BrokerConfig, SimulatedBroker
 
 if TYPE_CHECKING:
     import pandas as pd

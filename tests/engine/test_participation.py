@@ -7,8 +7,8 @@ from collections import defaultdict
 import pytest
 from hypothesis import given
 
+from alphaswarm.engine.broker import BrokerConfig, SimulatedBroker
 from alphaswarm.model import OrderStatus
-from alphaswarm.trading.paper_trading import BrokerConfig, SimulatedBroker
 from tests.engine.helpers import SYM, Driver, bar
 from tests.engine.test_properties import SETTINGS, SYMBOLS, play, scenarios
 

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from alphaswarm.engine.broker import BrokerConfig, IntrabarRule, SimulatedBroker
+from alphaswarm.engine.loop import Engine
 from alphaswarm.model import Bar, ModelError, OrderRequest, OrderStatus
 from alphaswarm.strategies import SmaCross
-from alphaswarm.trading.engine import Engine
-from alphaswarm.trading.paper_trading import BrokerConfig, IntrabarRule, SimulatedBroker
 from tests.engine.helpers import T0
 
 SYMBOLS = ("AAA", "BBB")

@@ -24,13 +24,13 @@ from alphaswarm import Bot
 from alphaswarm.backtest import backtest
 from alphaswarm.data import ReplayFeed, SyntheticFeed
 from alphaswarm.data.base import Block, Feed
+from alphaswarm.engine.broker import SimulatedBroker
+from alphaswarm.engine.loop import Engine
+from alphaswarm.engine.vectorized import ineligible, run_vectorized
 from alphaswarm.model import Bar, ModelError
 from alphaswarm.strategies import SIGNALS, BuyAndHold, MeanReversion, SmaCross, Strategy, builtin
 from alphaswarm.strategies import vectorized as vec
 from alphaswarm.strategies.base import SIGNAL_CODES
-from alphaswarm.trading.engine import Engine
-from alphaswarm.trading.paper_trading import SimulatedBroker
-from alphaswarm.trading.vectorized import ineligible, run_vectorized
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

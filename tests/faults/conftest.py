@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.killswitch import kill_switch
 from alphaswarm.ledger import Ledger
-from alphaswarm.trading.final_writes import final_writes
-from alphaswarm.trading.registry import registry
+from alphaswarm.paper.final_writes import final_writes
+from alphaswarm.paper.killswitch import kill_switch
+from alphaswarm.paper.registry import registry
 
 from .injectors import FAST_BOT, SqliteWriteLock
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import alphaswarm as aw
-from alphaswarm.killswitch import kill_switch
+from alphaswarm.paper.killswitch import kill_switch
 from tests.reliability.checks import ledger_problems
 
 ROOT = Path(__file__).resolve().parents[2]

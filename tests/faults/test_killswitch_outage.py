@@ -14,10 +14,10 @@ import pytest
 import requests
 
 import alphaswarm as aw
-from alphaswarm.killswitch import KillSwitchEngaged, kill_switch
 from alphaswarm.ledger import Ledger
+from alphaswarm.paper.final_writes import final_writes
+from alphaswarm.paper.killswitch import KillSwitchEngaged, kill_switch
 from alphaswarm.server.app import ServerThread
-from alphaswarm.trading.final_writes import final_writes
 from tests.reliability.checks import ledger_problems
 
 from .injectors import fill_counts

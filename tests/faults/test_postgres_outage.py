@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.killswitch import kill_switch
 from alphaswarm.ledger import Ledger
-from alphaswarm.trading.final_writes import final_writes
+from alphaswarm.paper.final_writes import final_writes
+from alphaswarm.paper.killswitch import kill_switch
 from tests.pg import PG_PACKAGE, SUPERUSER, PostgresServer, find_pg_bin, fresh_database
 from tests.reliability.checks import ledger_problems
 

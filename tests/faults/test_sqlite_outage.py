@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.trading.final_writes import final_writes
+from alphaswarm.paper.final_writes import final_writes
 from tests.reliability.checks import ledger_problems
 
 from .injectors import fill_counts, frames_not_committed

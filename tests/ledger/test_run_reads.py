@@ -18,7 +18,7 @@ from alphaswarm.ledger.run_reads import (
     run_symbols,
     session_stats,
 )
-from alphaswarm.runtime import engine_loop
+from alphaswarm.paper.runtime import engine_loop
 
 
 def _fills(*rows: tuple[str, str, float, float, float]) -> pd.DataFrame:

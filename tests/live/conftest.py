@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.killswitch import kill_switch
-from alphaswarm.trading.registry import registry
+from alphaswarm.paper.killswitch import kill_switch
+from alphaswarm.paper.registry import registry
 
 pytest.importorskip("alpaca")  # the test extra installs alphaswarm[alpaca,ccxt]
 pytest.importorskip("ccxt")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.data.live import FeedAuthError
+from alphaswarm.live import FeedAuthError
 from tests.live.conftest import FAST, GATE, live_bot, run
 from tests.live.loopback import API_KEY, SECRET_KEY, AlpacaServer
 

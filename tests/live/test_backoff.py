@@ -10,7 +10,7 @@ import pytest
 import alphaswarm as aw
 from alphaswarm.data import make_feed
 from alphaswarm.data.base import FeedError
-from alphaswarm.data.live import BarGroup, FeedEvent
+from alphaswarm.live import BarGroup, FeedEvent
 from tests.live.conftest import GATE, live_bot, run
 from tests.live.test_ccxt import ccxt_data
 

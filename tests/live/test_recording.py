@@ -11,8 +11,8 @@ import pytest
 
 import alphaswarm as aw
 from alphaswarm.data import make_feed
-from alphaswarm.data.live import BarGroup, FeedEvent
-from alphaswarm.data.live.recording import Recorder, RecordingFeed
+from alphaswarm.live import BarGroup, FeedEvent
+from alphaswarm.live.recording import Recorder, RecordingFeed
 from alphaswarm.model import Bar
 from tests.live.conftest import FAST, GATE, live_bot, run
 

@@ -8,9 +8,9 @@ import pytest
 
 from alphaswarm.data import make_feed
 from alphaswarm.data.base import FeedError
-from alphaswarm.data.live import BarGroup, BarSequencer, FeedEvent, FeedState, feed_override
-from alphaswarm.data.live.ccxt import TradeAggregator
-from alphaswarm.data.live.hours import AlwaysOpen, ExchangeHours
+from alphaswarm.live import BarGroup, BarSequencer, FeedEvent, FeedState, feed_override
+from alphaswarm.live.ccxt import TradeAggregator
+from alphaswarm.live.hours import AlwaysOpen, ExchangeHours
 from alphaswarm.model import Bar
 
 T0 = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)

@@ -10,8 +10,8 @@ import pytest
 
 import alphaswarm as aw
 from alphaswarm.data import ReplayFeed
-from alphaswarm.killswitch import kill_switch
-from alphaswarm.trading.registry import registry
+from alphaswarm.paper.killswitch import kill_switch
+from alphaswarm.paper.registry import registry
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

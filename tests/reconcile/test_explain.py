@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alphaswarm.explain import OrderNotFound, explain_order
 from alphaswarm.model import OrderRequest, Side
+from alphaswarm.paper.explain import OrderNotFound, explain_order
 from alphaswarm.risk.limits import AccountState, RiskLimits
 from tests.reconcile.conftest import scripted_spec
 from tests.ui.conftest import wait_until

@@ -23,7 +23,7 @@ from alphaswarm.data.base import FeedError
 from alphaswarm.data.replay import ReplayFeed
 from alphaswarm.ledger import Ledger
 from alphaswarm.model import ModelError
-from alphaswarm.trading.session import PaperSession
+from alphaswarm.paper.session import PaperSession
 
 FUZZ = settings(
     max_examples=150,

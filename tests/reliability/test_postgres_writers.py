@@ -15,7 +15,7 @@ import pytest
 
 from alphaswarm.bots import Bot
 from alphaswarm.ledger import Ledger
-from alphaswarm.trading.session import PaperSession
+from alphaswarm.paper.session import PaperSession
 from tests.pg import fresh_database
 
 from .checks import ledger_problems

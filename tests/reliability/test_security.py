@@ -203,7 +203,7 @@ ALLOWED = {
     # PRAGMA takes no bound parameters; the value is an int formatted with :d
     ("alphaswarm/ledger/dialect.py", 'cursor.execute(f"PRAGMA busy_timeout = {timeout_ms:d}")'),
     # LISTEN takes an identifier, not a parameter; the channel is a module constant
-    ("alphaswarm/cluster.py", 'conn.execute(f"LISTEN {KILL_SWITCH_CHANNEL}")'),
+    ("alphaswarm/paper/cluster.py", 'conn.execute(f"LISTEN {KILL_SWITCH_CHANNEL}")'),
 }
 
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from alphaswarm import runtime
-from alphaswarm.killswitch import kill_switch
+from alphaswarm.paper import runtime
+from alphaswarm.paper.killswitch import kill_switch
+from alphaswarm.paper.registry import registry
 from alphaswarm.server import ServerThread
 from alphaswarm.server.demo import DEMO_SPEC
-from alphaswarm.trading.registry import registry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alphaswarm.killswitch import kill_switch
+from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.server.demo import DEMO_SPEC
 
 from .conftest import running_session, wait_until

@@ -18,7 +18,7 @@ import requests
 import websockets.sync.client as ws_client
 from websockets.exceptions import ConnectionClosed
 
-from alphaswarm.killswitch import kill_switch
+from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.server import ServerThread
 from alphaswarm.server.errors import MAX_BODY_BYTES
 

@@ -83,7 +83,7 @@ def test_a_switch_interval_out_of_range_refuses_to_start(bad):
 
 @pytest.mark.parametrize("tuned", [False, True])
 def test_serve_changes_the_switch_interval_only_when_tuned(monkeypatch, tuned):
-    from alphaswarm import tuning
+    from alphaswarm.paper import tuning
     from alphaswarm.server import app
 
     class Stop(Exception):

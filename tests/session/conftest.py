@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.killswitch import kill_switch
 from alphaswarm.ledger import Ledger
-from alphaswarm.trading.registry import registry
+from alphaswarm.paper.killswitch import kill_switch
+from alphaswarm.paper.registry import registry
 
 DEMO_RISK = {
     "max_order_notional": 50_000,

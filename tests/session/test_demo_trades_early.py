@@ -6,7 +6,7 @@ import pytest
 
 import alphaswarm as aw
 from alphaswarm.bots import DEMO_SPEC
-from alphaswarm.runtime import engine_loop
+from alphaswarm.paper.runtime import engine_loop
 
 #: Bars of a session a newcomer waits at most for the first fill: 30 s at the demo speed.
 FIRST_FILL_WITHIN_BARS = 30
@@ -22,7 +22,7 @@ def ledger(tmp_path):
 
 def test_demo_bot_fills_within_30_bars_of_a_session(ledger):
     bot = aw.Bot(DEMO_SPEC)
-    result = bot.backtest(bars=7800)  # what the README snippet and notebook 01 do first
+    result = aw.backtest(bot, bars=7800)  # what the README snippet and notebook 01 do first
     assert result.metrics["sharpe"] >= 0.5  # it still passes the paper gate honestly
     # `alphaswarm paper run sma-demo --speed 60 --duration 30`, in bar terms
     session = aw.PaperSession(bot, speed=0, duration_minutes=FIRST_FILL_WITHIN_BARS)

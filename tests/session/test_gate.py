@@ -9,7 +9,7 @@ import pytest
 
 import alphaswarm as aw
 from alphaswarm.data import ReplayFeed
-from alphaswarm.trading.gate import check_gate
+from alphaswarm.paper.gate import check_gate
 
 
 def errors_for(bot, ledger, **kw):

@@ -17,9 +17,9 @@ import time
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.killswitch import kill_switch
 from alphaswarm.ledger import Ledger, LedgerError
-from alphaswarm.trading.session import PaperSession
+from alphaswarm.paper.killswitch import kill_switch
+from alphaswarm.paper.session import PaperSession
 from tests.reliability.checks import ledger_problems
 
 
@@ -124,22 +124,22 @@ def test_engage_reports_both_commits(ledger, bot):
 def test_sessions_take_no_bar_and_commit_nothing_while_an_engage_runs(
     ledger, bot, commits, monkeypatch
 ):
-    from alphaswarm.trading import session as session_module
+    from alphaswarm.paper import drivers, halts
 
     writes = commits
     parked: set[int] = set()
-    yield_to_halts = session_module._yield_to_halts
+    yield_to_halts = drivers._yield_to_halts
 
     async def parking() -> None:  # which sessions wait for the halt to end
         task = id(asyncio.current_task())
-        if session_module._halts_pending():
+        if halts._halts_pending():
             parked.add(task)
         try:
             await yield_to_halts()
         finally:
             parked.discard(task)
 
-    monkeypatch.setattr(session_module, "_yield_to_halts", parking)
+    monkeypatch.setattr(drivers, "_yield_to_halts", parking)
     sessions = started(bot, 3, speed=600)
     ks = kill_switch()
     ks.engaging.set()
@@ -213,7 +213,7 @@ def test_frames_a_group_commit_left_unpublished_go_out_first(ledger, bot):
 
 
 def test_waiting_sessions_share_one_poller_per_loop():
-    from alphaswarm.trading.session import _yield_to_halts
+    from alphaswarm.paper.halts import _yield_to_halts
 
     ks = kill_switch()
 

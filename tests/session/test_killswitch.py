@@ -9,8 +9,8 @@ import time
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.killswitch import kill_switch
-from alphaswarm.trading.registry import registry
+from alphaswarm.paper.killswitch import kill_switch
+from alphaswarm.paper.registry import registry
 
 
 def start_many(bot, n, **kw):

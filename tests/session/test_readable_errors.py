@@ -10,7 +10,7 @@ import pytest
 import alphaswarm as aw
 from alphaswarm.data import FeedError
 from alphaswarm.ledger import LedgerError
-from alphaswarm.runtime import engine_loop
+from alphaswarm.paper.runtime import engine_loop
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_gate_refusal_says_what_to_do(tmp_ledger):
     bot = aw.Bot({"name": "never-backtested", "strategy": "sma_cross"})
     with pytest.raises(aw.GateRefused) as info:
         aw.PaperSession(bot, speed=0).start(loop=engine_loop())
-    assert "bot.backtest()" in str(info.value) and "force=True" in str(info.value)
+    assert "aw.backtest(bot)" in str(info.value) and "force=True" in str(info.value)
 
 
 def test_kill_switch_refusal_says_how_to_reset(good_bot):
@@ -94,4 +94,4 @@ def test_unknown_symbol_names_the_available_ones(tmp_ledger):
     bot = aw.Bot({"name": "no-such", "strategy": "sma_cross", "universe": ["NOPE"],
                   "data": {"feed": "sample"}})  # fmt: skip
     with pytest.raises(FeedError, match="no data for 'NOPE'; available: .*AAPL"):
-        bot.backtest()
+        aw.backtest(bot)

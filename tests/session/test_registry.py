@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from alphaswarm.trading.registry import SessionRegistry
+from alphaswarm.paper.registry import SessionRegistry
 
 
 def test_version_bumps_from_many_threads_all_count():

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.killswitch import kill_switch
-from alphaswarm.runtime import engine_loop
-from alphaswarm.trading.registry import registry
+from alphaswarm.paper.killswitch import kill_switch
+from alphaswarm.paper.registry import registry
+from alphaswarm.paper.runtime import engine_loop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -251,7 +251,7 @@ def test_times_are_in_the_browser_zone_and_named(browser, site):
         )
         expect(page.locator(".alphaswarm-zone")).to_have_text("times in America/New_York")
 
-        from alphaswarm.runtime import engine_loop
+        from alphaswarm.paper.runtime import engine_loop
 
         run = aw.PaperSession(aw.Bot(GOOD_BOT_V2), speed=0, duration_minutes=None, max_bars=60)
         run.start(loop=engine_loop())
@@ -267,7 +267,7 @@ def test_times_are_in_the_browser_zone_and_named(browser, site):
 
 
 def test_a_kill_of_the_open_run_shows_a_toast(page, site, errors):
-    from alphaswarm.runtime import engine_loop
+    from alphaswarm.paper.runtime import engine_loop
 
     page.set_viewport_size(WIDE)
     bot = aw.Bot(GOOD_BOT_V2)

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import expect
 
 import alphaswarm as aw
-from alphaswarm.killswitch import kill_switch
+from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.ui.app import StartForm
 from alphaswarm.ui.base import FramePump
 from tests.ui.conftest import GOOD_BOT, wait_until

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.sync_api import expect
 
-from alphaswarm.killswitch import kill_switch
+from alphaswarm.paper.killswitch import kill_switch
 from tests.ui.conftest import wait_until
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ import requests
 from playwright.sync_api import expect
 
 import alphaswarm as aw
-from alphaswarm.runtime import engine_loop
+from alphaswarm.paper.runtime import engine_loop
 from alphaswarm.server import ServerThread
 from alphaswarm.server.demo import DEMO_RUN_NAME
 from tests.ui.conftest import free_port, wait_until
@@ -132,7 +132,7 @@ def boxes_overlap(a: dict, b: dict) -> bool:
 @pytest.mark.parametrize("engaged", [False, True], ids=["armed", "engaged"])
 @pytest.mark.parametrize("size", [(390, 844), (1024, 768), (1440, 900)], ids=str)
 def test_the_kill_switch_is_on_screen_and_uncovered(browser, app_server, tmp_ledger, size, engaged):
-    from alphaswarm.killswitch import kill_switch
+    from alphaswarm.paper.killswitch import kill_switch
 
     if engaged:
         kill_switch().engage("layout drill with a long reason " * 3, actor="test")

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 import alphaswarm as aw
 from alphaswarm.ledger.run_reads import closed_trades, pnl_by_symbol, session_stats
-from alphaswarm.runtime import engine_loop
+from alphaswarm.paper.runtime import engine_loop
 from tests.ui.conftest import wait_until
 
 pytestmark = pytest.mark.ui

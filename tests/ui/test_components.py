@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import alphaswarm as aw
-from alphaswarm.killswitch import kill_switch
-from alphaswarm.runtime import engine_loop
+from alphaswarm.paper.killswitch import kill_switch
+from alphaswarm.paper.runtime import engine_loop
 from alphaswarm.ui import (
     EquityCurve,
     FillsTable,

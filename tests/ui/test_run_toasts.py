@@ -6,10 +6,10 @@ import pandas as pd
 
 import alphaswarm as aw
 from alphaswarm.data import make_feed
-from alphaswarm.data.live import BarGroup, FeedEvent
-from alphaswarm.data.live.recording import Recorder
+from alphaswarm.live import BarGroup, FeedEvent
+from alphaswarm.live.recording import Recorder
 from alphaswarm.model import Bar
-from alphaswarm.runtime import engine_loop
+from alphaswarm.paper.runtime import engine_loop
 from alphaswarm.ui.base import FramePump
 from alphaswarm.ui.run_toasts import RunToasts, toast_for
 from tests.live.conftest import GATE, live_bot

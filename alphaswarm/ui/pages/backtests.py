@@ -18,7 +18,7 @@ from alphaswarm.backtest import BacktestResult, backtest
 from alphaswarm.bots import Bot
 from alphaswarm.ledger import LedgerError
 from alphaswarm.model import ModelError
-from alphaswarm.runtime import get_ledger
+from alphaswarm.paper.runtime import get_ledger
 from alphaswarm.ui.pages.html import fmt_bar_time, fmt_number, fmt_time, table
 from alphaswarm.ui.routes import page_path
 

@@ -20,12 +20,12 @@ import yaml
 
 from alphaswarm.backtest import BacktestResult, backtest
 from alphaswarm.bots import Bot
-from alphaswarm.killswitch import KillSwitchEngaged
 from alphaswarm.ledger import LedgerError
 from alphaswarm.model import ModelError
-from alphaswarm.runtime import engine_loop, get_ledger
-from alphaswarm.trading.gate import GateRefused
-from alphaswarm.trading.session import PaperSession
+from alphaswarm.paper.gate import GateRefused
+from alphaswarm.paper.killswitch import KillSwitchEngaged
+from alphaswarm.paper.runtime import engine_loop, get_ledger
+from alphaswarm.paper.session import PaperSession
 from alphaswarm.ui.pages.gate_view import evaluate, rule_rows, verdict_html
 from alphaswarm.ui.pages.html import Link, fmt_number, fmt_time, table
 from alphaswarm.ui.routes import page_path

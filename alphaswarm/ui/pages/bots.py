@@ -15,7 +15,7 @@ import param
 from alphaswarm.bots import Bot
 from alphaswarm.ledger import LedgerError
 from alphaswarm.model import ModelError
-from alphaswarm.runtime import get_ledger
+from alphaswarm.paper.runtime import get_ledger
 from alphaswarm.ui.pages.gate_view import VERDICTS, evaluate
 from alphaswarm.ui.pages.html import Link, fmt_number, table
 from alphaswarm.ui.routes import page_path

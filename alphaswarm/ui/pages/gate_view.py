@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from alphaswarm.trading.gate import GateResult, check_gate
+from alphaswarm.paper.gate import GateResult, check_gate
 from alphaswarm.ui.pages.html import fmt_number, table
 
 if TYPE_CHECKING:

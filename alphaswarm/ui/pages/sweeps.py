@@ -17,7 +17,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from alphaswarm.runtime import get_ledger
+from alphaswarm.paper.runtime import get_ledger
 from alphaswarm.sweep.api import SweepResult, overfit_report, score
 from alphaswarm.sweep.ledger import OOS_PREFIX, SweepStore
 from alphaswarm.ui.pages.html import Link, fmt_number, fmt_time, table

@@ -7,7 +7,7 @@ with the web server's loop and a notebook's loop stays free.
 Nothing here starts before it is needed: the default ledger opens (and recovers
 orphaned runs) on the first :func:`get_ledger`, the engine loop's thread on the
 first session that needs it. Neither touches the garbage collector or the switch
-interval; a process that wants that opts in (:mod:`alphaswarm.tuning`).
+interval; a process that wants that opts in (:mod:`alphaswarm.paper.tuning`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING
 
-from alphaswarm import tuning
+from alphaswarm.paper import tuning
 
 if TYPE_CHECKING:
-    from alphaswarm.gcfreeze import HeapFreezer
     from alphaswarm.ledger import Ledger
+    from alphaswarm.paper.gcfreeze import HeapFreezer
 
 _lock = threading.Lock()
 _ledger: Ledger | None = None
@@ -54,8 +54,8 @@ def set_ledger(ledger: Ledger | str | None) -> Ledger | None:
 
 
 def _attach(ledger: Ledger | None) -> None:
-    from alphaswarm.killswitch import kill_switch
-    from alphaswarm.recovery import recover_orphans
+    from alphaswarm.paper.killswitch import kill_switch
+    from alphaswarm.paper.recovery import recover_orphans
 
     kill_switch().attach_ledger(ledger)
     if ledger is not None:
@@ -83,7 +83,7 @@ def engine_loop() -> asyncio.AbstractEventLoop:
 
 
 def heap_freezer() -> HeapFreezer | None:
-    """The tuned process's heap freezer (None unless :mod:`alphaswarm.tuning` is on)."""
+    """The tuned process's heap freezer (None unless :mod:`alphaswarm.paper.tuning` is on)."""
     return tuning.heap_freezer()
 
 

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from alphaswarm.data.base import Block, FeedError
-from alphaswarm.data.live.base import BarGroup, FeedEvent, FeedState, LiveFeed
+from alphaswarm.live.base import BarGroup, FeedEvent, FeedState, LiveFeed
 from alphaswarm.model import Bar
 from alphaswarm.model import to_utc as _to_utc
 

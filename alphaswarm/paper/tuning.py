@@ -13,7 +13,7 @@ there. :func:`enable` then
   default): a thread busy with Python code hands the interpreter lock to a waiting
   one (a kill-switch request) sooner;
 * freezes what paper sessions are made of shortly after they start
-  (:class:`~alphaswarm.gcfreeze.HeapFreezer`), so full collections walk less, and
+  (:class:`~alphaswarm.paper.gcfreeze.HeapFreezer`), so full collections walk less, and
   unfreezes and collects everything when no session runs any more: no object of
   the process stays frozen once its sessions have ended;
 * holds the collector off and shortens the switch interval further while a kill
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from alphaswarm.gcfreeze import HeapFreezer
+    from alphaswarm.paper.gcfreeze import HeapFreezer
 
 __all__ = [
     "DEFAULT_SWITCH_INTERVAL_MS",
@@ -116,12 +116,12 @@ def _get_freezer() -> HeapFreezer | None:
     global _freezer
     if not _enabled:
         return None
-    from alphaswarm.runtime import engine_loop
+    from alphaswarm.paper.runtime import engine_loop
 
     loop = engine_loop()  # before the lock: starting it may import
     with _lock:
         if _enabled and _freezer is None:
-            from alphaswarm.gcfreeze import HeapFreezer
+            from alphaswarm.paper.gcfreeze import HeapFreezer
 
             _freezer = HeapFreezer(loop, _no_session_running)
         return _freezer
@@ -143,7 +143,7 @@ def session_ended() -> None:
 
 
 def _no_session_running() -> bool:
-    from alphaswarm.trading.registry import registry
+    from alphaswarm.paper.registry import registry
 
     return not registry().running()
 

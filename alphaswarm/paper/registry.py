@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import param
 
-from alphaswarm import runtime
-from alphaswarm.killswitch import kill_switch
+from alphaswarm.paper import runtime
+from alphaswarm.paper.killswitch import kill_switch
 
 if TYPE_CHECKING:
-    from alphaswarm.trading.session import PaperSession
+    from alphaswarm.paper.session import PaperSession
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class SessionRegistry(param.Parameterized):
 
         While it runs, ``halting`` is set so sessions take no new bar.
         """
-        from alphaswarm.trading.session import PaperSession
+        from alphaswarm.paper.session import PaperSession
 
         with self._halting_lock:
             self._halts_in_progress += 1

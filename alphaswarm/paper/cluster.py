@@ -18,7 +18,7 @@ in ``pg_stat_activity``:
    (or release) those bots' sessions here too.
 3. After every wait, re-read the row (the safety net when a notification is lost),
    keep this process's owner advisory lock alive and, every few seconds, mark the
-   runs of dead owners crashed (:func:`alphaswarm.recovery.reap_dead_owners`).
+   runs of dead owners crashed (:func:`alphaswarm.paper.recovery.reap_dead_owners`).
 
 A cut connection is replaced after one re-read interval; while the database is
 unreachable the row is re-read every interval through the ledger, and the kill
@@ -47,8 +47,8 @@ from sqlalchemy.engine import make_url
 from alphaswarm.ledger.store import KILL_SWITCH_CHANNEL
 
 if TYPE_CHECKING:
-    from alphaswarm.killswitch import KillSwitch
     from alphaswarm.ledger import Ledger
+    from alphaswarm.paper.killswitch import KillSwitch
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class ClusterListener:
         if now - self._last_reap < self.reap_every:
             return
         self._last_reap = now
-        from alphaswarm.recovery import reap_dead_owners
+        from alphaswarm.paper.recovery import reap_dead_owners
 
         try:
             reap_dead_owners(self.ledger, self._suspects)
@@ -232,7 +232,7 @@ class ClusterListener:
 class SqliteWatcher:
     """Follows a SQLite ledger's kill-switch row by watching ``PRAGMA data_version``.
 
-    Started by :meth:`alphaswarm.killswitch.KillSwitch.watch`; it ends by itself once
+    Started by :meth:`alphaswarm.paper.killswitch.KillSwitch.watch`; it ends by itself once
     nothing needs it (no session runs, no server serves) or the ledger is replaced.
 
     Parameters

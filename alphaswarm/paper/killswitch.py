@@ -24,14 +24,14 @@ The process's switch (:func:`kill_switch`) answers from the persisted state: on
 first use it attaches to the default ledger, and :meth:`KillSwitch.state`,
 :meth:`KillSwitch.engage` and :meth:`KillSwitch.reset` re-read the row. While a
 session runs (or a server serves) on a SQLite ledger, a watcher thread follows
-the file's ``PRAGMA data_version`` (:class:`~alphaswarm.cluster.SqliteWatcher`), so
+the file's ``PRAGMA data_version`` (:class:`~alphaswarm.paper.cluster.SqliteWatcher`), so
 an engagement written by another process halts this one's sessions within a
 few tens of milliseconds.
 
 Several server processes on one PostgreSQL ledger share one switch: the
 ``kill_switch`` row is the latch and its ``pg_notify`` (same transaction) the
 signal. Each process follows the row (:meth:`KillSwitch.follow`, fed by the
-:class:`~alphaswarm.cluster.ClusterListener` thread and by every re-read): a new
+:class:`~alphaswarm.paper.cluster.ClusterListener` thread and by every re-read): a new
 engagement epoch halts the process's own targets without writing the row again,
 then the process acknowledges the epoch in ``kill_switch_acks``. The engaging
 process reports every process's acknowledgement (``cluster`` in the result).
@@ -50,8 +50,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import param
 
-from alphaswarm import tuning
 from alphaswarm.model import ModelError
+from alphaswarm.paper import tuning
 
 if TYPE_CHECKING:
     from alphaswarm.ledger import Ledger
@@ -149,7 +149,7 @@ class KillSwitch(param.Parameterized):
         """Persist the state in ``ledger`` (and read it back there).
 
         On PostgreSQL this also starts the listener thread that makes this process
-        follow engagements made by other processes (see :mod:`alphaswarm.cluster`).
+        follow engagements made by other processes (see :mod:`alphaswarm.paper.cluster`).
         """
         if self._listener is not None:
             self._listener.stop(timeout=0)
@@ -160,7 +160,7 @@ class KillSwitch(param.Parameterized):
         if ledger is not None:
             self.refresh(force=True, adopt=True)
             if self._clustered:
-                from alphaswarm.cluster import ClusterListener
+                from alphaswarm.paper.cluster import ClusterListener
 
                 self._listener = ClusterListener(
                     self, ledger, interval=self.REFRESH_SECONDS
@@ -177,7 +177,7 @@ class KillSwitch(param.Parameterized):
         """
         if self._ledger is not None or not self._auto_attach:
             return
-        from alphaswarm.runtime import get_ledger
+        from alphaswarm.paper.runtime import get_ledger
 
         try:
             get_ledger()  # attaches it here
@@ -190,7 +190,7 @@ class KillSwitch(param.Parameterized):
         """Follow engagements written by other processes at once while ``active()`` is true.
 
         On a SQLite ledger this runs one watcher thread with a connection of its own
-        (:class:`~alphaswarm.cluster.SqliteWatcher`): every commit to the file changes
+        (:class:`~alphaswarm.paper.cluster.SqliteWatcher`): every commit to the file changes
         its ``PRAGMA data_version``, and a change makes this switch re-read its row.
         Sessions call it when they start, the server when it starts; the thread ends
         once every ``active()`` is false. PostgreSQL has its listener already.
@@ -215,7 +215,7 @@ class KillSwitch(param.Parameterized):
         watcher = self._watcher
         if watcher is not None and watcher.alive and watcher.ledger is ledger:
             return
-        from alphaswarm.cluster import SqliteWatcher
+        from alphaswarm.paper.cluster import SqliteWatcher
 
         self._watcher = SqliteWatcher(self, ledger, interval=self.WATCH_SECONDS)
         if self._watcher.database is None:  # in memory: one process, nothing to watch
@@ -319,7 +319,7 @@ class KillSwitch(param.Parameterized):
 
         In a process that opted in to interpreter tuning (``alphaswarm serve
         --tune-interpreter``) the collector is held off and the switch interval
-        shortened meanwhile (:func:`alphaswarm.tuning.latency_critical`); otherwise
+        shortened meanwhile (:func:`alphaswarm.paper.tuning.latency_critical`); otherwise
         nothing interpreter-wide changes.
         """
         with self._lock:
@@ -521,7 +521,7 @@ class KillSwitch(param.Parameterized):
         ``after_engage_ms`` is the ack's commit minus ``engaged_at``, both on the
         database clock.
         """
-        from alphaswarm.cluster import LISTENER_PREFIX, listener_name
+        from alphaswarm.paper.cluster import LISTENER_PREFIX, listener_name
 
         self._ack(epoch, per_target, mode, elapsed_ms)
         ledger = self._ledger

@@ -60,14 +60,15 @@ from alphaswarm.bots import Bot
 from alphaswarm.callable_module import make_callable
 from alphaswarm.data.base import Feed
 from alphaswarm.data.replay import ReplayFeed
+from alphaswarm.engine.broker import SimulatedBroker
+from alphaswarm.engine.loop import Engine
 from alphaswarm.model import ModelError
-from alphaswarm.trading.engine import Engine
-from alphaswarm.trading.paper_trading import SimulatedBroker
 from alphaswarm.trail import BAR_COLUMNS, RunNotFound, RunTrail, check_bars, load_trail
+from alphaswarm.views import view
 
 if TYPE_CHECKING:
-    from alphaswarm.broker.shadow_report import ShadowReport
     from alphaswarm.ledger import Ledger
+    from alphaswarm.research.shadow_report import ShadowReport
 
 __all__ = ["CAUSES", "Reconciliation", "RunNotFound", "reconcile"]
 
@@ -115,7 +116,7 @@ class Reconciliation:
     shadow : ShadowReport or None
         For a run routed to a real broker with ``shadow: true``: the broker's fills
         against the fill model's on the same orders, with a suggested ``slippage_bps``
-        (:func:`alphaswarm.broker.shadow_report.shadow_report`).
+        (:func:`alphaswarm.research.shadow_report.shadow_report`).
     """
 
     run_id: str
@@ -163,9 +164,7 @@ class Reconciliation:
 
     def __panel__(self) -> Any:
         """A Panel view: the summary, P&L by cause and the trades table."""
-        from alphaswarm.ui.reconcile_view import ReconciliationView
-
-        return ReconciliationView(reconciliation=self)
+        return view("reconciliation", self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         from alphaswarm.notebook import notebook_mimebundle
@@ -804,7 +803,7 @@ def reconcile(
         When the run saw no bars or ``bars`` is unusable.
     """
     if ledger is None:
-        from alphaswarm.runtime import get_ledger
+        from alphaswarm.paper.runtime import get_ledger
 
         ledger = get_ledger()
     trail = load_trail(ledger, run_id)
@@ -850,7 +849,7 @@ def reconcile(
 
 def _shadow(trail: RunTrail, ledger: Ledger) -> ShadowReport | None:
     """The broker-vs-shadow report of a run that ran a shadow simulator, else None."""
-    from alphaswarm.broker.shadow_report import shadow_report, shadow_state
+    from alphaswarm.research.shadow_report import shadow_report, shadow_state
 
     if shadow_state(ledger.get_run(trail.run_id)) is None:
         return None

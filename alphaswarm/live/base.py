@@ -35,12 +35,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from alphaswarm.data.base import Feed, FeedError
-from alphaswarm.data.live.hours import AlwaysOpen, MarketHours
+from alphaswarm.live.hours import AlwaysOpen, MarketHours
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from alphaswarm.data.live.recording import Recorder
+    from alphaswarm.live.recording import Recorder
     from alphaswarm.model import Bar
 
 __all__ = [
@@ -300,7 +300,7 @@ class LiveFeed(Feed):
     calendar : str
         ``equities`` or ``24x7`` (see :class:`~alphaswarm.data.base.Feed`).
     hours : MarketHours, optional
-        When bars are expected; :class:`~alphaswarm.data.live.hours.AlwaysOpen` by default.
+        When bars are expected; :class:`~alphaswarm.live.hours.AlwaysOpen` by default.
     stall_seconds : float
         Seconds without a bar, while the market is open, before a ``stalled`` event.
     halt_on_stall : bool
@@ -448,7 +448,7 @@ class LiveFeed(Feed):
         self._state = FeedState()
         recorder = None
         if self.record:
-            from alphaswarm.data.live.recording import Recorder
+            from alphaswarm.live.recording import Recorder
 
             recorder = Recorder(self.record, self)
         return LiveStream(self, recorder)

@@ -9,7 +9,7 @@ session publish its last frames. The thread exists only while a batch is waiting
 
 If the process dies first, nothing of the batch was written: the run is still
 ``running`` in the ledger, and the next start marks it ``crashed`` with its
-counters recomputed from the fills the ledger holds (:mod:`alphaswarm.recovery`),
+counters recomputed from the fills the ledger holds (:mod:`alphaswarm.paper.recovery`),
 so ``num_fills`` always equals the number of ``paper_fills`` rows.
 """
 
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from alphaswarm.ledger.store import LedgerUnavailable
 
 if TYPE_CHECKING:
-    from alphaswarm.trading.session import PaperSession
+    from alphaswarm.paper.session import PaperSession
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from alphaswarm.data.base import FeedError, parse_interval
-from alphaswarm.data.live.base import FeedAuthError, LiveFeed, Malformed
-from alphaswarm.data.live.cache import BarCache, empty_bars, history_blocks
+from alphaswarm.live.base import FeedAuthError, LiveFeed, Malformed
+from alphaswarm.live.cache import BarCache, empty_bars, history_blocks
 from alphaswarm.model import Bar, ModelError
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class CcxtFeed(LiveFeed):
     history : str
         How far back ``groups()``/``frame()`` reach when no start is given (``7d``).
     **live
-        :class:`~alphaswarm.data.live.base.LiveFeed` settings.
+        :class:`~alphaswarm.live.base.LiveFeed` settings.
     """
 
     kind: ClassVar[str] = "ccxt"

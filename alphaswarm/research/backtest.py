@@ -7,7 +7,7 @@ trades as DataFrames.
 
 Two paths give the same result: the event loop (``Engine.step`` per bar) and, when
 the strategy has a vectorized form and the feed serves arrays, the vectorized
-path (:mod:`alphaswarm.trading.vectorized`), which visits only the bars with a
+path (:mod:`alphaswarm.engine.vectorized`), which visits only the bars with a
 signal or an open order. ``engine="auto"`` (the default) takes the vectorized one
 whenever it applies.
 """
@@ -26,6 +26,13 @@ import pandas as pd
 from alphaswarm.bots import Bot
 from alphaswarm.callable_module import make_callable
 from alphaswarm.data.base import FeedError, to_ns
+from alphaswarm.engine.broker import SimulatedBroker
+from alphaswarm.engine.loop import Engine
+from alphaswarm.engine.vectorized import (
+    ineligible,
+    run_vectorized,
+    unsupported_arrays,
+)
 from alphaswarm.metrics import (
     METRIC_BY_NAME,
     drawdown_series,
@@ -35,13 +42,7 @@ from alphaswarm.metrics import (
     summarize,
 )
 from alphaswarm.model import ModelError
-from alphaswarm.trading.engine import Engine
-from alphaswarm.trading.paper_trading import SimulatedBroker
-from alphaswarm.trading.vectorized import (
-    ineligible,
-    run_vectorized,
-    unsupported_arrays,
-)
+from alphaswarm.views import view
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -167,10 +168,8 @@ class BacktestResult:
             A Panel viewer: it renders in a notebook cell, in ``pn.panel`` layouts
             and in the dashboard.
         """
-        from alphaswarm.ui.backtest_view import BacktestView
-
         params = {} if max_candles is None else {"max_candles": max_candles}
-        return BacktestView(self, **params)
+        return view("backtest", self, **params)
 
     def save(self, path: str | Path, title: str | None = None) -> None:
         """Write :meth:`plot` as a standalone HTML report that works offline.
@@ -462,7 +461,7 @@ def _price_source(feed: Feed, index: pd.DatetimeIndex) -> Callable[[], pd.DataFr
 def _store(
     result: BacktestResult, ledger: Ledger | None, started_at: datetime, starting_cash: float
 ) -> None:
-    from alphaswarm.runtime import get_ledger
+    from alphaswarm.paper.runtime import get_ledger
 
     ledger = ledger or get_ledger()
     bot = result.bot

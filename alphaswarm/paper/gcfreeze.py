@@ -21,7 +21,7 @@ session runs any more, :meth:`HeapFreezer.release` unfreezes everything and
 collects: nothing stays frozen once the sessions have ended, an object of the host
 process included.
 
-Only a tuned process uses it (:mod:`alphaswarm.tuning`, ``alphaswarm serve
+Only a tuned process uses it (:mod:`alphaswarm.paper.tuning`, ``alphaswarm serve
 --tune-interpreter``); library calls never freeze anything.
 """
 

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pandas as pd
 
 from alphaswarm.data.base import DAY, FeedError, parse_interval
-from alphaswarm.data.live.base import FeedAuthError, LiveFeed, Malformed
-from alphaswarm.data.live.cache import BarCache, empty_bars, history_blocks
-from alphaswarm.data.live.hours import AlwaysOpen, ExchangeHours
+from alphaswarm.live.base import FeedAuthError, LiveFeed, Malformed
+from alphaswarm.live.cache import BarCache, empty_bars, history_blocks
+from alphaswarm.live.hours import AlwaysOpen, ExchangeHours
 from alphaswarm.model import Bar, ModelError, to_utc
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class AlpacaFeed(LiveFeed):
     history : str
         How far back ``groups()``/``frame()`` reach without a start (``7d``).
     **live
-        :class:`~alphaswarm.data.live.base.LiveFeed` settings.
+        :class:`~alphaswarm.live.base.LiveFeed` settings.
 
     Raises
     ------

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from alphaswarm.engine.broker import BrokerEvent
 from alphaswarm.model import (
     ModelError,
     Order,
@@ -22,15 +23,14 @@ from alphaswarm.model import (
 )
 from alphaswarm.risk.limits import AccountState, RiskDecision, RiskLimits
 from alphaswarm.strategies.base import SIGNALS
-from alphaswarm.trading.paper_trading import BrokerEvent
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from datetime import datetime
 
+    from alphaswarm.engine.broker import SimulatedBroker
     from alphaswarm.model import Bar, Fill, Position
     from alphaswarm.strategies.base import Strategy
-    from alphaswarm.trading.paper_trading import SimulatedBroker
 
     Listener = Callable[[str, str, dict[str, Any]], None]
 

@@ -157,7 +157,7 @@ def shadow_report(run_id: str, ledger: Ledger | None = None) -> ShadowReport:
         When the run recorded no shadow simulation.
     """
     if ledger is None:
-        from alphaswarm.runtime import get_ledger
+        from alphaswarm.paper.runtime import get_ledger
 
         ledger = get_ledger()
     run = ledger.get_run(run_id)

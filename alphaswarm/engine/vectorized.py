@@ -1,6 +1,6 @@
 """The vectorized backtest path: array signals, the engine's own objects at events only.
 
-:class:`~alphaswarm.trading.engine.Engine` walks every bar. When the strategy
+:class:`~alphaswarm.engine.loop.Engine` walks every bar. When the strategy
 declares ``signals(close)`` (its ``on_bar`` decisions as an array, see
 :mod:`alphaswarm.strategies.vectorized`) and the feed serves arrays
 (:meth:`~alphaswarm.data.base.Feed.arrays`), most bars do nothing: no signal, no
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from alphaswarm.data.base import Feed, FeedArrays, SymbolArrays
+    from alphaswarm.engine.loop import Engine
     from alphaswarm.risk.limits import RiskDecision
-    from alphaswarm.trading.engine import Engine
 
 __all__ = ["VectorRun", "ineligible", "run_vectorized", "unsupported_arrays"]
 
@@ -486,7 +486,7 @@ def run_vectorized(
     Parameters
     ----------
     make_engine : callable
-        Returns a fresh :class:`~alphaswarm.trading.engine.Engine` (strategy,
+        Returns a fresh :class:`~alphaswarm.engine.loop.Engine` (strategy,
         broker, risk limits) each call; a run that halts is replayed once up to the
         halting bar on a second one.
     arrays : FeedArrays

@@ -1,10 +1,10 @@
 """Live market data: paper sessions on real-time bars.
 
-* :class:`~alphaswarm.data.live.alpaca.AlpacaFeed` -- US equities through ``alpaca-py``
+* :class:`~alphaswarm.live.alpaca.AlpacaFeed` -- US equities through ``alpaca-py``
   (``data: {feed: alpaca, interval: 1m, source: iex}``);
-* :class:`~alphaswarm.data.live.ccxt.CcxtFeed` -- any ccxt exchange, public data
+* :class:`~alphaswarm.live.ccxt.CcxtFeed` -- any ccxt exchange, public data
   (``data: {feed: ccxt, exchange: binance, interval: 1m}``);
-* :class:`~alphaswarm.data.live.recording.RecordingFeed` -- a recorded live stream
+* :class:`~alphaswarm.live.recording.RecordingFeed` -- a recorded live stream
   (``data: {feed: recording, path: rec.parquet}``);
 * :func:`make_live_feed` builds one from a ``data:`` block, :func:`feed_override`
   rewrites a bot's ``data:`` block for ``--feed ccxt:binance --symbols BTC/USDT``.
@@ -18,9 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alphaswarm.data import register_feed_kind
 from alphaswarm.data.base import FeedError
-from alphaswarm.data.live.alpaca import ALPACA_KEYS
-from alphaswarm.data.live.base import (
+from alphaswarm.live.alpaca import ALPACA_KEYS
+from alphaswarm.live.base import (
     LIVE_KEYS,
     BarGroup,
     BarSequencer,
@@ -31,7 +32,7 @@ from alphaswarm.data.live.base import (
     LiveStream,
     Malformed,
 )
-from alphaswarm.data.live.ccxt import CCXT_KEYS
+from alphaswarm.live.ccxt import CCXT_KEYS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -99,7 +100,7 @@ def make_live_feed(
             options[key] = str(path)
     try:
         if kind == "recording":
-            from alphaswarm.data.live.recording import RecordingFeed
+            from alphaswarm.live.recording import RecordingFeed
 
             if "path" not in options:
                 raise FeedError("data.path: required for feed 'recording' (a .parquet file)")
@@ -107,11 +108,11 @@ def make_live_feed(
         if not symbols:
             raise FeedError(f"universe: feed {kind!r} needs at least one symbol")
         if kind == "alpaca":
-            from alphaswarm.data.live.alpaca import AlpacaFeed
+            from alphaswarm.live.alpaca import AlpacaFeed
 
             return AlpacaFeed(symbols, **options)
         if kind == "ccxt":
-            from alphaswarm.data.live.ccxt import CcxtFeed
+            from alphaswarm.live.ccxt import CcxtFeed
 
             return CcxtFeed(symbols, **options)
     except TypeError as exc:  # a value of the wrong shape reaching a constructor
@@ -185,3 +186,7 @@ def feed_override(
     for item in symbols or []:
         universe.extend(s.strip() for s in str(item).split(",") if s.strip())
     return data, list(dict.fromkeys(universe))
+
+
+for _kind, _keys in LIVE_FEED_KEYS.items():  # make_feed builds live feeds from here on
+    register_feed_kind(_kind, _keys, make_live_feed)

@@ -94,7 +94,7 @@ def _signal_view(frame: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _live_reason(run_id: str, order_id: str) -> str | None:
     """Why the order is open, asked of the broker when the run lives in this process."""
-    from alphaswarm.trading.registry import registry
+    from alphaswarm.paper.registry import registry
 
     session = registry().get(run_id)
     engine = session.engine if session is not None else None

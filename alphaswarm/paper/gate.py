@@ -102,7 +102,7 @@ class GateRefused(ModelError):
         super().__init__(
             f"paper gate refused{where}: "
             + "; ".join(result.errors)
-            + ". Backtest this bot version (bot.backtest()) until it passes, or start with "
+            + ". Backtest this bot version (aw.backtest(bot)) until it passes, or start with "
             "force=True and a reason"
         )
 

@@ -1,0 +1,13 @@
+"""The public name of :mod:`alphaswarm.research.backtest` (``aw.backtest(...)``).
+
+This module replaces itself with the research module in :data:`sys.modules`, so
+``alphaswarm.backtest`` *is* that module (callable as its function, patchable, one copy).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from alphaswarm.research import backtest as _implementation
+
+sys.modules[__name__] = _implementation
