@@ -72,9 +72,23 @@ def _sqlite_utc_text(value: str) -> str | None:
     return parsed.astimezone(UTC).strftime(_SQLITE_UTC)
 
 
+#: The text SQLAlchemy wrote for a naive datetime before 0005 (``%Y-%m-%d %H:%M:%S.%f``).
+_SQLITE_NAIVE_GLOB = (
+    "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+    ".[0-9][0-9][0-9][0-9][0-9][0-9]"
+)
+
+
 def _sqlite_to_utc_text(conn: Connection) -> None:
     for table, columns in TIMESTAMP_COLUMNS.items():
         for column in columns:
+            # the common case in one statement: the format SQLAlchemy wrote, zone added
+            conn.exec_driver_sql(
+                f'UPDATE "{table}" SET "{column}" = "{column}" || ?'  # noqa: S608
+                f' WHERE "{column}" GLOB ?',
+                (_UTC_SUFFIX, _SQLITE_NAIVE_GLOB),
+            )
+            # any other text (written by another tool): parsed, converted to UTC
             rows = conn.exec_driver_sql(
                 f'SELECT rowid, "{column}" FROM "{table}" '  # noqa: S608 - frozen names
                 f"WHERE typeof(\"{column}\") = 'text' AND \"{column}\" NOT LIKE '%{_UTC_SUFFIX}'"
