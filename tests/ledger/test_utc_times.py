@@ -164,3 +164,49 @@ def test_fill_rows_name_bar_time_and_recorded_time(ledger):
     assert pd.Timestamp(before) <= events["recorded_at"].iloc[0] <= pd.Timestamp(after)
     run = ledger.get_run("r")
     assert before <= run["started_at"] <= after and run["started_at"].tzinfo is not None
+
+
+def test_every_read_returns_aware_utc_times(ledger):
+    """Each DataFrame read has its timestamp columns as ``datetime64[..., UTC]``."""
+    from alphaswarm.ledger.schema import UTCDateTime, metadata
+
+    stamp_names = {
+        c.name
+        for t in metadata.tables.values()
+        for c in t.columns
+        if isinstance(c.type, UTCDateTime)
+    }
+    ledger.create_paper_run({"id": "r", "bot_id": "b", "last_bar_ts": BAR})
+    ledger.write_batch(
+        "r",
+        orders=[_order("o1", BAR)],
+        fills=[_fill("f1", "o1", BAR)],
+        equity=[{"ts": BAR, "equity": 1.0, "cash": 1.0}],
+        risk_events=[{"at": BAR, "limit": "max_orders", "action": "deny"}],
+    )
+    ledger.finalize_paper_run("r", status="stopped", total_pnl=0.0)
+    ledger.record_backtest(
+        {"id": "bt", "bot_id": "b", "start_ts": BAR, "end_ts": BAR + timedelta(days=1)}
+    )
+    ledger.audit("me", "test", {})
+    reads = {
+        "runs": ledger.runs(),
+        "fills": ledger.fills("r"),
+        "orders": ledger.orders("r"),
+        "equity": ledger.equity("r"),
+        "risk_events": ledger.risk_events("r"),
+        "backtests": ledger.backtests(),
+        "audit": ledger.audit_rows(),
+        "sql": ledger.sql("SELECT started_at, ended_at, last_bar_ts FROM paper_trading_runs"),
+    }
+    checked = 0
+    for name, frame in reads.items():
+        assert not frame.empty, name
+        for column in stamp_names & set(frame.columns):
+            if frame[column].isna().all():
+                continue  # never set in this ledger (e.g. a backtest's started_at)
+            assert str(frame[column].dtype).endswith(", UTC]"), (name, column, frame[column].dtype)
+            checked += 1
+    assert checked >= 15
+    assert reads["equity"]["ts"].iloc[0] == pd.Timestamp(BAR)
+    assert reads["runs"]["last_bar_ts"].iloc[0] == pd.Timestamp(BAR)
