@@ -282,7 +282,11 @@ def _schemas() -> dict[str, Any]:
                             "side": _STR,
                             "qty": _NUM,
                             "price": _NUM,
-                            "filled_at": ts,
+                            "filled_at": {**ts, "description": "The fill's bar time (UTC)."},
+                            "recorded_at": {
+                                **ts,
+                                "description": "Wall time the fill was written (UTC).",
+                            },
                         },
                         extra=True,
                     ),
