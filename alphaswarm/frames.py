@@ -3,7 +3,14 @@
 Every engine event leaves a session as one JSON object::
 
     {"task_id": "<paper_run_id>", "stage": "order.filled", "message": "BUY 10 DEMO @ 101.20",
-     "timestamp": "2026-11-24T10:31:00.123Z", "ts": 1795516260.123, "seq": 42, ...extras}
+     "timestamp": "2026-11-24T10:31:00.123Z", "ts": 1795516260.123, "seq": 42,
+     "recorded_at": "2026-11-24T10:31:00.123Z", "bar_time": "2024-01-02T15:04:00.000Z",
+     ...extras}
+
+Two clocks, named apart: ``timestamp``/``ts`` and their alias ``recorded_at`` are
+the wall time the frame was made; ``bar_time`` is the time of the market bar the
+frame belongs to (``None`` before the first bar), which a replayed or backtested
+feed sets far from the wall clock. Both are UTC.
 
 ``seq`` grows by one per frame within a run, so a client can detect gaps and
 resume. The bus never slows the publisher: each subscriber has a bounded
@@ -102,8 +109,25 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def iso_bar_time(value: datetime | None) -> str | None:
+    """A bar's time as ISO-8601 UTC with milliseconds and a ``Z`` (``None`` stays)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+
+
 def make_frame(
-    task_id: str, stage: str, message: str, seq: int, *, now: float | None = None, **extras: Any
+    task_id: str,
+    stage: str,
+    message: str,
+    seq: int,
+    *,
+    now: float | None = None,
+    bar_time: str | None = None,
+    **extras: Any,
 ) -> dict[str, Any]:
     """Build one frame envelope.
 
@@ -118,18 +142,24 @@ def make_frame(
     seq : int
         Position of the frame within its run.
     now : float, optional
-        Epoch seconds; the wall clock by default.
+        Epoch seconds; the wall clock by default. Sets ``timestamp``, ``ts`` and
+        ``recorded_at``.
+    bar_time : str, optional
+        The time of the bar the frame belongs to (see :func:`iso_bar_time`).
     **extras
         Stage-specific data.
     """
     ts = time.time() if now is None else now
+    stamp = iso_timestamp(ts)
     frame = {
         "task_id": task_id,
         "stage": stage,
         "message": message,
-        "timestamp": iso_timestamp(ts),
+        "timestamp": stamp,
         "ts": ts,
         "seq": seq,
+        "recorded_at": stamp,
+        "bar_time": bar_time,
     }
     for key, value in extras.items():
         frame[key] = json_safe(value)

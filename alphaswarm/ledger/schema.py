@@ -7,8 +7,19 @@ a test checks that those migrations and this module agree.
 
 Times are stored as UTC. :class:`UTCDateTime` accepts timezone-aware datetimes
 (naive ones are taken as UTC), pandas Timestamps, ISO-8601 strings and epoch seconds,
-and always returns timezone-aware UTC datetimes, also from SQLite, which has no
-timezone-aware type.
+and always returns timezone-aware UTC datetimes. PostgreSQL stores a ``timestamptz``;
+SQLite, which has no timezone-aware type, stores ISO-8601 text that names its zone
+(``2024-01-02 15:04:00.000000+00:00``), so the file read with any tool says UTC.
+
+Two clocks appear in the ledger and their columns say which one they hold:
+
+- **bar time**, the time of the market bar an event belongs to:
+  ``paper_fills.filled_at``, ``paper_orders.created_at``/``updated_at``,
+  ``paper_equity.ts``, ``paper_trading_runs.last_bar_ts``, ``risk_events.at`` (for a
+  limit checked on a bar), ``backtest_runs.start_ts``/``end_ts``;
+- **recorded (wall) time**, when the kit wrote or did something: every other
+  ``*_at`` column, and ``recorded_at`` beside the bar-time columns of
+  ``paper_fills``, ``paper_orders`` and ``risk_events``.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
@@ -40,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NAMING_CONVENTION",
+    "SQLITE_UTC_FORMAT",
     "UTCDateTime",
     "audit_log",
     "backtest_runs",
@@ -125,16 +138,31 @@ def to_utc(value: Any) -> datetime | None:
     raise ValueError(f"cannot interpret {value!r} ({type(value).__name__}) as a timestamp")
 
 
+#: How SQLite stores a UTC time: fixed width ISO-8601 text ending in its zone, so the
+#: text sorts in time order and reads as UTC in any tool.
+SQLITE_UTC_FORMAT = (
+    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d+00:00"
+)
+
+
 class UTCDateTime(TypeDecorator):
     """A ``DateTime(timezone=True)`` that stores UTC and always returns aware UTC values.
 
-    SQLite keeps datetimes as text without an offset, so values are converted to UTC
-    and stripped of their tzinfo before they are bound there; on the way out naive
-    values are marked as UTC. PostgreSQL gets a ``timestamptz``.
+    PostgreSQL gets a ``timestamptz``. SQLite keeps datetimes as text: values are
+    converted to UTC and written as :data:`SQLITE_UTC_FORMAT` (``...+00:00``); text
+    without an offset (rows written before the zone was stored) is read as UTC.
     """
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        """SQLite: text with the ``+00:00`` zone; elsewhere a timezone-aware type."""
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(
+                sqlite.DATETIME(timezone=True, storage_format=SQLITE_UTC_FORMAT)
+            )
+        return dialect.type_descriptor(self.impl)
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
         """Convert ``value`` to UTC (naive UTC for SQLite)."""
@@ -266,6 +294,8 @@ paper_orders = Table(
     _ts("updated_at", nullable=False, default=utcnow),
     # the broker's id of the order (a real broker only; NULL for the simulator)
     Column("broker_order_id", String(64)),
+    # wall time the order was first written (created_at/updated_at are bar times)
+    _ts("recorded_at", default=utcnow),
 )
 
 paper_fills = Table(
@@ -285,7 +315,8 @@ paper_fills = Table(
     Column("price", Float, nullable=False),
     Column("commission", Float, nullable=False, default=0.0),
     Column("slippage", Float, nullable=False, default=0.0),
-    _ts("filled_at", nullable=False),
+    _ts("filled_at", nullable=False),  # bar time of the fill
+    _ts("recorded_at", default=utcnow),  # wall time the fill was written
     Index("ix_paper_fills_paper_run_id_filled_at", "paper_run_id", "filled_at"),
 )
 
@@ -327,6 +358,7 @@ risk_events = Table(
     Column("threshold", Float),
     Column("action", String(32), nullable=False),
     Column("message", Text),
+    _ts("recorded_at", default=utcnow),  # wall time; ``at`` is the bar's time on a bar
 )
 
 audit_log = Table(

@@ -22,7 +22,7 @@ import param
 from alphaswarm.bots import Bot
 from alphaswarm.broker.spec import make_session_broker
 from alphaswarm.engine.loop import Engine
-from alphaswarm.frames import FrameBus, make_frame
+from alphaswarm.frames import FrameBus, iso_bar_time, make_frame
 from alphaswarm.ledger.store import KillSwitchRefusal
 from alphaswarm.model import ModelError
 from alphaswarm.paper.commits import SessionCommits, _GroupCommit
@@ -185,6 +185,8 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         self._fills_written = 0
         self._last_output = 0.0
         self._last_bar_ts: datetime | None = None
+        # (bar time, its ISO text) of the last frame: formatted once per bar
+        self._bar_time_text: tuple[datetime | None, str | None] | None = None
         self._last_bar_wall = 0.0
         self._last_heartbeat = 0.0
         self._ledger: Ledger | None = None
@@ -296,9 +298,20 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         else:  # before the account exists (the gate): its starting cash, no positions
             extras.setdefault("equity", self.starting_cash)
             extras.setdefault("positions", {})
-        frame = make_frame(self.paper_run_id, stage, message, self._seq, **extras)
+        frame = make_frame(
+            self.paper_run_id, stage, message, self._seq, bar_time=self._bar_time(), **extras
+        )
         self._pending.append(frame)
         return frame
+
+    def _bar_time(self) -> str | None:
+        """The current bar's time as frames carry it (formatted once per bar)."""
+        engine = self._engine
+        ts = engine.last_ts if engine is not None else None
+        cached = self._bar_time_text
+        if cached is None or cached[0] != ts:
+            cached = self._bar_time_text = (ts, iso_bar_time(ts))
+        return cached[1]
 
     def _listener(self, stage: str, message: str, extras: dict[str, Any]) -> None:
         self._frame(stage, message, **extras)

@@ -282,7 +282,11 @@ def _schemas() -> dict[str, Any]:
                             "side": _STR,
                             "qty": _NUM,
                             "price": _NUM,
-                            "filled_at": ts,
+                            "filled_at": {**ts, "description": "The fill's bar time (UTC)."},
+                            "recorded_at": {
+                                **ts,
+                                "description": "Wall time the fill was written (UTC).",
+                            },
                         },
                         extra=True,
                     ),
@@ -551,7 +555,9 @@ def openapi_document() -> dict[str, Any]:
             "get": {
                 "summary": "WebSocket: JSON frames of one run; ?since=SEQ replays from the ledger.",
                 "description": "Upgrade to a WebSocket. Frames follow the envelope {task_id, "
-                "stage, message, timestamp, ts, seq, ...}. Closes with 1000 after `done`, "
+                "stage, message, timestamp, ts, seq, recorded_at, bar_time, ...}: timestamp, ts "
+                "and recorded_at are the wall time (UTC), bar_time the time of the bar the "
+                "frame belongs to (UTC; null before the first bar). Closes with 1000 after `done`, "
                 "4404 for an unknown run.",
                 "parameters": [
                     _RUN_ID,

@@ -17,9 +17,15 @@ if TYPE_CHECKING:
 COLUMNS = ["filled_at", "symbol", "side", "qty", "price", "commission", "order_id", "fill_id"]
 
 
+def _bar_time_text(value: Any) -> str:
+    """A fill's bar time (UTC in the ledger and in frames), labelled with its zone."""
+    text = str(value or "")[:19].replace("T", " ")
+    return f"{text} UTC" if text and text != "NaT" else ""
+
+
 def _fill_row(fill: dict[str, Any]) -> dict[str, Any]:
     return {
-        "filled_at": str(fill.get("filled_at") or "")[:19].replace("T", " "),
+        "filled_at": _bar_time_text(fill.get("filled_at")),
         "symbol": fill.get("symbol"),
         "side": fill.get("side"),
         "qty": float(fill.get("qty") or 0.0),

@@ -11,6 +11,7 @@ import param
 
 from alphaswarm.frames import LAGGED, STAGES
 from alphaswarm.ui.base import LiveView, as_frame_dict, stream_rows
+from alphaswarm.ui.pages.html import browser_zone, fmt_clock
 from alphaswarm.ui.tables import ReadOnlyTabulator
 
 COLUMNS = ["seq", "time", "stage", "message"]
@@ -18,10 +19,11 @@ COLUMNS = ["seq", "time", "stage", "message"]
 NOISY = ("bar.received", "equity.update", "heartbeat")
 
 
-def _row(frame: dict[str, Any]) -> dict[str, Any]:
+def _row(frame: dict[str, Any], zone: str | None = None) -> dict[str, Any]:
     return {
         "seq": frame.get("seq") if frame.get("seq") is not None else -1,
-        "time": str(frame.get("timestamp") or "")[11:23],
+        # the wall time the frame was made, in the viewer's zone, with the zone
+        "time": fmt_clock(frame.get("ts"), zone),
         "stage": frame.get("stage", ""),
         "message": frame.get("message", ""),
     }
@@ -91,8 +93,9 @@ class FramesLog(LiveView):
     def _add(self, frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
         shown = []
         selected = set(self.stages)
+        zone = browser_zone()
         for frame in frames:
-            row = _row(frame)
+            row = _row(frame, zone)
             stage = row["stage"]
             ring = self._rings.get(stage)
             if ring is None:

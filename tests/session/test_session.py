@@ -215,3 +215,41 @@ def test_many_sessions_at_once(ledger, bot):
     assert len({s.paper_run_id for s in sessions}) == 5
     counts = {s.num_fills for s in sessions}
     assert len(counts) == 1, "same bars, same fills"
+
+
+def test_frames_name_bar_time_and_recorded_time(ledger, bot):
+    """A replayed 2024 feed: ``bar_time`` is the bar's clock, ``recorded_at`` the wall's."""
+    start = pd.Timestamp("2024-01-02 14:30", tz="UTC")
+    closes = [100 + (i % 7) - (i % 3) for i in range(40)]
+    rows = [
+        {
+            "ts": start + pd.Timedelta(minutes=i),
+            "symbol": "DEMO",
+            "open": c,
+            "high": c,
+            "low": c,
+            "close": c,
+            "volume": 1_000,
+        }
+        for i, c in enumerate(closes)
+    ]
+    before = time.time()
+    _, frames = run_session(bot, feed=ReplayFeed(pd.DataFrame(rows), interval="1m"))
+    after = time.time()
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+    for f in frames:
+        assert f["recorded_at"] == f["timestamp"]
+        recorded = pd.Timestamp(f["recorded_at"])
+        assert recorded.tz is not None
+        assert before - 1 <= recorded.timestamp() <= after + 1  # the wall clock
+    bars = [f for f in frames if f["stage"] == "bar.received"]
+    assert len(bars) == len(rows)
+    for f in bars:
+        assert iso.match(f["bar_time"]), f["bar_time"]
+        assert pd.Timestamp(f["bar_time"]) == pd.Timestamp(f["bar"]["ts"])  # the bar's clock
+    assert bars[0]["bar_time"] == "2024-01-02T14:30:00.000Z"
+    gate = next(f for f in frames if f["stage"] == "metadata_gate")
+    assert gate["bar_time"] is None  # before the first bar
+    for f in frames:
+        if f["stage"] in ("order.filled", "equity.update"):
+            assert f["bar_time"].startswith("2024-01-02T")

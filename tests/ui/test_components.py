@@ -425,3 +425,22 @@ def test_dashboard_template_has_banner_and_kill_switch(tmp_ledger):
     assert template.dashboard.kill_switch.header in list(template.header)
     assert isinstance(template.dashboard.runs.value, pd.DataFrame)
     template.dashboard.pump.close()
+
+
+def test_session_tables_name_the_zone_of_their_times(idle_session):
+    """Frames log: wall time in the viewer's zone with the zone; fills: bar time in UTC."""
+    pump = FramePump()
+    log = FramesLog(idle_session, pump=pump)
+    fills = FillsTable(idle_session, pump=pump)
+    frame = _fill(idle_session, 1, 4)
+    frame["ts"] = 1_795_516_260.123  # 2026-11-24 10:31:00.123 UTC
+    idle_session.frames.publish(frame)
+    pump.tick()
+    assert list(log.value["time"]) == ["10:31:00.123 UTC"]  # no browser: UTC, named
+    assert list(fills.value["filled_at"]) == ["2024-01-02 15:04:00 UTC"]  # the bar's clock
+    from alphaswarm.ui.frames_log import _row
+    from alphaswarm.ui.pages.html import fmt_clock
+
+    assert _row(frame, "America/New_York")["time"] == "05:31:00.123 EST"
+    assert fmt_clock(frame["ts"], "Europe/Berlin") == "11:31:00.123 CET"
+    assert fmt_clock(frame["ts"], "Not/AZone") == "10:31:00.123 UTC"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import math
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
@@ -79,6 +82,38 @@ def fmt_time(value: Any, zone: str | None = None) -> str:
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
     return ts.tz_convert(_zone(zone or browser_zone())).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def fmt_clock(epoch: Any, zone: str | None = None) -> str:
+    """A wall-clock time of day in the browser's zone with milliseconds and the zone.
+
+    Parameters
+    ----------
+    epoch : float or None
+        Epoch seconds (a frame's ``ts``).
+    zone : str, optional
+        IANA zone name; UTC when absent or unknown.
+
+    Returns
+    -------
+    str
+        ``HH:MM:SS.mmm ZZZ`` (``""`` for none).
+    """
+    if epoch is None:
+        return ""
+    try:
+        when = datetime.fromtimestamp(float(epoch), tz=_zoneinfo(zone or "UTC"))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
+    return f"{when:%H:%M:%S}.{when.microsecond // 1000:03d} {when:%Z}"
+
+
+@functools.cache
+def _zoneinfo(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # an unknown zone name: UTC
+        return UTC
 
 
 def fmt_bar_time(value: Any) -> str:
