@@ -461,6 +461,7 @@ class Dashboard(pn.viewable.Viewer):
                 ("Runs", runs_page),
                 ("All bots", self.multibot),
                 ("Backtests", self.backtests),
+                dynamic=True,  # only the open tab is built: a faster first paint
                 sizing_mode="stretch_width",
                 css_classes=["alphaswarm-pages"],
             ),
