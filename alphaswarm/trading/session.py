@@ -29,6 +29,7 @@ from alphaswarm.broker.spec import make_session_broker
 from alphaswarm.data.live import FeedEvent, is_live
 from alphaswarm.frames import FrameBus, make_frame
 from alphaswarm.killswitch import KillSwitchEngaged, kill_switch
+from alphaswarm.ledger.connection import bounded_writes
 from alphaswarm.ledger.store import KillSwitchRefusal, LedgerUnavailable
 from alphaswarm.model import ModelError
 from alphaswarm.runtime import engine_loop, get_ledger
@@ -196,6 +197,8 @@ class PaperSession(param.Parameterized):
         self._unpublished: list[dict[str, Any]] = []  # committed, not published yet
         self._engine: Engine | None = None
         self._finished = False
+        # guards _finished alone: a halt claims a session whose lock a write holds
+        self._finish_lock = threading.Lock()
         self._done = threading.Event()
         self._stop_requested = False
         self._wake: asyncio.Event | None = None
@@ -1111,8 +1114,12 @@ class PaperSession(param.Parameterized):
             }
 
     def _claim_finish(self) -> bool:
-        """Mark the session finished: no bar is processed after this. False if it was."""
-        with self._lock:
+        """Mark the session finished: no bar is processed after this. False if it was.
+
+        It does not take the session's lock, which a write waiting for the ledger may
+        hold: a halt never waits for the ledger to stop a session.
+        """
+        with self._finish_lock:
             if self._finished:
                 return False
             self._finished = True
@@ -1260,21 +1267,43 @@ class PaperSession(param.Parameterized):
            their last frames and update their outputs.
 
         A stop that step 1 could not commit is committed by step 2 with the rest.
+
+        The ledger never delays the stop itself: each session shows its final
+        ``status`` as soon as it is marked finished, its writes here wait at most
+        :data:`HALT_WRITE_WAIT` for a lock held elsewhere (what the ledger does not
+        take then is retried in the background by
+        :func:`~alphaswarm.trading.final_writes.final_writes`), and a session whose own
+        write is waiting for the ledger (it holds its lock meanwhile) is finished by a
+        helper thread once that write returns.
         """
         with tuning.latency_critical():  # no collection on the halt's clock, if tuned
             claimed = [s for s in sessions if s._claim_finish()]
+            for s in claimed:  # halted: no bar from now on, and the status says so
+                s._set_outputs(status=status, stop_reason=reason)
             at = datetime.now(UTC)
-            stopped = _commit_stops(claimed, status, reason, mode, at)
-            if on_committed is not None and claimed and stopped:
-                on_committed(len(claimed))
-            prepared = [
-                (s, s._prepare_finish(status, reason, mode, announce=False, claimed=True, at=at))
-                for s in claimed
-            ]
-            late: set[int] = set()  # sessions whose ledger did not take the final batch
-            for group in _by_ledger(prepared):
-                late |= _write_final_group(group)
-            closed = len(claimed) - len(late)  # the others' rows wait for their ledger
+            with bounded_writes(HALT_WRITE_WAIT):
+                stopped = _commit_stops(claimed, status, reason, mode, at)
+                if on_committed is not None and claimed and stopped:
+                    on_committed(len(claimed))
+                prepared = []
+                busy = []
+                for s in claimed:
+                    if not s._lock.acquire(timeout=HALT_LOCK_WAIT):
+                        busy.append(s)  # its own write waits for the ledger: finished later
+                        continue
+                    try:
+                        prepared.append(
+                            (s, s._prepare_finish(status, reason, mode, announce=False,
+                                                  claimed=True, at=at))  # fmt: skip
+                        )
+                    finally:
+                        s._lock.release()
+                late: set[int] = set()  # sessions whose ledger did not take the final batch
+                for group in _by_ledger(prepared):
+                    late |= _write_final_group(group)
+            if busy:
+                _finish_later(busy, status, reason, mode, at)
+            closed = len(prepared) - len(late)  # the others' rows wait for their ledger
             if on_committed is not None and closed and not stopped:
                 on_committed(closed)
             if on_closed is not None and closed:
@@ -1288,7 +1317,7 @@ class PaperSession(param.Parameterized):
             loop.call_soon_threadsafe(_wake_all, group)
         if prepared:
             registry().ended(prepared[0][0])  # one version bump for the whole stop
-        return len(prepared)
+        return len(claimed)
 
     def stop(self, reason: str = "stopped by user") -> bool:
         """Stop now: cancel open orders, write the final row (status ``stopped``)."""
@@ -1354,6 +1383,31 @@ class PaperSession(param.Parameterized):
         from alphaswarm.explain import explain_order
 
         return explain_order(self.ledger_, self.paper_run_id, order_id)
+
+
+#: Seconds a halt's writes wait for a lock held elsewhere (then retried in the background).
+HALT_WRITE_WAIT = 0.05
+#: Seconds a halt waits for a session's lock before finishing it on a helper thread.
+HALT_LOCK_WAIT = 0.05
+
+
+def _finish_later(
+    sessions: list[PaperSession], status: str, reason: str, mode: str, at: datetime
+) -> None:
+    """Finish claimed sessions on a helper thread once their own writes return."""
+
+    def finish() -> None:
+        for s in sessions:
+            try:
+                prepared = s._prepare_finish(
+                    status, reason, mode, announce=False, claimed=True, at=at
+                )
+                if prepared is not None:
+                    s._complete_finish(prepared, committed=s._write_final(prepared))
+            except Exception:  # noqa: BLE001 - the others still finish
+                log.exception("could not finish paper session %s", s.paper_run_id)
+
+    threading.Thread(target=finish, name="alphaswarm-halt-finish", daemon=True).start()
 
 
 def _cancel_code(status: str) -> str:
