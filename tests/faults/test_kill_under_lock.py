@@ -207,6 +207,30 @@ def test_post_kill_switch_answers_while_another_process_holds_the_lock(slow_ledg
         server.stop()
 
 
+def test_the_dashboard_widget_shows_saving_until_the_row_is_written(slow_ledger, tmp_path):
+    from alphaswarm.ui import FramePump, KillSwitchWidget
+
+    pump = FramePump()
+    widget = KillSwitchWidget(pump=pump)
+    holder = LockHolderProcess(tmp_path / "ledger.db")
+    try:
+        widget.engage("from the dashboard under a held lock", mode="cancel")
+        pump.tick()
+        assert widget.engaged
+        assert 'data-persisted="false"' in widget.badge.object
+        assert "(saving…)" in widget.badge.object
+    finally:
+        holder.release()
+        holder.close()
+
+    def saved() -> bool:
+        pump.tick()
+        return 'data-persisted="true"' in widget.badge.object
+
+    assert _until(saved), widget.badge.object
+    assert widget.engaged and "(saving…)" not in widget.badge.object
+
+
 @pytest.mark.postgres
 def test_engage_halts_while_another_connection_locks_the_postgres_row(postgres_url):
     psycopg = pytest.importorskip("psycopg", reason="psycopg is missing")
