@@ -1287,8 +1287,10 @@ class PaperSession(param.Parameterized):
                     on_committed(len(claimed))
                 prepared = []
                 busy = []
+                lock_deadline = time.monotonic() + HALT_LOCK_WAIT  # for all of them
                 for s in claimed:
-                    if not s._lock.acquire(timeout=HALT_LOCK_WAIT):
+                    wait = max(0.0, lock_deadline - time.monotonic())
+                    if not s._lock.acquire(timeout=wait):
                         busy.append(s)  # its own write waits for the ledger: finished later
                         continue
                     try:
@@ -1387,7 +1389,9 @@ class PaperSession(param.Parameterized):
 
 #: Seconds a halt's writes wait for a lock held elsewhere (then retried in the background).
 HALT_WRITE_WAIT = 0.05
-#: Seconds a halt waits for a session's lock before finishing it on a helper thread.
+#: Seconds a halt waits for the locks of its sessions (all together); a session whose
+#: lock is still held then (by its own write, waiting for the ledger) is finished on a
+#: helper thread.
 HALT_LOCK_WAIT = 0.05
 
 
