@@ -107,7 +107,7 @@ class KillSwitch(param.Parameterized):
     #: process (the kill switch's own connection: see :mod:`alphaswarm.killswitch_writer`).
     WRITE_WAIT_SECONDS: ClassVar[float] = 0.1
     #: Longest wait of :meth:`engage`, after the halt, for the first write of its row.
-    PERSIST_WAIT_SECONDS: ClassVar[float] = 0.5
+    PERSIST_WAIT_SECONDS: ClassVar[float] = 1.0
     #: Seconds between two looks at a SQLite ledger's ``PRAGMA data_version``.
     WATCH_SECONDS: ClassVar[float] = 0.05
     #: How long an engagement on PostgreSQL waits for the other processes' acks.
@@ -167,9 +167,17 @@ class KillSwitch(param.Parameterized):
         if self._listener is not None:
             self._listener.stop(timeout=0)
             self._listener = None
-        self._ledger = ledger
-        self._epoch = None
-        self._written_at = None
+        with self._lock:
+            self._ledger = ledger
+            self._epoch = None
+            self._written_at = None
+            pending = self._unpersisted
+            if pending is not None:  # written to the ledger attached now, or dropped
+                self._unpersisted = None
+                if ledger is None:
+                    self._writer.drop()
+                else:
+                    self._unpersisted = self._writer.submit(pending.moved_to(ledger))
         if ledger is not None:
             self.refresh(force=True, adopt=True)
             if self._clustered:

@@ -54,11 +54,23 @@ class RowWrite:
     error: BaseException | None = None
     #: Failed attempts so far.
     failures: int = 0
+    #: Set by :meth:`KillSwitchWriter.drop`: not tried again.
+    cancelled: bool = False
 
     @property
     def written(self) -> bool:
         """True once the ledger holds this state."""
         return self.row is not None
+
+    def moved_to(self, ledger: Any) -> RowWrite:
+        """The same state and audit rows, to be written to ``ledger`` instead."""
+        return RowWrite(
+            ledger=ledger,
+            state=dict(self.state),
+            audits=list(self.audits),
+            engagement=self.engagement,
+            deadline=self.deadline,
+        )
 
 
 class KillSwitchWriter:
@@ -93,6 +105,7 @@ class KillSwitchWriter:
         self.retry_max = retry_max
         self._cond = threading.Condition()
         self._queued: RowWrite | None = None
+        self._inflight: RowWrite | None = None
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
 
@@ -120,6 +133,17 @@ class KillSwitchWriter:
             replaced.done.set()
         return write
 
+    def drop(self) -> None:
+        """Forget the write waiting to be attempted (no ledger to write it to)."""
+        with self._cond:
+            dropped, self._queued = self._queued, None
+            if self._inflight is not None:
+                self._inflight.cancelled = True
+        if dropped is not None:
+            dropped.cancelled = True
+            dropped.attempted.set()
+            dropped.done.set()
+
     def wake(self) -> None:
         """Try a waiting write now (the ledger answered again)."""
         self._wake.set()
@@ -129,15 +153,19 @@ class KillSwitchWriter:
         while True:
             with self._cond:
                 write, self._queued = self._queued, None
+                self._inflight = write
                 if write is None:
                     self._thread = None
                     return
             ok = self._attempt(write)
+            with self._cond:
+                self._inflight = None
             if ok:
                 delay = self.retry_first
                 continue
-            given_up = not write.engagement and (
-                write.deadline is None or time.monotonic() >= write.deadline
+            given_up = write.cancelled or (
+                not write.engagement
+                and (write.deadline is None or time.monotonic() >= write.deadline)
             )
             with self._cond:
                 newer = self._queued is not None
