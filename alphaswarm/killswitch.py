@@ -12,13 +12,19 @@ they are), ``flatten`` (also close every position), ``reduce_only`` (sessions
 go on, only orders that shrink exposure pass) and ``freeze`` (sessions go on,
 no new orders, open orders left working).
 
+The halt never waits for the ledger: the row is written meanwhile on the kill
+switch's own connection by a thread of its own
+(:mod:`alphaswarm.killswitch_writer`), and :meth:`KillSwitch.engage` waits for
+that write's first attempt only once every target has halted.
+
 It fails closed: if its state cannot be written or read back from the
 ledger, sessions treat it as engaged and refuse new orders. An engagement the
 ledger could not take is *pending* (``persisted`` False in :meth:`KillSwitch.state`
 and in the result of :meth:`KillSwitch.engage`): this process holds it engaged
-and refuses orders, and a background thread writes it, with a growing delay,
-until the ledger takes it. If the process dies before that, the engagement is
-lost with it (no other process could see it): see ``docs/faults.md``.
+and refuses orders, and the writer thread tries it again (at once after a lock
+held elsewhere, with a growing delay after a ledger out of reach) until the
+ledger takes it. If the process dies before that, the engagement is lost with it
+(no other process could see it): see ``docs/faults.md``.
 
 The process's switch (:func:`kill_switch`) answers from the persisted state: on
 first use it attaches to the default ledger, and :meth:`KillSwitch.state`,
@@ -366,6 +372,12 @@ class KillSwitch(param.Parameterized):
     ) -> dict[str, Any]:
         """Engage: latch, then halt every target concurrently.
 
+        The halt does not wait for the ledger: the row is written meanwhile on the
+        kill switch's own connection, and this call waits for that write (at most
+        :attr:`PERSIST_WAIT_SECONDS`) only after the halt. A row the ledger has not
+        taken by then (another process holds its lock) is pending: ``persisted``
+        False, written in the background as soon as the ledger takes it.
+
         Parameters
         ----------
         reason : str
@@ -382,8 +394,8 @@ class KillSwitch(param.Parameterized):
         Returns
         -------
         dict
-            ``{engaged, mode, reason, targets: {name: {halted, failures}}, failures,
-            elapsed_ms, final_rows_committed_ms, closing_rows_committed_ms}``:
+            ``{engaged, persisted, mode, reason, targets: {name: {halted, failures}},
+            failures, elapsed_ms, final_rows_committed_ms, closing_rows_committed_ms}``:
             when the stopped sessions' final run rows (status, reason, end time, their
             open orders cancelled) were committed, and when their closing rows
             (counters, state, last bars and frames) were (``None`` when none were
