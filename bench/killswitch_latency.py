@@ -15,12 +15,23 @@ reset and fresh sessions start.
 
     python bench/killswitch_latency.py             # N = 1, 10, 20, 50, 200; 20 reps
     python bench/killswitch_latency.py --quick     # N = 1, 5; 3 reps
+
+``--lock-held``: before each engagement another process takes the ledger's SQLite
+write lock (``BEGIN IMMEDIATE``) and keeps it until the engagement has returned
+(the ledger's busy timeout is its default, 30 s). Measured: engage -> every
+session's status ``killed`` (a watcher on each session's ``status`` stamps the
+moment it is set: engage-to-halted), engage -> ``engage()`` returns (with the
+engagement pending), and, once the other process has released the lock, release
+-> the kill-switch row written (``persisted``).
+
+    python bench/killswitch_latency.py --lock-held --sessions 1,5 --reps 10
 """
 
 from __future__ import annotations
 
 import logging
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -101,6 +112,189 @@ def one_rep(aw: Any, bot: Any, feed: Any, ledger: Any, n: int, settle: float) ->
     }
 
 
+LOCK_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
+conn.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+print("released", flush=True)
+"""
+
+
+class LockHolder:
+    """Another process holding the write lock of a SQLite file until :meth:`release`."""
+
+    def __init__(self, path: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", LOCK_HOLDER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "held":
+            raise RuntimeError("the lock holder did not take the lock")
+
+    def release(self) -> float:
+        """Let it roll back; the perf_counter when it said the lock is free."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        self.proc.stdout.readline()
+        released = time.perf_counter()
+        self.proc.wait(30)
+        return released
+
+
+def one_rep_locked(
+    aw: Any, bot: Any, feed: Any, ledger: Any, path: Path, n: int, settle: float
+) -> dict[str, Any]:
+    """One engagement while another process holds the write lock of ``path``."""
+    from alphaswarm.paper.final_writes import final_writes
+
+    ks = aw.kill_switch()
+    sessions = [
+        aw.PaperSession(
+            bot,
+            speed=60,
+            duration_minutes=None,
+            feed=feed,
+            ledger=ledger,
+            force=True,
+            reason="benchmark: gate not under test",
+        ).start()
+        for _ in range(n)
+    ]
+    deadline = time.monotonic() + 60 + n * 0.5
+    while time.monotonic() < deadline and not all(s.bars_seen >= 1 for s in sessions):
+        time.sleep(0.01)
+    time.sleep(settle)
+    halted_at: dict[str, float] = {}
+
+    def stamp(session: Any) -> Any:
+        def on_status(event: Any) -> None:
+            if event.new == "killed":
+                halted_at.setdefault(session.paper_run_id, time.perf_counter())
+
+        return on_status
+
+    for s in sessions:
+        s.param.watch(stamp(s), "status")
+    holder = LockHolder(path)
+    load_before = load()
+    t0 = time.perf_counter()
+    result = ks.engage("benchmark: kill switch under a held lock", mode="cancel", actor="bench")
+    t_ret = time.perf_counter()
+    halted = len(halted_at)
+    t_halted = max(halted_at.values()) if halted == n else float("nan")
+    pending = not result["persisted"]
+    released = holder.release()
+    while not ks.persisted and time.perf_counter() - released < 60:
+        time.sleep(0.001)
+    t_persisted = time.perf_counter()
+    final_writes().wait_idle(120)
+    ks.reset(actor="bench")
+    for s in sessions:
+        s.wait(30)
+    return {
+        "halted_ms": (t_halted - t0) * 1e3,
+        "engage_ms": (t_ret - t0) * 1e3,
+        "persisted_after_release_ms": (t_persisted - released) * 1e3,
+        "pending_at_return": pending,
+        "halted": halted,
+        "load_before": load_before,
+    }
+
+
+def main_lock_held(args: Any, ns: list[int], reps: int, settle: float, started: float) -> int:
+    """The ``--lock-held`` mode: engage-to-halted while another process holds the lock."""
+    import alphaswarm as aw
+    from alphaswarm.data import ReplayFeed, SyntheticFeed
+    from alphaswarm.paper.registry import registry
+
+    name = f"{NAME}_lock_held"
+    print(f"{name}: N sessions at speed 60, the SQLite write lock held by another process")
+    print(machine_line())
+    feed = ReplayFeed(
+        SyntheticFeed(["DEMO"], seed=SEED, bars=FEED_BARS).frame(),
+        interval="1m",
+        calendar="equities",
+    )
+    bot = aw.Bot(
+        name="bench-killswitch",
+        strategy="sma_cross",
+        params={"fast": 5, "slow": 20, "qty": 100},
+        universe=["DEMO"],
+        risk={"kill_switch_attached": True},
+    )
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-killswitch-") as tmp:
+        path = Path(tmp) / "ledger.db"
+        ledger = aw.Ledger(url=f"sqlite:///{path}")
+        ledger.ensure_schema()
+        aw.set_ledger(ledger)
+        registry()
+        aw.kill_switch().reset(actor="bench")
+        for n in ns:
+            samples = []
+            for rep in range(reps):
+                s = one_rep_locked(aw, bot, feed, ledger, path, n, settle)
+                samples.append(s)
+                print(
+                    f"  N={n:<4d} rep {rep + 1:2d}/{reps}: halted {s['halted_ms']:7.1f} ms "
+                    f"({s['halted']}/{n}), engage returned {s['engage_ms']:7.1f} ms "
+                    f"(pending {s['pending_at_return']}), row written "
+                    f"{s['persisted_after_release_ms']:7.1f} ms after the release "
+                    f"(load {s['load_before']})",
+                    flush=True,
+                )
+            halted = [s["halted_ms"] for s in samples]
+            engage = [s["engage_ms"] for s in samples]
+            persisted = [s["persisted_after_release_ms"] for s in samples]
+            rows.append(
+                {
+                    "sessions": n,
+                    "reps": reps,
+                    "halted_p50_ms": statistics.median(halted),
+                    "halted_p99_ms": percentile(halted, 99),
+                    "engage_p50_ms": statistics.median(engage),
+                    "engage_p99_ms": percentile(engage, 99),
+                    "persisted_p50_ms": statistics.median(persisted),
+                    "persisted_p99_ms": percentile(persisted, 99),
+                    "all_halted": all(s["halted"] == n for s in samples),
+                    "all_pending": all(s["pending_at_return"] for s in samples),
+                    "load": load(),
+                    "samples": samples,
+                }
+            )
+        ledger.close()
+        aw.set_ledger(None)
+    columns = [
+        ("sessions", "sessions"),
+        ("reps", "reps"),
+        ("halted_p50_ms", "engage->halted p50 ms"),
+        ("halted_p99_ms", "engage->halted p99 ms"),
+        ("engage_p50_ms", "engage() returns p50 ms"),
+        ("engage_p99_ms", "engage() returns p99 ms"),
+        ("persisted_p50_ms", "release->row written p50 ms"),
+        ("persisted_p99_ms", "release->row written p99 ms"),
+        ("all_halted", "all halted"),
+        ("all_pending", "pending at return"),
+    ]
+    print(table(rows, columns, "Kill switch with the ledger locked by another process"))
+    print(f"load average after: {load()}")
+    write_results(
+        args.results_dir,
+        name,
+        {"settle_s": settle, "rows": rows, "peak_rss_mib": peak_rss_mib()},
+        started,
+        args.quick,
+    )
+    return 0
+
+
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sessions", default=None, help="comma-separated N (default 1,10,20,50,200)")
@@ -116,6 +310,11 @@ def main() -> int:
             "default: untuned"
         ),
     )
+    p.add_argument(
+        "--lock-held",
+        action="store_true",
+        help="another process holds the ledger's write lock while the switch is engaged",
+    )
     args = p.parse_args()
     ns = (
         [int(x) for x in args.sessions.split(",")]
@@ -126,6 +325,9 @@ def main() -> int:
     settle = args.settle if args.settle is not None else (0.2 if args.quick else 0.5)
     started = time.perf_counter()
     logging.basicConfig(level=logging.WARNING)
+    if args.lock_held:
+        logging.getLogger("alphaswarm").setLevel(logging.CRITICAL)  # expected refusals
+        return main_lock_held(args, ns, reps, settle, started)
 
     import alphaswarm as aw
     from alphaswarm.data import ReplayFeed, SyntheticFeed

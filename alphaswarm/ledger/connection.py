@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import inspect, select, text
@@ -28,7 +29,32 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["Database", "Repository"]
+__all__ = ["Database", "Repository", "bounded_writes"]
+
+#: The longest wait for a lock of the writes made in this context (see bounded_writes).
+_WRITE_WAIT: ContextVar[float | None] = ContextVar("alphaswarm_write_wait", default=None)
+
+
+@contextmanager
+def bounded_writes(seconds: float) -> Iterator[None]:
+    """Writes made in this context wait at most ``seconds`` for a lock held elsewhere.
+
+    A SQLite writer waits that long (instead of the ledger's busy timeout) for this
+    process's other writers and for another process's write lock, then raises
+    :class:`~alphaswarm.ledger.errors.LedgerUnavailable` with nothing written. Only
+    the current thread (context) is affected. A halt writes its final rows this way:
+    what the ledger does not take at once is retried in the background.
+
+    Parameters
+    ----------
+    seconds : float
+        The longest wait for a lock.
+    """
+    token = _WRITE_WAIT.set(seconds)
+    try:
+        yield
+    finally:
+        _WRITE_WAIT.reset(token)
 
 # Key of the transaction-scoped advisory lock that serialises schema upgrades on PostgreSQL.
 _MIGRATION_LOCK_KEY = 0x616C7068  # "alph"
@@ -196,11 +222,19 @@ class Database:
         at once. Other processes still meet the busy handler.
         """
         engine = self.engine()
+        wait = _WRITE_WAIT.get()
         try:
-            with self._writer_turn(), engine.connect() as conn:
-                conn.execution_options(**{WRITE_OPTION: True})
-                with conn.begin():
-                    yield conn
+            with self._writer_turn(wait), engine.connect() as conn:
+                bounded = wait is not None and self.dialect == "sqlite" and wait < self.busy_timeout
+                if bounded:
+                    _sqlite_busy_timeout(conn, wait)
+                try:
+                    conn.execution_options(**{WRITE_OPTION: True})
+                    with conn.begin():
+                        yield conn
+                finally:
+                    if bounded:  # the pooled connection waits as long as the others again
+                        _sqlite_busy_timeout(conn, self.busy_timeout)
         except LedgerError:
             raise
         except (SQLAlchemyError, TypeError, ValueError, OverflowError) as exc:
@@ -208,17 +242,18 @@ class Database:
             raise error(f"ledger write failed, nothing was written: {describe(exc)}") from exc
 
     @contextmanager
-    def _writer_turn(self) -> Iterator[None]:
+    def _writer_turn(self, wait: float | None = None) -> Iterator[None]:
         """Hold this process's write lock of the SQLite file (nothing on other databases)."""
         opened = self._opened
         lock = None if opened is None else opened.write_lock
         if lock is None:
             yield
             return
-        if not lock.acquire(timeout=self.busy_timeout):
+        timeout = self.busy_timeout if wait is None else min(wait, self.busy_timeout)
+        if not lock.acquire(timeout=timeout):
             raise LedgerUnavailable(
                 "ledger write failed, nothing was written: another writer of this process "
-                f"held {self.safe_url()} for {self.busy_timeout:g} s"
+                f"held {self.safe_url()} for {timeout:g} s"
             )
         try:
             yield
@@ -237,6 +272,13 @@ class Database:
         except SQLAlchemyError as exc:
             error = LedgerUnavailable if is_unavailable(exc) else LedgerError
             raise error(f"ledger read failed: {describe(exc)}") from exc
+
+
+def _sqlite_busy_timeout(conn: Connection, seconds: float) -> None:
+    """Set the busy timeout of a pooled SQLite connection (outside a transaction)."""
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is not None:
+        dbapi.execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000)):d}")
 
 
 class Repository:

@@ -47,11 +47,19 @@ class OpenedEngine:
 
 
 def open_engine(
-    url: str, *, echo: bool, busy_timeout: float, engine_kwargs: dict[str, Any], owner_id: int
+    url: str,
+    *,
+    echo: bool,
+    busy_timeout: float,
+    engine_kwargs: dict[str, Any],
+    owner_id: int,
+    checkpoints: bool = True,
 ) -> OpenedEngine:
     """Create the engine of ``url`` (SQLite pragmas and hooks installed, checkpointer started).
 
     ``owner_id`` names the write lock of an in-memory SQLite database (one per ledger).
+    ``checkpoints`` False leaves the write-ahead log to the ledger's main engine (a
+    second engine on the same file, e.g. the kill switch's own connection).
     """
     parsed = parse_url(url)
     kwargs: dict[str, Any] = {
@@ -99,7 +107,7 @@ def open_engine(
     return OpenedEngine(
         engine,
         write_lock=_sqlite_write_lock(lock_name),
-        checkpointer=WalCheckpointer(engine).start() if on_file else None,
+        checkpointer=WalCheckpointer(engine).start() if on_file and checkpoints else None,
     )
 
 

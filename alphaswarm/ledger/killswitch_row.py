@@ -13,14 +13,23 @@ from alphaswarm.ledger.audit import append_audit
 from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.errors import KillSwitchRefusal, LedgerError
 from alphaswarm.ledger.jsoncodec import json_dumps
+from alphaswarm.ledger.killswitch_conn import KillSwitchConnection
 from alphaswarm.ledger.schema import kill_switch, utcnow
 from alphaswarm.ledger.tablewrites import upsert_many
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from alphaswarm.ledger.connection import Database
 
-__all__ = ["KILL_SWITCH_CHANNEL", "KillSwitchRow", "database_now", "refuse_when_killed"]
+
+__all__ = [
+    "KILL_SWITCH_CHANNEL",
+    "KillSwitchRow",
+    "database_now",
+    "refuse_when_killed",
+    "write_state",
+]
 
 #: PostgreSQL ``NOTIFY`` channel on which :meth:`Ledger.set_kill_switch` announces changes.
 KILL_SWITCH_CHANNEL = "alphaswarm_kill_switch"
@@ -86,7 +95,17 @@ def refuse_when_killed(conn: Connection, bot_id: str) -> None:
 
 
 class KillSwitchRow(Repository):
-    """The kill-switch row of one ledger."""
+    """The kill-switch row of one ledger.
+
+    Parameters
+    ----------
+    db : Database
+        The ledger database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._connection: KillSwitchConnection | None = None
 
     def kill_switch_state(self) -> dict:
         """Return the kill-switch row.
@@ -145,45 +164,109 @@ class KillSwitchRow(Repository):
         detail : dict, optional
             The audit row's detail instead of ``{mode, reason, ttl_seconds, scope}``.
         """
-        if ttl_seconds is not None and not (ttl_seconds > 0 and math.isfinite(ttl_seconds)):
-            raise LedgerError(
-                f"set_kill_switch: ttl_seconds must be > 0 or None, got {ttl_seconds}"
-            )
+        _check_ttl(ttl_seconds)
+        audits = []
+        if actor is not None:
+            default_action = "kill_switch.engage" if engaged else "kill_switch.reset"
+            if detail is None:
+                detail = {"mode": mode, "reason": reason, "ttl_seconds": ttl_seconds}
+                detail["scope"] = scope
+            audits.append((actor, action or default_action, detail))
         with self.db.write() as conn:
-            before = read_state(conn, lock=True)
-            now = database_now(conn)
-            engaged_at = None
-            if engaged:
-                engaged_at = before["engaged_at"] if before["engaged"] else now
-            epoch = int(before.get("epoch") or 0)
-            if engaged and not before["engaged"]:
-                epoch += 1
-            values = {
-                "id": 1,
-                "epoch": epoch,
-                "engaged": bool(engaged),
-                "mode": mode,
-                "reason": reason,
-                "engaged_at": engaged_at,
-                "ttl_seconds": None if ttl_seconds is None else float(ttl_seconds),
-                "scope": scope,
-                "updated_at": now,
-            }
-            upsert_many(conn, kill_switch, [values])
-            if actor is not None:
-                default_action = "kill_switch.engage" if engaged else "kill_switch.reset"
-                if detail is None:
-                    detail = {
-                        "mode": mode,
-                        "reason": reason,
-                        "ttl_seconds": ttl_seconds,
-                        "scope": scope,
-                    }
-                append_audit(conn, actor, action or default_action, detail)
-            state = read_state(conn)
-            if conn.dialect.name == "postgresql":
-                _announce(conn, before, values)
-        return state
+            return write_state(conn, engaged, mode, reason, ttl_seconds, scope, audits)
+
+    def write_kill_switch(
+        self,
+        engaged: bool,
+        mode: str,
+        reason: str,
+        ttl_seconds: float | None = None,
+        scope: dict | None = None,
+        *,
+        audits: list[tuple[str, str, dict]] | None = None,
+        wait_seconds: float = 0.1,
+    ) -> dict:
+        """Set the kill-switch row through the kill switch's own connection.
+
+        Like :meth:`set_kill_switch`, but the transaction runs on a connection of its
+        own (:class:`~alphaswarm.ledger.killswitch_conn.KillSwitchConnection`): it is
+        not queued behind this process's other writers, and it waits at most
+        ``wait_seconds`` for a lock another connection or process holds (the SQLite
+        write lock, the row locked ``FOR UPDATE`` on PostgreSQL), then raises
+        :class:`~alphaswarm.ledger.errors.LedgerUnavailable` with nothing written.
+
+        Parameters
+        ----------
+        engaged, mode, reason, ttl_seconds, scope
+            As for :meth:`set_kill_switch`.
+        audits : list of (actor, action, detail), optional
+            Audit rows written in the same transaction.
+        wait_seconds : float
+            Longest wait for a lock held elsewhere.
+
+        Returns
+        -------
+        dict
+            The new state, as :meth:`kill_switch_state` returns it.
+        """
+        _check_ttl(ttl_seconds)
+        with self._own_connection().write(wait_seconds) as conn:
+            return write_state(conn, engaged, mode, reason, ttl_seconds, scope, audits or [])
+
+    def _own_connection(self) -> KillSwitchConnection:
+        conn = self._connection
+        if conn is None:
+            conn = self._connection = KillSwitchConnection(self.db)
+        return conn
+
+    def close(self) -> None:
+        """Close the kill switch's own connection (the next write opens it again)."""
+        conn = self._connection
+        if conn is not None:
+            conn.close()
+
+
+def _check_ttl(ttl_seconds: float | None) -> None:
+    if ttl_seconds is not None and not (ttl_seconds > 0 and math.isfinite(ttl_seconds)):
+        raise LedgerError(f"set_kill_switch: ttl_seconds must be > 0 or None, got {ttl_seconds}")
+
+
+def write_state(
+    conn: Connection,
+    engaged: bool,
+    mode: str,
+    reason: str,
+    ttl_seconds: float | None,
+    scope: dict | None,
+    audits: list[tuple[str, str, dict]],
+) -> dict:
+    """In a write transaction: set the row, append ``audits``, announce; the new state."""
+    before = read_state(conn, lock=True)
+    now = database_now(conn)
+    engaged_at = None
+    if engaged:
+        engaged_at = before["engaged_at"] if before["engaged"] else now
+    epoch = int(before.get("epoch") or 0)
+    if engaged and not before["engaged"]:
+        epoch += 1
+    values = {
+        "id": 1,
+        "epoch": epoch,
+        "engaged": bool(engaged),
+        "mode": mode,
+        "reason": reason,
+        "engaged_at": engaged_at,
+        "ttl_seconds": None if ttl_seconds is None else float(ttl_seconds),
+        "scope": scope,
+        "updated_at": now,
+    }
+    upsert_many(conn, kill_switch, [values])
+    for actor, action, detail in audits:
+        append_audit(conn, actor, action, detail)
+    state = read_state(conn)
+    if conn.dialect.name == "postgresql":
+        _announce(conn, before, values)
+    return state
 
 
 def _announce(conn: Connection, before: dict, values: dict) -> None:

@@ -17,7 +17,7 @@ module                        methods
 :mod:`~.ledger.runs`          ``create_paper_run``, ``update_run``, ``stop_runs``, ...
 :mod:`~.ledger.run_closing`   ``finalize_paper_run``, ``mark_crashed``
 :mod:`~.ledger.batches`       ``write_batch``, ``write_batches``
-:mod:`~.ledger.killswitch_row`  ``kill_switch_state``, ``set_kill_switch``
+:mod:`~.ledger.killswitch_row`  ``kill_switch_state``, ``set_kill_switch``, ``write_kill_switch``
 :mod:`~.ledger.cluster`       ``record_kill_ack``, ``hold_owner_lock``, ...
 :mod:`~.ledger.reads`         ``runs``, ``fills``, ``equity``, ``sql``, ...
 ============================  ==================================================
@@ -210,6 +210,7 @@ class Ledger(param.Parameterized):
     def close(self) -> None:
         """Dispose of the engine and its pooled connections; the next use reconnects."""
         self._cluster.release_owner_lock()
+        self._kill_switch.close()
         self._db.close()
 
     def __enter__(self) -> Ledger:
@@ -275,6 +276,7 @@ class Ledger(param.Parameterized):
 
     kill_switch_state = _delegate("_kill_switch", KillSwitchRow.kill_switch_state)
     set_kill_switch = _delegate("_kill_switch", KillSwitchRow.set_kill_switch)
+    write_kill_switch = _delegate("_kill_switch", KillSwitchRow.write_kill_switch)
 
     record_kill_ack = _delegate("_cluster", ClusterRepository.record_kill_ack)
     kill_acks = _delegate("_cluster", ClusterRepository.kill_acks)

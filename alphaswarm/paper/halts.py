@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from alphaswarm.ledger.connection import bounded_writes
 from alphaswarm.ledger.store import LedgerUnavailable
 from alphaswarm.paper import tuning
 from alphaswarm.paper.final_writes import final_writes
@@ -106,8 +108,12 @@ class SessionHalts:
             }
 
     def _claim_finish(self) -> bool:
-        """Mark the session finished: no bar is processed after this. False if it was."""
-        with self._lock:
+        """Mark the session finished: no bar is processed after this. False if it was.
+
+        It does not take the session's lock, which a write waiting for the ledger may
+        hold: a halt never waits for the ledger to stop a session.
+        """
+        with self._finish_lock:
             if self._finished:
                 return False
             self._finished = True
@@ -256,21 +262,45 @@ class SessionHalts:
            their last frames and update their outputs.
 
         A stop that step 1 could not commit is committed by step 2 with the rest.
+
+        The ledger never delays the stop itself: each session shows its final
+        ``status`` as soon as it is marked finished, its writes here wait at most
+        :data:`HALT_WRITE_WAIT` for a lock held elsewhere (what the ledger does not
+        take then is retried in the background by
+        :func:`~alphaswarm.trading.final_writes.final_writes`), and a session whose own
+        write is waiting for the ledger (it holds its lock meanwhile) is finished by a
+        helper thread once that write returns.
         """
         with tuning.latency_critical():  # no collection on the halt's clock, if tuned
             claimed = [s for s in sessions if s._claim_finish()]
+            for s in claimed:  # halted: no bar from now on, and the status says so
+                s._set_outputs(status=status, stop_reason=reason)
             at = datetime.now(UTC)
-            stopped = _commit_stops(claimed, status, reason, mode, at)
-            if on_committed is not None and claimed and stopped:
-                on_committed(len(claimed))
-            prepared = [
-                (s, s._prepare_finish(status, reason, mode, announce=False, claimed=True, at=at))
-                for s in claimed
-            ]
-            late: set[int] = set()  # sessions whose ledger did not take the final batch
-            for group in _by_ledger(prepared):
-                late |= _write_final_group(group)
-            closed = len(claimed) - len(late)  # the others' rows wait for their ledger
+            with bounded_writes(HALT_WRITE_WAIT):
+                stopped = _commit_stops(claimed, status, reason, mode, at)
+                if on_committed is not None and claimed and stopped:
+                    on_committed(len(claimed))
+                prepared = []
+                busy = []
+                lock_deadline = time.monotonic() + HALT_LOCK_WAIT  # for all of them
+                for s in claimed:
+                    wait = max(0.0, lock_deadline - time.monotonic())
+                    if not s._lock.acquire(timeout=wait):
+                        busy.append(s)  # its own write waits for the ledger: finished later
+                        continue
+                    try:
+                        prepared.append(
+                            (s, s._prepare_finish(status, reason, mode, announce=False,
+                                                  claimed=True, at=at))  # fmt: skip
+                        )
+                    finally:
+                        s._lock.release()
+                late: set[int] = set()  # sessions whose ledger did not take the final batch
+                for group in _by_ledger(prepared):
+                    late |= _write_final_group(group)
+            if busy:
+                _finish_later(busy, status, reason, mode, at)
+            closed = len(prepared) - len(late)  # the others' rows wait for their ledger
             if on_committed is not None and closed and not stopped:
                 on_committed(closed)
             if on_closed is not None and closed:
@@ -284,7 +314,34 @@ class SessionHalts:
             loop.call_soon_threadsafe(_wake_all, group)
         if prepared:
             registry().ended(prepared[0][0])  # one version bump for the whole stop
-        return len(prepared)
+        return len(claimed)
+
+
+#: Seconds a halt's writes wait for a lock held elsewhere (then retried in the background).
+HALT_WRITE_WAIT = 0.05
+#: Seconds a halt waits for the locks of its sessions (all together); a session whose
+#: lock is still held then (by its own write, waiting for the ledger) is finished on a
+#: helper thread.
+HALT_LOCK_WAIT = 0.05
+
+
+def _finish_later(
+    sessions: list[PaperSession], status: str, reason: str, mode: str, at: datetime
+) -> None:
+    """Finish claimed sessions on a helper thread once their own writes return."""
+
+    def finish() -> None:
+        for s in sessions:
+            try:
+                prepared = s._prepare_finish(
+                    status, reason, mode, announce=False, claimed=True, at=at
+                )
+                if prepared is not None:
+                    s._complete_finish(prepared, committed=s._write_final(prepared))
+            except Exception:  # noqa: BLE001 - the others still finish
+                log.exception("could not finish paper session %s", s.paper_run_id)
+
+    threading.Thread(target=finish, name="alphaswarm-halt-finish", daemon=True).start()
 
 
 def _cancel_code(status: str) -> str:

@@ -12,13 +12,19 @@ they are), ``flatten`` (also close every position), ``reduce_only`` (sessions
 go on, only orders that shrink exposure pass) and ``freeze`` (sessions go on,
 no new orders, open orders left working).
 
+The halt never waits for the ledger: the row is written meanwhile on the kill
+switch's own connection by a thread of its own
+(:mod:`alphaswarm.paper.killswitch_writer`), and :meth:`KillSwitch.engage` waits for
+that write's first attempt only once every target has halted.
+
 It fails closed: if its state cannot be written or read back from the
 ledger, sessions treat it as engaged and refuse new orders. An engagement the
 ledger could not take is *pending* (``persisted`` False in :meth:`KillSwitch.state`
 and in the result of :meth:`KillSwitch.engage`): this process holds it engaged
-and refuses orders, and a background thread writes it, with a growing delay,
-until the ledger takes it. If the process dies before that, the engagement is
-lost with it (no other process could see it): see ``docs/faults.md``.
+and refuses orders, and the writer thread tries it again (at once after a lock
+held elsewhere, with a growing delay after a ledger out of reach) until the
+ledger takes it. If the process dies before that, the engagement is lost with it
+(no other process could see it): see ``docs/faults.md``.
 
 The process's switch (:func:`kill_switch`) answers from the persisted state: on
 first use it attaches to the default ledger, and :meth:`KillSwitch.state`,
@@ -52,6 +58,7 @@ import param
 
 from alphaswarm.model import ModelError
 from alphaswarm.paper import tuning
+from alphaswarm.paper.killswitch_writer import KillSwitchWriter, RowWrite
 
 if TYPE_CHECKING:
     from alphaswarm.ledger import Ledger
@@ -98,9 +105,15 @@ class KillSwitch(param.Parameterized):
     REFRESH_SECONDS: ClassVar[float] = 1.0
     #: Threads of the pool that runs halt targets besides the engaging thread's own.
     POOL_WORKERS: ClassVar[int] = 2
-    #: Seconds before the first retry of a pending engagement (doubled up to PERSIST_RETRY_MAX).
-    PERSIST_RETRY_FIRST: ClassVar[float] = 0.2
-    PERSIST_RETRY_MAX: ClassVar[float] = 5.0
+    #: Seconds before retrying a write the ledger refused for being out of reach (a
+    #: locked ledger is retried at once), doubled up to PERSIST_RETRY_MAX.
+    PERSIST_RETRY_FIRST: ClassVar[float] = 0.05
+    PERSIST_RETRY_MAX: ClassVar[float] = 2.0
+    #: Longest wait of one write of the row for a lock held by another connection or
+    #: process (the kill switch's own connection: see :mod:`alphaswarm.paper.killswitch_writer`).
+    WRITE_WAIT_SECONDS: ClassVar[float] = 0.1
+    #: Longest wait of :meth:`engage`, after the halt, for the first write of its row.
+    PERSIST_WAIT_SECONDS: ClassVar[float] = 1.0
     #: Seconds between two looks at a SQLite ledger's ``PRAGMA data_version``.
     WATCH_SECONDS: ClassVar[float] = 0.05
     #: How long an engagement on PostgreSQL waits for the other processes' acks.
@@ -133,11 +146,17 @@ class KillSwitch(param.Parameterized):
         #: commits meanwhile, so the halt has the CPU and the ledger to itself.
         self.engaging = threading.Event()
         self._engages_running = 0
-        # The write of an engagement the ledger did not take (args of _persist), and
-        # the thread retrying it; None when the ledger holds this process's state.
-        self._unpersisted: tuple[Any, ...] | None = None
-        self._persist_retrier: threading.Thread | None = None
-        self._persist_wake = threading.Event()
+        # The write of this process's state the ledger has not taken yet (pending),
+        # None when the ledger holds it; the thread that writes the row (on the kill
+        # switch's own connection, off the halt's path).
+        self._unpersisted: RowWrite | None = None
+        self._writer = KillSwitchWriter(
+            self._written,
+            self._write_failed,
+            wait_seconds=self.WRITE_WAIT_SECONDS,
+            retry_first=self.PERSIST_RETRY_FIRST,
+            retry_max=self.PERSIST_RETRY_MAX,
+        )
         # The process's switch attaches itself to the default ledger on first use.
         self._auto_attach = False
         # SQLite: the data_version watcher, and what keeps it running.
@@ -154,9 +173,17 @@ class KillSwitch(param.Parameterized):
         if self._listener is not None:
             self._listener.stop(timeout=0)
             self._listener = None
-        self._ledger = ledger
-        self._epoch = None
-        self._written_at = None
+        with self._lock:
+            self._ledger = ledger
+            self._epoch = None
+            self._written_at = None
+            pending = self._unpersisted
+            if pending is not None:  # written to the ledger attached now, or dropped
+                self._unpersisted = None
+                if ledger is None:
+                    self._writer.drop()
+                else:
+                    self._unpersisted = self._writer.submit(pending.moved_to(ledger))
         if ledger is not None:
             self.refresh(force=True, adopt=True)
             if self._clustered:
@@ -345,6 +372,12 @@ class KillSwitch(param.Parameterized):
     ) -> dict[str, Any]:
         """Engage: latch, then halt every target concurrently.
 
+        The halt does not wait for the ledger: the row is written meanwhile on the
+        kill switch's own connection, and this call waits for that write (at most
+        :attr:`PERSIST_WAIT_SECONDS`) only after the halt. A row the ledger has not
+        taken by then (another process holds its lock) is pending: ``persisted``
+        False, written in the background as soon as the ledger takes it.
+
         Parameters
         ----------
         reason : str
@@ -361,8 +394,8 @@ class KillSwitch(param.Parameterized):
         Returns
         -------
         dict
-            ``{engaged, mode, reason, targets: {name: {halted, failures}}, failures,
-            elapsed_ms, final_rows_committed_ms, closing_rows_committed_ms}``:
+            ``{engaged, persisted, mode, reason, targets: {name: {halted, failures}},
+            failures, elapsed_ms, final_rows_committed_ms, closing_rows_committed_ms}``:
             when the stopped sessions' final run rows (status, reason, end time, their
             open orders cancelled) were committed, and when their closing rows
             (counters, state, last bars and frames) were (``None`` when none were
@@ -398,25 +431,31 @@ class KillSwitch(param.Parameterized):
                         )
                     targets = {name: list(ts) for name, ts in self._targets.items()}
                 epoch_before = self._epoch
-                persisted = self._persist(
+                # Written on the writer's thread meanwhile: the halt never waits for it.
+                write = self._submit_write(
                     actor, "kill_switch.engage", reason, mode, ttl_seconds, bot
                 )
-                if not persisted:
-                    failures.append(
-                        "ledger: kill switch state could not be written yet: pending, "
-                        "retried until the ledger takes it (this process refuses orders)"
-                    )
-                # A new epoch (released -> engaged) is acknowledged by every process.
-                new_epoch = bot is None and self._epoch is not None and self._epoch != epoch_before
-                if new_epoch and self._clustered:
-                    self._ack_due = (self._epoch, t0)
             per_target = self._fan_out(targets, reason, mode, failures)
         elapsed_ms = (time.perf_counter() - t0) * 1e3
+        persisted = True
+        if write is not None:
+            write.attempted.wait(self.PERSIST_WAIT_SECONDS)
+            persisted = write.written
+        if not persisted:
+            failures.append(
+                "ledger: kill switch state could not be written yet: pending, "
+                "retried until the ledger takes it (this process refuses orders)"
+            )
+        with self._lock:
+            # A new epoch (released -> engaged) is acknowledged by every process.
+            new_epoch = bot is None and self._epoch is not None and self._epoch != epoch_before
+            if new_epoch and self._clustered and persisted:
+                self._ack_due = (self._epoch, t0)
         committed = self._last_commit
         committed_ms = (committed - t0) * 1e3 if committed >= t0 else None
         closed_ms = (self._last_close - t0) * 1e3 if self._last_close >= t0 else None
         cluster = None
-        if new_epoch and self._clustered:
+        if new_epoch and self._clustered and persisted:
             cluster = self._ack_and_collect(self._epoch, per_target, mode, elapsed_ms, t0)
         result = {
             "engaged": self.engaged,
@@ -738,11 +777,13 @@ class KillSwitch(param.Parameterized):
                     engaged=False, reason="", engaged_at=None, ttl_seconds=None, halted_bots=[]
                 )
                 self._bot_halts.clear()
-            self._persist(actor, "kill_switch.reset", "", self.mode, None, bot)
+            write = self._submit_write(actor, "kill_switch.reset", "", self.mode, None, bot)
+        if write is not None:
+            write.done.wait(self._reset_wait() + 10 * self.PERSIST_WAIT_SECONDS)
         return self.state()
 
     # -- state ------------------------------------------------------------------------
-    def _persist(
+    def _submit_write(
         self,
         actor: str,
         action: str,
@@ -750,66 +791,68 @@ class KillSwitch(param.Parameterized):
         mode: str,
         ttl_seconds: float | None,
         bot: str | None,
-    ) -> bool:
+    ) -> RowWrite | None:
+        """Under the lock: hand the current state to the writer; None without a ledger.
+
+        It is pending until written (:attr:`persisted` False). An engagement is retried
+        until the ledger takes it; a released state is given up after the ledger's busy
+        timeout (the switch then fails closed, like any write the ledger refuses).
+        """
         if self._ledger is None:
             self._unpersisted = None
-            return True
-        try:
-            row = self._ledger.set_kill_switch(
-                self.engaged,
-                self.mode,
-                self.reason,
-                ttl_seconds=self.ttl_seconds,
-                scope={
+            return None
+        engagement = bool(self.engaged or self.halted_bots)
+        write = RowWrite(
+            ledger=self._ledger,
+            state={
+                "engaged": self.engaged,
+                "mode": self.mode,
+                "reason": self.reason,
+                "ttl_seconds": self.ttl_seconds,
+                "scope": {
                     "halted_bots": list(self.halted_bots),
                     "bot_halts": {b: self._bot_halts.get(b, {}) for b in self.halted_bots},
                 },
-                actor=actor,  # the audit row commits with the state, in one transaction
-                action=action,
-                detail={"reason": reason, "mode": mode, "ttl_seconds": ttl_seconds, "bot": bot},
-            )
+            },
+            audits=[
+                (
+                    actor,  # the audit row commits with the state, in one transaction
+                    action,
+                    {"reason": reason, "mode": mode, "ttl_seconds": ttl_seconds, "bot": bot},
+                )
+            ],
+            engagement=engagement,
+            deadline=None if engagement else time.monotonic() + self._reset_wait(),
+        )
+        self._unpersisted = write
+        return self._writer.submit(write)
+
+    def _reset_wait(self) -> float:
+        """Seconds a released state is retried: the ledger's busy timeout."""
+        return float(getattr(self._ledger, "busy_timeout", 0.0) or 0.0)
+
+    def _written(self, write: RowWrite) -> None:
+        """On the writer's thread: ``write`` is in the ledger."""
+        row = write.row or {}
+        with self._lock:
             self._written_at = row.get("updated_at")
-            # The epoch we hold: our own notification (and re-reads) will not halt again.
-            self._epoch = row.get("epoch") if self.engaged else self._epoch
-        except Exception:  # noqa: BLE001 - fail closed
-            log.exception("kill switch state could not be written")
+            if write.state["engaged"]:
+                # The epoch we hold: our own notification (and re-reads) will not halt again.
+                self._epoch = row.get("epoch")
+            if self._unpersisted is write:
+                self._unpersisted = None
+            with param.edit_constant(self):
+                self.store_ok = True
+
+    def _write_failed(self, write: RowWrite, given_up: bool) -> None:
+        """On the writer's thread: an attempt at ``write`` failed (fail closed)."""
+        with self._lock:
+            if self._unpersisted is not write:
+                return  # replaced by a newer state
             with param.edit_constant(self):
                 self.store_ok = False
-            if self.engaged or self.halted_bots:  # an engagement: written when it can be
-                self._unpersisted = (actor, action, reason, mode, ttl_seconds, bot)
-                self._start_persist_retrier()
-            else:
+            if given_up:
                 self._unpersisted = None
-            return False
-        self._unpersisted = None
-        with param.edit_constant(self):
-            self.store_ok = True
-        return True
-
-    def _start_persist_retrier(self) -> None:
-        """Under the lock: the thread that writes a pending engagement (one at a time)."""
-        if self._persist_retrier is None:
-            self._persist_retrier = threading.Thread(
-                target=self._retry_persist, name="alphaswarm-kill-persist", daemon=True
-            )
-            self._persist_retrier.start()
-
-    def _retry_persist(self) -> None:
-        """Write the pending engagement with a growing delay until the ledger takes it."""
-        delay = self.PERSIST_RETRY_FIRST
-        while True:
-            self._persist_wake.wait(delay)
-            self._persist_wake.clear()
-            with self._lock:
-                args = self._unpersisted
-                if args is None:
-                    self._persist_retrier = None
-                    return
-                if self._persist(*args):
-                    self._persist_retrier = None
-                    log.warning("kill switch: the pending engagement is written to the ledger")
-                    return
-            delay = min(delay * 2, self.PERSIST_RETRY_MAX)
 
     @property
     def persisted(self) -> bool:
@@ -841,7 +884,7 @@ class KillSwitch(param.Parameterized):
         if self._unpersisted is not None:
             # This process's engagement is not in the row yet: the row is older and
             # must not release it. The ledger answers again: write it now.
-            self._persist_wake.set()
+            self._writer.wake()
             return
         self.follow_bots(row, wait=wait, adopt=adopt)
         self.follow(row, wait=wait, adopt=adopt)

@@ -176,6 +176,8 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         self._unpublished: list[dict[str, Any]] = []  # committed, not published yet
         self._engine: Engine | None = None
         self._finished = False
+        # guards _finished alone: a halt claims a session whose lock a write holds
+        self._finish_lock = threading.Lock()
         self._done = threading.Event()
         self._stop_requested = False
         self._wake: asyncio.Event | None = None

@@ -50,6 +50,8 @@ SERVER_SWITCH_INTERVAL_MS = 1.0
 MAX_BUFFER_BYTES = 24 * 1024 * 1024
 #: Seconds a shutdown waits for WebSocket clients to receive their ``done`` frame.
 SHUTDOWN_GRACE_SECONDS = 5.0
+#: Seconds a shutdown waits for the final rows a busy ledger did not take at once.
+SHUTDOWN_WRITES_SECONDS = 30.0
 
 __all__ = ["ServerConfigError", "ServerThread", "build_server", "make_routes", "serve"]
 
@@ -533,6 +535,13 @@ def _stop_sessions(reason: str) -> None:
     if running:
         log.info("stopping %d paper session(s): %s", len(running), reason)
         registry().stop_many(running, "stopped", reason)
+        # what a busy ledger did not take at once is written in the background: wait
+        from alphaswarm.paper.final_writes import final_writes
+
+        deadline = time.monotonic() + SHUTDOWN_WRITES_SECONDS
+        for session in running:
+            session.wait(max(0.0, deadline - time.monotonic()))
+        final_writes().wait_idle(max(0.0, deadline - time.monotonic()))
 
 
 class ServerThread:

@@ -4,7 +4,9 @@ Engaging takes two steps: the button opens a confirmation that lists every
 halt target and asks the user to type ``HALT``. The widget polls the kill
 switch on its pump's tick (rather than watching params that another thread
 may set), so every open browser flips to *engaged* within one tick, whether
-the switch was engaged here, over REST or from a notebook.
+the switch was engaged here, over REST or from a notebook. An engagement the
+ledger has not taken yet (another process holds its lock) shows as
+*engaged (saving…)* until its row is written.
 """
 
 from __future__ import annotations
@@ -182,6 +184,7 @@ class KillSwitchWidget(LiveView):
             state["reason"],
             state["engaged_at"],
             state["store_ok"],
+            state["persisted"],
             last.get("engaged_at"),
             last.get("elapsed_ms"),
         )
@@ -190,10 +193,19 @@ class KillSwitchWidget(LiveView):
         self._seen = key
         self.engaged = bool(state["engaged"])
         if self.engaged:
+            saving = ""
+            if not state["persisted"]:  # halted here; the ledger has not taken the row yet
+                saving = (
+                    ' <span class="ks-saving" title="not written to the ledger yet: '
+                    'retried until it is; this process refuses orders meanwhile">'
+                    "(saving…)</span>"
+                )
             self.badge.object = (
-                '<span class="ks-state" data-state="engaged" style="background:#c62828;'
+                '<span class="ks-state" data-state="engaged" '
+                f'data-persisted="{str(bool(state["persisted"])).lower()}" '
+                'style="background:#c62828;'
                 'color:white;padding:6px 12px;border-radius:6px;font-weight:800">'
-                f"KILL SWITCH ENGAGED ({html.escape(state['mode'])})</span>"
+                f"KILL SWITCH ENGAGED ({html.escape(state['mode'])}){saving}</span>"
                 f'<span class="ks-reason" title="{html.escape(state["reason"] or "")}" '
                 'style="margin-left:8px;color:#eceff1;display:inline-block;max-width:240px;'
                 "overflow:hidden;text-overflow:ellipsis;white-space:nowrap;"

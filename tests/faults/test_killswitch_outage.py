@@ -75,7 +75,7 @@ def test_a_reset_drops_a_pending_engagement(ledger, bot, write_lock, db_path):
     assert ks.engage("pending")["persisted"] is False
     ks.reset(actor="test")  # refused too: released here, failing closed until a read works
     assert not ks.engaged and ks.state()["persisted"] is True
-    assert _until(lambda: ks._persist_retrier is None), "the retrier kept running"
+    assert _until(lambda: ks._writer.idle), "the writer kept retrying"
     write_lock.release()
     ks.refresh(force=True, wait=True)
     assert ks.store_ok and not ks.engaged and ks.order_mode() is None

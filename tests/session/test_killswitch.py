@@ -177,6 +177,10 @@ def test_account_limit_engages_kill_switch(ledger, bot):
         assert kill_switch().engaged
         assert "account limit: account drawdown" in kill_switch().reason
         assert {s.status for s in sessions} == {"killed"}
+        # the row is written beside the halt, not before it: wait for it
+        deadline = time.monotonic() + 30
+        while not kill_switch().persisted and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert len(ledger.audit_rows("kill_switch.engage")) == 1
     finally:
         reg.account_max_drawdown_pct = None
