@@ -1,8 +1,9 @@
-"""The hand-written OpenAPI 3.0 description of the HTTP API (``GET /openapi.json``).
+"""The OpenAPI 3.0 description of the HTTP API (``GET /openapi.json``).
 
-Good enough for schemathesis: every route, its request body and its responses,
-with the JSON schemas the handlers enforce (unknown keys are refused, numbers
-bounded).
+Every route, its request body and its responses. The request bodies and the bot
+spec are generated from their declarations (:mod:`alphaswarm.server.requests`,
+:mod:`alphaswarm.bot_schema`), the same ones the handlers validate with, so the
+bounds stated here are the bounds enforced.
 """
 
 from __future__ import annotations
@@ -10,22 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from alphaswarm import __version__
+from alphaswarm.bot_schema import BotSpec
 from alphaswarm.killswitch import EXTENSION_TARGETS, MODES
+from alphaswarm.schema import json_schema
 from alphaswarm.server.errors import MAX_BODY_BYTES
-from alphaswarm.server.limits import (
-    MAX_BACKTEST_BARS,
-    MAX_BOT_ID,
-    MAX_BOT_NAME,
-    MAX_CASH,
-    MAX_DURATION_MINUTES,
-    MAX_LIST_LIMIT,
-    MAX_REASON,
-    MAX_RUN_NAME,
-    MAX_SESSION_BARS,
-    MAX_SINCE,
-    MAX_SPEED,
-    MAX_TTL_SECONDS,
-)
+from alphaswarm.server.limits import MAX_LIST_LIMIT, MAX_SINCE
+from alphaswarm.server.requests import REQUEST_MODELS
 
 _NUM = {"type": "number"}
 _STR = {"type": "string"}
@@ -65,8 +56,6 @@ _ERRORS = {
     "422": _resp("Invalid values (negative cash, NaN, unknown keys ...)."),
     "503": _resp("Busy: the bounded pool for heavy work is full; see Retry-After."),
 }
-_REASON = {"type": "string", "maxLength": MAX_REASON}
-_CASH = {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_CASH}
 
 
 def _op(
@@ -101,7 +90,7 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
 _POST_ERRORS = ("400", "401", "403", "413", "422", "503")
 _BOT_ID = _path_param("bot_id", "The bot id (the slug of its name).")
 _RUN_ID = _path_param("paper_run_id", "The paper run id (also the frames' task_id).")
-_HALT_BODY = _obj({"reason": _REASON, "mode": {"enum": list(MODES)}})
+_HALT_BODY = _ref("HaltRequest")
 
 
 def _schemas() -> dict[str, Any]:
@@ -117,30 +106,9 @@ def _schemas() -> dict[str, Any]:
         extra=True,
     )
     return {
+        **{name: json_schema(model) for name, model in REQUEST_MODELS.items()},
         "Error": _obj({"error": _STR, "detail": _STR}, ("error", "detail"), extra=True),
-        "BotSpec": {
-            "type": "object",
-            "description": "A bot spec (alphaswarm.bots.Bot); YAML is accepted too.",
-            "required": ["name"],
-            "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": MAX_BOT_NAME},
-                "strategy": _STR,
-                "params": _ANY_OBJ,
-                "universe": {"type": "array", "items": _STR, "minItems": 1},
-                "data": _ANY_OBJ,
-                "risk": _ANY_OBJ,
-                "broker": _ANY_OBJ,
-                "gate": _ANY_OBJ,
-                "kind": {"enum": ["trading"]},
-                "description": _STR,
-                "strategy_config": _STR,
-                "engine": {"enum": ["event_driven"]},
-                "metrics": {"type": "array"},
-                "deploy_target": {"enum": ["paper", "backtest_only"]},
-                "extras": _ANY_OBJ,
-            },
-            "additionalProperties": False,
-        },
+        "BotSpec": json_schema(BotSpec, required=("name",)),
         "BotCreated": _obj(
             {"bot_id": _STR, "version": _INT, "spec_hash": _STR, "name": _STR, "created": _BOOL},
             ("bot_id", "version", "spec_hash"),
@@ -167,14 +135,6 @@ def _schemas() -> dict[str, Any]:
             {"bot_id": _STR, "versions": {"type": "array", "items": _ANY_OBJ}},
             ("bot_id", "versions"),
         ),
-        "BacktestRequest": _obj(
-            {
-                "bars": {"type": "integer", "minimum": 1, "maximum": MAX_BACKTEST_BARS},
-                "start": {"type": "string", "example": "2024-01-01"},
-                "end": {"type": "string", "example": "2024-06-30"},
-                "starting_cash": _CASH,
-            }
-        ),
         "BacktestResult": _obj(
             {
                 "backtest_id": _STR,
@@ -186,30 +146,6 @@ def _schemas() -> dict[str, Any]:
             },
             ("backtest_id", "metrics"),
             extra=True,
-        ),
-        "PaperRequest": _obj(
-            {
-                "starting_cash": _CASH,
-                "duration_minutes": {
-                    "type": "number",
-                    "nullable": True,
-                    "exclusiveMinimum": True,
-                    "minimum": 0,
-                    "maximum": MAX_DURATION_MINUTES,
-                },
-                "speed": {"type": "number", "minimum": 0, "maximum": MAX_SPEED},
-                "force": _BOOL,
-                "reason": _REASON,
-                "run_name": {"type": "string", "maxLength": MAX_RUN_NAME},
-                "max_bars": {"type": "integer", "minimum": 1, "maximum": MAX_SESSION_BARS},
-                "backtest_id": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 64,
-                    "description": "The backtest the gate judges (of the bot's current "
-                    "version); the most recent one when absent.",
-                },
-            }
         ),
         "GateJudged": _obj(
             {
@@ -318,18 +254,6 @@ def _schemas() -> dict[str, Any]:
             },
             ("engaged", "mode", "reason", "engaged_at", "last"),
             extra=True,
-        ),
-        "KillSwitchEngage": _obj(
-            {
-                "reason": _REASON,
-                "mode": {"enum": list(MODES)},
-                "ttl_seconds": {
-                    "type": "number",
-                    "exclusiveMinimum": True,
-                    "minimum": 0,
-                    "maximum": MAX_TTL_SECONDS,
-                },
-            }
         ),
         "KillSwitchEngaged": _obj(
             {
@@ -525,7 +449,7 @@ def openapi_document() -> dict[str, Any]:
                     "404": _resp("Unknown run."),
                     "409": _resp("Running in another process."),
                 },
-                body=_obj({"reason": _REASON}),
+                body=_ref("StopRequest"),
                 params=[_RUN_ID],
                 errors=_POST_ERRORS,
             )
@@ -543,7 +467,7 @@ def openapi_document() -> dict[str, Any]:
             "post": _op(
                 "Release the kill switch (or one bot's halt with {bot}).",
                 {"200": _resp("Released.", _ref("KillSwitchState"))},
-                body=_obj({"bot": {"type": "string", "maxLength": MAX_BOT_ID}}),
+                body=_ref("KillSwitchReset"),
                 errors=_POST_ERRORS,
             )
         },
