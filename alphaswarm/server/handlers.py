@@ -13,11 +13,8 @@ one once it passes the limit), and never buffered whole.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
@@ -26,6 +23,7 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 from alphaswarm.backtest import backtest
 from alphaswarm.bots import Bot, BotSpecError
 from alphaswarm.data.base import FeedError
+from alphaswarm.jsoncodec import dumps_lenient, jsonable
 from alphaswarm.killswitch import EXTENSION_TARGETS, KillSwitchEngaged, kill_switch
 from alphaswarm.model import ModelError
 from alphaswarm.runtime import engine_loop, get_ledger
@@ -69,41 +67,6 @@ log = logging.getLogger(__name__)
 
 #: A chunked body may run this many times past the limit before the connection is cut.
 CHUNKED_SLACK = 4
-
-
-# --------------------------------------------------------------------------- JSON
-
-
-def jsonable(value: Any) -> Any:
-    """Turn ledger rows, DataFrames, timestamps and numpy scalars into plain JSON values."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, pd.DataFrame):
-        return jsonable(value.to_dict("records"))
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, str | int | bool):
-        return value
-    if value is pd.NaT:
-        return None
-    if isinstance(value, datetime | date | pd.Timestamp):
-        return value.isoformat()
-    item = getattr(value, "item", None)
-    if callable(item) and type(value).__module__ == "numpy":
-        return jsonable(item())
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value)
-
-
-def dumps(value: Any) -> str:
-    """Serialise ``value`` as strict JSON (no NaN)."""
-    return json.dumps(jsonable(value), allow_nan=False)
 
 
 # --------------------------------------------------------------------------- base
@@ -215,7 +178,7 @@ class BaseHandler(RequestHandler):
     def send(self, value: Any, status: int = 200) -> None:
         """Write ``value`` as the JSON response."""
         self.set_status(status)
-        self.finish(dumps(value))
+        self.finish(dumps_lenient(value))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Answer every error as JSON ``{error, detail}``."""
@@ -247,7 +210,7 @@ class BaseHandler(RequestHandler):
         else:
             body = {"error": ERROR_CODES.get(status_code, "error"), "detail": self._reason}
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(dumps(body))
+        self.finish(dumps_lenient(body))
 
     def _has_body(self) -> bool:
         headers = self.request.headers
