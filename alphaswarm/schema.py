@@ -317,7 +317,7 @@ def validate(
     """
     declared = fields(model)
     problems: list[Problem] = []
-    extra = unknown_keys(data, tuple(declared), where)
+    extra = None if getattr(model, "OPEN", False) else unknown_keys(data, tuple(declared), where)
     if extra is not None:
         problems.append(extra)
     values: dict[str, Any] = {}
@@ -391,6 +391,10 @@ def parameter_schema(p: param.Parameter) -> dict[str, Any]:
         out = {"type": "object", "additionalProperties": True}
     elif isinstance(p, param.List):
         out = {"type": "array"}
+        if p.item_type is str:
+            out["items"] = {"type": "string"}
+        elif isinstance(p.item_type, type) and issubclass(p.item_type, param.Parameterized):
+            out["items"] = json_schema(p.item_type)
     elif isinstance(p, Shaped):
         out = dict(p.json or {})
     else:
@@ -405,12 +409,16 @@ def parameter_schema(p: param.Parameter) -> dict[str, Any]:
 def json_schema(model: type[param.Parameterized], required: tuple[str, ...] = ()) -> dict[str, Any]:
     """The OpenAPI 3.0 object schema of ``model``: unknown keys refused, bounds stated.
 
+    A model may set the class attributes ``REQUIRED`` (keys always present) and
+    ``OPEN`` (``True``: other keys may appear, as in a response that carries a
+    ledger row whole).
+
     Parameters
     ----------
     model : type of param.Parameterized
         The declaration.
     required : tuple of str
-        Keys that must be present.
+        Keys that must be present (besides ``model.REQUIRED``).
 
     Returns
     -------
@@ -420,8 +428,9 @@ def json_schema(model: type[param.Parameterized], required: tuple[str, ...] = ()
     schema: dict[str, Any] = {
         "type": "object",
         "properties": {k: parameter_schema(p) for k, p in fields(model).items()},
-        "additionalProperties": False,
+        "additionalProperties": bool(getattr(model, "OPEN", False)),
     }
+    required = (*getattr(model, "REQUIRED", ()), *required)
     if required:
         schema["required"] = list(required)
     doc = (model.__doc__ or "").strip().split("\n\n")[0]

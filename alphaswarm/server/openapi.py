@@ -12,11 +12,12 @@ from typing import Any
 
 from alphaswarm import __version__
 from alphaswarm.bot_schema import BotSpec
-from alphaswarm.killswitch import EXTENSION_TARGETS, MODES
+from alphaswarm.killswitch import EXTENSION_TARGETS
 from alphaswarm.schema import json_schema
 from alphaswarm.server.errors import MAX_BODY_BYTES
 from alphaswarm.server.limits import MAX_LIST_LIMIT, MAX_SINCE
 from alphaswarm.server.requests import REQUEST_MODELS
+from alphaswarm.server.responses import RESPONSE_MODELS
 
 _NUM = {"type": "number"}
 _STR = {"type": "string"}
@@ -107,13 +108,9 @@ def _schemas() -> dict[str, Any]:
     )
     return {
         **{name: json_schema(model) for name, model in REQUEST_MODELS.items()},
+        **{name: json_schema(model) for name, model in RESPONSE_MODELS.items()},
         "Error": _obj({"error": _STR, "detail": _STR}, ("error", "detail"), extra=True),
         "BotSpec": json_schema(BotSpec, required=("name",)),
-        "BotCreated": _obj(
-            {"bot_id": _STR, "version": _INT, "spec_hash": _STR, "name": _STR, "created": _BOOL},
-            ("bot_id", "version", "spec_hash"),
-            extra=True,
-        ),
         "Bot": _obj(
             {
                 "id": _STR,
@@ -135,18 +132,6 @@ def _schemas() -> dict[str, Any]:
             {"bot_id": _STR, "versions": {"type": "array", "items": _ANY_OBJ}},
             ("bot_id", "versions"),
         ),
-        "BacktestResult": _obj(
-            {
-                "backtest_id": _STR,
-                "bot_id": _STR,
-                "bot_version": _INT,
-                "bars": _INT,
-                "metrics": _ANY_OBJ,
-                "sharpe": {"type": "number", "nullable": True},
-            },
-            ("backtest_id", "metrics"),
-            extra=True,
-        ),
         "GateJudged": _obj(
             {
                 "id": _STR,
@@ -164,19 +149,6 @@ def _schemas() -> dict[str, Any]:
             ("id", "start_ts", "end_ts", "bars", "num_trades", "text"),
             extra=True,
         ),
-        "PaperStarted": _obj(
-            {
-                "paper_run_id": _STR,
-                "task_id": _STR,
-                "stream_url": _STR,
-                "status": _STR,
-                "bot_id": _STR,
-                "bot_version": _INT,
-                "gate": _ANY_OBJ,
-            },
-            ("paper_run_id", "task_id", "stream_url", "status"),
-            extra=True,
-        ),
         "GateRefused": _obj(
             {
                 "error": {"enum": ["gate_refused"]},
@@ -188,21 +160,6 @@ def _schemas() -> dict[str, Any]:
                 ),
             },
             ("error", "detail", "errors"),
-            extra=True,
-        ),
-        "Run": _obj(
-            {
-                "id": _STR,
-                "paper_run_id": _STR,
-                "bot_id": _STR,
-                "status": _STR,
-                "total_pnl": {"type": "number", "nullable": True},
-                "num_fills": {"type": "integer", "nullable": True},
-                "started_at": ts,
-                "ended_at": ts,
-                "stream_url": _STR,
-            },
-            ("id", "status"),
             extra=True,
         ),
         "RunList": _obj({"runs": {"type": "array", "items": _ref("Run")}}, ("runs",)),
@@ -225,35 +182,6 @@ def _schemas() -> dict[str, Any]:
                 },
             },
             ("paper_run_id", "fills"),
-        ),
-        "Stopped": _obj(
-            {"paper_run_id": _STR, "stopped": _BOOL, "status": _STR, "final_row_written": _BOOL},
-            ("paper_run_id", "stopped", "status"),
-        ),
-        "Halted": _obj(
-            {
-                "target": _STR,
-                "halted": {"type": "integer", "minimum": 0},
-                "failures": {"type": "array", "items": _STR},
-                "elapsed_ms": _NUM,
-            },
-            ("target", "halted", "failures"),
-            extra=True,
-        ),
-        "KillSwitchState": _obj(
-            {
-                "engaged": _BOOL,
-                "persisted": _BOOL,
-                "mode": {"enum": list(MODES)},
-                "reason": _STR,
-                "engaged_at": {"type": "string", "nullable": True},
-                "ttl_seconds": {"type": "number", "nullable": True},
-                "halted_bots": {"type": "array", "items": _STR},
-                "store_ok": _BOOL,
-                "last": _ANY_OBJ,
-            },
-            ("engaged", "mode", "reason", "engaged_at", "last"),
-            extra=True,
         ),
         "KillSwitchEngaged": _obj(
             {

@@ -141,3 +141,54 @@ def test_bot_spec_unknown_keys_listed_over_http(api):
     assert body["unknown"] == {"stratgy": "strategy", "gate.min_sharp": "min_sharpe"}
     assert "did you mean 'strategy'?" in body["detail"]
     assert "gate: unknown key(s) 'min_sharp' (did you mean 'min_sharpe'?)" in body["detail"]
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def _conforms(model: type, body: dict[str, Any]) -> list[str]:
+    """What is wrong with a real response body against its declared model."""
+    from alphaswarm.schema import validate
+
+    missing = [f"{k}: missing" for k in model.REQUIRED if k not in body]
+    return missing + [p.message for p in validate(model, body)[1]]
+
+
+def test_published_response_schemas_are_the_declared_models(api):
+    from alphaswarm.server.responses import RESPONSE_MODELS
+
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    for name, model in RESPONSE_MODELS.items():
+        assert schemas[name] == json_schema(model), name
+
+
+def test_real_responses_match_their_declared_models(api, demo_bot):
+    from alphaswarm.server import responses as r
+
+    from .conftest import running_session
+
+    created = api.post("/bots", {"name": "schema-bot", "strategy": "sma_cross"})
+    assert _conforms(r.BotCreated, created.json()) == []
+    backtest = api.post(f"/bots/{demo_bot}/backtest", {"bars": 500})
+    assert backtest.status_code == 201, backtest.text
+    assert _conforms(r.BacktestResult, backtest.json()) == []
+    assert _conforms(r.KillSwitchState, api.get("/kill-switch").json()) == []
+    with running_session(api, demo_bot) as run_id:
+        run = api.get(f"/paper/{run_id}").json()
+        assert _conforms(r.Run, run) == []
+        stopped = api.post(f"/paper/{run_id}/stop", {"reason": "schema test"}).json()
+        assert _conforms(r.Stopped, stopped) == []
+    started = api.post(f"/bots/{demo_bot}/paper", {"speed": 600})
+    assert started.status_code == 201, started.text
+    assert _conforms(r.PaperStarted, started.json()) == []
+    halted = api.post(f"/bots/{demo_bot}/halt", {"reason": "schema test"}).json()
+    assert _conforms(r.Halted, halted) == []
+
+
+def test_a_response_missing_a_declared_key_is_caught():
+    from alphaswarm.server.responses import Halted
+
+    assert _conforms(Halted, {"target": "x", "halted": "two", "failures": []}) == [
+        "halted: expected a number, got str 'two'"
+    ]
+    assert _conforms(Halted, {"target": "x", "failures": []}) == ["halted: missing"]
