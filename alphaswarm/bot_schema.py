@@ -9,6 +9,8 @@ The first-bot tutorial's keys (``kind``, ``description``, ``strategy_config``,
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import param
 
 from alphaswarm.metrics import METRIC_ALIASES, STORED_METRICS
@@ -45,6 +47,8 @@ class GateSpec(param.Parameterized):
 
 class MetricSpec(param.Parameterized):
     """One entry of ``metrics:`` (a bare name is ``{name: ...}``)."""
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("name",)
 
     name_ = Text(
         None, allow_None=True, choices=METRIC_NAMES, doc="The metric (a stored metric or an alias)."

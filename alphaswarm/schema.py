@@ -313,7 +313,8 @@ def validate(
     -------
     (dict, list of Problem)
         The values (each declared key; the default where absent) and the problems,
-        all of them (unknown keys first, as one problem).
+        all of them (unknown keys first, as one problem; a key of ``model.REQUIRED``
+        that is absent is one).
     """
     declared = fields(model)
     problems: list[Problem] = []
@@ -321,11 +322,14 @@ def validate(
     if extra is not None:
         problems.append(extra)
     values: dict[str, Any] = {}
+    required = getattr(model, "REQUIRED", ())
     for key, p in declared.items():
+        name = f"{where}.{key}" if where else key
         if key not in data:
+            if key in required:
+                problems.append(Problem(name, f"{name}: required", VALUE))
             values[key] = p.default
             continue
-        name = f"{where}.{key}" if where else key
         nested = _nested(p)
         if nested is not None:
             if data[key] is None:

@@ -147,6 +147,7 @@ def test_top_keys_are_the_declared_schema():
             r"^metrics\[0\]\.direction: 'up'",
         ),
         ({"metrics": [{"name": "sharpe", "thresh": 1}]}, r"^metrics\[0\]: unknown key"),
+        ({"metrics": [{"threshold": 1}]}, r"^metrics\[0\]\.name: required"),
     ],
 )
 def test_bad_fields_named(over, pattern):
