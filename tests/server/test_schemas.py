@@ -150,8 +150,7 @@ def _conforms(model: type, body: dict[str, Any]) -> list[str]:
     """What is wrong with a real response body against its declared model."""
     from alphaswarm.schema import validate
 
-    missing = [f"{k}: missing" for k in model.REQUIRED if k not in body]
-    return missing + [p.message for p in validate(model, body)[1]]
+    return [p.message for p in validate(model, body)[1]]
 
 
 def test_published_response_schemas_are_the_declared_models(api):
@@ -191,4 +190,4 @@ def test_a_response_missing_a_declared_key_is_caught():
     assert _conforms(Halted, {"target": "x", "halted": "two", "failures": []}) == [
         "halted: expected a number, got str 'two'"
     ]
-    assert _conforms(Halted, {"target": "x", "failures": []}) == ["halted: missing"]
+    assert _conforms(Halted, {"target": "x", "failures": []}) == ["halted: required"]
