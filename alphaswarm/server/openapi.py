@@ -95,43 +95,10 @@ _HALT_BODY = _ref("HaltRequest")
 
 
 def _schemas() -> dict[str, Any]:
-    ts = {"type": "string", "format": "date-time", "nullable": True}
-    backtest_ref = _obj(
-        {
-            "id": _STR,
-            "created_at": ts,
-            "sharpe": {"type": "number", "nullable": True},
-            "max_drawdown": {"type": "number", "nullable": True},
-            "bot_version": _INT,
-        },
-        extra=True,
-    )
     return {
         **{name: json_schema(model) for name, model in REQUEST_MODELS.items()},
         **{name: json_schema(model) for name, model in RESPONSE_MODELS.items()},
-        "Error": _obj({"error": _STR, "detail": _STR}, ("error", "detail"), extra=True),
         "BotSpec": json_schema(BotSpec, required=("name",)),
-        "Bot": _obj(
-            {
-                "id": _STR,
-                "bot_id": _STR,
-                "name": _STR,
-                "version": {"type": "integer", "nullable": True},
-                "latest_version": {"type": "integer", "nullable": True},
-                "spec": {"type": "object", "nullable": True},
-                "spec_hash": {"type": "string", "nullable": True},
-                "created_at": ts,
-                "backtest_runs": {**backtest_ref, "nullable": True},
-                "sharpe": {"type": "number", "nullable": True},
-            },
-            ("id", "bot_id", "name", "backtest_runs", "sharpe"),
-            extra=True,
-        ),
-        "BotList": _obj({"bots": {"type": "array", "items": _ref("Bot")}}, ("bots",)),
-        "BotVersions": _obj(
-            {"bot_id": _STR, "versions": {"type": "array", "items": _ANY_OBJ}},
-            ("bot_id", "versions"),
-        ),
         "GateJudged": _obj(
             {
                 "id": _STR,
@@ -160,44 +127,6 @@ def _schemas() -> dict[str, Any]:
                 ),
             },
             ("error", "detail", "errors"),
-            extra=True,
-        ),
-        "RunList": _obj({"runs": {"type": "array", "items": _ref("Run")}}, ("runs",)),
-        "Fills": _obj(
-            {
-                "paper_run_id": _STR,
-                "fills": {
-                    "type": "array",
-                    "items": _obj(
-                        {
-                            "order_id": _STR,
-                            "symbol": _STR,
-                            "side": _STR,
-                            "qty": _NUM,
-                            "price": _NUM,
-                            "filled_at": ts,
-                        },
-                        extra=True,
-                    ),
-                },
-            },
-            ("paper_run_id", "fills"),
-        ),
-        "KillSwitchEngaged": _obj(
-            {
-                "engaged": _BOOL,
-                "persisted": _BOOL,
-                "mode": _STR,
-                "reason": _STR,
-                "targets": {"type": "object", "additionalProperties": _ANY_OBJ},
-                "failures": {"type": "array", "items": _STR},
-                "elapsed_ms": _NUM,
-                "final_rows_committed_ms": {**_NUM, "nullable": True},
-                "closing_rows_committed_ms": {**_NUM, "nullable": True},
-                "request_to_engage_ms": _NUM,
-                "state": _ref("KillSwitchState"),
-            },
-            ("engaged", "targets", "failures", "elapsed_ms"),
             extra=True,
         ),
     }

@@ -135,6 +135,104 @@ class KillSwitchState(Response):
     last = Mapping(None, allow_None=True, doc="The last engagement's figures.")
 
 
+class Error(Response):
+    """An error: a short code and a sentence (more keys for some errors)."""
+
+    REQUIRED = ("error", "detail")
+    error = _text("A short machine-readable code (invalid, not_found ...).")
+    detail = _text("What was wrong and, where it helps, what is allowed.")
+
+
+class BacktestRef(Response):
+    """A bot's latest backtest, as ``GET /bots/{id}`` shows it."""
+
+    id = _text("The backtest run id.")
+    created_at = _time("When it was recorded.")
+    sharpe = _number("Its Sharpe ratio.")
+    max_drawdown = _number("Its largest drawdown (a fraction).")
+    bot_version = _integer("The bot version backtested.")
+
+
+class Bot(Response):
+    """A bot with its latest backtest reference and Sharpe ratio."""
+
+    REQUIRED = ("id", "bot_id", "name", "backtest_runs", "sharpe")
+    id = _text("The bot id.")
+    bot_id = _text("The bot id.")
+    name_ = _text("The bot's name.")
+    version = _integer("The latest version.")
+    latest_version = _integer("The latest version.")
+    spec = Mapping(None, allow_None=True, doc="The latest version's spec.")
+    spec_hash = Shaped(None, json={"type": "string", "nullable": True}, doc="Its content hash.")
+    created_at = _time("When the bot was created.")
+    backtest_runs = param.ClassSelector(class_=BacktestRef, default=None, allow_None=True,
+                                        doc="The latest backtest, or null.")  # fmt: skip
+    sharpe = _number("The latest backtest's Sharpe ratio.")
+
+
+class BotList(Response):
+    """Every bot."""
+
+    OPEN = False
+    REQUIRED = ("bots",)
+    bots = param.List(None, allow_None=True, item_type=Bot, doc="The bots.")
+
+
+class BotVersions(Response):
+    """The versions of a bot."""
+
+    OPEN = False
+    REQUIRED = ("bot_id", "versions")
+    bot_id = _text("The bot id.")
+    versions = param.List(None, allow_None=True, doc="Each version: number, spec, hash, time.")
+
+
+class RunList(Response):
+    """Paper runs, newest first."""
+
+    OPEN = False
+    REQUIRED = ("runs",)
+    runs = param.List(None, allow_None=True, item_type=Run, doc="The runs.")
+
+
+class Fill(Response):
+    """One fill of a paper run."""
+
+    order_id = _text("The order filled.")
+    symbol = _text("The symbol.")
+    side = _text("buy or sell.")
+    qty = _number("Quantity filled.")
+    price = _number("Fill price.")
+    filled_at = _time("When it filled.")
+
+
+class Fills(Response):
+    """The fills of a paper run."""
+
+    OPEN = False
+    REQUIRED = ("paper_run_id", "fills")
+    paper_run_id = _text("The paper run id.")
+    fills = param.List(None, allow_None=True, item_type=Fill, doc="The fills, oldest first.")
+
+
+class KillSwitchEngaged(Response):
+    """The kill switch engaged: what each target did, and the state after."""
+
+    REQUIRED = ("engaged", "targets", "failures", "elapsed_ms")
+    engaged = param.Boolean(None, allow_None=True, doc="Whether it is engaged.")
+    persisted = param.Boolean(None, allow_None=True, doc="Whether the ledger holds the state.")
+    mode = _text("The effect of the engagement.")
+    reason = _text("Why it was engaged.")
+    targets = Mapping(None, allow_None=True, doc="Each target's halted count and failures.")
+    failures = _texts("Targets that failed to halt, with why.")
+    elapsed_ms = _number("Milliseconds the engagement took.")
+    final_rows_committed_ms = _number("Milliseconds until every final run row was committed.")
+    closing_rows_committed_ms = _number("Milliseconds until every closing row was committed.")
+    request_to_engage_ms = _number("Milliseconds from the request's headers to the engagement.")
+    state = param.ClassSelector(class_=KillSwitchState, default=None, allow_None=True,
+                                doc="The state after.")  # fmt: skip
+
+
 #: Every response model, by the OpenAPI component name it is published under.
 RESPONSE_MODELS: dict[str, type[Response]] = {
     "BotCreated": BotCreated,
@@ -144,4 +242,11 @@ RESPONSE_MODELS: dict[str, type[Response]] = {
     "Halted": Halted,
     "Run": Run,
     "KillSwitchState": KillSwitchState,
+    "Error": Error,
+    "Bot": Bot,
+    "BotList": BotList,
+    "BotVersions": BotVersions,
+    "RunList": RunList,
+    "Fills": Fills,
+    "KillSwitchEngaged": KillSwitchEngaged,
 }

@@ -182,6 +182,23 @@ def test_real_responses_match_their_declared_models(api, demo_bot):
     assert _conforms(r.PaperStarted, started.json()) == []
     halted = api.post(f"/bots/{demo_bot}/halt", {"reason": "schema test"}).json()
     assert _conforms(r.Halted, halted) == []
+    bot = api.get(f"/bots/{demo_bot}").json()
+    assert _conforms(r.Bot, bot) == []
+    assert _conforms(r.BacktestRef, bot["backtest_runs"]) == []
+    bots = api.get("/bots").json()
+    assert _conforms(r.BotList, bots) == []
+    assert all(_conforms(r.Bot, b) == [] for b in bots["bots"])
+    assert _conforms(r.BotVersions, api.get(f"/bots/{demo_bot}/versions").json()) == []
+    runs = api.get("/paper").json()
+    assert _conforms(r.RunList, runs) == [] and runs["runs"]
+    assert all(_conforms(r.Run, run) == [] for run in runs["runs"])
+    fills = api.get(f"/paper/{run_id}/fills").json()
+    assert _conforms(r.Fills, fills) == []
+    assert all(_conforms(r.Fill, f) == [] for f in fills["fills"])
+    assert _conforms(r.Error, api.get("/bots/no-such-bot").json()) == []
+    engaged = api.post("/kill-switch", {"reason": "schema test"}).json()
+    assert _conforms(r.KillSwitchEngaged, engaged) == []
+    assert _conforms(r.KillSwitchState, engaged["state"]) == []
 
 
 def test_a_response_missing_a_declared_key_is_caught():
