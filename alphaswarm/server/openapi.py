@@ -19,10 +19,7 @@ from alphaswarm.server.limits import MAX_LIST_LIMIT, MAX_SINCE
 from alphaswarm.server.requests import REQUEST_MODELS
 from alphaswarm.server.responses import RESPONSE_MODELS
 
-_NUM = {"type": "number"}
 _STR = {"type": "string"}
-_INT = {"type": "integer"}
-_BOOL = {"type": "boolean"}
 _ANY_OBJ = {"type": "object", "additionalProperties": True}
 
 
@@ -99,36 +96,6 @@ def _schemas() -> dict[str, Any]:
         **{name: json_schema(model) for name, model in REQUEST_MODELS.items()},
         **{name: json_schema(model) for name, model in RESPONSE_MODELS.items()},
         "BotSpec": json_schema(BotSpec, required=("name",)),
-        "GateJudged": _obj(
-            {
-                "id": _STR,
-                "bot_version": _INT,
-                "start_ts": _STR,
-                "end_ts": _STR,
-                "bars": _INT,
-                "num_trades": _INT,
-                "sharpe": {"type": "number", "nullable": True},
-                "max_drawdown": {"type": "number", "nullable": True},
-                "created_at": _STR,
-                "halted": {"type": "object", "nullable": True, "additionalProperties": True},
-                "text": _STR,
-            },
-            ("id", "start_ts", "end_ts", "bars", "num_trades", "text"),
-            extra=True,
-        ),
-        "GateRefused": _obj(
-            {
-                "error": {"enum": ["gate_refused"]},
-                "detail": _STR,
-                "errors": {"type": "array", "items": _STR},
-                "warnings": {"type": "array", "items": _STR},
-                "gate": _obj(
-                    {"judged": {"nullable": True, "allOf": [_ref("GateJudged")]}}, extra=True
-                ),
-            },
-            ("error", "detail", "errors"),
-            extra=True,
-        ),
     }
 
 

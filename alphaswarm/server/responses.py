@@ -233,6 +233,42 @@ class KillSwitchEngaged(Response):
                                 doc="The state after.")  # fmt: skip
 
 
+class GateJudged(Response):
+    """The backtest the paper gate judged."""
+
+    REQUIRED = ("id", "start_ts", "end_ts", "bars", "num_trades", "text")
+    id = _text("The backtest run id.")
+    bot_version = _integer("The bot version backtested.")
+    start_ts = _text("First bar time.")
+    end_ts = _text("Last bar time.")
+    bars = _integer("Bars run.")
+    num_trades = _integer("Trades made.")
+    sharpe = _number("Its Sharpe ratio.")
+    max_drawdown = _number("Its largest drawdown (a fraction).")
+    created_at = _text("When it was recorded.")
+    halted = Mapping(None, allow_None=True, doc="Why the backtest halted, if it did.")
+    text = _text("The judgement in one sentence.")
+
+
+class GateExtras(Response):
+    """What the gate looked at."""
+
+    judged = param.ClassSelector(class_=GateJudged, default=None, allow_None=True,
+                                 doc="The backtest judged (null: none).")  # fmt: skip
+
+
+class GateRefused(Response):
+    """The paper gate refused: every failing rule."""
+
+    REQUIRED = ("error", "detail", "errors")
+    error = Text(None, allow_None=True, choices=("gate_refused",), doc="gate_refused.")
+    detail = _text("The refusal in one sentence.")
+    errors = _texts("Every rule that failed.")
+    warnings = _texts("Rules that passed with a warning.")
+    gate = param.ClassSelector(class_=GateExtras, default=None, allow_None=True,
+                               doc="What the gate looked at.")  # fmt: skip
+
+
 #: Every response model, by the OpenAPI component name it is published under.
 RESPONSE_MODELS: dict[str, type[Response]] = {
     "BotCreated": BotCreated,
@@ -249,4 +285,6 @@ RESPONSE_MODELS: dict[str, type[Response]] = {
     "RunList": RunList,
     "Fills": Fills,
     "KillSwitchEngaged": KillSwitchEngaged,
+    "GateJudged": GateJudged,
+    "GateRefused": GateRefused,
 }

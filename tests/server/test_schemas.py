@@ -168,6 +168,9 @@ def test_real_responses_match_their_declared_models(api, demo_bot):
 
     created = api.post("/bots", {"name": "schema-bot", "strategy": "sma_cross"})
     assert _conforms(r.BotCreated, created.json()) == []
+    refused = api.post(f"/bots/{created.json()['bot_id']}/paper", {})
+    assert refused.status_code == 409 and refused.json()["error"] == "gate_refused", refused.text
+    assert _conforms(r.GateRefused, refused.json()) == []
     backtest = api.post(f"/bots/{demo_bot}/backtest", {"bars": 500})
     assert backtest.status_code == 201, backtest.text
     assert _conforms(r.BacktestResult, backtest.json()) == []
