@@ -21,22 +21,37 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import yaml
 
 import alphaswarm.live  # noqa: F401 - registers the live feed kinds a data: block may name
+from alphaswarm.bot_schema import (
+    DIRECTIONS,
+    METRIC_NAMES,
+    RISK_KEYS,
+    STRATEGY_CONFIG_KEYS,
+    BotSpec,
+    GateSpec,
+    MetricSpec,
+)
 from alphaswarm.broker.spec import split_broker_spec
 from alphaswarm.engine.broker import BrokerConfig
-from alphaswarm.metrics import METRIC_ALIASES, STORED_METRICS
 from alphaswarm.model import ModelError
 from alphaswarm.risk.limits import RiskLimits
+from alphaswarm.schema import Problem, did_you_mean, keys, unknown_keys, validate
 from alphaswarm.strategies import Strategy, resolve_strategy
 
 if TYPE_CHECKING:
     from alphaswarm.data.base import Feed
 
 DEFAULT_UNIVERSE = ["DEMO"]
-#: Names a spec's ``metrics:`` entries may use: the stored metrics and their aliases.
-METRIC_NAMES = (*STORED_METRICS, *METRIC_ALIASES)
+#: The order of a normalised spec's keys (the spec hash does not depend on it).
+_SPEC_ORDER = (
+    "name", "strategy", "params", "universe", "data", "risk", "broker", "gate", "description",
+    "extras", "kind", "engine", "deploy_target", "metrics",
+)  # fmt: skip
+__all__ = [
+    "DEFAULT_UNIVERSE", "DEMO_SPEC", "DIRECTIONS", "MAX_SPEC_VALUES", "METRIC_NAMES", "Bot",
+    "BotSpecError", "parse_document", "spec_problems",
+]  # fmt: skip
 #: Most values (scalars and containers) one spec may hold; YAML aliases count each use.
 MAX_SPEC_VALUES = 100_000
-DIRECTIONS = {">=": ">=", "above": ">=", "higher": ">=", "<=": "<=", "below": "<=", "lower": "<="}
 
 
 #: The demo bot: an SMA crossover on the seeded synthetic DEMO feed that honestly passes
@@ -61,15 +76,66 @@ DEMO_SPEC: dict[str, Any] = {
 
 
 class BotSpecError(ModelError):
-    """A bot spec is malformed; the message names the field."""
+    """A bot spec is malformed; the message names the field (every field, when several are).
+
+    Parameters
+    ----------
+    message : str
+        The problems, each starting with the field it names.
+    unknown : dict, optional
+        Each unknown key (dotted for nested blocks) and the declared key closest to it
+        (``None`` when none is close).
+    """
+
+    def __init__(self, message: str, unknown: dict[str, str | None] | None = None) -> None:
+        super().__init__(message)
+        self.unknown = dict(unknown or {})
 
 
 def _check_keys(block: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    unknown = sorted((k for k in block if k not in allowed), key=repr)
-    if unknown:
-        raise BotSpecError(
-            f"{where}unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}"
-        )
+    problem = unknown_keys(block, allowed, where)
+    if problem is not None:
+        raise BotSpecError(problem.message, _dotted(where, did_you_mean(block, allowed)))
+
+
+def _dotted(where: str, unknown: dict[str, Any]) -> dict[str, Any]:
+    return {f"{where}.{k}" if where else k: v for k, v in unknown.items()}
+
+
+def spec_problems(raw: dict[str, Any]) -> tuple[list[Problem], dict[str, str | None]]:
+    """Every problem of ``raw`` that :class:`~alphaswarm.bot_schema.BotSpec` declares.
+
+    Unknown keys of the spec and of its ``gate:``, ``risk:`` and ``metrics:`` blocks,
+    wrong types and choices, all at once; ``null`` is the same as an absent key.
+
+    Returns
+    -------
+    (list of Problem, dict)
+        The problems, and each unknown key with its did-you-mean suggestion.
+    """
+    present = {k: v for k, v in raw.items() if v is not None}
+    _, problems = validate(BotSpec, present)
+    problems = [
+        Problem(p.field, f"bot spec: {p.message}", p.kind) if not p.field else p for p in problems
+    ]
+    unknown = did_you_mean(present, keys(BotSpec))
+    blocks = {"gate": keys(GateSpec), "risk": RISK_KEYS}
+    for where, allowed in blocks.items():
+        block = present.get(where)
+        if isinstance(block, dict):
+            unknown.update(_dotted(where, did_you_mean(block, allowed)))
+            if where == "risk" and (problem := unknown_keys(block, allowed, where)):
+                problems.append(problem)  # gate's are reported by validate()
+    metrics = present.get("metrics")
+    for i, item in enumerate(metrics if isinstance(metrics, list) else []):
+        entry = {"name": item} if isinstance(item, str) else item
+        where = f"metrics[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(Problem(where, f"{where}: expected a name or a mapping", "type"))
+            continue
+        problems.extend(validate(MetricSpec, entry, where)[1])
+        unknown.update(_dotted(where, did_you_mean(entry, keys(MetricSpec))))
+    return problems, unknown
 
 
 def _check_text(value: str, where: str) -> None:
@@ -169,32 +235,10 @@ class Bot:
     ['DEMO']
     """
 
-    TOP_KEYS: ClassVar[tuple[str, ...]] = (
-        "name",
-        "strategy",
-        "params",
-        "universe",
-        "data",
-        "risk",
-        "broker",
-        "gate",
-        "kind",
-        "description",
-        "strategy_config",
-        "engine",
-        "metrics",
-        "deploy_target",
-        "extras",
-    )
-    GATE_KEYS: ClassVar[tuple[str, ...]] = (
-        "min_sharpe",
-        "max_drawdown",
-        "max_age_days",
-        "warn_age_hours",
-        "min_trades_warning",
-        "min_trades",
-        "min_bars",
-    )
+    #: The keys of a spec, declared by :class:`alphaswarm.bot_schema.BotSpec`.
+    TOP_KEYS: ClassVar[tuple[str, ...]] = keys(BotSpec)
+    #: The keys of a ``gate:`` block, declared by :class:`alphaswarm.bot_schema.GateSpec`.
+    GATE_KEYS: ClassVar[tuple[str, ...]] = keys(GateSpec)
 
     def __init__(
         self, spec: dict[str, Any] | None = None, *, base_dir: str | Path | None = None, **fields
@@ -245,7 +289,9 @@ class Bot:
 
     # -- validation -----------------------------------------------------------------
     def _normalise(self, raw: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
-        _check_keys(raw, self.TOP_KEYS, "bot spec: ")
+        problems, unknown = spec_problems(raw)
+        if problems:
+            raise BotSpecError("; ".join(p.message for p in problems), unknown)
         try:
             raw = copy.deepcopy(raw)
         except RecursionError:
@@ -258,24 +304,49 @@ class Bot:
         name = raw.get("name")
         if not isinstance(name, str) or not name.strip():
             raise BotSpecError("name: required, a non-empty string")
-        if len(name) > 100:
-            raise BotSpecError(f"name: at most 100 characters, got {len(name)}")
-        if "strategy_config" in raw:
+        if raw.get("strategy_config") is not None:
             self._load_strategy_config(raw, base_dir)
         if not raw.get("strategy"):
             raise BotSpecError("strategy: required (a built-in name or 'package.module:Class')")
-        params = raw.get("params") or {}
+        universe = self._universe(raw.get("universe", DEFAULT_UNIVERSE))
+        spec: dict[str, Any] = {
+            "name": name.strip(),
+            "strategy": raw["strategy"],
+            "params": self._strategy_params(raw["strategy"], raw.get("params") or {}),
+            "universe": universe,
+            "data": raw.get("data") or {"feed": "synthetic", "seed": 7, "interval": "1m"},
+            "risk": raw.get("risk") or {},
+        }
+        try:
+            RiskLimits.from_spec(spec["risk"], universe)
+            split_broker_spec(raw.get("broker"))
+        except ModelError as exc:
+            raise BotSpecError(str(exc)) from None
+        except (TypeError, ValueError, OverflowError) as exc:  # a value of the wrong type
+            raise BotSpecError(f"risk/broker: {type(exc).__name__}: {exc}") from None
+        for key in ("broker", "gate", "description", "extras", "kind", "engine", "deploy_target"):
+            if raw.get(key) is not None:
+                spec[key] = raw[key]
+        if raw.get("metrics") is not None:
+            spec["metrics"] = [self._metric(item) for item in raw["metrics"]]
+        return {k: spec[k] for k in _SPEC_ORDER if k in spec}
+
+    def _strategy_params(self, strategy: Any, params: dict[str, Any]) -> dict[str, Any]:
+        """The strategy's params, normalised by the strategy class itself."""
         if not isinstance(params, dict):
             raise BotSpecError(f"params: expected a mapping, got {type(params).__name__}")
         if self._strategy_cls is None:
-            self._strategy_cls = resolve_strategy(raw["strategy"])
+            self._strategy_cls = resolve_strategy(strategy)
         try:
-            strategy_obj = self._strategy_cls(**params)
+            return self._strategy_cls(**params).params
         except ModelError as exc:
             raise BotSpecError(str(exc)) from None
         except (TypeError, ValueError, OverflowError) as exc:  # a param of the wrong type
             raise BotSpecError(f"params: {type(exc).__name__}: {exc}") from None
-        universe = raw.get("universe", DEFAULT_UNIVERSE)
+
+    @staticmethod
+    def _universe(universe: Any) -> list[str]:
+        """A list of unique symbols from a list, one symbol or ``{symbols: [...]}``."""
         if isinstance(universe, dict) and "symbols" in universe:
             universe = universe["symbols"]
         if isinstance(universe, str):
@@ -287,53 +358,7 @@ class Bot:
                 raise BotSpecError(f"universe[{i}]: expected a symbol string, got {sym!r}")
         if len(set(universe)) != len(universe):
             raise BotSpecError("universe: symbols must be unique")
-        data = raw.get("data") or {"feed": "synthetic", "seed": 7, "interval": "1m"}
-        if not isinstance(data, dict):
-            raise BotSpecError(f"data: expected a mapping, got {type(data).__name__}")
-        risk = raw.get("risk") or {}
-        if not isinstance(risk, dict):
-            raise BotSpecError(f"risk: expected a mapping, got {type(risk).__name__}")
-        try:
-            RiskLimits.from_spec(risk, universe)
-            split_broker_spec(raw.get("broker"))
-        except ModelError as exc:
-            raise BotSpecError(str(exc)) from None
-        except (TypeError, ValueError, OverflowError) as exc:  # a value of the wrong type
-            raise BotSpecError(f"risk/broker: {type(exc).__name__}: {exc}") from None
-        spec: dict[str, Any] = {
-            "name": name.strip(),
-            "strategy": raw["strategy"],
-            "params": strategy_obj.params,
-            "universe": list(universe),
-            "data": data,
-            "risk": risk,
-        }
-        for key in ("broker", "gate", "description", "extras"):
-            if raw.get(key) is not None:
-                spec[key] = raw[key]
-        if spec.get("gate") is not None:
-            if not isinstance(spec["gate"], dict):
-                raise BotSpecError("gate: expected a mapping")
-            _check_keys(spec["gate"], self.GATE_KEYS, "gate: ")
-        if spec.get("extras") is not None and not isinstance(spec["extras"], dict):
-            raise BotSpecError("extras: expected a mapping of free-form user data")
-        self._check_choice(raw, spec, "kind", ("trading",))
-        self._check_choice(raw, spec, "engine", ("event_driven",))
-        self._check_choice(raw, spec, "deploy_target", ("paper", "backtest_only"))
-        if raw.get("metrics") is not None:
-            spec["metrics"] = self._normalise_metrics(raw["metrics"])
-        return spec
-
-    @staticmethod
-    def _check_choice(
-        raw: dict[str, Any], spec: dict[str, Any], key: str, allowed: tuple[str, ...]
-    ) -> None:
-        value = raw.get(key)
-        if value is None:
-            return
-        if value not in allowed:
-            raise BotSpecError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
-        spec[key] = value
+        return list(universe)
 
     def _load_strategy_config(self, raw: dict[str, Any], base_dir: Path | None) -> None:
         ref = raw.pop("strategy_config")
@@ -357,7 +382,7 @@ class Bot:
             raise BotSpecError(f"strategy_config: {exc}") from None
         if not isinstance(conf, dict):
             raise BotSpecError("strategy_config: expected a mapping with strategy and params")
-        _check_keys(conf, ("strategy", "params", "name", "description"), "strategy_config: ")
+        _check_keys(conf, STRATEGY_CONFIG_KEYS, "strategy_config")
         if raw.get("strategy") and raw["strategy"] != conf.get("strategy"):
             raise BotSpecError(
                 "strategy: given both inline and in strategy_config, and they differ"
@@ -366,36 +391,15 @@ class Bot:
         raw["params"] = {**(conf.get("params") or {}), **(raw.get("params") or {})}
 
     @staticmethod
-    def _normalise_metrics(metrics: Any) -> list[dict[str, Any]]:
-        if not isinstance(metrics, list):
-            raise BotSpecError("metrics: expected a list of names or {name, threshold, direction}")
-        out = []
-        for i, item in enumerate(metrics):
-            if isinstance(item, str):
-                item = {"name": item}
-            if not isinstance(item, dict):
-                raise BotSpecError(f"metrics[{i}]: expected a name or a mapping")
-            _check_keys(item, ("name", "threshold", "direction"), f"metrics[{i}]: ")
-            name = item.get("name")
-            if name not in METRIC_NAMES:
-                raise BotSpecError(
-                    f"metrics[{i}].name: {name!r} is not one of {', '.join(METRIC_NAMES)}"
-                )
-            entry: dict[str, Any] = {"name": name}
-            if item.get("threshold") is not None:
-                threshold = item["threshold"]
-                if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-                    raise BotSpecError(f"metrics[{i}].threshold: expected a number")
-                direction = item.get("direction", "<=" if name == "max_drawdown" else ">=")
-                if direction not in DIRECTIONS:
-                    raise BotSpecError(
-                        f"metrics[{i}].direction: {direction!r} is not one of "
-                        f"{', '.join(DIRECTIONS)}"
-                    )
-                entry["threshold"] = float(threshold)
-                entry["direction"] = DIRECTIONS[direction]
-            out.append(entry)
-        return out
+    def _metric(item: str | dict[str, Any]) -> dict[str, Any]:
+        """One ``metrics:`` entry (already checked by :func:`spec_problems`), normalised."""
+        item = {"name": item} if isinstance(item, str) else item
+        entry: dict[str, Any] = {"name": item["name"]}
+        if item.get("threshold") is not None:
+            default = "<=" if item["name"] == "max_drawdown" else ">="
+            entry["threshold"] = float(item["threshold"])
+            entry["direction"] = DIRECTIONS[item.get("direction") or default]
+        return entry
 
     # -- accessors ------------------------------------------------------------------
     @property

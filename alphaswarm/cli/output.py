@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import date, datetime
 from typing import IO, Any
 
+from alphaswarm.jsoncodec import dumps_lenient
 from alphaswarm.metrics import METRIC_ALIASES, PERCENT_METRICS, STORED_METRICS
 
 #: Order of the metrics a backtest prints.
@@ -185,7 +186,7 @@ class FramePrinter:
             self.last_seq = frame["seq"]
         self._track(stage, frame)
         if self.mode == "json":
-            self._write(json.dumps(frame, default=str) + "\n")
+            self._write(dumps_lenient(frame) + "\n")
         elif self.mode == "lines" or (self.mode == "summary" and stage in self.SUMMARY_STAGES):
             self._write(frame_line(frame) + "\n")
 

@@ -29,7 +29,6 @@ import asyncio
 import hashlib
 import json
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from alphaswarm.data.base import Block, FeedError
+from alphaswarm.jsoncodec import dumps_lenient
 from alphaswarm.live.base import BarGroup, FeedEvent, FeedState, LiveFeed
 from alphaswarm.model import Bar
 from alphaswarm.model import to_utc as _to_utc
@@ -133,7 +133,7 @@ class Recorder:
                     "ts": None,
                     "arrival": _ns(item.at),
                     "message": item.message,
-                    "data": json.dumps(item.data, default=_json_default),
+                    "data": dumps_lenient(item.data),
                 }
             )
         else:
@@ -178,12 +178,6 @@ class Recorder:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
 
 
 class RecordingFeed(LiveFeed):

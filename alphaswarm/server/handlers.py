@@ -13,11 +13,8 @@ one once it passes the limit), and never buffered whole.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
-from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
@@ -26,9 +23,10 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 from alphaswarm.backtest import backtest
 from alphaswarm.bots import Bot, BotSpecError
 from alphaswarm.data.base import FeedError
+from alphaswarm.jsoncodec import dumps_lenient, jsonable
 from alphaswarm.model import ModelError
 from alphaswarm.paper.gate import GateRefused
-from alphaswarm.paper.killswitch import EXTENSION_TARGETS, MODES, KillSwitchEngaged, kill_switch
+from alphaswarm.paper.killswitch import EXTENSION_TARGETS, KillSwitchEngaged, kill_switch
 from alphaswarm.paper.registry import registry
 from alphaswarm.paper.runtime import engine_loop, get_ledger
 from alphaswarm.paper.session import FINAL_STATUSES, PaperSession
@@ -45,18 +43,15 @@ from alphaswarm.server.errors import (
     not_found,
     too_large,
 )
-from alphaswarm.server.limits import (
-    MAX_BACKTEST_BARS,
-    MAX_BOT_ID,
-    MAX_CASH,
-    MAX_DURATION_MINUTES,
-    MAX_LIST_LIMIT,
-    MAX_MODE,
-    MAX_REASON,
-    MAX_RUN_NAME,
-    MAX_SESSION_BARS,
-    MAX_SPEED,
-    MAX_TTL_SECONDS,
+from alphaswarm.server.limits import MAX_BACKTEST_BARS, MAX_LIST_LIMIT
+from alphaswarm.server.requests import (
+    BacktestRequest,
+    HaltRequest,
+    KillSwitchEngage,
+    KillSwitchReset,
+    PaperRequest,
+    StopRequest,
+    read_body,
 )
 from alphaswarm.server.security import Security, redact, same_origin
 from alphaswarm.spec_policy import SpecPolicy, check_remote_spec
@@ -64,124 +59,14 @@ from alphaswarm.spec_policy import SpecPolicy, check_remote_spec
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    import param
+
     from alphaswarm.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
 #: A chunked body may run this many times past the limit before the connection is cut.
 CHUNKED_SLACK = 4
-
-
-# --------------------------------------------------------------------------- JSON
-
-
-def jsonable(value: Any) -> Any:
-    """Turn ledger rows, DataFrames, timestamps and numpy scalars into plain JSON values."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, pd.DataFrame):
-        return jsonable(value.to_dict("records"))
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, str | int | bool):
-        return value
-    if value is pd.NaT:
-        return None
-    if isinstance(value, datetime | date | pd.Timestamp):
-        return value.isoformat()
-    item = getattr(value, "item", None)
-    if callable(item) and type(value).__module__ == "numpy":
-        return jsonable(item())
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value)
-
-
-def dumps(value: Any) -> str:
-    """Serialise ``value`` as strict JSON (no NaN)."""
-    return json.dumps(jsonable(value), allow_nan=False)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _number(body: dict, key: str, *, minimum: float | None = None, exclusive: bool = False,
-            maximum: float | None = None, integer: bool = False) -> float | int | None:  # fmt: skip
-    """Read an optional number: wrong type is 400, a bad value 422."""
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise bad_request(f"{key}: expected a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value):
-        raise invalid(f"{key}: must be a finite number, got {value}")
-    if integer and float(value) != int(value):
-        raise invalid(f"{key}: expected a whole number, got {value}")
-    if minimum is not None and (value <= minimum if exclusive else value < minimum):
-        op = ">" if exclusive else ">="
-        raise invalid(f"{key}: must be {op} {minimum:g}, got {value}")
-    if maximum is not None and value > maximum:
-        raise invalid(f"{key}: must be <= {maximum:g}, got {value}")
-    return int(value) if integer else float(value)
-
-
-def _string(body: dict, key: str, max_len: int = MAX_REASON) -> str | None:
-    """Read an optional string: absent is ``None``; ``null`` or another type is 400."""
-    if key not in body:
-        return None
-    value = body[key]
-    if not isinstance(value, str):
-        got = "null" if value is None else type(value).__name__
-        raise bad_request(f"{key}: expected a string, got {got} (leave the key out instead)")
-    if len(value) > max_len:
-        raise invalid(f"{key}: at most {max_len} characters, got {len(value)}")
-    if "\x00" in value:
-        raise invalid(f"{key}: NUL characters are not allowed")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise invalid(f"{key}: not valid Unicode text (a lone surrogate at {exc.start})") from None
-    return value
-
-
-def _boolean(body: dict, key: str) -> bool | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise bad_request(f"{key}: expected true or false, got {value!r}")
-    return value
-
-
-def _check_keys(body: dict, allowed: tuple[str, ...]) -> None:
-    unknown = sorted(str(k) for k in body if k not in allowed)
-    if unknown:
-        raise invalid(
-            f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed)}",
-            allowed=list(allowed),
-        )
-
-
-def _date(body: dict, key: str) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, datetime | date):
-        value = value.isoformat()  # YAML bodies turn 2024-01-01 into a date
-    if not isinstance(value, str):
-        raise bad_request(f"{key}: expected a date string like 2024-01-01, got {value!r}")
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise invalid(f"{key}: cannot interpret {value!r} as a date (use 2024-01-01)") from None
-    if ts is pd.NaT or not 1970 <= ts.year <= 2200:
-        raise invalid(f"{key}: {value!r} is out of range (1970-2200)")
-    return value
 
 
 # --------------------------------------------------------------------------- base
@@ -293,7 +178,7 @@ class BaseHandler(RequestHandler):
     def send(self, value: Any, status: int = 200) -> None:
         """Write ``value`` as the JSON response."""
         self.set_status(status)
-        self.finish(dumps(value))
+        self.finish(dumps_lenient(value))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Answer every error as JSON ``{error, detail}``."""
@@ -325,7 +210,7 @@ class BaseHandler(RequestHandler):
         else:
             body = {"error": ERROR_CODES.get(status_code, "error"), "detail": self._reason}
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(dumps(body))
+        self.finish(dumps_lenient(body))
 
     def _has_body(self) -> bool:
         headers = self.request.headers
@@ -374,6 +259,10 @@ class BaseHandler(RequestHandler):
             got = "null" if data is None else type(data).__name__
             raise bad_request(f"the body must be a JSON object (a mapping), got {got}")
         return data
+
+    async def read(self, model: type[param.Parameterized]) -> dict[str, Any]:
+        """The body read against its declared ``model`` (:mod:`alphaswarm.server.requests`)."""
+        return read_body(model, await self.body_mapping())
 
     def query_int(self, name: str, minimum: int = 0, maximum: int | None = None) -> int | None:
         """An optional whole-number query argument (at most 20 digits are read)."""
@@ -478,7 +367,9 @@ class BotsHandler(BaseHandler):
         self.check_spec(data)
         try:
             bot = Bot(data)
-        except ModelError as exc:  # BotSpecError included
+        except BotSpecError as exc:  # every problem at once; unknown keys with suggestions
+            raise invalid(str(exc), **({"unknown": exc.unknown} if exc.unknown else {})) from None
+        except ModelError as exc:
             raise invalid(str(exc)) from None
         bot_id, version, created = await self.blocking(
             self.ledger.register_bot, bot.name, bot.spec, bot.spec_hash
@@ -517,8 +408,6 @@ class BotVersionsHandler(BaseHandler):
 class BacktestHandler(BaseHandler):
     """``POST /bots/{id}/backtest`` with ``{bars}`` or ``{start, end}`` → metrics."""
 
-    KEYS = ("bars", "start", "end", "starting_cash")
-
     async def post(self, bot_id: str) -> None:
         """Answer the POST (503 at once when the bounded pool is full)."""
         with self.capacity.slot("backtests"):
@@ -526,11 +415,8 @@ class BacktestHandler(BaseHandler):
             await self._backtest(bot_id)
 
     async def _backtest(self, bot_id: str) -> None:
-        body = await self.body_mapping()
-        _check_keys(body, self.KEYS)
-        bars = _number(body, "bars", minimum=1, maximum=MAX_BACKTEST_BARS, integer=True)
-        start, end = _date(body, "start"), _date(body, "end")
-        cash = _number(body, "starting_cash", minimum=0, exclusive=True, maximum=MAX_CASH)
+        body = await self.read(BacktestRequest)
+        bars, start, end = body["bars"], body["start"], body["end"]
         if start and end and pd.Timestamp(start) > pd.Timestamp(end):
             raise invalid(f"start {start} is after end {end}")
         await self.blocking(self.bot_or_404, bot_id)
@@ -545,7 +431,7 @@ class BacktestHandler(BaseHandler):
                 bars if bars is not None or not (start or end) else MAX_BACKTEST_BARS,
                 start=start,
                 end=end,
-                starting_cash=cash if cash is not None else 100_000.0,
+                starting_cash=body["starting_cash"],
                 ledger=self.ledger,
             )
         except (ModelError, FeedError) as exc:
@@ -569,11 +455,6 @@ class BacktestHandler(BaseHandler):
 class PaperStartHandler(BaseHandler):
     """``POST /bots/{id}/paper``: gate, then start a session on the engine loop."""
 
-    KEYS = (
-        "starting_cash", "duration_minutes", "speed", "force", "reason", "run_name", "max_bars",
-        "backtest_id",
-    )  # fmt: skip
-
     async def post(self, bot_id: str) -> None:
         """Answer the POST (503 at once when the bounded pool is full)."""
         with self.capacity.slot("starting paper sessions"):
@@ -581,33 +462,19 @@ class PaperStartHandler(BaseHandler):
             await self._paper(bot_id)
 
     async def _paper(self, bot_id: str) -> None:
-        body = await self.body_mapping()
-        _check_keys(body, self.KEYS)
-        params: dict[str, Any] = {}
-        cash = _number(body, "starting_cash", minimum=0, exclusive=True, maximum=MAX_CASH)
-        params["starting_cash"] = cash if cash is not None else 100_000.0
-        params["duration_minutes"] = _number(
-            body, "duration_minutes", minimum=0, exclusive=True, maximum=MAX_DURATION_MINUTES
-        )
-        speed = _number(body, "speed", minimum=0, maximum=MAX_SPEED)
-        if speed is not None:
-            params["speed"] = speed
-        max_bars = _number(body, "max_bars", minimum=1, integer=True, maximum=MAX_SESSION_BARS)
-        if max_bars is not None:
-            params["max_bars"] = max_bars
-        force = _boolean(body, "force") or False
-        reason = _string(body, "reason") or ""
-        run_name = _string(body, "run_name", MAX_RUN_NAME)
-        if force and not reason.strip():
+        body = await self.read(PaperRequest)
+        reason = body["reason"] or ""
+        if body["force"] and not reason.strip():
             raise invalid("reason: forcing the gate needs a non-empty reason")
-        params.update(force=force, reason=reason)
-        if run_name:
-            params["run_name"] = run_name
-        backtest_id = _string(body, "backtest_id", 64)
-        if backtest_id is not None:
-            if not backtest_id.strip():
-                raise invalid("backtest_id: expected a backtest id, got an empty string")
-            params["backtest_id"] = backtest_id
+        params: dict[str, Any] = {
+            "starting_cash": body["starting_cash"],
+            "duration_minutes": body["duration_minutes"],
+            "force": body["force"],
+            "reason": reason,
+        }
+        for key in ("speed", "max_bars", "run_name", "backtest_id"):
+            if body[key] is not None and body[key] != "":
+                params[key] = body[key]
         await self.blocking(self.bot_or_404, bot_id)
         self.check_spec(await self.blocking(self.ledger.bot_spec, bot_id))
         try:
@@ -683,10 +550,9 @@ class BotHaltHandler(BaseHandler):
 
     async def post(self, bot_id: str) -> None:
         """Answer the POST."""
-        body = await self.body_mapping()
-        _check_keys(body, ("reason", "mode"))
-        reason = _string(body, "reason") or f"bot {bot_id} halted via api"
-        mode = _mode(body)
+        body = await self.read(HaltRequest)
+        reason = body["reason"] or f"bot {bot_id} halted via api"
+        mode = body["mode"]
         await self.on_kill_path(self.bot_or_404, bot_id)
         result = await self.on_kill_path(kill_switch().engage, reason, mode=mode, bot=bot_id,
                                          actor="api")  # fmt: skip
@@ -788,9 +654,8 @@ class RunStopHandler(BaseHandler):
 
     async def post(self, run_id: str) -> None:
         """Answer the POST."""
-        body = await self.body_mapping()
-        _check_keys(body, ("reason",))
-        reason = _string(body, "reason") or "stopped via api"
+        body = await self.read(StopRequest)
+        reason = body["reason"] or "stopped via api"
         session = registry().get(run_id)
         if session is not None:
             # A session of this process stops without the ledger: while it is out of
@@ -824,17 +689,8 @@ class RunStopHandler(BaseHandler):
 
 
 async def _halt_body(handler: BaseHandler) -> tuple[str, str]:
-    body = await handler.body_mapping()
-    _check_keys(body, ("reason", "mode"))
-    reason = _string(body, "reason") or f"{handler.request.path} via api"
-    return reason, _mode(body)
-
-
-def _mode(body: dict[str, Any]) -> str:
-    mode = _string(body, "mode", MAX_MODE) or "cancel"
-    if mode not in MODES:
-        raise invalid(f"mode: {mode!r} is not one of {', '.join(MODES)}")
-    return mode
+    body = await handler.read(HaltRequest)
+    return body["reason"] or f"{handler.request.path} via api", body["mode"]
 
 
 class StopAllHandler(BaseHandler):
@@ -907,11 +763,9 @@ class KillSwitchHandler(BaseHandler):
 
     async def post(self) -> None:
         """Answer the POST."""
-        body = await self.body_mapping()
-        _check_keys(body, ("reason", "mode", "ttl_seconds"))
-        reason = _string(body, "reason") or "kill switch engaged via api"
-        mode = _mode(body)
-        ttl = _number(body, "ttl_seconds", minimum=0, exclusive=True, maximum=MAX_TTL_SECONDS)
+        body = await self.read(KillSwitchEngage)
+        reason = body["reason"] or "kill switch engaged via api"
+        mode, ttl = body["mode"], body["ttl_seconds"]
         # the request's clock starts when its headers were read (before any wait)
         accepted = self.request._start_time
 
@@ -932,9 +786,7 @@ class KillSwitchResetHandler(BaseHandler):
 
     async def post(self) -> None:
         """Answer the POST."""
-        body = await self.body_mapping()
-        _check_keys(body, ("bot",))
-        bot = _string(body, "bot", MAX_BOT_ID)
+        bot = (await self.read(KillSwitchReset))["bot"]
         state = await self.on_kill_path(kill_switch().reset, bot=bot, actor="api")
         self.send(jsonable(state))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from alphaswarm.bot_schema import MAX_NAME
+
 #: Most bars one backtest request may ask for.
 MAX_BACKTEST_BARS = 2_000_000
 #: Longest text accepted for ``reason`` fields.
@@ -27,4 +29,4 @@ MAX_MODE = 40
 #: Largest WebSocket ``?since=`` (frame sequence numbers are 63-bit integers).
 MAX_SINCE = 2**63 - 1
 #: Longest bot name.
-MAX_BOT_NAME = 100
+MAX_BOT_NAME = MAX_NAME

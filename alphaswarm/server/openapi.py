@@ -1,8 +1,9 @@
-"""The hand-written OpenAPI 3.0 description of the HTTP API (``GET /openapi.json``).
+"""The OpenAPI 3.0 description of the HTTP API (``GET /openapi.json``).
 
-Good enough for schemathesis: every route, its request body and its responses,
-with the JSON schemas the handlers enforce (unknown keys are refused, numbers
-bounded).
+Every route, its request body and its responses. The request bodies and the bot
+spec are generated from their declarations (:mod:`alphaswarm.server.requests`,
+:mod:`alphaswarm.bot_schema`), the same ones the handlers validate with, so the
+bounds stated here are the bounds enforced.
 """
 
 from __future__ import annotations
@@ -10,27 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from alphaswarm import __version__
-from alphaswarm.paper.killswitch import EXTENSION_TARGETS, MODES
+from alphaswarm.bot_schema import BotSpec
+from alphaswarm.paper.killswitch import EXTENSION_TARGETS
+from alphaswarm.schema import json_schema
 from alphaswarm.server.errors import MAX_BODY_BYTES
-from alphaswarm.server.limits import (
-    MAX_BACKTEST_BARS,
-    MAX_BOT_ID,
-    MAX_BOT_NAME,
-    MAX_CASH,
-    MAX_DURATION_MINUTES,
-    MAX_LIST_LIMIT,
-    MAX_REASON,
-    MAX_RUN_NAME,
-    MAX_SESSION_BARS,
-    MAX_SINCE,
-    MAX_SPEED,
-    MAX_TTL_SECONDS,
-)
+from alphaswarm.server.limits import MAX_LIST_LIMIT, MAX_SINCE
+from alphaswarm.server.requests import REQUEST_MODELS
+from alphaswarm.server.responses import RESPONSE_MODELS
 
-_NUM = {"type": "number"}
 _STR = {"type": "string"}
-_INT = {"type": "integer"}
-_BOOL = {"type": "boolean"}
 _ANY_OBJ = {"type": "object", "additionalProperties": True}
 
 
@@ -65,8 +54,6 @@ _ERRORS = {
     "422": _resp("Invalid values (negative cash, NaN, unknown keys ...)."),
     "503": _resp("Busy: the bounded pool for heavy work is full; see Retry-After."),
 }
-_REASON = {"type": "string", "maxLength": MAX_REASON}
-_CASH = {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_CASH}
 
 
 def _op(
@@ -101,257 +88,14 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
 _POST_ERRORS = ("400", "401", "403", "413", "422", "503")
 _BOT_ID = _path_param("bot_id", "The bot id (the slug of its name).")
 _RUN_ID = _path_param("paper_run_id", "The paper run id (also the frames' task_id).")
-_HALT_BODY = _obj({"reason": _REASON, "mode": {"enum": list(MODES)}})
+_HALT_BODY = _ref("HaltRequest")
 
 
 def _schemas() -> dict[str, Any]:
-    ts = {"type": "string", "format": "date-time", "nullable": True}
-    backtest_ref = _obj(
-        {
-            "id": _STR,
-            "created_at": ts,
-            "sharpe": {"type": "number", "nullable": True},
-            "max_drawdown": {"type": "number", "nullable": True},
-            "bot_version": _INT,
-        },
-        extra=True,
-    )
     return {
-        "Error": _obj({"error": _STR, "detail": _STR}, ("error", "detail"), extra=True),
-        "BotSpec": {
-            "type": "object",
-            "description": "A bot spec (alphaswarm.bots.Bot); YAML is accepted too.",
-            "required": ["name"],
-            "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": MAX_BOT_NAME},
-                "strategy": _STR,
-                "params": _ANY_OBJ,
-                "universe": {"type": "array", "items": _STR, "minItems": 1},
-                "data": _ANY_OBJ,
-                "risk": _ANY_OBJ,
-                "broker": _ANY_OBJ,
-                "gate": _ANY_OBJ,
-                "kind": {"enum": ["trading"]},
-                "description": _STR,
-                "strategy_config": _STR,
-                "engine": {"enum": ["event_driven"]},
-                "metrics": {"type": "array"},
-                "deploy_target": {"enum": ["paper", "backtest_only"]},
-                "extras": _ANY_OBJ,
-            },
-            "additionalProperties": False,
-        },
-        "BotCreated": _obj(
-            {"bot_id": _STR, "version": _INT, "spec_hash": _STR, "name": _STR, "created": _BOOL},
-            ("bot_id", "version", "spec_hash"),
-            extra=True,
-        ),
-        "Bot": _obj(
-            {
-                "id": _STR,
-                "bot_id": _STR,
-                "name": _STR,
-                "version": {"type": "integer", "nullable": True},
-                "latest_version": {"type": "integer", "nullable": True},
-                "spec": {"type": "object", "nullable": True},
-                "spec_hash": {"type": "string", "nullable": True},
-                "created_at": ts,
-                "backtest_runs": {**backtest_ref, "nullable": True},
-                "sharpe": {"type": "number", "nullable": True},
-            },
-            ("id", "bot_id", "name", "backtest_runs", "sharpe"),
-            extra=True,
-        ),
-        "BotList": _obj({"bots": {"type": "array", "items": _ref("Bot")}}, ("bots",)),
-        "BotVersions": _obj(
-            {"bot_id": _STR, "versions": {"type": "array", "items": _ANY_OBJ}},
-            ("bot_id", "versions"),
-        ),
-        "BacktestRequest": _obj(
-            {
-                "bars": {"type": "integer", "minimum": 1, "maximum": MAX_BACKTEST_BARS},
-                "start": {"type": "string", "example": "2024-01-01"},
-                "end": {"type": "string", "example": "2024-06-30"},
-                "starting_cash": _CASH,
-            }
-        ),
-        "BacktestResult": _obj(
-            {
-                "backtest_id": _STR,
-                "bot_id": _STR,
-                "bot_version": _INT,
-                "bars": _INT,
-                "metrics": _ANY_OBJ,
-                "sharpe": {"type": "number", "nullable": True},
-            },
-            ("backtest_id", "metrics"),
-            extra=True,
-        ),
-        "PaperRequest": _obj(
-            {
-                "starting_cash": _CASH,
-                "duration_minutes": {
-                    "type": "number",
-                    "nullable": True,
-                    "exclusiveMinimum": True,
-                    "minimum": 0,
-                    "maximum": MAX_DURATION_MINUTES,
-                },
-                "speed": {"type": "number", "minimum": 0, "maximum": MAX_SPEED},
-                "force": _BOOL,
-                "reason": _REASON,
-                "run_name": {"type": "string", "maxLength": MAX_RUN_NAME},
-                "max_bars": {"type": "integer", "minimum": 1, "maximum": MAX_SESSION_BARS},
-                "backtest_id": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 64,
-                    "description": "The backtest the gate judges (of the bot's current "
-                    "version); the most recent one when absent.",
-                },
-            }
-        ),
-        "GateJudged": _obj(
-            {
-                "id": _STR,
-                "bot_version": _INT,
-                "start_ts": _STR,
-                "end_ts": _STR,
-                "bars": _INT,
-                "num_trades": _INT,
-                "sharpe": {"type": "number", "nullable": True},
-                "max_drawdown": {"type": "number", "nullable": True},
-                "created_at": _STR,
-                "halted": {"type": "object", "nullable": True, "additionalProperties": True},
-                "text": _STR,
-            },
-            ("id", "start_ts", "end_ts", "bars", "num_trades", "text"),
-            extra=True,
-        ),
-        "PaperStarted": _obj(
-            {
-                "paper_run_id": _STR,
-                "task_id": _STR,
-                "stream_url": _STR,
-                "status": _STR,
-                "bot_id": _STR,
-                "bot_version": _INT,
-                "gate": _ANY_OBJ,
-            },
-            ("paper_run_id", "task_id", "stream_url", "status"),
-            extra=True,
-        ),
-        "GateRefused": _obj(
-            {
-                "error": {"enum": ["gate_refused"]},
-                "detail": _STR,
-                "errors": {"type": "array", "items": _STR},
-                "warnings": {"type": "array", "items": _STR},
-                "gate": _obj(
-                    {"judged": {"nullable": True, "allOf": [_ref("GateJudged")]}}, extra=True
-                ),
-            },
-            ("error", "detail", "errors"),
-            extra=True,
-        ),
-        "Run": _obj(
-            {
-                "id": _STR,
-                "paper_run_id": _STR,
-                "bot_id": _STR,
-                "status": _STR,
-                "total_pnl": {"type": "number", "nullable": True},
-                "num_fills": {"type": "integer", "nullable": True},
-                "started_at": ts,
-                "ended_at": ts,
-                "stream_url": _STR,
-            },
-            ("id", "status"),
-            extra=True,
-        ),
-        "RunList": _obj({"runs": {"type": "array", "items": _ref("Run")}}, ("runs",)),
-        "Fills": _obj(
-            {
-                "paper_run_id": _STR,
-                "fills": {
-                    "type": "array",
-                    "items": _obj(
-                        {
-                            "order_id": _STR,
-                            "symbol": _STR,
-                            "side": _STR,
-                            "qty": _NUM,
-                            "price": _NUM,
-                            "filled_at": {**ts, "description": "The fill's bar time (UTC)."},
-                            "recorded_at": {
-                                **ts,
-                                "description": "Wall time the fill was written (UTC).",
-                            },
-                        },
-                        extra=True,
-                    ),
-                },
-            },
-            ("paper_run_id", "fills"),
-        ),
-        "Stopped": _obj(
-            {"paper_run_id": _STR, "stopped": _BOOL, "status": _STR, "final_row_written": _BOOL},
-            ("paper_run_id", "stopped", "status"),
-        ),
-        "Halted": _obj(
-            {
-                "target": _STR,
-                "halted": {"type": "integer", "minimum": 0},
-                "failures": {"type": "array", "items": _STR},
-                "elapsed_ms": _NUM,
-            },
-            ("target", "halted", "failures"),
-            extra=True,
-        ),
-        "KillSwitchState": _obj(
-            {
-                "engaged": _BOOL,
-                "persisted": _BOOL,
-                "mode": {"enum": list(MODES)},
-                "reason": _STR,
-                "engaged_at": {"type": "string", "nullable": True},
-                "ttl_seconds": {"type": "number", "nullable": True},
-                "halted_bots": {"type": "array", "items": _STR},
-                "store_ok": _BOOL,
-                "last": _ANY_OBJ,
-            },
-            ("engaged", "mode", "reason", "engaged_at", "last"),
-            extra=True,
-        ),
-        "KillSwitchEngage": _obj(
-            {
-                "reason": _REASON,
-                "mode": {"enum": list(MODES)},
-                "ttl_seconds": {
-                    "type": "number",
-                    "exclusiveMinimum": True,
-                    "minimum": 0,
-                    "maximum": MAX_TTL_SECONDS,
-                },
-            }
-        ),
-        "KillSwitchEngaged": _obj(
-            {
-                "engaged": _BOOL,
-                "persisted": _BOOL,
-                "mode": _STR,
-                "reason": _STR,
-                "targets": {"type": "object", "additionalProperties": _ANY_OBJ},
-                "failures": {"type": "array", "items": _STR},
-                "elapsed_ms": _NUM,
-                "final_rows_committed_ms": {**_NUM, "nullable": True},
-                "closing_rows_committed_ms": {**_NUM, "nullable": True},
-                "request_to_engage_ms": _NUM,
-                "state": _ref("KillSwitchState"),
-            },
-            ("engaged", "targets", "failures", "elapsed_ms"),
-            extra=True,
-        ),
+        **{name: json_schema(model) for name, model in REQUEST_MODELS.items()},
+        **{name: json_schema(model) for name, model in RESPONSE_MODELS.items()},
+        "BotSpec": json_schema(BotSpec, required=("name",)),
     }
 
 
@@ -529,7 +273,7 @@ def openapi_document() -> dict[str, Any]:
                     "404": _resp("Unknown run."),
                     "409": _resp("Running in another process."),
                 },
-                body=_obj({"reason": _REASON}),
+                body=_ref("StopRequest"),
                 params=[_RUN_ID],
                 errors=_POST_ERRORS,
             )
@@ -547,7 +291,7 @@ def openapi_document() -> dict[str, Any]:
             "post": _op(
                 "Release the kill switch (or one bot's halt with {bot}).",
                 {"200": _resp("Released.", _ref("KillSwitchState"))},
-                body=_obj({"bot": {"type": "string", "maxLength": MAX_BOT_ID}}),
+                body=_ref("KillSwitchReset"),
                 errors=_POST_ERRORS,
             )
         },

@@ -16,7 +16,6 @@ polling the ledger. An unknown run gets an ``error`` frame and close code 4404.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,6 +25,7 @@ from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from alphaswarm.frames import make_frame
+from alphaswarm.jsoncodec import dumps_lenient
 from alphaswarm.paper.registry import registry
 from alphaswarm.paper.runtime import get_ledger
 from alphaswarm.paper.session import FINAL_STATUSES
@@ -118,11 +118,11 @@ class PaperSocket(WebSocketHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ApiError):
             self.set_status(exc.status)
-            self.finish(json.dumps(exc.body()))
+            self.finish(dumps_lenient(exc.body()))
             return
         detail = exc.log_message if isinstance(exc, HTTPError) and exc.log_message else None
         error = ERROR_CODES.get(status_code, "websocket")
-        self.finish(json.dumps({"error": error, "detail": detail or self._reason}))
+        self.finish(dumps_lenient({"error": error, "detail": detail or self._reason}))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """A refused upgrade is logged briefly (its URI redacted)."""
@@ -158,7 +158,7 @@ class PaperSocket(WebSocketHandler):
         if self._closed:
             return False
         try:
-            await self.write_message(json.dumps(frame, default=str))
+            await self.write_message(dumps_lenient(frame))
         except WebSocketClosedError:
             self._closed = True
             return False
@@ -176,7 +176,7 @@ class PaperSocket(WebSocketHandler):
             for frame in frames:
                 if future is not None:
                     future.add_done_callback(_consume)  # only the last one is awaited
-                future = self.write_message(json.dumps(frame, default=str))
+                future = self.write_message(dumps_lenient(frame))
                 seq = frame.get("seq")
                 if isinstance(seq, int):
                     self._last_seq = max(self._last_seq, seq)

@@ -28,6 +28,7 @@ SCRIPTS = (
     "concurrent_sessions",
     "startup",
     "killswitch_sqlite_follow",
+    "json_encoding",
 )
 
 

@@ -63,8 +63,57 @@ def test_issue_spec_parses():
 
 
 def test_unknown_top_key_named_with_allowed_list():
-    with pytest.raises(BotSpecError, match=r"^bot spec: unknown key\(s\) 'stratgy'; allowed: name"):
+    pattern = r"^bot spec: unknown key\(s\) 'stratgy' \(did you mean 'strategy'\?\); allowed: name"
+    with pytest.raises(BotSpecError, match=pattern):
         Bot(spec(stratgy="x"))
+
+
+def test_every_unknown_key_reported_at_once_with_suggestions():
+    bad = spec(
+        stratgy="x",
+        colour="red",
+        gate={"min_sharp": 1, "min_trades": 2},
+        risk={"max_oder_qty": 1},
+        metrics=["sharpe", {"name": "sortino", "thresold": 1}],
+    )
+    with pytest.raises(BotSpecError) as caught:
+        Bot(bad)
+    message = str(caught.value)
+    for part in (
+        "'stratgy' (did you mean 'strategy'?)",
+        "'colour'",
+        "gate: unknown key(s) 'min_sharp' (did you mean 'min_sharpe'?)",
+        "risk: unknown key(s) 'max_oder_qty' (did you mean 'max_order_qty'?)",
+        "metrics[1]: unknown key(s) 'thresold' (did you mean 'threshold'?)",
+    ):
+        assert part in message, (part, message)
+    assert caught.value.unknown == {
+        "stratgy": "strategy",
+        "colour": None,
+        "gate.min_sharp": "min_sharpe",
+        "risk.max_oder_qty": "max_order_qty",
+        "metrics[1].thresold": "threshold",
+    }
+
+
+def test_bad_values_of_several_fields_reported_together():
+    with pytest.raises(BotSpecError) as caught:
+        Bot(spec(kind="robot", engine="vectorized", gate={"min_bars": "many"}))
+    message = str(caught.value)
+    assert "kind: 'robot' is not one of trading" in message
+    assert "engine: 'vectorized' is not one of event_driven" in message
+    assert "gate.min_bars: expected a number" in message
+
+
+def test_top_keys_are_the_declared_schema():
+    from alphaswarm.bot_schema import BotSpec
+    from alphaswarm.schema import json_schema
+
+    schema = json_schema(BotSpec)
+    assert tuple(schema["properties"]) == Bot.TOP_KEYS
+    assert schema["properties"]["name"]["maxLength"] == 100
+    assert schema["properties"]["gate"]["additionalProperties"] is False
+    assert tuple(schema["properties"]["gate"]["properties"]) == Bot.GATE_KEYS
 
 
 @pytest.mark.parametrize(
@@ -80,7 +129,7 @@ def test_unknown_top_key_named_with_allowed_list():
         ({"universe": ["A", 3]}, r"^universe\[1\]: expected a symbol"),
         ({"universe": ["A", "A"]}, r"^universe: symbols must be unique"),
         ({"data": "synthetic"}, r"^data: expected a mapping"),
-        ({"risk": {"max_oder_qty": 1}}, r"^risk: unknown key\(s\) max_oder_qty"),
+        ({"risk": {"max_oder_qty": 1}}, r"^risk: unknown key\(s\) 'max_oder_qty'"),
         ({"risk": {"max_order_qty": -1}}, r"^risk\.max_order_qty: must be"),
         ({"broker": {"slipage_bps": 1}}, r"^broker: unknown key\(s\) slipage_bps"),
         ({"broker": {"intrabar_rule": "lucky"}}, r"^intrabar_rule: 'lucky'"),
@@ -98,6 +147,7 @@ def test_unknown_top_key_named_with_allowed_list():
             r"^metrics\[0\]\.direction: 'up'",
         ),
         ({"metrics": [{"name": "sharpe", "thresh": 1}]}, r"^metrics\[0\]: unknown key"),
+        ({"metrics": [{"threshold": 1}]}, r"^metrics\[0\]\.name: required"),
     ],
 )
 def test_bad_fields_named(over, pattern):

@@ -45,73 +45,8 @@ def test_openapi_refs_resolve(api):
 
 
 # --------------------------------------------------------------------------- bounds
-
-
-def _handler_bounds() -> set[tuple[str, float]]:
-    """``(key, bound)`` of every ``_number``/``_string``/``query_int`` call in the handlers."""
-    import ast
-    import inspect
-
-    from alphaswarm.server import handlers
-
-    tree = ast.parse(inspect.getsource(handlers))
-    names = vars(handlers)
-
-    def value(node: ast.expr) -> float:
-        return eval(compile(ast.Expression(node), "<bound>", "eval"), dict(names))  # noqa: S307
-
-    bounds: set[tuple[str, float]] = set()
-    for call in ast.walk(tree):
-        if not isinstance(call, ast.Call):
-            continue
-        func = call.func
-        fn = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        kw = {k.arg: k.value for k in call.keywords}
-        if fn == "_number" and "maximum" in kw:
-            bounds.add((call.args[1].value, value(kw["maximum"])))
-        elif fn == "_string":
-            limit = value(call.args[2]) if len(call.args) > 2 else handlers.MAX_REASON
-            bounds.add((call.args[1].value, limit))
-        elif fn == "query_int" and len(call.args) > 2:
-            bounds.add((call.args[0].value, value(call.args[2])))
-    return bounds
-
-
-def _documented(doc: dict) -> dict[str, set]:
-    """Every property/parameter name of the document with its maximum, maxLength or enum."""
-    out: dict[str, set] = {}
-
-    def walk(node):
-        if isinstance(node, dict):
-            for name, schema in (node.get("properties") or {}).items():
-                if isinstance(schema, dict):
-                    for k in ("maximum", "maxLength"):
-                        if k in schema:
-                            out.setdefault(name, set()).add(schema[k])
-                    if "enum" in schema:
-                        out.setdefault(name, set()).add("enum")
-            if node.get("in") == "query" and "maximum" in node.get("schema", {}):
-                out.setdefault(node["name"], set()).add(node["schema"]["maximum"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(doc)
-    return out
-
-
-def test_every_bound_the_handlers_enforce_is_documented(api):
-    documented = _documented(api.get("/openapi.json").json())
-    bounds = _handler_bounds()
-    assert len(bounds) >= 10  # the parser found the calls
-    missing = [
-        (key, bound)
-        for key, bound in sorted(bounds)
-        if bound not in documented.get(key, set()) and "enum" not in documented.get(key, set())
-    ]
-    assert missing == [], f"bounds the handlers enforce but /openapi.json does not state: {missing}"
+# The bounds the handlers enforce are the declared request models' (tests/server/test_schemas.py
+# probes each one against the server).
 
 
 def test_one_past_every_documented_maximum_is_a_422(api, demo_bot):
