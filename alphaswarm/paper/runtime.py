@@ -22,6 +22,7 @@ that wants that opts in (:mod:`alphaswarm.paper.tuning`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from alphaswarm.paper.gcfreeze import HeapFreezer
     from alphaswarm.paper.killswitch import KillSwitch
     from alphaswarm.paper.registry import SessionRegistry
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -185,10 +188,17 @@ class Runtime:
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
-        if loop is not None and not loop.is_closed():
+        if loop is not None and not loop.is_closed() and thread is not None and thread.is_alive():
+            # its executor's threads (blocking calls of the sessions) end with it
+            done = asyncio.run_coroutine_threadsafe(loop.shutdown_default_executor(), loop)
+            try:
+                done.result(timeout)
+            except Exception:  # noqa: BLE001 - a stuck call must not keep the loop alive
+                log.warning("runtime %s: the engine loop's executor did not shut down", self.name)
             loop.call_soon_threadsafe(loop.stop)
-            if thread is not None:
-                thread.join(timeout)
+            thread.join(timeout)
+            if not thread.is_alive():
+                loop.close()
 
     def __enter__(self) -> Runtime:
         return self

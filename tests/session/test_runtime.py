@@ -115,3 +115,26 @@ def test_explain_asks_the_runtime_registry_why_an_order_is_open(two_runtimes, mo
     assert a.registry.why_open(session.paper_run_id, "no-such-order") is None
     session.stop("test done")
     assert a.registry.why_open(session.paper_run_id, order_id) is None  # finished
+
+
+def test_closing_a_runtime_ends_every_thread_it_started(tmp_path):
+    import threading
+
+    before = {t.ident for t in threading.enumerate()}
+    runtime = Runtime(ledger=f"sqlite:///{tmp_path}/c.db", name="closing")
+    bot = demo_bot()
+    aw.backtest(bot, ledger=runtime.ledger)
+    session = aw.PaperSession(bot, runtime=runtime, speed=60, duration_minutes=None).start()
+    _wait_for_bars(session)
+    runtime.kill_switch.engage("drill", actor="test")
+    assert session.status == "killed"
+    runtime.close()
+    runtime.ledger.close()
+
+    def extra() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+
+    deadline = time.monotonic() + 30
+    while extra() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert extra() == []
