@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from alphaswarm.paper.gate import GateRefused, check_gate  # noqa: F401
     from alphaswarm.paper.killswitch import KillSwitch, KillSwitchEngaged, kill_switch  # noqa: F401
     from alphaswarm.paper.registry import registry  # noqa: F401
-    from alphaswarm.paper.runtime import get_ledger, set_ledger  # noqa: F401
+    from alphaswarm.paper.runtime import Runtime, get_ledger, set_ledger, use_runtime  # noqa: F401
     from alphaswarm.paper.session import PaperSession  # noqa: F401
     from alphaswarm.reconcile import Reconciliation  # noqa: F401
     from alphaswarm.risk.limits import RiskLimits  # noqa: F401
@@ -76,6 +76,9 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "Ledger": ("alphaswarm.ledger", "Ledger"),
     "get_ledger": ("alphaswarm.paper.runtime", "get_ledger"),
     "set_ledger": ("alphaswarm.paper.runtime", "set_ledger"),
+    # the collaborators of paper sessions (one per process by default)
+    "Runtime": ("alphaswarm.paper.runtime", "Runtime"),
+    "use_runtime": ("alphaswarm.paper.runtime", "use_runtime"),
     # notebooks
     "extension": ("alphaswarm.notebook", "extension"),
 }

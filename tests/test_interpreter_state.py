@@ -74,7 +74,7 @@ after = state()
 print(json.dumps({
     "before": before, "after": after, "during": during,
     "count": [count, threading.active_count()],
-    "ledger_opened": runtime._ledger is not None,
+    "ledger_opened": runtime.current().ledger_opened,
 }))
 """,
         tmp_path,

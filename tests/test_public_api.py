@@ -30,10 +30,11 @@ SHADOWED = [
 PUBLIC = {
     "BacktestResult", "Bot", "BotSpecError", "BrokerConfig", "GateRefused", "KillSwitch",
     "KillSwitchEngaged", "Ledger", "ModelError", "OrderRequest", "PaperSession",
-    "Reconciliation", "RiskLimits", "Side", "Strategy", "SweepResult", "WalkForwardResult",
+    "Reconciliation", "RiskLimits", "Runtime", "Side", "Strategy", "SweepResult",
+    "WalkForwardResult",
     "__version__", "backtest", "check_gate", "extension", "get_ledger", "kill_switch",
     "reconcile",
-    "registry", "set_ledger", "sweep", "walk_forward",
+    "registry", "set_ledger", "sweep", "use_runtime", "walk_forward",
 }  # fmt: skip
 
 

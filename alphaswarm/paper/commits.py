@@ -286,7 +286,9 @@ class _GroupCommit(_PerLoop):
         self._sessions.append(session)
 
     def _commit(self) -> None:
-        if _halts_pending():  # a kill or stop-all takes these bars in its final rows
+        runtimes = {id(s.runtime): s.runtime for s in self._sessions}
+        if any(_halts_pending(rt) for rt in runtimes.values()):
+            # a kill or stop-all takes these bars in its final rows
             self._loop.call_later(_HALT_POLL, self._commit)
             return
         sessions, self._sessions = self._sessions, []

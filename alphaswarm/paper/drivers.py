@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 from alphaswarm.live import FeedEvent, is_live
 from alphaswarm.paper.commits import _GroupCommit
 from alphaswarm.paper.halts import _yield_to_halts
-from alphaswarm.paper.killswitch import kill_switch
-from alphaswarm.paper.registry import registry
 
 if TYPE_CHECKING:
     from alphaswarm.model import Bar
@@ -92,7 +90,7 @@ class SessionDriver:
                 await self._pace(due)
                 if self._finished:
                     return
-            await _yield_to_halts()
+            await _yield_to_halts(self.runtime)
             if self._behind_since is not None:
                 await self._catch_up()
             with self._lock:
@@ -104,7 +102,7 @@ class SessionDriver:
             if engine.halted is not None:
                 self._finish("halted", f"risk limit {engine.halted.limit}: {engine.halted.message}")
                 return
-            registry().check_account()
+            self.runtime.registry.check_account()
             n += 1
             if self.speed == 0 and n % yield_every == 0:
                 await asyncio.sleep(0)
@@ -152,7 +150,7 @@ class SessionDriver:
                 if duration is not None and ts >= first_ts + duration:
                     ending = ("completed", reached)
                     break
-                await _yield_to_halts()
+                await _yield_to_halts(self.runtime)
                 if self._behind_since is not None:
                     await self._catch_up()
                 with self._lock:
@@ -163,7 +161,7 @@ class SessionDriver:
                 if halted is not None:
                     ending = ("halted", f"risk limit {halted.limit}: {halted.message}")
                     break
-                registry().check_account()
+                self.runtime.registry.check_account()
                 n += 1
                 if self.max_bars is not None and n >= self.max_bars:
                     ending = ("completed", f"max_bars of {self.max_bars} reached")
@@ -281,7 +279,8 @@ class SessionDriver:
                 }
                 if self._write(heartbeat):
                     self._publish_pending()
-        kill_switch().order_mode(self.bot_id)  # refreshes the shared state at most once a second
+        # refreshes the shared state at most once a second
+        self.runtime.kill_switch.order_mode(self.bot_id)
 
     def _process(self, group: list[Bar]) -> None:
         engine = self._engine

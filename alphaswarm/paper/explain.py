@@ -21,6 +21,7 @@ from alphaswarm.trail import RunNotFound, RunTrail, load_trail
 
 if TYPE_CHECKING:
     from alphaswarm.ledger import Ledger
+    from alphaswarm.paper.registry import SessionRegistry
 
 __all__ = ["OrderNotFound", "explain_order"]
 
@@ -92,19 +93,13 @@ def _signal_view(frame: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _live_reason(run_id: str, order_id: str) -> str | None:
-    """Why the order is open, asked of the broker when the run lives in this process."""
-    from alphaswarm.paper.registry import registry
+def _live_reason(run_id: str, order_id: str, sessions: SessionRegistry | None) -> str | None:
+    """Why the order is open, asked of the registry the run may live in."""
+    if sessions is None:
+        from alphaswarm.paper.registry import registry
 
-    session = registry().get(run_id)
-    engine = session.engine if session is not None else None
-    if engine is None or session.finished:
-        return None
-    try:
-        with session._lock:  # the engine thread mutates the order while a bar is processed
-            return engine.broker.why_open(order_id)
-    except KeyError:
-        return None
+        sessions = registry()
+    return sessions.why_open(run_id, order_id)
 
 
 def _last_bar(trail: RunTrail, symbol: str) -> dict[str, Any] | None:
@@ -115,8 +110,10 @@ def _last_bar(trail: RunTrail, symbol: str) -> dict[str, Any] | None:
     return mine.iloc[-1].to_dict() if len(mine) else None
 
 
-def _open_reason(trail: RunTrail, order: dict[str, Any]) -> str:
-    live = _live_reason(trail.run_id, order["id"])
+def _open_reason(
+    trail: RunTrail, order: dict[str, Any], sessions: SessionRegistry | None = None
+) -> str:
+    live = _live_reason(trail.run_id, order["id"], sessions)
     if live:
         return live
     bar = _last_bar(trail, order["symbol"])
@@ -148,7 +145,9 @@ def _risk(first: dict[str, Any] | None) -> tuple[list[dict[str, Any]], dict | No
     return checks, failed
 
 
-def explain_order(ledger: Ledger, run_id: str, order_id: str) -> dict[str, Any]:
+def explain_order(
+    ledger: Ledger, run_id: str, order_id: str, sessions: SessionRegistry | None = None
+) -> dict[str, Any]:
     """Everything about one order of a paper run, with a readable ``text``.
 
     Parameters
@@ -160,6 +159,9 @@ def explain_order(ledger: Ledger, run_id: str, order_id: str) -> dict[str, Any]:
     order_id : str
         A broker order id (``<run>-o<n>``) or the request id of a risk denial
         (``<run>-d<n>``, the ``order_id`` of its ``risk_events`` row).
+    sessions : SessionRegistry, optional
+        The registry asked why a live order is open (``why_open``); the process
+        runtime's by default.
 
     Returns
     -------
@@ -230,7 +232,9 @@ def explain_order(ledger: Ledger, run_id: str, order_id: str) -> dict[str, Any]:
     if order is not None and status == "rejected" and failed is None:
         failed = {"limit": order.get("reason_code"), "value": None, "threshold": None,
                   "passed": False, "what": order.get("reason")}  # fmt: skip
-    open_reason = _open_reason(trail, order) if order is not None and status in _OPEN else None
+    open_reason = None
+    if order is not None and status in _OPEN:
+        open_reason = _open_reason(trail, order, sessions)
     if tag == "flatten":
         origin = "flatten: closed by the end of the run or a risk halt"
     elif parent:

@@ -13,13 +13,12 @@ from alphaswarm.ledger.connection import bounded_writes
 from alphaswarm.ledger.store import LedgerUnavailable
 from alphaswarm.paper import tuning
 from alphaswarm.paper.final_writes import final_writes
-from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.paper.per_loop import _PerLoop
-from alphaswarm.paper.registry import registry
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from alphaswarm.paper.runtime import Runtime
     from alphaswarm.paper.session import PaperSession
 
 log = logging.getLogger("alphaswarm.paper.session")
@@ -164,7 +163,7 @@ class SessionHalts:
         if wake_loop:
             self._wake_runner()
         if notify:
-            registry().ended(self)
+            self.runtime.registry.ended(self)
 
     def _final_committed(self, prepared: dict[str, Any]) -> None:
         """The final batch committed late (the ledger came back): publish the last frames."""
@@ -267,7 +266,7 @@ class SessionHalts:
         ``status`` as soon as it is marked finished, its writes here wait at most
         :data:`HALT_WRITE_WAIT` for a lock held elsewhere (what the ledger does not
         take then is retried in the background by
-        :func:`~alphaswarm.trading.final_writes.final_writes`), and a session whose own
+        :func:`~alphaswarm.paper.final_writes.final_writes`), and a session whose own
         write is waiting for the ledger (it holds its lock meanwhile) is finished by a
         helper thread once that write returns.
         """
@@ -312,8 +311,11 @@ class SessionHalts:
                 loops.setdefault(id(s._loop), (s._loop, []))[1].append(s)
         for loop, group in loops.values():  # one wake-up per loop, not one per session
             loop.call_soon_threadsafe(_wake_all, group)
-        if prepared:
-            registry().ended(prepared[0][0])  # one version bump for the whole stop
+        ended: dict[int, PaperSession] = {}
+        for s, _ in prepared:
+            ended.setdefault(id(s.runtime), s)
+        for s in ended.values():  # one version bump per registry for the whole stop
+            s.runtime.registry.ended(s)
         return len(claimed)
 
 
@@ -406,15 +408,15 @@ def _wake_all(sessions: list[PaperSession]) -> None:
 _HALT_POLL = 0.001
 
 
-def _halts_pending() -> bool:
-    """True while a kill switch engages or a stop-all stops sessions."""
-    return registry().halting.is_set() or kill_switch().engaging.is_set()
+def _halts_pending(runtime: Runtime) -> bool:
+    """True while ``runtime``'s kill switch engages or a stop-all stops its sessions."""
+    return runtime.registry.halting.is_set() or runtime.kill_switch.engaging.is_set()
 
 
-async def _yield_to_halts() -> None:
+async def _yield_to_halts(runtime: Runtime) -> None:
     """While a kill or stop-all is stopping sessions, take no new bar: it gets the CPU."""
-    if _halts_pending():
-        await _HaltWait.of(asyncio.get_running_loop()).wait()
+    if _halts_pending(runtime):
+        await _HaltWait.of(asyncio.get_running_loop()).wait(runtime)
 
 
 class _HaltWait(_PerLoop):
@@ -426,20 +428,23 @@ class _HaltWait(_PerLoop):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
-        self._over: asyncio.Future[None] | None = None
-        self._poller: asyncio.Task[None] | None = None
+        # per runtime: its end of halt, and the task polling for it
+        self._over: dict[int, asyncio.Future[None]] = {}
+        self._pollers: dict[int, asyncio.Task[None]] = {}
 
-    async def wait(self) -> None:
-        """Return once no halt is pending."""
-        if self._over is None or self._over.done():
-            self._over = self._loop.create_future()
-            self._poller = self._loop.create_task(self._poll(self._over))
-        await asyncio.shield(self._over)  # one waiter cancelled never cancels the others
+    async def wait(self, runtime: Runtime) -> None:
+        """Return once no halt of ``runtime`` is pending."""
+        key = id(runtime)
+        over = self._over.get(key)
+        if over is None or over.done():
+            over = self._over[key] = self._loop.create_future()
+            self._pollers[key] = self._loop.create_task(self._poll(runtime, over))
+        await asyncio.shield(over)  # one waiter cancelled never cancels the others
 
     @staticmethod
-    async def _poll(over: asyncio.Future[None]) -> None:
+    async def _poll(runtime: Runtime, over: asyncio.Future[None]) -> None:
         try:
-            while _halts_pending():
+            while _halts_pending(runtime):
                 await asyncio.sleep(_HALT_POLL)
         finally:
             if not over.done():

@@ -157,8 +157,9 @@ class KillSwitch(param.Parameterized):
             retry_first=self.PERSIST_RETRY_FIRST,
             retry_max=self.PERSIST_RETRY_MAX,
         )
-        # The process's switch attaches itself to the default ledger on first use.
+        # A runtime's switch attaches itself to the runtime's ledger on first use.
         self._auto_attach = False
+        self._runtime: Any = None
         # SQLite: the data_version watcher, and what keeps it running.
         self._watcher: Any = None
         self._watch_while: list[Callable[[], bool]] = []
@@ -197,17 +198,15 @@ class KillSwitch(param.Parameterized):
                 self._start_watcher()
 
     def _ensure_ledger(self) -> None:
-        """The process's switch: attach to the default ledger if none is attached yet.
+        """A runtime's switch: attach to the runtime's ledger if none is attached yet.
 
         Called before the lock is taken (attaching takes the runtime's lock, which is
         held while a ledger is attached to this switch).
         """
-        if self._ledger is not None or not self._auto_attach:
+        if self._ledger is not None or not self._auto_attach or self._runtime is None:
             return
-        from alphaswarm.paper.runtime import get_ledger
-
         try:
-            get_ledger()  # attaches it here
+            self._runtime.ledger  # noqa: B018 - opening it attaches it here
         except Exception:  # noqa: BLE001 - fail closed: the state cannot be read
             log.exception("kill switch: the default ledger could not be opened")
             with param.edit_constant(self):
@@ -1001,6 +1000,19 @@ class KillSwitch(param.Parameterized):
             "last": self.last,
         }
 
+    def close(self) -> None:
+        """Stop this switch's threads (pools, listener, watcher); its runtime is closing."""
+        with self._lock:
+            self._watch_while = []
+            self._watcher = None  # the watcher retires itself at its next look
+            listener, self._listener = self._listener, None
+            pool, self._pool = self._pool, None
+        if listener is not None:
+            listener.stop(timeout=0)
+        if pool is not None:
+            pool.shutdown(wait=False)
+        self._follow_pool.shutdown(wait=False)
+
 
 def _started_pool(workers: int, prefix: str) -> ThreadPoolExecutor:
     """A thread pool whose threads exist already: none is started on an engage's clock."""
@@ -1015,15 +1027,8 @@ class KillSwitchEngaged(ModelError):
     """A session may not start (or trade) while the kill switch is engaged."""
 
 
-_default: KillSwitch | None = None
-_default_lock = threading.Lock()
-
-
 def kill_switch() -> KillSwitch:
-    """The process-wide kill switch."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = KillSwitch(name="kill_switch")
-            _default._auto_attach = True
-        return _default
+    """The kill switch of the process's runtime (``Runtime.default().kill_switch``)."""
+    from alphaswarm.paper.runtime import current
+
+    return current().kill_switch

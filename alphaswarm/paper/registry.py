@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import param
 
-from alphaswarm.paper import runtime
-from alphaswarm.paper.killswitch import kill_switch
+from alphaswarm.paper import tuning
 
 if TYPE_CHECKING:
+    from alphaswarm.paper.killswitch import KillSwitch
     from alphaswarm.paper.session import PaperSession
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ class SessionRegistry(param.Parameterized):
     """Every paper session of this process, live and recently finished.
 
     ``version`` increments whenever a session starts or ends, so views can
-    watch one number.
+    watch one number. Each :class:`~alphaswarm.paper.runtime.Runtime` has one,
+    wired to its kill switch (``kill_switch``).
     """
 
     version = param.Integer(default=0, constant=True, doc="Bumped on every start and end.")
@@ -44,8 +45,14 @@ class SessionRegistry(param.Parameterized):
         "fraction below its peak.",
     )
 
-    def __init__(self, **params: Any) -> None:
+    def __init__(self, kill_switch: KillSwitch | None = None, **params: Any) -> None:
         super().__init__(**params)
+        if kill_switch is None:
+            from alphaswarm.paper.killswitch import KillSwitch
+
+            kill_switch = KillSwitch(name="kill_switch")
+        #: The kill switch whose ``paper`` and ``bots`` targets this registry answers.
+        self.kill_switch = kill_switch
         self._lock = threading.RLock()
         self._sessions: OrderedDict[str, PaperSession] = OrderedDict()
         self._combined_peak = 0.0
@@ -75,16 +82,25 @@ class SessionRegistry(param.Parameterized):
             for key in finished[: max(len(finished) - self.keep_finished, 0)]:
                 del self._sessions[key]
         self._bump()
-        runtime.session_started()
+        tuning.session_started()
 
     def ended(self, session: PaperSession) -> None:
         """Called by a session when it has finished."""
         self._bump()
-        runtime.session_ended()
+        tuning.session_ended()
 
     def get(self, run_id: str) -> PaperSession | None:
         """The session with ``run_id`` if it lives in this process."""
         return self._sessions.get(run_id)
+
+    def why_open(self, run_id: str, order_id: str) -> str | None:
+        """Why order ``order_id`` of run ``run_id`` is still open, from its live broker.
+
+        None when the run does not trade in this registry (finished, or another
+        process's) or its broker does not know the order.
+        """
+        session = self.get(run_id)
+        return session.why_open(order_id) if session is not None else None
 
     def sessions(self) -> list[PaperSession]:
         """All known sessions, oldest first."""
@@ -110,7 +126,7 @@ class SessionRegistry(param.Parameterized):
             self._halts_in_progress += 1
             self.halting.set()
         try:
-            ks = kill_switch()
+            ks = self.kill_switch
             return PaperSession.finish_many(
                 sessions,
                 status,
@@ -161,23 +177,13 @@ class SessionRegistry(param.Parameterized):
             reason = f"account loss {loss:,.2f} > {self.account_max_daily_loss:,.2f}"
         elif self.account_max_drawdown_pct is not None and dd > self.account_max_drawdown_pct:
             reason = f"account drawdown {dd:.2%} > {self.account_max_drawdown_pct:.2%}"
-        if reason is not None and not kill_switch().engaged:
+        if reason is not None and not self.kill_switch.engaged:
             log.warning("account limit broken: %s", reason)
-            kill_switch().engage(f"account limit: {reason}", actor="account-risk")
-
-
-_registry: SessionRegistry | None = None
-_registry_lock = threading.Lock()
+            self.kill_switch.engage(f"account limit: {reason}", actor="account-risk")
 
 
 def registry() -> SessionRegistry:
-    """The process-wide session registry (registers the kill-switch targets once)."""
-    global _registry
-    with _registry_lock:
-        if _registry is None:
-            _registry = SessionRegistry(name="sessions")
-            ks = kill_switch()
-            ks.register("paper", _registry.halt_all)
-            ks.register("bots", lambda reason, mode: _registry.halt_all(reason, mode))
-            ks.register_bot_halt(_registry.halt_bot)
-        return _registry
+    """The session registry of the process's runtime (:meth:`Runtime.default`)."""
+    from alphaswarm.paper.runtime import current
+
+    return current().registry

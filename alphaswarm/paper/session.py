@@ -29,9 +29,8 @@ from alphaswarm.paper.commits import SessionCommits, _GroupCommit
 from alphaswarm.paper.drivers import SessionDriver
 from alphaswarm.paper.gate import GateRefused, GateResult, check_gate
 from alphaswarm.paper.halts import SessionHalts
-from alphaswarm.paper.killswitch import KillSwitchEngaged, kill_switch
-from alphaswarm.paper.registry import registry
-from alphaswarm.paper.runtime import engine_loop, get_ledger
+from alphaswarm.paper.killswitch import KillSwitchEngaged
+from alphaswarm.paper.runtime import Runtime, current
 from alphaswarm.views import view
 
 if TYPE_CHECKING:
@@ -120,7 +119,16 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         doc="The backtest the gate judges (of the bot's current version); the newest otherwise.",
     )
     feed = param.Parameter(default=None, doc="Feed override; the bot's data block otherwise.")
-    ledger = param.Parameter(default=None, doc="Ledger override; the process default otherwise.")
+    ledger = param.Parameter(default=None, doc="Ledger override; the runtime's ledger otherwise.")
+    runtime = param.ClassSelector(
+        class_=Runtime,
+        default=None,
+        allow_None=True,
+        instantiate=False,
+        precedence=-1,
+        doc="The ledger, kill switch, registry and engine loop this session works with; "
+        "the process's runtime (Runtime.default()) when None at creation.",
+    )
     ledger_outage_seconds = param.Number(
         default=60.0,
         bounds=(0, 86_400),
@@ -166,6 +174,8 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
     def __init__(self, bot: Bot | dict | str | None = None, **params: Any) -> None:
         if bot is not None:
             params["bot"] = Bot.coerce(bot)
+        if params.get("runtime") is None:
+            params["runtime"] = current()
         super().__init__(**params)
         for name in _OUTPUTS:  # instance copies now, not on the kill switch's clock
             self.param[name]
@@ -245,7 +255,7 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
     def ledger_(self) -> Ledger:
         """The ledger this session writes to."""
         if self._ledger is None:
-            self._ledger = self.ledger or get_ledger()
+            self._ledger = self.ledger or self.runtime.ledger
         return self._ledger
 
     @property
@@ -364,7 +374,8 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         ledger = self.ledger_
         bot = self.bot
         bot_id, version, _ = ledger.register_bot(bot.name, bot.spec, bot.spec_hash)
-        kill_switch().check_start(bot_id)
+        ks = self.runtime.kill_switch
+        ks.check_start(bot_id)
         feed = self.feed if self.feed is not None else bot.make_feed()
         self._feed: Feed = feed
         run_id = f"paper-{uuid.uuid4().hex[:10]}"
@@ -389,12 +400,11 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         except KillSwitchRefusal as exc:
             # Engaged (maybe by another process) before our run row could be written:
             # nothing was written; follow the row here too, then refuse.
-            kill_switch().refresh(force=True)
+            ks.refresh(force=True)
             self._pending.clear()
             self.frames.close()
             self._set_outputs(status="refused", stop_reason="kill switch")
             raise KillSwitchEngaged(str(exc)) from None
-        ks = kill_switch()
         if ks.engaged and ks.mode in ("cancel", "flatten"):
             # The kill committed after our run row (the row lock orders them) but its
             # fan-out may have listed this process's sessions before we registered:
@@ -470,7 +480,7 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
             id_prefix=f"{self.paper_run_id}-",
         )
         bot_id = self.bot_id
-        ks = kill_switch()
+        ks = self.runtime.kill_switch
         self._engine = Engine(
             bot.make_strategy(),
             broker,
@@ -496,12 +506,12 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
             status="running", started_at=now, equity=self.starting_cash, cash=self.starting_cash
         )
         self._publish_pending()
-        registry().add(self)
+        self.runtime.registry.add(self)
         # Other processes' engagements on this ledger reach this session at once.
         ks.watch(lambda: not self._finished)
 
     def _launch(self, loop: asyncio.AbstractEventLoop | None) -> PaperSession:
-        loop = loop or engine_loop()
+        loop = loop or self.runtime.engine_loop()
         self._loop = loop
         try:
             running_here = asyncio.get_running_loop() is loop
@@ -522,6 +532,20 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
     def kill(self, reason: str = "kill switch", mode: str = "cancel") -> bool:
         """Stop now with status ``killed`` (what the kill switch does to each session)."""
         return self._finish("killed", reason, mode)
+
+    def why_open(self, order_id: str) -> str | None:
+        """Why order ``order_id`` is still open, asked of the live broker.
+
+        None before the start, after the end, or when the broker does not know it.
+        """
+        engine = self._engine
+        if engine is None or self._finished:
+            return None
+        try:
+            with self._lock:  # the engine's thread mutates the order while a bar is processed
+                return engine.broker.why_open(order_id)
+        except KeyError:
+            return None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the session has finished (True) or ``timeout`` passed (False)."""
@@ -574,4 +598,4 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         """One order's life: its signal, risk checks, fills and why it is open or closed."""
         from alphaswarm.paper.explain import explain_order
 
-        return explain_order(self.ledger_, self.paper_run_id, order_id)
+        return explain_order(self.ledger_, self.paper_run_id, order_id, self.runtime.registry)

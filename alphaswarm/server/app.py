@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from tornado.ioloop import IOLoop
 
     from alphaswarm.ledger import Ledger
+    from alphaswarm.paper.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def make_routes(
     security: Security | None = None,
     policy: SpecPolicy | None = None,
     capacity: Capacity | None = None,
+    runtime: Runtime | None = None,
 ) -> list[tuple[str, type[RequestHandler], dict[str, Any]]]:
     """The REST and WebSocket routes, for ``extra_patterns`` of a Panel/Bokeh server.
 
@@ -95,6 +97,9 @@ def make_routes(
         What specs sent over HTTP may name (``$ALPHASWARM_DATA_DIRS`` ... when ``None``).
     capacity : Capacity, optional
         The thread pools (new ones when ``None``).
+    runtime : Runtime, optional
+        The sessions' ledger, kill switch, registry and engine loop; the process's
+        runtime (:meth:`alphaswarm.paper.runtime.Runtime.default`) when ``None``.
 
     Returns
     -------
@@ -105,6 +110,7 @@ def make_routes(
     capacity = capacity if capacity is not None else Capacity()
     kw: dict[str, Any] = {
         "ledger": ledger, "security": security, "policy": policy, "capacity": capacity,
+        "runtime": runtime,
     }  # fmt: skip
     bot = r"/bots/([^/]+)"
     run = r"/paper/([^/]+)"

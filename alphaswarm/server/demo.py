@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 
 from alphaswarm.backtest import backtest
 from alphaswarm.bots import DEMO_SPEC, Bot
-from alphaswarm.paper.killswitch import KillSwitchEngaged, kill_switch
-from alphaswarm.paper.registry import registry
-from alphaswarm.paper.runtime import engine_loop, get_ledger
+from alphaswarm.paper.killswitch import KillSwitchEngaged
+from alphaswarm.paper.runtime import Runtime, current
 from alphaswarm.paper.session import PaperSession
 
 if TYPE_CHECKING:
@@ -31,22 +30,27 @@ def demo_bot() -> Bot:
     return Bot(DEMO_SPEC)
 
 
-def ensure_demo(ledger: Ledger | None = None, *, speed: float = DEMO_SPEED) -> PaperSession | None:
+def ensure_demo(
+    ledger: Ledger | None = None, *, speed: float = DEMO_SPEED, runtime: Runtime | None = None
+) -> PaperSession | None:
     """Register the demo bot, backtest it when needed and start (or reuse) its session.
 
     Parameters
     ----------
     ledger : Ledger, optional
-        The ledger (the process default otherwise).
+        The ledger (the runtime's otherwise).
     speed : float
         Session speed: 60 plays a minute bar per second.
+    runtime : Runtime, optional
+        The session's runtime (the process's otherwise).
 
     Returns
     -------
     PaperSession or None
         The running demo session; ``None`` while the kill switch refuses new sessions.
     """
-    ledger = ledger or get_ledger()
+    runtime = runtime or current()
+    ledger = ledger or runtime.ledger
     bot = demo_bot()
     bot_id, version, _ = ledger.register_bot(bot.name, bot.spec, bot.spec_hash)
     latest = ledger.latest_backtest(bot_id, version)
@@ -56,15 +60,20 @@ def ensure_demo(ledger: Ledger | None = None, *, speed: float = DEMO_SPEED) -> P
     if not fresh:
         result = backtest(bot, ledger=ledger)
         log.info("demo backtest %s: sharpe %.2f", result.id, result.metrics["sharpe"])
-    for session in registry().running(bot_id):
+    for session in runtime.registry.running(bot_id):
         if session.run_name == DEMO_RUN_NAME:
             return session
     try:
         session = PaperSession(
-            bot, ledger=ledger, speed=speed, duration_minutes=None, run_name=DEMO_RUN_NAME
+            bot,
+            ledger=ledger,
+            speed=speed,
+            duration_minutes=None,
+            run_name=DEMO_RUN_NAME,
+            runtime=runtime,
         )
-        kill_switch().check_start(bot_id)
-        return session.start(loop=engine_loop())
+        runtime.kill_switch.check_start(bot_id)
+        return session.start(loop=runtime.engine_loop())
     except KillSwitchEngaged as exc:
         log.warning("demo session not started: %s", exc)
         return None

@@ -26,9 +26,8 @@ from alphaswarm.data.base import FeedError
 from alphaswarm.jsoncodec import dumps_lenient, jsonable
 from alphaswarm.model import ModelError
 from alphaswarm.paper.gate import GateRefused
-from alphaswarm.paper.killswitch import EXTENSION_TARGETS, KillSwitchEngaged, kill_switch
-from alphaswarm.paper.registry import registry
-from alphaswarm.paper.runtime import engine_loop, get_ledger
+from alphaswarm.paper.killswitch import EXTENSION_TARGETS, KillSwitch, KillSwitchEngaged
+from alphaswarm.paper.runtime import Runtime, current
 from alphaswarm.paper.session import FINAL_STATUSES, PaperSession
 from alphaswarm.server.body import INLINE_PARSE_BYTES, parse_body
 from alphaswarm.server.capacity import Busy, Capacity
@@ -62,6 +61,7 @@ if TYPE_CHECKING:
     import param
 
     from alphaswarm.ledger import Ledger
+    from alphaswarm.paper.registry import SessionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,10 @@ class BaseHandler(RequestHandler):
     Parameters (route kwargs)
     -------------------------
     ledger : Ledger or None
-        The ledger to use; the process default (:func:`alphaswarm.paper.runtime.get_ledger`)
-        when ``None``.
+        The ledger to use; the runtime's ledger when ``None``.
+    runtime : Runtime or None
+        The sessions' ledger, kill switch, registry and engine loop; the process's
+        runtime (:meth:`alphaswarm.paper.runtime.Runtime.default`) when ``None``.
     security : Security
         Token and host settings.
     policy : SpecPolicy
@@ -106,9 +108,11 @@ class BaseHandler(RequestHandler):
         security: Security | None = None,
         policy: SpecPolicy | None = None,
         capacity: Capacity | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         """Take the route kwargs."""
         self._ledger = ledger
+        self._runtime = runtime
         self.security = security or Security()
         self.policy = policy or SpecPolicy()
         self.capacity = capacity or _fallback_capacity()
@@ -119,7 +123,12 @@ class BaseHandler(RequestHandler):
     @property
     def ledger(self) -> Ledger:
         """The ledger this server writes to."""
-        return self._ledger if self._ledger is not None else get_ledger()
+        return self._ledger if self._ledger is not None else self.runtime.ledger
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime of the sessions this server starts, stops and kills."""
+        return self._runtime if self._runtime is not None else current()
 
     def set_default_headers(self) -> None:
         """JSON responses, never cached."""
@@ -489,7 +498,9 @@ class PaperStartHandler(BaseHandler):
                 gate=result.to_frame_extras(),
             ) from None
         except KillSwitchEngaged as exc:
-            raise conflict(str(exc), "kill_switch_engaged", kill_switch=_ks_state()) from None
+            raise conflict(
+                str(exc), "kill_switch_engaged", kill_switch=_ks_state(self.runtime.kill_switch)
+            ) from None
         except (ModelError, FeedError) as exc:
             raise invalid(str(exc)) from None
         run_id = session.paper_run_id
@@ -508,7 +519,7 @@ class PaperStartHandler(BaseHandler):
 
     def _start(self, bot_id: str, params: dict[str, Any]) -> PaperSession:
         bot = Bot(self.ledger.bot_spec(bot_id))
-        kill_switch().check_start(bot_id)
+        self.runtime.kill_switch.check_start(bot_id)
         try:
             feed = bot.make_feed()
         except FeedError:
@@ -522,8 +533,9 @@ class PaperStartHandler(BaseHandler):
                     warnings=[],
                 ) from None
             raise
-        session = PaperSession(bot, ledger=self.ledger, feed=feed, **params)
-        return session.start(loop=engine_loop())
+        runtime = self.runtime
+        session = PaperSession(bot, ledger=self.ledger, feed=feed, runtime=runtime, **params)
+        return session.start(loop=runtime.engine_loop())
 
 
 def _uncovered_symbols(bot: Bot) -> list[str]:
@@ -554,7 +566,8 @@ class BotHaltHandler(BaseHandler):
         reason = body["reason"] or f"bot {bot_id} halted via api"
         mode = body["mode"]
         await self.on_kill_path(self.bot_or_404, bot_id)
-        result = await self.on_kill_path(kill_switch().engage, reason, mode=mode, bot=bot_id,
+        switch = self.runtime.kill_switch
+        result = await self.on_kill_path(switch.engage, reason, mode=mode, bot=bot_id,
                                          actor="api")  # fmt: skip
         target = result["targets"].get(f"bot:{bot_id}", {"halted": 0, "failures": []})
         self.send(
@@ -563,7 +576,7 @@ class BotHaltHandler(BaseHandler):
                 "halted": target["halted"],
                 "failures": result["failures"],
                 "elapsed_ms": result["elapsed_ms"],
-                "halted_bots": list(kill_switch().halted_bots),
+                "halted_bots": list(switch.halted_bots),
             }
         )
 
@@ -571,11 +584,11 @@ class BotHaltHandler(BaseHandler):
 # --------------------------------------------------------------------------- paper runs
 
 
-def _run_view(run: dict[str, Any]) -> dict[str, Any]:
+def _run_view(run: dict[str, Any], sessions: SessionRegistry) -> dict[str, Any]:
     out = dict(run)
     out["paper_run_id"] = run["id"]
     out["stream_url"] = f"/ws/paper/{run['id']}"
-    session = registry().get(run["id"])
+    session = sessions.get(run["id"])
     if session is not None and not session.finished:
         out["live"] = {
             "status": session.status,
@@ -598,7 +611,7 @@ class RunsHandler(BaseHandler):
         bot_id = self.get_query_argument("bot_id", None) or None
         limit = self.query_int("limit", 1, MAX_LIST_LIMIT)
         runs = await self.blocking(self.ledger.list_runs, status, bot_id, limit)
-        self.send({"runs": [_run_view(r) for r in runs]})
+        self.send({"runs": [_run_view(r, self.runtime.registry) for r in runs]})
 
 
 class RunHandler(BaseHandler):
@@ -607,7 +620,7 @@ class RunHandler(BaseHandler):
     async def get(self, run_id: str) -> None:
         """Answer the GET."""
         run = await self.blocking(self.run_or_404, run_id)
-        self.send(_run_view(run))
+        self.send(_run_view(run, self.runtime.registry))
 
 
 class FillsHandler(BaseHandler):
@@ -656,7 +669,7 @@ class RunStopHandler(BaseHandler):
         """Answer the POST."""
         body = await self.read(StopRequest)
         reason = body["reason"] or "stopped via api"
-        session = registry().get(run_id)
+        session = self.runtime.registry.get(run_id)
         if session is not None:
             # A session of this process stops without the ledger: while it is out of
             # reach the final row is written when it returns (final_row_written False).
@@ -701,15 +714,15 @@ class StopAllHandler(BaseHandler):
         reason, mode = await _halt_body(self)
         self.send(await self.on_kill_path(self._stop_all, reason, mode))
 
-    @staticmethod
-    def _stop_all(reason: str, mode: str) -> dict[str, Any]:
+    def _stop_all(self, reason: str, mode: str) -> dict[str, Any]:
         import time
 
         t0 = time.perf_counter()
         failures: list[str] = []
         halted = 0
         try:
-            halted = registry().stop_many(registry().running(), "stopped", reason, mode)
+            sessions = self.runtime.registry
+            halted = sessions.stop_many(sessions.running(), "stopped", reason, mode)
         except Exception as exc:  # noqa: BLE001 - a halt route never 5xx's on a target
             log.exception("paper stop-all failed")
             failures.append(f"paper: {type(exc).__name__}: {exc}")
@@ -736,7 +749,7 @@ class HaltTargetHandler(BaseHandler):
 
     def _halt(self, reason: str, mode: str) -> dict[str, Any]:
         try:
-            return kill_switch().halt_target(self.target, reason, mode)
+            return self.runtime.kill_switch.halt_target(self.target, reason, mode)
         except Exception as exc:  # noqa: BLE001 - listed, never a 5xx
             log.exception("halt target %s failed", self.target)
             return {
@@ -750,8 +763,8 @@ class HaltTargetHandler(BaseHandler):
 # --------------------------------------------------------------------------- kill switch
 
 
-def _ks_state() -> dict[str, Any]:
-    return jsonable(kill_switch().state())
+def _ks_state(switch: KillSwitch) -> dict[str, Any]:
+    return jsonable(switch.state())
 
 
 class KillSwitchHandler(BaseHandler):
@@ -759,7 +772,7 @@ class KillSwitchHandler(BaseHandler):
 
     def get(self) -> None:
         """Answer the GET."""
-        self.send(_ks_state())
+        self.send(_ks_state(self.runtime.kill_switch))
 
     async def post(self) -> None:
         """Answer the POST."""
@@ -768,17 +781,18 @@ class KillSwitchHandler(BaseHandler):
         mode, ttl = body["mode"], body["ttl_seconds"]
         # the request's clock starts when its headers were read (before any wait)
         accepted = self.request._start_time
+        switch = self.runtime.kill_switch
 
         def engage() -> dict[str, Any]:
             started = time.time()
-            result = kill_switch().engage(reason, mode=mode, ttl_seconds=ttl, actor="api")
+            result = switch.engage(reason, mode=mode, ttl_seconds=ttl, actor="api")
             return {**result, "request_to_engage_ms": (started - accepted) * 1e3}
 
         try:
             result = await self.on_kill_path(engage)
         except ModelError as exc:
             raise invalid(str(exc)) from None
-        self.send({**result, "state": _ks_state()})
+        self.send({**result, "state": _ks_state(switch)})
 
 
 class KillSwitchResetHandler(BaseHandler):
@@ -787,7 +801,7 @@ class KillSwitchResetHandler(BaseHandler):
     async def post(self) -> None:
         """Answer the POST."""
         bot = (await self.read(KillSwitchReset))["bot"]
-        state = await self.on_kill_path(kill_switch().reset, bot=bot, actor="api")
+        state = await self.on_kill_path(self.runtime.kill_switch.reset, bot=bot, actor="api")
         self.send(jsonable(state))
 
 

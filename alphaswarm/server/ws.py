@@ -26,8 +26,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from alphaswarm.frames import make_frame
 from alphaswarm.jsoncodec import dumps_lenient
-from alphaswarm.paper.registry import registry
-from alphaswarm.paper.runtime import get_ledger
+from alphaswarm.paper.runtime import Runtime, current
 from alphaswarm.paper.session import FINAL_STATUSES
 from alphaswarm.server.errors import ERROR_CODES, ApiError, misdirected
 from alphaswarm.server.limits import MAX_SINCE
@@ -70,10 +69,15 @@ class PaperSocket(WebSocketHandler):
         return len(cls._streaming)
 
     def initialize(
-        self, ledger: Ledger | None = None, security: Security | None = None, **_: Any
+        self,
+        ledger: Ledger | None = None,
+        security: Security | None = None,
+        runtime: Runtime | None = None,
+        **_: Any,
     ) -> None:
         """Take the route kwargs (the HTTP handlers' other kwargs are ignored)."""
         self._ledger = ledger
+        self._runtime = runtime
         self.security = security or Security()
         self._closed = False
         self._sub: Subscription | None = None
@@ -83,7 +87,12 @@ class PaperSocket(WebSocketHandler):
     @property
     def ledger(self) -> Ledger:
         """The ledger frames are replayed from."""
-        return self._ledger if self._ledger is not None else get_ledger()
+        return self._ledger if self._ledger is not None else self.runtime.ledger
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime whose sessions this socket streams."""
+        return self._runtime if self._runtime is not None else current()
 
     def check_origin(self, origin: str) -> bool:
         """Refuse upgrades from any origin but the server's own (tornado answers 403)."""
@@ -219,7 +228,7 @@ class PaperSocket(WebSocketHandler):
         PaperSocket._streaming.discard(self)
 
     async def _stream_inner(self, since: int | None) -> None:
-        session = registry().get(self.run_id)
+        session = self.runtime.registry.get(self.run_id)
         if session is not None and not session.finished:
             self._sub = session.frames.subscribe()
         loop = IOLoop.current()

@@ -37,10 +37,13 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def ledger(db_path: Path) -> Iterator[Ledger]:
-    led = aw.set_ledger(Ledger(url=f"sqlite:///{db_path}", busy_timeout=BUSY_TIMEOUT))
-    yield led
-    settle(led)
-    aw.set_ledger(None)
+    """The ledger of a fresh runtime, the process's for the test."""
+    led = Ledger(url=f"sqlite:///{db_path}", busy_timeout=BUSY_TIMEOUT)
+    rt = aw.Runtime(ledger=led, name="faults")
+    with aw.use_runtime(rt):
+        yield led
+        settle(led)
+    rt.close()
     led.close()
 
 

@@ -78,13 +78,14 @@ def ledger_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="package")
 def server_ledger(ledger_path: Path) -> Iterator[Ledger]:
-    previous = runtime._ledger
-    ledger = runtime.set_ledger(f"sqlite:///{ledger_path}")
-    assert ledger is not None
+    fresh = runtime.Runtime(ledger=f"sqlite:///{ledger_path}", name="server-tests")
+    previous = runtime.set_runtime(fresh)  # the server's process runtime for this package
+    ledger = fresh.ledger
     ledger.ensure_schema()
     yield ledger
     stop_everything()
-    runtime.set_ledger(previous)
+    runtime.set_runtime(previous)
+    fresh.close()
     ledger.close()
 
 

@@ -4,8 +4,6 @@ import pytest
 
 import alphaswarm as aw
 from alphaswarm.ledger import Ledger
-from alphaswarm.paper.killswitch import kill_switch
-from alphaswarm.paper.registry import registry
 
 DEMO_RISK = {
     "max_order_notional": 50_000,
@@ -31,14 +29,18 @@ def demo_bot(**overrides) -> aw.Bot:
 
 
 @pytest.fixture
-def ledger(tmp_path):
-    led = aw.set_ledger(f"sqlite:///{tmp_path}/ledger.db")
-    yield led
-    for s in registry().running():
-        s.stop("test teardown")
-    kill_switch().reset(actor="test")
-    aw.set_ledger(None)
-    led.close()
+def runtime(tmp_path):
+    """A fresh runtime (ledger, kill switch, registry, loop) as the process's, for one test."""
+    rt = aw.Runtime(ledger=f"sqlite:///{tmp_path}/ledger.db", name="test")
+    with aw.use_runtime(rt):
+        yield rt
+    rt.close()  # stops its sessions; its kill switch goes with it, engaged or not
+    rt.ledger.close()
+
+
+@pytest.fixture
+def ledger(runtime):
+    return runtime.ledger
 
 
 @pytest.fixture

@@ -130,12 +130,12 @@ def test_sessions_take_no_bar_and_commit_nothing_while_an_engage_runs(
     parked: set[int] = set()
     yield_to_halts = drivers._yield_to_halts
 
-    async def parking() -> None:  # which sessions wait for the halt to end
+    async def parking(runtime) -> None:  # which sessions wait for the halt to end
         task = id(asyncio.current_task())
-        if halts._halts_pending():
+        if halts._halts_pending(runtime):
             parked.add(task)
         try:
-            await yield_to_halts()
+            await yield_to_halts(runtime)
         finally:
             parked.discard(task)
 
@@ -214,12 +214,14 @@ def test_frames_a_group_commit_left_unpublished_go_out_first(ledger, bot):
 
 def test_waiting_sessions_share_one_poller_per_loop():
     from alphaswarm.paper.halts import _yield_to_halts
+    from alphaswarm.paper.runtime import Runtime
 
-    ks = kill_switch()
+    runtime = Runtime.default()
+    ks = runtime.kill_switch
 
     async def scenario() -> tuple[int, int, bool]:
         ks.engaging.set()
-        waiters = [asyncio.create_task(_yield_to_halts()) for _ in range(100)]
+        waiters = [asyncio.create_task(_yield_to_halts(runtime)) for _ in range(100)]
         await asyncio.sleep(0.02)
         tasks = len(asyncio.all_tasks()) - 1  # without this one
         waiters[0].cancel()  # one gives up: the others keep waiting
