@@ -88,7 +88,7 @@ def finished_run(tmp_path_factory):
     path = tmp_path_factory.mktemp("reads")
     led = aw.set_ledger(f"sqlite:///{path}/reads.db")
     bot = aw.Bot(DEMO_SPEC)
-    bot.backtest(bars=7800)
+    aw.backtest(bot, bars=7800)
     session = aw.PaperSession(bot, speed=0, duration_minutes=None, max_bars=300)
     session.start(loop=engine_loop())
     assert session.wait(120)
