@@ -29,7 +29,7 @@ committed its first bar and they have traded for a moment it sends
 Then ``POST /kill-switch/reset`` and fresh sessions for the next repetition.
 
     python bench/http_killswitch.py             # N = 1, 10, 50, 200; 20 reps
-    python bench/http_killswitch.py --quick     # N = 1, 5; 2 reps
+    python bench/http_killswitch.py --quick     # N = 1, 5; 3 reps
     python bench/http_killswitch.py --tuning off   # an untuned server only (default: both)
 
 By default each N is measured against an untuned server, then against one started
@@ -258,7 +258,7 @@ def main() -> int:
         if args.sessions
         else list(QUICK_NS if args.quick else FULL_NS)
     )
-    reps = args.reps or (2 if args.quick else 20)  # quick: two servers, kept short
+    reps = args.reps or (3 if args.quick else 20)
     settle = args.settle if args.settle is not None else (0.2 if args.quick else 0.5)
     modes = tuning_modes(args)
     started = time.perf_counter()
