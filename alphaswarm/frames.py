@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import marshal
 import math
 import threading
 import time
@@ -166,6 +167,19 @@ def make_frame(
     return frame
 
 
+def _compact(frame: dict[str, Any]) -> bytes | dict[str, Any]:
+    """A frame as bytes (untracked by the garbage collector), or as is if it cannot be."""
+    try:
+        return marshal.dumps(frame)
+    except ValueError:  # a value of a type marshal does not know: keep the dict
+        return frame
+
+
+def _expand(held: bytes | dict[str, Any]) -> dict[str, Any]:
+    """The frame :func:`_compact` stored (a fresh, equal dict)."""
+    return marshal.loads(held) if type(held) is bytes else held
+
+
 class Subscription:
     """A bounded buffer of frames for one subscriber.
 
@@ -274,8 +288,10 @@ class FrameBus:
         The run id the frames belong to.
     history : int
         Frames kept in memory for :meth:`recent` (late joiners read older ones from the
-        ledger). Kept small: with hundreds of sessions, every frame held is an object
-        the garbage collector walks.
+        ledger). They are held serialised (:func:`marshal.dumps`, a bytes object the
+        garbage collector never tracks) rather than as nested dicts: with hundreds of
+        sessions, the dicts of every frame held were most of what a full collection
+        walked. :meth:`recent` returns equal copies.
     """
 
     def __init__(self, task_id: str = "", history: int = 200) -> None:
@@ -316,7 +332,7 @@ class FrameBus:
 
     def publish(self, frame: dict[str, Any]) -> None:
         """Deliver one frame to every subscriber."""
-        self._recent.append(frame)
+        self._recent.append(_compact(frame))
         self.published += 1
         for callback in list(self._callbacks):
             try:
@@ -328,7 +344,7 @@ class FrameBus:
 
     def recent(self, since_seq: int | None = None) -> list[dict[str, Any]]:
         """Frames still held in memory (after ``since_seq`` when given)."""
-        frames = list(self._recent)
+        frames = [_expand(f) for f in list(self._recent)]
         if since_seq is None:
             return frames
         return [f for f in frames if f.get("seq") is not None and f["seq"] > since_seq]

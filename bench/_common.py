@@ -187,6 +187,46 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], title: str
     return "\n".join(text)
 
 
+TUNING_MODES = {"off": (False,), "on": (True,), "both": (False, True)}
+
+
+def add_tuning_arguments(p: argparse.ArgumentParser, what: str) -> None:
+    """``--tuning off|on|both`` (default both, printed side by side) and its old alias."""
+    p.add_argument(
+        "--tuning",
+        choices=tuple(TUNING_MODES),
+        default="both",
+        help=f"interpreter tuning ({what}): off, on, or both side by side (default both)",
+    )
+    p.add_argument("--tune-interpreter", action="store_true", help="same as --tuning on")
+
+
+def tuning_modes(args: argparse.Namespace) -> tuple[bool, ...]:
+    """The tuning settings to measure, in order (untuned first)."""
+    return (True,) if args.tune_interpreter else TUNING_MODES[args.tuning]
+
+
+def side_by_side(
+    rows_by_mode: dict[bool, list[dict[str, Any]]],
+    metrics: list[tuple[str, str]],
+    title: str,
+    key: str = "sessions",
+) -> str:
+    """One table, a row per ``key`` value, each metric untuned then tuned next to it."""
+    modes = list(rows_by_mode)
+    merged: dict[Any, dict[str, Any]] = {}
+    for tuned, rows in rows_by_mode.items():
+        for row in rows:
+            out = merged.setdefault(row[key], {key: row[key]})
+            for metric, _ in metrics:
+                out[f"{metric}:{tuned}"] = row.get(metric)
+    columns = [(key, key)]
+    for metric, header in metrics:
+        for tuned in modes:
+            columns.append((f"{metric}:{tuned}", f"{header}, tuning {'on' if tuned else 'off'}"))
+    return table(list(merged.values()), columns, title)
+
+
 def write_results(
     results_dir: Path, name: str, payload: dict[str, Any], started: float, quick: bool
 ) -> Path:

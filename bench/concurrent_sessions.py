@@ -25,6 +25,10 @@ lag stays under 100 ms.
 
     python bench/concurrent_sessions.py             # N = 10, 50, ..., 1000; 15 s each
     python bench/concurrent_sessions.py --quick     # N = 2, 5; 2 s each
+    python bench/concurrent_sessions.py --tuning off   # untuned only (default: both)
+
+Each N runs with the interpreter tuning off, then on (``--tuning both``, the default:
+:mod:`alphaswarm.paper.tuning` enabled in this process), printed side by side.
 """
 
 from __future__ import annotations
@@ -38,7 +42,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import SEED, load, machine_line, parser, peak_rss_mib, percentile, table, write_results
+from _common import (
+    SEED,
+    add_tuning_arguments,
+    load,
+    machine_line,
+    parser,
+    peak_rss_mib,
+    percentile,
+    side_by_side,
+    table,
+    tuning_modes,
+    write_results,
+)
 
 NAME = "concurrent_sessions"
 FULL_NS = (10, 50, 100, 200, 400, 800, 1000)
@@ -190,7 +206,9 @@ def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sessions", default=None, help="comma-separated N (default 10,...,400)")
     p.add_argument("--window", type=float, default=None, help="seconds measured per N (15)")
+    add_tuning_arguments(p, "alphaswarm.paper.tuning in this process")
     args = p.parse_args()
+    modes = tuning_modes(args)
     ns = (
         [int(x) for x in args.sessions.split(",")]
         if args.sessions
@@ -203,9 +221,14 @@ def main() -> int:
 
     import alphaswarm as aw
     from alphaswarm.data import ReplayFeed, SyntheticFeed
+    from alphaswarm.paper import tuning
     from alphaswarm.paper.registry import registry
 
-    print(f"{NAME}: N sessions at speed {SPEED} (1 bar/s each), one process, {window:g} s per N")
+    shown = ", then ".join("tuning on" if t else "tuning off" for t in modes)
+    print(
+        f"{NAME}: N sessions at speed {SPEED} (1 bar/s each), one process, {window:g} s per N;"
+        f" {shown}"
+    )
     print(machine_line())
     feed = ReplayFeed(
         SyntheticFeed(["DEMO"], seed=SEED, bars=FEED_BARS, calendar="24x7").frame(),
@@ -219,7 +242,7 @@ def main() -> int:
         universe=["DEMO"],
         risk={"kill_switch_attached": True},
     )
-    rows: list[dict[str, Any]] = []
+    rows_by_mode: dict[bool, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-concurrent-") as tmp:
         ledger = aw.Ledger(url=f"sqlite:///{Path(tmp) / 'ledger.db'}")
         ledger.ensure_schema()
@@ -228,18 +251,29 @@ def main() -> int:
         aw.kill_switch().reset(actor="bench")
         collections = FullCollections()
         gc.callbacks.append(collections)
-        for n in ns:
-            row = one_step(aw, bot, feed, ledger, n, window, warmup, collections)
-            rows.append(row)
-            print(
-                f"  N={n:<4d}: lag p50 {row['lag_p50_ms']:.1f} ms, p99 {row['lag_p99_ms']:.1f} ms, "
-                f"slip p99 {row['slip_p99_ms']:.1f} ms, "
-                f"{row['bars_per_s_per_session']:.3f} bars/s/session, "
-                f"CPU {row['cpu_percent']:.0f} %, {row['rss_per_session_mib']:.2f} MiB/session, "
-                f"{row['full_gcs']} full GC(s)"
-                f" (start {row['start_s']:.1f} s; load {row['load_before']})",
-                flush=True,
-            )
+        for tuned in modes:
+            label = "tuning on" if tuned else "tuning off"
+            if tuned:
+                tuning.enable()
+            try:
+                rows = rows_by_mode[tuned] = []
+                for n in ns:
+                    row = one_step(aw, bot, feed, ledger, n, window, warmup, collections)
+                    rows.append(row)
+                    print(
+                        f"  [{label}] N={n:<4d}: lag p50 {row['lag_p50_ms']:.1f} ms, "
+                        f"p99 {row['lag_p99_ms']:.1f} ms, "
+                        f"slip p99 {row['slip_p99_ms']:.1f} ms, "
+                        f"{row['bars_per_s_per_session']:.3f} bars/s/session, "
+                        f"CPU {row['cpu_percent']:.0f} %, "
+                        f"{row['rss_per_session_mib']:.2f} MiB/session, "
+                        f"{row['full_gcs']} full GC(s)"
+                        f" (start {row['start_s']:.1f} s; load {row['load_before']})",
+                        flush=True,
+                    )
+            finally:
+                if tuned:
+                    tuning.disable()
         ledger.close()
         aw.set_ledger(None)
     columns = [
@@ -258,7 +292,28 @@ def main() -> int:
         ("full_gc_max_ms", "longest full GC ms"),
         ("under_limit", "p99 < 100 ms"),
     ]
-    print(table(rows, columns, f"Concurrent sessions at 1 bar/s (window {window:g} s per N)"))
+    for tuned, rows in rows_by_mode.items():
+        print(
+            table(
+                rows,
+                columns,
+                f"Concurrent sessions at 1 bar/s (window {window:g} s per N), "
+                f"tuning {'on' if tuned else 'off'}",
+            )
+        )
+    print(
+        side_by_side(
+            rows_by_mode,
+            [
+                ("lag_p50_ms", "lag p50 ms"),
+                ("lag_p99_ms", "lag p99 ms"),
+                ("full_gcs", "full GCs"),
+                ("full_gc_max_ms", "longest full GC ms"),
+            ],
+            "Concurrent sessions: interpreter tuning off and on side by side",
+        )
+    )
+    rows = rows_by_mode[modes[0]]
     ok = [r["sessions"] for r in rows if r["under_limit"]]
     best = max(ok) if ok else None
     at100 = next((r["cpu_percent"] for r in rows if r["sessions"] == 100), None)
@@ -276,7 +331,9 @@ def main() -> int:
             "lag_limit_ms": LAG_LIMIT_MS,
             "max_sessions_under_limit": best,
             "cpu_percent_at_100": at100,
-            "rows": rows,
+            "tuning": ["on" if t else "off" for t in modes],
+            "rows": rows_by_mode.get(False, rows),
+            "rows_tuned": rows_by_mode.get(True, []),
             "peak_rss_mib": peak_rss_mib(),
         },
         started,

@@ -30,6 +30,10 @@ Then ``POST /kill-switch/reset`` and fresh sessions for the next repetition.
 
     python bench/http_killswitch.py             # N = 1, 10, 50, 200; 20 reps
     python bench/http_killswitch.py --quick     # N = 1, 5; 3 reps
+    python bench/http_killswitch.py --tuning off   # an untuned server only (default: both)
+
+By default each N is measured against an untuned server, then against one started
+with ``--tune-interpreter``, and both are printed side by side.
 """
 
 from __future__ import annotations
@@ -44,7 +48,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _common import load, machine_line, parser, percentile, table, write_results
+from _common import (
+    add_tuning_arguments,
+    load,
+    machine_line,
+    parser,
+    percentile,
+    side_by_side,
+    table,
+    tuning_modes,
+    write_results,
+)
 from _server import Api, alphaswarm_serve, bench_bot
 
 NAME = "http_killswitch"
@@ -171,16 +185,73 @@ def one_rep(
     }
 
 
+def measure(
+    api: Api,
+    conn: sqlite3.Connection,
+    db: Path,
+    bot_id: str,
+    ns: list[int],
+    reps: int,
+    settle: float,
+    label: str,
+) -> list[dict[str, Any]]:
+    """Every N, ``reps`` times, against one server: one row per N."""
+    rows: list[dict[str, Any]] = []
+    for n in ns:
+        samples = []
+        for rep in range(reps):
+            s = one_rep(api, conn, db, bot_id, n, settle)
+            samples.append(s)
+            print(
+                f"  [{label}] N={n:<4d} rep {rep + 1:2d}/{reps}: "
+                f"response {s['response_ms']:7.1f} ms,"
+                f" all killed {s['committed_ms']:7.1f} ms (confirmed "
+                f"{s['confirmed_ms']:7.1f} ms; server: request to engage "
+                f"{s['server_queued_ms']:5.1f} ms, commit {s['server_commit_ms']:6.1f} ms;"
+                f" longest poll gap "
+                f"{s['poll_gap_ms']:5.1f} ms; server engage "
+                f"{s['server_elapsed_ms']:6.1f} ms; {s['killed_in_ledger']}/{n} killed, "
+                f"{s['running_at_engage']} running before; start {s['start_s']:.1f} s; "
+                f"load {s['load_before']})",
+                flush=True,
+            )
+        committed = [s["committed_ms"] for s in samples]
+        confirmed = [s["confirmed_ms"] for s in samples]
+        response = [s["response_ms"] for s in samples]
+        server = [s["server_elapsed_ms"] or 0.0 for s in samples]
+        commit = [s["server_commit_ms"] or 0.0 for s in samples]
+        rows.append(
+            {
+                "sessions": n,
+                "reps": reps,
+                "response_median_ms": statistics.median(response),
+                "response_p99_ms": percentile(response, 99),
+                "median_ms": statistics.median(committed),
+                "p99_ms": percentile(committed, 99),
+                "worst_ms": max(committed),
+                "confirmed_median_ms": statistics.median(confirmed),
+                "confirmed_p99_ms": percentile(confirmed, 99),
+                "server_median_ms": statistics.median(server),
+                "server_commit_median_ms": statistics.median(commit),
+                "server_commit_p99_ms": percentile(commit, 99),
+                "server_queued_median_ms": statistics.median(
+                    s["server_queued_ms"] or 0.0 for s in samples
+                ),
+                "poll_gap_max_ms": max(s["poll_gap_ms"] for s in samples),
+                "all_killed": all(s["killed_in_ledger"] == n for s in samples),
+                "failures": sorted({f for s in samples for f in s["failures"]}),
+                "samples": samples,
+            }
+        )
+    return rows
+
+
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sessions", default=None, help="comma-separated N (default 1,10,50,200)")
     p.add_argument("--reps", type=int, default=None, help="repetitions per N (default 20)")
     p.add_argument("--settle", type=float, default=None, help="seconds of trading first (0.5)")
-    p.add_argument(
-        "--tune-interpreter",
-        action="store_true",
-        help="serve with --tune-interpreter (switch interval, heap freezer); default: untuned",
-    )
+    add_tuning_arguments(p, "the server's --tune-interpreter")
     args = p.parse_args()
     ns = (
         [int(x) for x in args.sessions.split(",")]
@@ -189,70 +260,29 @@ def main() -> int:
     )
     reps = args.reps or (3 if args.quick else 20)
     settle = args.settle if args.settle is not None else (0.2 if args.quick else 0.5)
+    modes = tuning_modes(args)
     started = time.perf_counter()
 
-    tuned = " --tune-interpreter" if args.tune_interpreter else " (interpreter not tuned)"
+    shown = ", then ".join("--tune-interpreter" if t else "untuned" for t in modes)
     print(
-        f"{NAME}: alphaswarm serve{tuned} subprocess, N sessions at speed 60 over HTTP, {reps} reps"
+        f"{NAME}: alphaswarm serve subprocess ({shown}), N sessions at speed 60 over HTTP, "
+        f"{reps} reps"
     )
     print(machine_line())
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-http-ks-") as tmp:
-        db = Path(tmp) / "ledger.db"
-        with alphaswarm_serve(db, Path(tmp), tune_interpreter=args.tune_interpreter) as (
-            url,
-            _proc,
-        ):
-            api = Api(url)
-            bot_id = bench_bot(api)
-            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
-            for n in ns:
-                samples = []
-                for rep in range(reps):
-                    s = one_rep(api, conn, db, bot_id, n, settle)
-                    samples.append(s)
-                    print(
-                        f"  N={n:<4d} rep {rep + 1:2d}/{reps}: response {s['response_ms']:7.1f} ms,"
-                        f" all killed {s['committed_ms']:7.1f} ms (confirmed "
-                        f"{s['confirmed_ms']:7.1f} ms; server: request to engage "
-                        f"{s['server_queued_ms']:5.1f} ms, commit {s['server_commit_ms']:6.1f} ms;"
-                        f" longest poll gap "
-                        f"{s['poll_gap_ms']:5.1f} ms; server engage "
-                        f"{s['server_elapsed_ms']:6.1f} ms; {s['killed_in_ledger']}/{n} killed, "
-                        f"{s['running_at_engage']} running before; start {s['start_s']:.1f} s; "
-                        f"load {s['load_before']})",
-                        flush=True,
-                    )
-                committed = [s["committed_ms"] for s in samples]
-                confirmed = [s["confirmed_ms"] for s in samples]
-                response = [s["response_ms"] for s in samples]
-                server = [s["server_elapsed_ms"] or 0.0 for s in samples]
-                commit = [s["server_commit_ms"] or 0.0 for s in samples]
-                rows.append(
-                    {
-                        "sessions": n,
-                        "reps": reps,
-                        "response_median_ms": statistics.median(response),
-                        "response_p99_ms": percentile(response, 99),
-                        "median_ms": statistics.median(committed),
-                        "p99_ms": percentile(committed, 99),
-                        "worst_ms": max(committed),
-                        "confirmed_median_ms": statistics.median(confirmed),
-                        "confirmed_p99_ms": percentile(confirmed, 99),
-                        "server_median_ms": statistics.median(server),
-                        "server_commit_median_ms": statistics.median(commit),
-                        "server_commit_p99_ms": percentile(commit, 99),
-                        "server_queued_median_ms": statistics.median(
-                            s["server_queued_ms"] or 0.0 for s in samples
-                        ),
-                        "poll_gap_max_ms": max(s["poll_gap_ms"] for s in samples),
-                        "all_killed": all(s["killed_in_ledger"] == n for s in samples),
-                        "failures": sorted({f for s in samples for f in s["failures"]}),
-                        "samples": samples,
-                    }
-                )
-            conn.close()
-            api.close()
+    rows_by_mode: dict[bool, list[dict[str, Any]]] = {}
+    for tuned in modes:
+        label = "tuning on" if tuned else "tuning off"
+        with tempfile.TemporaryDirectory(prefix="bench-http-ks-") as tmp:
+            db = Path(tmp) / "ledger.db"
+            with alphaswarm_serve(db, Path(tmp), tune_interpreter=tuned) as (url, _proc):
+                api = Api(url)
+                bot_id = bench_bot(api)
+                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+                try:
+                    rows_by_mode[tuned] = measure(api, conn, db, bot_id, ns, reps, settle, label)
+                finally:
+                    conn.close()
+                    api.close()
     columns = [
         ("sessions", "sessions"),
         ("reps", "reps"),
@@ -270,14 +300,32 @@ def main() -> int:
         ("poll_gap_max_ms", "longest poll gap ms"),
         ("all_killed", "all rows killed"),
     ]
+    for tuned, rows in rows_by_mode.items():
+        print(
+            table(
+                rows,
+                columns,
+                "Kill switch over HTTP: POST /kill-switch -> response, -> all N rows 'killed', "
+                f"tuning {'on' if tuned else 'off'}",
+            )
+        )
     print(
-        table(
-            rows,
-            columns,
-            "Kill switch over HTTP: POST /kill-switch -> response, -> all N rows 'killed'",
+        side_by_side(
+            rows_by_mode,
+            [
+                ("median_ms", "all killed p50 ms"),
+                ("p99_ms", "all killed p99 ms"),
+                ("response_p99_ms", "response p99 ms"),
+            ],
+            "Kill switch over HTTP: interpreter tuning off and on side by side",
         )
     )
-    payload = {"settle_s": settle, "tune_interpreter": args.tune_interpreter, "rows": rows}
+    payload = {
+        "settle_s": settle,
+        "tuning": ["on" if t else "off" for t in modes],
+        "rows": rows_by_mode.get(False, []),
+        "rows_tuned": rows_by_mode.get(True, []),
+    }
     write_results(args.results_dir, NAME, payload, started, args.quick)
     return 0
 

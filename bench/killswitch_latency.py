@@ -25,6 +25,13 @@ engagement pending), and, once the other process has released the lock, release
 -> the kill-switch row written (``persisted``).
 
     python bench/killswitch_latency.py --lock-held --sessions 1,5 --reps 10
+
+
+    python bench/killswitch_latency.py --tuning off   # untuned only (default: both)
+
+Each N is measured with the interpreter tuning off, then on (``--tuning both``, the
+default; :mod:`alphaswarm.paper.tuning` enabled in this process), and the p50/p99
+of both are printed side by side.
 """
 
 from __future__ import annotations
@@ -38,7 +45,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import SEED, load, machine_line, parser, peak_rss_mib, percentile, table, write_results
+from _common import (
+    SEED,
+    add_tuning_arguments,
+    load,
+    machine_line,
+    parser,
+    peak_rss_mib,
+    percentile,
+    side_by_side,
+    table,
+    tuning_modes,
+    write_results,
+)
 
 NAME = "killswitch_latency"
 FULL_NS = (1, 10, 20, 50, 200)
@@ -295,6 +314,50 @@ def main_lock_held(args: Any, ns: list[int], reps: int, settle: float, started: 
     return 0
 
 
+def measure(
+    aw: Any, bot: Any, feed: Any, ledger: Any, ns: list[int], reps: int, settle: float, label: str
+) -> list[dict[str, Any]]:
+    """Every N, ``reps`` times: one row per N."""
+    rows: list[dict[str, Any]] = []
+    for n in ns:
+        samples = []
+        for rep in range(reps):
+            s = one_rep(aw, bot, feed, ledger, n, settle)
+            samples.append(s)
+            print(
+                f"  [{label}] N={n:<4d} rep {rep + 1:2d}/{reps}: final rows committed "
+                f"{s['final_rows_ms']:7.1f} ms, closing rows {s['closing_rows_ms']:7.1f} ms, "
+                f"engage returned {s['engage_ms']:7.1f} ms, "
+                f"all killed rows seen {s['committed_ms']:7.1f} ms "
+                f"({s['killed_in_ledger']}/{n} killed, {s['running_at_engage']} running; "
+                f"load {s['load_before']})",
+                flush=True,
+            )
+        final = [s["final_rows_ms"] for s in samples]
+        seen = [s["committed_ms"] for s in samples]
+        engage = [s["engage_ms"] for s in samples]
+        closing = [s["closing_rows_ms"] for s in samples]
+        rows.append(
+            {
+                "sessions": n,
+                "reps": reps,
+                "median_ms": statistics.median(final),
+                "p99_ms": percentile(final, 99),
+                "worst_ms": max(final),
+                "best_ms": min(final),
+                "closing_median_ms": statistics.median(closing),
+                "closing_p99_ms": percentile(closing, 99),
+                "engage_median_ms": statistics.median(engage),
+                "engage_p99_ms": percentile(engage, 99),
+                "seen_median_ms": statistics.median(seen),
+                "all_killed": all(s["killed_in_ledger"] == n for s in samples),
+                "failures": sorted({f for s in samples for f in s["failures"]}),
+                "samples": samples,
+            }
+        )
+    return rows
+
+
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sessions", default=None, help="comma-separated N (default 1,10,20,50,200)")
@@ -302,14 +365,7 @@ def main() -> int:
     p.add_argument(
         "--settle", type=float, default=None, help="seconds of trading before engaging (0.5)"
     )
-    p.add_argument(
-        "--tune-interpreter",
-        action="store_true",
-        help=(
-            "opt this process in to interpreter tuning (alphaswarm.paper.tuning); "
-            "default: untuned"
-        ),
-    )
+    add_tuning_arguments(p, "alphaswarm.paper.tuning in this process")
     p.add_argument(
         "--lock-held",
         action="store_true",
@@ -323,6 +379,7 @@ def main() -> int:
     )
     reps = args.reps or (3 if args.quick else 20)
     settle = args.settle if args.settle is not None else (0.2 if args.quick else 0.5)
+    modes = tuning_modes(args)
     started = time.perf_counter()
     logging.basicConfig(level=logging.WARNING)
     if args.lock_held:
@@ -331,14 +388,11 @@ def main() -> int:
 
     import alphaswarm as aw
     from alphaswarm.data import ReplayFeed, SyntheticFeed
+    from alphaswarm.paper import tuning
     from alphaswarm.paper.registry import registry
 
-    if args.tune_interpreter:
-        from alphaswarm.paper import tuning
-
-        tuning.enable()
-    tuned = "tuned interpreter" if args.tune_interpreter else "interpreter not tuned"
-    print(f"{NAME}: N sessions at speed 60, one SQLite ledger, {reps} reps per N, {tuned}")
+    shown = ", then ".join("tuning on" if t else "tuning off" for t in modes)
+    print(f"{NAME}: N sessions at speed 60, one SQLite ledger, {reps} reps per N; {shown}")
     print(machine_line())
     feed = ReplayFeed(
         SyntheticFeed(["DEMO"], seed=SEED, bars=FEED_BARS).frame(),
@@ -352,49 +406,22 @@ def main() -> int:
         universe=["DEMO"],
         risk={"kill_switch_attached": True},
     )
-    rows: list[dict[str, Any]] = []
+    rows_by_mode: dict[bool, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-killswitch-") as tmp:
         ledger = aw.Ledger(url=f"sqlite:///{Path(tmp) / 'ledger.db'}")
         ledger.ensure_schema()
         aw.set_ledger(ledger)
         registry()  # registers the kill switch's `paper` target
         aw.kill_switch().reset(actor="bench")
-        for n in ns:
-            samples = []
-            for rep in range(reps):
-                s = one_rep(aw, bot, feed, ledger, n, settle)
-                samples.append(s)
-                print(
-                    f"  N={n:<4d} rep {rep + 1:2d}/{reps}: final rows committed "
-                    f"{s['final_rows_ms']:7.1f} ms, closing rows {s['closing_rows_ms']:7.1f} ms, "
-                    f"engage returned {s['engage_ms']:7.1f} ms, "
-                    f"all killed rows seen {s['committed_ms']:7.1f} ms "
-                    f"({s['killed_in_ledger']}/{n} killed, {s['running_at_engage']} running; "
-                    f"load {s['load_before']})",
-                    flush=True,
-                )
-            final = [s["final_rows_ms"] for s in samples]
-            seen = [s["committed_ms"] for s in samples]
-            engage = [s["engage_ms"] for s in samples]
-            closing = [s["closing_rows_ms"] for s in samples]
-            rows.append(
-                {
-                    "sessions": n,
-                    "reps": reps,
-                    "median_ms": statistics.median(final),
-                    "p99_ms": percentile(final, 99),
-                    "worst_ms": max(final),
-                    "best_ms": min(final),
-                    "closing_median_ms": statistics.median(closing),
-                    "closing_p99_ms": percentile(closing, 99),
-                    "engage_median_ms": statistics.median(engage),
-                    "engage_p99_ms": percentile(engage, 99),
-                    "seen_median_ms": statistics.median(seen),
-                    "all_killed": all(s["killed_in_ledger"] == n for s in samples),
-                    "failures": sorted({f for s in samples for f in s["failures"]}),
-                    "samples": samples,
-                }
-            )
+        for tuned in modes:
+            if tuned:
+                tuning.enable()
+            try:
+                label = "tuning on" if tuned else "tuning off"
+                rows_by_mode[tuned] = measure(aw, bot, feed, ledger, ns, reps, settle, label)
+            finally:
+                if tuned:
+                    tuning.disable()
         ledger.close()
         aw.set_ledger(None)
     columns = [
@@ -411,13 +438,33 @@ def main() -> int:
         ("seen_median_ms", "rows seen after return, median ms"),
         ("all_killed", "all rows killed"),
     ]
-    print(table(rows, columns, "Kill switch: engage -> all N final rows committed (status killed)"))
+    for tuned, rows in rows_by_mode.items():
+        print(
+            table(
+                rows,
+                columns,
+                "Kill switch: engage -> all N final rows committed (status killed), "
+                f"tuning {'on' if tuned else 'off'}",
+            )
+        )
+    print(
+        side_by_side(
+            rows_by_mode,
+            [
+                ("median_ms", "p50 ms"),
+                ("p99_ms", "p99 ms"),
+                ("engage_p99_ms", "engage() returns p99 ms"),
+            ],
+            "Kill switch, final rows committed: interpreter tuning off and on side by side",
+        )
+    )
     print(
         "final rows committed = engage's `final_rows_committed_ms` (the commit of the "
         "sessions' final run rows: status, reason, end time, open orders cancelled); closing "
         "rows = `closing_rows_committed_ms` (their counters, state, last bars and frames); "
         "engage() returns after the sessions have also published their last frames; 'seen' "
-        "adds a ledger query after that."
+        "adds a ledger query after that. Tuning on = alphaswarm.paper.tuning.enable() in this "
+        "process (switch interval, heap freezer, collector held off during a halt)."
     )
     print(f"\npeak RSS {peak_rss_mib():.0f} MiB")
     write_results(
@@ -425,8 +472,9 @@ def main() -> int:
         NAME,
         {
             "settle_s": settle,
-            "tune_interpreter": args.tune_interpreter,
-            "rows": rows,
+            "tuning": ["on" if t else "off" for t in modes],
+            "rows": rows_by_mode.get(False, []),
+            "rows_tuned": rows_by_mode.get(True, []),
             "peak_rss_mib": peak_rss_mib(),
         },
         started,

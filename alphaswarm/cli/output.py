@@ -8,7 +8,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import IO, Any
 
 from alphaswarm.jsoncodec import dumps_lenient
@@ -42,7 +42,7 @@ def fmt_value(value: Any, key: str = "") -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return utc_text(value)
     if isinstance(value, int):
         return f"{value:,}" if key not in ("version", "bot_version", "seq") else str(value)
     if isinstance(value, float):
@@ -59,8 +59,18 @@ def fmt_value(value: Any, key: str = "") -> str:
         return json.dumps(value, default=str)
     text = str(value)
     if _ISO_TIME.match(text):  # timestamps from the JSON API, shown like the ledger's
-        return f"{text[:10]} {text[11:19]}"
+        try:
+            return utc_text(datetime.fromisoformat(text))
+        except ValueError:
+            return f"{text[:10]} {text[11:19]}"
     return text
+
+
+def utc_text(value: datetime) -> str:
+    """A time as ``YYYY-MM-DD HH:MM:SS UTC`` (a time without a zone is taken as UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def print_kv(pairs: list[tuple[str, Any]], out: IO[str] | None = None, indent: str = "") -> None:
@@ -127,10 +137,11 @@ def status_text(status: dict[str, Any]) -> str:
 
 
 def frame_line(frame: dict[str, Any]) -> str:
-    """One compact line for a frame: local time, seq, stage, message."""
+    """One compact line for a frame: local time with its zone, seq, stage, message."""
     ts = frame.get("ts")
     if isinstance(ts, int | float):
-        when = datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+        local = datetime.fromtimestamp(ts).astimezone()
+        when = f"{local.strftime('%H:%M:%S.%f')[:-3]} {local.tzname()}"
     else:
         stamp = str(frame.get("timestamp") or "")
         when = stamp[11:23] if len(stamp) >= 23 else stamp

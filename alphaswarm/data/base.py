@@ -500,65 +500,105 @@ class Feed(abc.ABC):
         return f"{type(self).__name__}([{syms}], interval={self.interval!r})"
 
 
-def _bar_groups(block: Block) -> Iterator[list[Bar]]:
-    """The Bar lists of a block, one per timestamp.
+class _BarGroups:
+    """The Bar lists of a block, one per timestamp: an iterator with slots.
 
     A paced session holds its block for hours, and the block's arrays are shared
     with every other session and backtest of the same feed. The bars are made
     :data:`STAMP_CHUNK` timestamps at a time: that chunk's timestamps become
-    datetimes and its prices, volumes and symbol codes are copied into
-    ``array.array`` buffers (raw numbers, which the garbage collector never walks,
-    and which index to plain floats), so a session holds one chunk of its own, not
+    datetimes (an object array, which the garbage collector does not track) and
+    its prices and volumes are copied into one ``array.array`` of raw numbers,
+    five per bar (open, high, low, close, volume; the collector never walks it,
+    and it indexes to plain floats), so a session holds one chunk of its own, not
     a copy of the block.
+
+    A class rather than a generator: a suspended generator keeps a frame, its
+    closure cells and an iterator per column alive for every running session, each
+    one an object a full collection visits.
     """
-    trusted = Bar.trusted
-    new = object.__new__
-    for r0, r1 in _row_windows(block.ts, STAMP_CHUNK):
-        ts_ns = block.ts[r0:r1]
-        starts = group_starts(ts_ns)
-        stamps = _chunk_datetimes(ts_ns[starts])
-        o, h, lo, c, v = (
-            _numbers("d", col[r0:r1])
-            for col in (block.open, block.high, block.low, block.close, block.volume)
-        )
-        sym, codes = _symbol_codes(block.symbol[r0:r1])
-        if len(sym) == 1 and len(starts) == r1 - r0:  # one symbol, one bar per timestamp
-            (name,) = sym
-            for ts, op, hi, low, cl, vol in zip(stamps, o, h, lo, c, v, strict=True):
-                bar = new(Bar)  # Bar.trusted inlined: one call less per bar
-                bar.symbol, bar.ts = name, ts
-                bar.open, bar.high, bar.low, bar.close, bar.volume = op, hi, low, cl, vol
-                yield [bar]
-            continue
-        code = _numbers("q", codes)
-        edges = [*starts.tolist(), r1 - r0]
-        del starts, codes
-        for g, ts in enumerate(stamps):
-            yield [
-                trusted(sym[code[i]], ts, o[i], h[i], lo[i], c[i], v[i])
-                for i in range(edges[g], edges[g + 1])
-            ]
 
+    __slots__ = ("_block", "_width", "_r0", "_stamps", "_values", "_names", "_codes", "_edges",
+                 "_g", "_n")  # fmt: skip
 
-def _row_windows(ts: np.ndarray, groups: int) -> Iterator[tuple[int, int]]:
-    """Row ranges of about ``groups`` whole timestamp groups each, in order.
+    def __init__(self, block: Block) -> None:
+        ts = block.ts
+        self._block: Block | None = block
+        # rows per chunk: STAMP_CHUNK times the first group's size
+        self._width = STAMP_CHUNK * int(np.searchsorted(ts, ts[0], "right")) if len(ts) else 0
+        self._r0 = 0
+        self._stamps: np.ndarray = _NO_STAMPS
+        self._values: array | None = None
+        self._names: tuple[str, ...] = ()
+        self._codes: array | None = None
+        self._edges: array | None = None  # None: one symbol, one bar per timestamp
+        self._g = 0
+        self._n = 0
 
-    The window's size in rows is ``groups`` times the first group's size; each
-    window ends at a group boundary (a group larger than the window is one window).
-    """
-    n = len(ts)
-    if n == 0:
-        return
-    width = groups * int(np.searchsorted(ts, ts[0], "right"))
-    r0 = 0
-    while r0 < n:
-        r1 = min(r0 + width, n)
-        if r1 < n:
-            r1 = r0 + int(np.searchsorted(ts[r0:r1], ts[r1], "left"))  # back to a boundary
+    def __iter__(self) -> _BarGroups:
+        return self
+
+    def __next__(self) -> list[Bar]:
+        g = self._g
+        if g >= self._n:
+            self._next_chunk()
+            g = 0
+        self._g = g + 1
+        ts = self._stamps[g]
+        v = self._values
+        edges = self._edges
+        if edges is None:
+            i = 5 * g
+            bar = _new(Bar)  # Bar.trusted inlined: one call less per bar
+            bar.symbol, bar.ts = self._names[0], ts
+            bar.open, bar.high, bar.low, bar.close, bar.volume = (
+                v[i], v[i + 1], v[i + 2], v[i + 3], v[i + 4]
+            )  # fmt: skip
+            return [bar]
+        names, code, trusted = self._names, self._codes, Bar.trusted
+        return [
+            trusted(names[code[i]], ts, v[5 * i], v[5 * i + 1], v[5 * i + 2], v[5 * i + 3],
+                    v[5 * i + 4])
+            for i in range(edges[g], edges[g + 1])
+        ]  # fmt: skip
+
+    def _next_chunk(self) -> None:
+        """Convert the next :data:`STAMP_CHUNK` groups; StopIteration after the last."""
+        block = self._block
+        n = 0 if block is None else len(block)
+        r0 = self._r0
+        if block is None or r0 >= n:
+            self._block = self._values = self._codes = self._edges = None
+            self._stamps, self._n = _NO_STAMPS, 0
+            raise StopIteration
+        ts = block.ts
+        r1 = min(r0 + self._width, n)
+        if r1 < n:  # back to a group boundary; a group larger than the window is one window
+            r1 = r0 + int(np.searchsorted(ts[r0:r1], ts[r1], "left"))
             if r1 == r0:
                 r1 = r0 + int(np.searchsorted(ts[r0:], ts[r0], "right"))
-        yield r0, r1
-        r0 = r1
+        self._r0 = r1
+        ts_ns = ts[r0:r1]
+        starts = group_starts(ts_ns)
+        self._stamps = _chunk_datetimes(ts_ns[starts])
+        self._n = len(starts)
+        cols = (block.open, block.high, block.low, block.close, block.volume)
+        self._values = _numbers("d", np.column_stack([col[r0:r1] for col in cols]))
+        self._names, codes = _symbol_codes(block.symbol[r0:r1])
+        if len(self._names) == 1 and len(starts) == r1 - r0:
+            self._codes = self._edges = None
+        else:
+            self._codes = _numbers("q", codes)
+            self._edges = _numbers("q", np.append(starts, r1 - r0))
+        self._g = 0
+
+
+_new = object.__new__
+_NO_STAMPS = np.empty(0, dtype=object)
+
+
+def _bar_groups(block: Block) -> Iterator[list[Bar]]:
+    """The Bar lists of a block, one per timestamp (see :class:`_BarGroups`)."""
+    return _BarGroups(block)
 
 
 #: Group timestamps turned into Bar inputs at a time by :func:`_bar_groups`.

@@ -518,10 +518,16 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         except RuntimeError:
             running_here = False
         if running_here:
-            self._task = loop.create_task(self._run())
+            self._create_task()
         else:
-            self._task = asyncio.run_coroutine_threadsafe(self._run(), loop)
+            # No run_coroutine_threadsafe: its concurrent future (a condition, locks and
+            # the chaining callbacks) would live as long as the session, unused.
+            loop.call_soon_threadsafe(self._create_task)
         return self
+
+    def _create_task(self) -> None:
+        """On the session's loop: create the task that trades (kept while it runs)."""
+        self._task = self._loop.create_task(self._run())
 
     def stop(self, reason: str = "stopped by user") -> bool:
         """Stop now: cancel open orders, write the final row (status ``stopped``)."""

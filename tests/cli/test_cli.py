@@ -219,7 +219,8 @@ def test_paper_run_at_speed_zero_prints_frames_and_completes(cli, gated_bot):
     result = cli.run("paper", "run", str(gated_bot), "--speed", "0", "--max-bars", "120")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    stages = [line.split()[2] for line in lines if line[:2].isdigit() and " #" in line]
+    # each frame line: time, zone, #seq, stage, message
+    stages = [line.split()[3] for line in lines if line[:2].isdigit() and " #" in line]
     assert stages[:2] == ["metadata_gate", "session.started"]
     assert stages.count("bar.received") == 120
     assert stages[-2:] == ["session.stopped", "done"]
