@@ -331,14 +331,6 @@ def test_notebook_in_jupyterlab(path: Path, lab: dict[str, Any], page: Any) -> N
     _assert_offline(report)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: on a loaded machine (2 cores, many processes) the displayed session's view "
-    "stopped updating ~2 min into the session (RUNNING, 9 fills) and the kernel ran the kill "
-    "cell only ~6 min after the start; the kernel then reported killed with 35 fills. The "
-    "end-of-session race (final status set after the frame bus closed) is fixed and proven "
-    "by test_notebook_views.py::test_the_pumps_last_tick_shows_the_final_status",
-)
 def test_readme_snippet_in_jupyterlab(lab: dict[str, Any], page: Any) -> None:
     nb = readme_notebook()
     assert any("aw.kill_switch().engage" in c.source for c in nb.cells)
