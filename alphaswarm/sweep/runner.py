@@ -132,10 +132,42 @@ def local_client(n_workers: int | None = None) -> Any:
         return client
 
 
+#: Seconds the workers of the local cluster get to exit by themselves when it closes.
+WORKER_EXIT_TIMEOUT = 60.0
+
+
+def _worker_processes_alive(cluster: Any) -> bool:
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        process = getattr(getattr(nanny, "process", None), "process", None)
+        if process is not None and process.is_alive():
+            return True
+    return False
+
+
+def _retire_workers(client: Any, cluster: Any, timeout: float = WORKER_EXIT_TIMEOUT) -> None:
+    """Ask every worker to exit and wait until its process has ended.
+
+    Closing a LocalCluster directly gives each worker process four seconds before
+    it is killed (with a warning on stderr); a loaded machine can need longer. A
+    retired worker closes itself and its nanny, so the cluster then has nothing to kill.
+    """
+    try:
+        workers = list(client.scheduler_info(n_workers=-1)["workers"])
+        if workers:
+            client.retire_workers(workers=workers, close_workers=True)
+    except Exception:  # noqa: BLE001 - the cluster closes anyway below
+        return
+    deadline = time.monotonic() + timeout
+    while _worker_processes_alive(cluster) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _close_local() -> None:
     client, cluster = _LOCAL.pop("client", None), _LOCAL.pop("cluster", None)
     _LOCAL.pop("n", None)
     if client is not None:
+        if cluster is not None:
+            _retire_workers(client, cluster)
         client.close()
     if cluster is not None:
         cluster.close()

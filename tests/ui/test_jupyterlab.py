@@ -280,10 +280,7 @@ def _assert_view_matches_kernel(page: Any, status: str, fills: int, timeout: flo
 
 
 #: Notebooks whose lab run shows a defect not fixed yet (the note on issue 18 lists them).
-KNOWN_DEFECTS = {
-    "04-sweeps": "intermittent on a loaded machine: close_local_cluster() makes distributed's "
-    "nanny log 'Worker process still alive after 4.0 seconds, killing' to the cell's stderr",
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 def _notebook_params() -> list[Any]:

@@ -99,9 +99,7 @@ def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("ALPHASWARM_DB_URL", f"sqlite:///{tmp_path}/ledger.db")
     monkeypatch.setenv("ALPHASWARM_HOME", str(tmp_path))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("JUPYTER_PATH", str(Path(sys.prefix) / "share" / "jupyter"))
     k = Kernel(tmp_path)
     try:
@@ -133,8 +131,6 @@ def test_next_cell_runs_while_a_slow_session_view_is_displayed(kernel: Kernel) -
     assert ticks > 0, "the displayed view never ticked"
     assert "True" in kernel.run("print(session.status == 'running')")
     out = kernel.run(
-        "aw.kill_switch().engage('test')\n"
-        "print('STATE', session.status)\n"
-        "aw.kill_switch().reset()"
+        "aw.kill_switch().engage('test')\nprint('STATE', session.status)\naw.kill_switch().reset()"
     )
     assert "STATE killed" in out
