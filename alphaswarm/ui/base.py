@@ -167,8 +167,8 @@ class LoopTicker:
             self._loop.call_soon_threadsafe(self._task.cancel)
 
 
-def notebook_documents(components: list[Any]) -> list[tuple[Any, Any]]:
-    """The Bokeh documents of notebook outputs showing ``components``, with their comms.
+def notebook_documents(components: list[Any]) -> list[Any]:
+    """The Bokeh documents of notebook outputs showing ``components``.
 
     Documents of a server session are left out (the tick holds the current one).
 
@@ -187,8 +187,7 @@ def notebook_documents(components: list[Any]) -> list[tuple[Any, Any]]:
             doc = getattr(model, "document", None)
             if doc is not None and doc.session_context is None:
                 docs[id(doc)] = doc
-    comms = {id(v[2]): v[3] for v in list(pn.state._views.values()) if len(v) > 3}
-    return [(doc, comms.get(key)) for key, doc in docs.items()]
+    return list(docs.values())
 
 
 class FramePump:
@@ -386,10 +385,10 @@ class FramePump:
         changed = any(batches.values())
         with pn.io.hold(freeze=changed), contextlib.ExitStack() as held:
             if changed:
-                # A notebook output's document is not the current one: hold it too (its
-                # comm gets one message per tick) and freeze its model graph.
-                for nb_doc, comm in notebook_documents(components):
-                    held.enter_context(pn.io.hold(nb_doc, comm=comm, freeze=True))
+                # A notebook output's document is not the current one: freeze its model
+                # graph too (one recompute per tick; its comm's messages are unchanged).
+                for nb_doc in notebook_documents(components):
+                    held.enter_context(nb_doc.models.freeze())
             for component in components:
                 try:
                     component.refresh(batches.get(id(component.session), []))
