@@ -26,6 +26,7 @@ each worker.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import hashlib
 import math
@@ -136,38 +137,34 @@ def local_client(n_workers: int | None = None) -> Any:
 WORKER_EXIT_TIMEOUT = 60.0
 
 
-def _worker_processes_alive(cluster: Any) -> bool:
-    for nanny in list(getattr(cluster, "workers", {}).values()):
-        process = getattr(getattr(nanny, "process", None), "process", None)
-        if process is not None and process.is_alive():
-            return True
-    return False
-
-
-def _retire_workers(client: Any, cluster: Any, timeout: float = WORKER_EXIT_TIMEOUT) -> None:
-    """Ask every worker to exit and wait until its process has ended.
+def _close_workers(cluster: Any, timeout: float = WORKER_EXIT_TIMEOUT) -> None:
+    """Close every worker of a LocalCluster, giving its process ``timeout`` s to exit.
 
     Closing a LocalCluster directly gives each worker process four seconds before
-    it is killed (with a warning on stderr); a loaded machine can need longer. A
-    retired worker closes itself and its nanny, so the cluster then has nothing to kill.
+    it is killed (with a warning on the notebook cell's stderr); a loaded machine
+    can need longer. Workers closed here first leave the cluster nothing to kill.
     """
-    try:
-        workers = list(client.scheduler_info(n_workers=-1)["workers"])
-        if workers:
-            client.retire_workers(workers=workers, close_workers=True)
-    except Exception:  # noqa: BLE001 - the cluster closes anyway below
+    nannies = list(getattr(cluster, "workers", {}).values())
+    if not nannies:
         return
-    deadline = time.monotonic() + timeout
-    while _worker_processes_alive(cluster) and time.monotonic() < deadline:
-        time.sleep(0.05)
+
+    async def close_all() -> None:
+        await asyncio.gather(
+            *(nanny.close(timeout=timeout) for nanny in nannies), return_exceptions=True
+        )
+
+    try:
+        cluster.sync(close_all)
+    except Exception:  # noqa: BLE001 - the cluster's own close follows
+        return
 
 
 def _close_local() -> None:
     client, cluster = _LOCAL.pop("client", None), _LOCAL.pop("cluster", None)
     _LOCAL.pop("n", None)
+    if cluster is not None:
+        _close_workers(cluster)
     if client is not None:
-        if cluster is not None:
-            _retire_workers(client, cluster)
         client.close()
     if cluster is not None:
         cluster.close()
