@@ -16,6 +16,7 @@ subscriptions and drops its components.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -115,6 +116,80 @@ def browser_connected(doc: Any) -> bool:
     return False
 
 
+class LoopTicker:
+    """Runs a pump's tick on the current asyncio loop (a notebook kernel's), yielding.
+
+    Panel's periodic callback outside a server runs its ticks back to back with no
+    pause once a tick takes longer than the period, and a plain callback never gives
+    the loop a turn in between: in a kernel, the next cell then waits until the ticks
+    get short again, minutes on a loaded machine. Here the pause after a tick is at
+    least as long as the tick itself, so the pump uses at most half the kernel's loop
+    and the cells, comms and output queued on it run in between.
+
+    Parameters
+    ----------
+    tick : callable
+        Called once per period on the loop's thread.
+    period : float
+        Seconds between the starts of two ticks when a tick is short.
+    """
+
+    def __init__(self, tick: Any, period: float) -> None:
+        self._tick = tick
+        self.period = period
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            t0 = time.monotonic()
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - a failed tick never ends the view
+                log.exception("frame pump tick failed")
+            busy = time.monotonic() - t0
+            await asyncio.sleep(max(self.period - busy, busy))
+
+    @property
+    def done(self) -> bool:
+        """True once the ticking task has ended."""
+        return self._task.done()
+
+    def stop(self) -> None:
+        """Cancel the ticking task (from any thread)."""
+        try:
+            here = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            here = False
+        if here:
+            self._task.cancel()
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+
+
+def notebook_documents(components: list[Any]) -> list[Any]:
+    """The Bokeh documents of notebook outputs showing ``components``.
+
+    Documents of a server session are left out (the tick holds the current one).
+
+    Parameters
+    ----------
+    components : list
+        Live views; each one's displayed layout lists the models it rendered.
+    """
+    docs: dict[int, Any] = {}
+    for component in components:
+        try:
+            layout = component.__panel__()
+        except Exception:  # noqa: BLE001 - a view not built yet has no models
+            continue
+        for model, _parent in list(getattr(layout, "_models", {}).values()):
+            doc = getattr(model, "document", None)
+            if doc is not None and doc.session_context is None:
+                docs[id(doc)] = doc
+    return list(docs.values())
+
+
 class FramePump:
     """One periodic callback per browser session that feeds every live component.
 
@@ -204,6 +279,13 @@ class FramePump:
     def start(self) -> None:
         """Schedule the periodic callback (once)."""
         if self._callback is not None or self.closed:
+            return
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
+            try:
+                self._callback = LoopTicker(self.tick, self.period / 1000)
+            except RuntimeError:  # no loop runs here: the caller ticks by hand
+                pass
             return
         callback = pn.state.add_periodic_callback(self.tick, period=self.period, start=False)
         callback.log = False  # one line per tick per browser would flood the server log
@@ -300,7 +382,13 @@ class FramePump:
         # One held document per tick: the browser gets one combined message. When plots
         # will update, the document is also frozen so Bokeh recomputes its model graph
         # once per tick instead of once per plot (an idle tick skips that cost).
-        with pn.io.hold(freeze=any(batches.values())):
+        changed = any(batches.values())
+        with pn.io.hold(freeze=changed), contextlib.ExitStack() as held:
+            if changed:
+                # A notebook output's document is not the current one: freeze its model
+                # graph too (one recompute per tick; its comm's messages are unchanged).
+                for nb_doc in notebook_documents(components):
+                    held.enter_context(nb_doc.models.freeze())
             for component in components:
                 try:
                     component.refresh(batches.get(id(component.session), []))

@@ -25,7 +25,7 @@ from alphaswarm.sweep.runner import close_clients
 from tests.sweep.helpers import BARS, GRID, assert_same_metrics, small_bot
 
 distributed = pytest.importorskip("distributed")
-from distributed.diagnostics.plugin import SchedulerPlugin  # noqa: E402
+from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin  # noqa: E402
 
 pytestmark = [
     # distributed's own shutdown chatter (closing comms while a worker dies / the
@@ -260,6 +260,31 @@ def test_default_local_backend(serial_reference):
         close_local_cluster()
     assert_same_metrics(res.trials, serial_reference.trials)
     assert res.progress.done == 12
+
+
+class SlowExit(WorkerPlugin):
+    """A worker that needs longer than distributed's 4 s to exit (a loaded machine)."""
+
+    def teardown(self, worker: object) -> None:
+        time.sleep(5)
+
+
+def test_close_local_cluster_lets_slow_workers_exit(caplog: pytest.LogCaptureFixture) -> None:
+    """No worker process is killed (no "still alive ... killing" on stderr) when it is slow."""
+    import logging
+
+    from alphaswarm.sweep import runner
+
+    client = runner.local_client(2)
+    client.register_plugin(SlowExit())
+    nannies = list(runner._LOCAL["cluster"].workers.values())
+    with caplog.at_level(logging.INFO, logger="distributed"):
+        runner.close_local_cluster()
+    killed = [r.getMessage() for r in caplog.records if "kill" in r.getMessage().lower()]
+    assert killed == []
+    assert len(nannies) == 2
+    processes = [getattr(n.process, "process", None) for n in nannies]
+    assert not any(p is not None and p.is_alive() for p in processes)
 
 
 # ----------------------------------------------------------------------------- dask CLI cluster

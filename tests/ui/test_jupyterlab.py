@@ -280,10 +280,7 @@ def _assert_view_matches_kernel(page: Any, status: str, fills: int, timeout: flo
 
 
 #: Notebooks whose lab run shows a defect not fixed yet (the note on issue 18 lists them).
-KNOWN_DEFECTS = {
-    "04-sweeps": "intermittent on a loaded machine: close_local_cluster() makes distributed's "
-    "nanny log 'Worker process still alive after 4.0 seconds, killing' to the cell's stderr",
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 def _notebook_params() -> list[Any]:
@@ -331,14 +328,6 @@ def test_notebook_in_jupyterlab(path: Path, lab: dict[str, Any], page: Any) -> N
     _assert_offline(report)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: on a loaded machine (2 cores, many processes) the displayed session's view "
-    "stopped updating ~2 min into the session (RUNNING, 9 fills) and the kernel ran the kill "
-    "cell only ~6 min after the start; the kernel then reported killed with 35 fills. The "
-    "end-of-session race (final status set after the frame bus closed) is fixed and proven "
-    "by test_notebook_views.py::test_the_pumps_last_tick_shows_the_final_status",
-)
 def test_readme_snippet_in_jupyterlab(lab: dict[str, Any], page: Any) -> None:
     nb = readme_notebook()
     assert any("aw.kill_switch().engage" in c.source for c in nb.cells)
