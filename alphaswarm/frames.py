@@ -180,6 +180,18 @@ def _expand(held: bytes | dict[str, Any]) -> dict[str, Any]:
     return marshal.loads(held) if type(held) is bytes else held
 
 
+def _wake(waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None) -> bool:
+    """Set a waiting reader's event from any thread; ``False`` when its loop is closed."""
+    if waiter is None:
+        return True
+    loop, event = waiter
+    try:
+        loop.call_soon_threadsafe(event.set)
+    except RuntimeError:
+        return False
+    return True
+
+
 class Subscription:
     """A bounded buffer of frames for one subscriber.
 
@@ -208,12 +220,8 @@ class Subscription:
             self._buffer.append(frame)
             # wake the reader once: it drains every frame pushed until it runs
             waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            loop, event = waiter
-            try:
-                loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # the waiting loop is closed
-                self._waiter = None
+        if not _wake(waiter):  # the waiting loop is closed
+            self._waiter = None
 
     def _lag_frame(self) -> dict[str, Any] | None:
         if not self._unreported:
@@ -266,13 +274,7 @@ class Subscription:
         """Stop receiving frames."""
         self.closed = True
         self._bus.unsubscribe(self)
-        waiter = self._waiter
-        if waiter is not None:
-            loop, event = waiter
-            try:
-                loop.call_soon_threadsafe(event.set)
-            except RuntimeError:
-                pass
+        _wake(self._waiter)
 
 
 class FrameBus:
@@ -354,10 +356,4 @@ class FrameBus:
         self.closed = True
         for sub in list(self._subs):
             sub.closed = True
-            waiter = sub._waiter
-            if waiter is not None:
-                loop, event = waiter
-                try:
-                    loop.call_soon_threadsafe(event.set)
-                except RuntimeError:
-                    pass
+            _wake(sub._waiter)

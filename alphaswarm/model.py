@@ -99,14 +99,7 @@ def _check_price(value: Any, field_name: str, *, optional: bool = False) -> floa
         if optional:
             return None
         raise ModelError(f"{field_name}: a price is required")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ModelError(f"{field_name}: expected a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ModelError(f"{field_name}: must be a finite number, got {value}")
-    if value <= 0:
-        raise ModelError(f"{field_name}: must be > 0, got {value}")
-    return value
+    return _check_qty(value, field_name)  # the same rule: a finite number above zero
 
 
 def _check_qty(value: Any, field_name: str = "qty") -> float:

@@ -61,13 +61,27 @@ run_pytest() {
     return "${status}"
 }
 
-if (($#)); then
-    run_pytest "$@"
-    exit $?
-fi
-# The JupyterLab suite drives Playwright's sync API; it runs in a process of its own,
-# after the rest, so no event loop another test left behind can be running under it.
+# The suite must leave the tree as it found it (screenshots go to test-artifacts/;
+# docs/img/ is refreshed by hand with scripts/screenshots.py).
+tree_before="$(git status --porcelain 2>/dev/null || true)"
+check_tree() {
+    local after
+    after="$(git status --porcelain 2>/dev/null || true)"
+    if [[ "${after}" != "${tree_before}" ]]; then
+        echo "the test run changed the tree (git status --porcelain):" >&2
+        diff <(echo "${tree_before}") <(echo "${after}") >&2 || true
+        return 1
+    fi
+}
+
 status=0
-run_pytest --ignore=tests/ui/test_jupyterlab.py || status=$?
-run_pytest tests/ui/test_jupyterlab.py || status=$?
+if (($#)); then
+    run_pytest "$@" || status=$?
+else
+    # The JupyterLab suite drives Playwright's sync API; it runs in a process of its own,
+    # after the rest, so no event loop another test left behind can be running under it.
+    run_pytest --ignore=tests/ui/test_jupyterlab.py || status=$?
+    run_pytest tests/ui/test_jupyterlab.py || status=$?
+fi
+check_tree || status=1
 exit "${status}"

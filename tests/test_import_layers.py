@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "alphaswarm.views",
             "alphaswarm.metrics",
             "alphaswarm.trail",
+            "alphaswarm.stored_values",
             "alphaswarm.strategies",
             "alphaswarm.risk",
         ),

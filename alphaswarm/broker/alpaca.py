@@ -56,6 +56,7 @@ from alphaswarm.broker.base import (
     ReconcileReport,
     UpdateKind,
 )
+from alphaswarm.broker.remote_book import RemoteOrderBook
 from alphaswarm.live.alpaca import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV, read_keys
 from alphaswarm.live.hours import market_hours
 from alphaswarm.model import (
@@ -156,7 +157,7 @@ def _float(value: Any) -> float:
     return float(value) if value not in (None, "") else 0.0
 
 
-class AlpacaPaperBroker(Broker):
+class AlpacaPaperBroker(RemoteOrderBook, Broker):
     """Orders to an Alpaca paper account, fills from its ``trade_updates`` stream.
 
     Parameters
@@ -384,13 +385,6 @@ class AlpacaPaperBroker(Broker):
         return rq.TrailingStopOrderRequest(trail_percent=request.trail_pct * 100, **common)
 
     # -- orders -----------------------------------------------------------------------
-    def _refuse(self, order: Order, code: str, reason: str) -> Order:
-        order.status, order.reason_code, order.reason = OrderStatus.REJECTED, code, reason
-        self._updates.append(
-            OrderUpdate(UpdateKind.REJECTED, order, None, "", reason, order.created_at)
-        )
-        return order
-
     def submit(self, request: OrderRequest, ts: datetime | None = None) -> Order:
         """Send an order to Alpaca.
 
@@ -633,16 +627,6 @@ class AlpacaPaperBroker(Broker):
             return None
 
     # -- state ------------------------------------------------------------------------
-    def open_orders(self) -> list[Order]:
-        """Our orders that may still fill."""
-        return [
-            o for o in self.orders.values() if o.is_open and o.reason_code != "broker_unconfirmed"
-        ]
-
-    def positions(self) -> dict[str, Position]:
-        """Positions by symbol (from fills seen, or read back by :meth:`reconcile`)."""
-        return {s: p for s, p in self._positions.items() if abs(p.qty) > 1e-12}
-
     def account(self) -> BrokerAccount:
         """The paper account's balances, read from Alpaca."""
         raw = self._call("account", self._client.get_account)
@@ -812,20 +796,11 @@ class AlpacaPaperBroker(Broker):
         avg = _float(raw.get("filled_avg_price"))
         if price is None:  # from the change of the broker's average price
             price = (avg * cum - order.avg_fill_price * order.filled_qty) / qty if avg else 0.0
-        self._fill_seq += 1
-        fill = Fill(f"{self._prefix}f{self._fill_seq}", order.id, order.symbol, order.side,
-                    qty, price, 0.0, at)  # fmt: skip
         order.avg_fill_price = avg or (
             (order.avg_fill_price * order.filled_qty + price * qty) / cum
         )
         order.filled_qty = cum
-        pos = self._positions.get(order.symbol)
-        if pos is None:
-            pos = self._positions[order.symbol] = Position(order.symbol)
-        pos.apply_fill(order.side, qty, price)
-        pos.last_price = price
-        self.fills.append(fill)
-        return fill
+        return self._record_fill(order, qty, price, at)
 
 
 def _status_kind(status: OrderStatus, broker_status: str) -> UpdateKind:

@@ -35,6 +35,7 @@ from alphaswarm.broker.base import (
     OrderUpdate,
     UpdateKind,
 )
+from alphaswarm.broker.remote_book import RemoteOrderBook
 from alphaswarm.model import Fill, Order, OrderStatus, OrderType, Position
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def _ccxt() -> Any:
     return ccxt
 
 
-class CcxtSandboxBroker(Broker):
+class CcxtSandboxBroker(RemoteOrderBook, Broker):
     """Orders to a ccxt exchange's sandbox (testnet), followed over REST.
 
     Parameters
@@ -170,13 +171,6 @@ class CcxtSandboxBroker(Broker):
             log.warning("ccxt sandbox broker refuses new orders: %s", reason)
         self.available, self.unavailable_reason = False, reason
 
-    def _refuse(self, order: Order, code: str, reason: str) -> Order:
-        order.status, order.reason_code, order.reason = OrderStatus.REJECTED, code, reason
-        self._updates.append(
-            OrderUpdate(UpdateKind.REJECTED, order, None, "", reason, order.created_at)
-        )
-        return order
-
     # -- orders -----------------------------------------------------------------------
     def submit(self, request: OrderRequest, ts: datetime | None = None) -> Order:
         """Send a market or limit order to the sandbox.
@@ -278,16 +272,6 @@ class CcxtSandboxBroker(Broker):
         return out
 
     # -- state ------------------------------------------------------------------------
-    def open_orders(self) -> list[Order]:
-        """Our orders that may still fill."""
-        return [
-            o for o in self.orders.values() if o.is_open and o.reason_code != "broker_unconfirmed"
-        ]
-
-    def positions(self) -> dict[str, Position]:
-        """Positions by symbol, from the fills seen."""
-        return {s: p for s, p in self._positions.items() if abs(p.qty) > 1e-12}
-
     def account(self) -> BrokerAccount:
         """Balances of the quote currency (USDT by default) read from the exchange."""
         raw = self._ex.fetch_balance()
@@ -364,14 +348,5 @@ class CcxtSandboxBroker(Broker):
         qty = cum - order.filled_qty
         avg = float(raw.get("average") or raw.get("price") or 0.0)
         price = (avg * cum - order.avg_fill_price * order.filled_qty) / qty
-        self._fill_seq += 1
-        fill = Fill(f"{self._prefix}f{self._fill_seq}", order.id, order.symbol, order.side,
-                    qty, price, 0.0, at)  # fmt: skip
         order.avg_fill_price, order.filled_qty = avg, cum
-        pos = self._positions.get(order.symbol)
-        if pos is None:
-            pos = self._positions[order.symbol] = Position(order.symbol)
-        pos.apply_fill(order.side, qty, price)
-        pos.last_price = price
-        self.fills.append(fill)
-        return fill
+        return self._record_fill(order, qty, price, at)

@@ -474,7 +474,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CliError(f"the server is not available: {exc}") from None
     from alphaswarm.cli.embedded import ledger_url
+    from alphaswarm.cli.server_logging import keep_server_logging
 
+    keep_server_logging()  # a sweep in this process must not silence the access log
     serve(
         address=args.address,
         port=args.port,

@@ -20,10 +20,15 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 
-__all__ = ["BotRepository", "slug"]
+__all__ = ["RESERVED_BOT_IDS", "BotRepository", "slug"]
 
 #: Attempts at registering a bot that other processes register at the same moment.
 _REGISTER_ATTEMPTS = 5
+
+#: Ids a bot never gets: ``/bots/<id>`` is another route of the server there (the
+#: ``/bots`` page's Bokeh routes ``ws``, ``metadata``, ``static/...``; ``/bots/halt-all``).
+#: A bot whose name slugs to one of them gets the next free ``<slug>-<n>`` instead.
+RESERVED_BOT_IDS = frozenset({"ws", "metadata", "static", "halt-all"})
 
 
 def slug(name: str) -> str:
@@ -42,7 +47,8 @@ class BotRepository(Repository):
         ----------
         name : str
             Display name; the bot id is its slug (lowercase ``[a-z0-9-]``), or
-            ``bot-<hash8>`` when the name has no such characters.
+            ``bot-<hash8>`` when the name has no such characters; ``-<n>`` is added
+            when that id is taken or reserved (:data:`RESERVED_BOT_IDS`).
         spec : dict
             The bot spec (JSON-serialisable).
         spec_hash : str
@@ -150,7 +156,10 @@ def _register_bot(conn: Connection, name: str, spec: dict, spec_hash: str) -> tu
     if bot_id is None:
         base = slug(name) or "bot-" + (slug(spec_hash)[:8] or uuid.uuid4().hex[:8])
         bot_id, n = base, 1
-        while conn.execute(select(bots.c.id).where(bots.c.id == bot_id)).first():
+        while (
+            bot_id in RESERVED_BOT_IDS
+            or conn.execute(select(bots.c.id).where(bots.c.id == bot_id)).first()
+        ):
             n += 1
             bot_id = f"{base}-{n}"
         conn.execute(insert(bots).values(id=bot_id, name=name, created_at=utcnow()))

@@ -7,13 +7,15 @@ notebook) shows the same numbers as the page that watched it live.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from alphaswarm.stored_values import json_object as _as_dict
+from alphaswarm.stored_values import naive_utc as _utc
 
 if TYPE_CHECKING:
     from alphaswarm.ledger import Ledger
@@ -42,33 +44,6 @@ SYMBOL_COLUMNS = [
     "open_qty",
 ]
 _EPS = 1e-9
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str | bytes):
-        try:
-            out = json.loads(value)
-        except ValueError:
-            return {}
-        return out if isinstance(out, dict) else {}
-    return {}
-
-
-def _utc(value: Any) -> pd.Timestamp | None:
-    """A naive UTC timestamp (the ledger stores UTC), or None."""
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return None
-    if ts is pd.NaT:
-        return None
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
 
 
 def price_history(

@@ -287,6 +287,7 @@ def build_server(
     allow_hosts: tuple[str, ...] | list[str] = (),
     policy: SpecPolicy | None = None,
     capacity: Capacity | None = None,
+    **session_options: Any,
 ) -> Server:
     """Create (not start) the Panel/Bokeh server with the API routes.
 
@@ -314,6 +315,9 @@ def build_server(
         URLs, credential variables); from the environment when ``None``.
     capacity : Capacity, optional
         The thread pools (new ones when ``None``).
+    **session_options
+        Bokeh server session settings, e.g. ``unused_session_lifetime_milliseconds``
+        and ``check_unused_sessions_milliseconds``.
 
     Raises
     ------
@@ -343,6 +347,7 @@ def build_server(
         extra_patterns=routes,
         num_procs=num_procs,
         http_server_kwargs={"max_body_size": MAX_BODY_BYTES, "max_buffer_size": MAX_BUFFER_BYTES},
+        **session_options,
     )
     if dashboard:
         negotiate_pages(server)  # before the guard, which must run first

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -31,6 +30,8 @@ import param
 from alphaswarm.notebook import ensure_extension
 from alphaswarm.paper.runtime import get_ledger
 from alphaswarm.paper.session import PaperSession
+from alphaswarm.stored_values import json_object as as_frame_dict  # noqa: F401 - for the views
+from alphaswarm.stored_values import naive_utc as to_timestamp  # noqa: F401 - for the views
 
 if TYPE_CHECKING:
     from alphaswarm.frames import Subscription
@@ -41,34 +42,6 @@ log = logging.getLogger(__name__)
 #: Pumps of live server documents, keyed by ``id(document)``.
 _PUMPS: dict[int, FramePump] = {}
 _PUMPS_LOCK = threading.Lock()
-
-
-def to_timestamp(value: Any) -> pd.Timestamp | None:
-    """A naive UTC :class:`pandas.Timestamp` (what Bokeh plots best), or None."""
-    if value is None or value is pd.NaT:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return None
-    if ts is pd.NaT:
-        return None
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts
-
-
-def as_frame_dict(value: Any) -> dict[str, Any]:
-    """A frame read back from the ledger (a dict, or JSON text on some dialects)."""
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str | bytes):
-        try:
-            out = json.loads(value)
-        except ValueError:
-            return {}
-        return out if isinstance(out, dict) else {}
-    return {}
 
 
 def stream_rows(table: pn.widgets.Tabulator, rows: pd.DataFrame, rollover: int) -> None:

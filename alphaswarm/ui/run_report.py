@@ -16,7 +16,7 @@ import param
 
 from alphaswarm.ledger.run_reads import closed_trades, pnl_by_symbol, session_stats
 from alphaswarm.ui.base import LiveView
-from alphaswarm.ui.pages.html import browser_zone, fmt_number, table
+from alphaswarm.ui.pages.html import browser_zone, fmt_number, fmt_zoned, table
 from alphaswarm.ui.tables import InlineHTML
 
 if TYPE_CHECKING:
@@ -28,24 +28,8 @@ ZONE_CHOICES = ("local", "UTC")
 
 def fmt_in_zone(value: Any, zone_choice: str) -> str:
     """A timestamp (naive UTC) in the browser's zone (``"local"``) or in UTC, zone named."""
-    if value is None or value is pd.NaT:
-        return ""
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if ts is pd.NaT:
-        return ""
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    zone = "UTC"
-    if zone_choice == "local":
-        zone = browser_zone() or "UTC"
-    try:
-        ts = ts.tz_convert(zone)
-    except (KeyError, ValueError, TypeError):
-        ts = ts.tz_convert("UTC")
-    return ts.strftime("%Y-%m-%d %H:%M %Z")
+    zone = browser_zone() if zone_choice == "local" else "UTC"
+    return fmt_zoned(value, zone, "%Y-%m-%d %H:%M %Z")
 
 
 def _pct(value: Any, spec: str = "+.2f") -> str:

@@ -12,11 +12,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 
 import alphaswarm as aw
 from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.paper.registry import registry
 from alphaswarm.paper.runtime import engine_loop
+from alphaswarm.server import ServerThread
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -123,35 +125,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_app_server(ledger: aw.Ledger, **options: Any) -> ServerThread:
+    """``alphaswarm serve``'s server (dashboard and API) on a free loopback port, answering.
+
+    ``options`` go to :func:`alphaswarm.server.app.build_server`.
+    """
+    thread = ServerThread("127.0.0.1", free_port(), ledger=ledger, **options).start()
+    wait_until(lambda: requests.get(thread.url + "/health", timeout=5).status_code == 200, 30)
+    return thread
+
+
+@pytest.fixture
+def app_server(tmp_ledger: aw.Ledger) -> Iterator[str]:
+    """``alphaswarm serve``'s server over ``tmp_ledger``; yields its URL (no trailing slash)."""
+    thread = start_app_server(tmp_ledger)
+    yield thread.url
+    stop_everything()
+    thread.stop()
+
+
 @pytest.fixture
 def served(tmp_ledger: aw.Ledger) -> Iterator[str]:
-    """The real dashboard served by Panel on a free loopback port; yields its URL."""
-    import panel as pn
-
-    from alphaswarm.ui.app import dashboard
-
-    port = free_port()
-    server = pn.serve(
-        {"/": dashboard},
-        port=port,
-        address="127.0.0.1",
-        show=False,
-        threaded=True,
-        start=True,
+    """The dashboard as ``alphaswarm serve`` serves it, on a free loopback port; yields ``url/``."""
+    thread = start_app_server(
+        tmp_ledger,
         # Closed tabs are cleaned up within seconds. A lifetime shorter than a page load
         # on a loaded machine lets the server drop the session before the page's socket
         # connects; the socket then gets a fresh session whose styles name the CDN.
         check_unused_sessions_milliseconds=1000,
         unused_session_lifetime_milliseconds=10_000,
     )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.05)
-    yield url
+    yield thread.url + "/"
     stop_everything()
-    server.stop()
+    thread.stop()

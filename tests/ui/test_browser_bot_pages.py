@@ -19,15 +19,14 @@ import requests
 from playwright.sync_api import expect
 
 import alphaswarm as aw
-from alphaswarm.server import ServerThread
-from tests.ui.conftest import GOOD_BOT, free_port, stop_everything, wait_until
+from tests.ui.conftest import GOOD_BOT, start_app_server, stop_everything, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 pytestmark = pytest.mark.ui
 
-ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 WIDE = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -47,8 +46,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     result = aw.backtest(aw.Bot(GOOD_BOT_V2), bars=2000)  # v2, passes the gate
     bot = aw.Bot(UNTESTED_BOT)
     ledger.register_bot(bot.name, bot.spec, bot.spec_hash)
-    thread = ServerThread("127.0.0.1", free_port(), ledger=ledger).start()
-    wait_until(lambda: requests.get(thread.url + "/health", timeout=5).status_code == 200)
+    thread = start_app_server(ledger)
     yield {"url": thread.url, "ledger": ledger, "backtest": result.id}
     thread.stop()
     stop_everything()
@@ -137,7 +135,8 @@ def test_the_bot_page_shows_gate_versions_backtests(page, site, errors, viewport
     expect(page.locator(".alphaswarm-start-paper button")).to_be_visible()
     assert fits_the_width(page, ".alphaswarm-bot-page")
     name = "bot_page" if viewport == WIDE else "bot_page_phone"
-    shot = ROOT / "docs" / "img" / f"{name}.png"
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"{name}.png"  # scripts/screenshots.py copies it to docs/img/
     page.screenshot(path=str(shot), full_page=viewport == WIDE)
     assert errors == []
 

@@ -8,7 +8,6 @@ demo's run when one is running; an unknown run says so.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -16,23 +15,9 @@ from playwright.sync_api import expect
 
 import alphaswarm as aw
 from alphaswarm.paper.runtime import engine_loop
-from alphaswarm.server import ServerThread
 from alphaswarm.server.demo import DEMO_RUN_NAME
-from tests.ui.conftest import free_port, wait_until
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 pytestmark = pytest.mark.ui
-
-
-@pytest.fixture
-def app_server(tmp_ledger: aw.Ledger) -> Iterator[str]:
-    """``alphaswarm serve``'s server (dashboard and API) on a free loopback port."""
-    thread = ServerThread("127.0.0.1", free_port(), ledger=tmp_ledger).start()
-    wait_until(lambda: requests.get(thread.url + "/health", timeout=5).status_code == 200)
-    yield thread.url
-    thread.stop()
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from tests.ui.conftest import wait_until
 pytestmark = pytest.mark.ui
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "run-view.png"
+#: Copied to docs/img/ by scripts/screenshots.py.
+SCREENSHOT = ARTIFACTS / "run-view.png"
 
 #: Length of the longest ``close`` column of any data source in the page (the price series).
 PRICE_POINTS_JS = """() => {

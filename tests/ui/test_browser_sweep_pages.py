@@ -11,13 +11,11 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 from playwright.sync_api import expect
 
 import alphaswarm as aw
-from alphaswarm.server import ServerThread
 from alphaswarm.sweep.api import sweep
-from tests.ui.conftest import GOOD_BOT, free_port, stop_everything, wait_until
+from tests.ui.conftest import GOOD_BOT, start_app_server, stop_everything, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -43,8 +41,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         progress=False,
         ledger=ledger,
     )
-    thread = ServerThread("127.0.0.1", free_port(), ledger=ledger).start()
-    wait_until(lambda: requests.get(thread.url + "/health", timeout=5).status_code == 200)
+    thread = start_app_server(ledger)
     yield {"url": thread.url, "ledger": ledger, "result": result}
     thread.stop()
     stop_everything()

@@ -324,7 +324,7 @@ def test_notebook_in_jupyterlab(path: Path, lab: dict[str, Any], page: Any) -> N
     if path.stem.startswith("01-"):
         view = page.locator(".jp-OutputArea-output").filter(has_text="Stop session").first
         view.scroll_into_view_if_needed()
-        view.screenshot(path=str(ROOT / "docs" / "img" / "notebook-01.png"))
+        view.screenshot(path=str(ARTIFACTS / "notebook-01.png"))  # see scripts/screenshots.py
     _assert_offline(report)
 
 

@@ -71,6 +71,26 @@ def fmt_time(value: Any, zone: str | None = None) -> str:
     str
         ``YYYY-MM-DD HH:MM:SS ZZZ`` (``""`` for none).
     """
+    return fmt_zoned(value, zone or browser_zone(), "%Y-%m-%d %H:%M:%S %Z")
+
+
+def fmt_zoned(value: Any, zone: str | None, pattern: str) -> str:
+    """A timestamp in ``zone`` written with the ``strftime`` ``pattern``.
+
+    Parameters
+    ----------
+    value : datetime-like or None
+        The time (naive times are UTC, as the ledger stores them).
+    zone : str or None
+        IANA zone name; UTC for ``None`` or a name not known.
+    pattern : str
+        The ``strftime`` pattern.
+
+    Returns
+    -------
+    str
+        ``""`` for no time, the value's text when it is not a time.
+    """
     if value is None:
         return ""
     try:
@@ -81,7 +101,7 @@ def fmt_time(value: Any, zone: str | None = None) -> str:
         return ""
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
-    return ts.tz_convert(_zone(zone or browser_zone())).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return ts.tz_convert(_zone(zone)).strftime(pattern)
 
 
 def fmt_clock(epoch: Any, zone: str | None = None) -> str:
