@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import panel as pn
@@ -35,9 +35,6 @@ from alphaswarm.ui.routes import Route, page_path, parse
 from alphaswarm.ui.run_toasts import RunToasts
 from alphaswarm.ui.session_view import SessionView
 from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -511,7 +508,7 @@ def dashboard(
         header=[banner(), board.kill_switch.header],
         # the start form belongs to the run pages; the other pages carry their own actions
         sidebar=[board.form] if board.route.page in ("overview", "runs", "run") else [],
-        main=[_after_load(board.main)],
+        main=board.main(),
         notifications=board.notifications,
         header_background="#263238",
         accent_base_color="#1565c0",
@@ -524,23 +521,6 @@ def dashboard(
     )
     template.dashboard = board  # handle for tests and embedding
     return template
-
-
-def _after_load(build: Callable[[], list[Any]]) -> pn.Column:
-    """A column that ``build`` fills once the browser has the page.
-
-    Served, the page's HTML (its header with the kill switch, its sidebar) goes out
-    without the main area's plots and tables, which arrive over the page's socket right
-    after: the first paint does not wait for them. Outside a server (a notebook, a
-    test) the column is filled at once.
-    """
-    column = pn.Column(sizing_mode="stretch_width", css_classes=["alphaswarm-main"])
-
-    def fill() -> None:
-        column.objects = build()
-
-    pn.state.onload(fill)
-    return column
 
 
 #: The dashboard's type: fonts every desktop and phone has, so no web font is fetched.
