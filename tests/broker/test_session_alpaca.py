@@ -10,7 +10,7 @@ import pytest
 import alphaswarm as aw
 from alphaswarm.bots import BotSpecError
 from tests.broker.conftest import wait_for
-from tests.session.conftest import demo_bot, ledger  # noqa: F401 - the ledger fixture
+from tests.session.conftest import demo_bot, ledger, runtime  # noqa: F401 - the ledger fixture
 
 FILLS_SQL = "SELECT order_id, qty, price FROM paper_fills WHERE paper_run_id = :run_id"
 
