@@ -461,7 +461,8 @@ class Dashboard(pn.viewable.Viewer):
                 ("Runs", runs_page),
                 ("All bots", self.multibot),
                 ("Backtests", self.backtests),
-                dynamic=True,  # only the open tab is built: a faster first paint
+                # not dynamic: a tab built on opening dropped its buttons' clicks
+                # (Run backtest did nothing); every tab is built with the page
                 sizing_mode="stretch_width",
                 css_classes=["alphaswarm-pages"],
             ),

@@ -557,8 +557,9 @@ def save_offline(obj: Any, path: Any, title: str) -> None:
     """Save a Panel object as one HTML file that needs no network.
 
     Bokeh's and Panel's scripts are inlined (``resources=INLINE``), widget states
-    are embedded, and the style sheets and icon Panel would fetch from its CDN are
-    replaced by their content from the installed package.
+    are embedded, any global design is ignored (its scripts only load from a CDN),
+    and the style sheets and icon Panel would fetch from its CDN are replaced by
+    their content from the installed package.
     """
     from bokeh.document import Document
     from bokeh.models import UIElement
@@ -569,19 +570,21 @@ def save_offline(obj: Any, path: Any, title: str) -> None:
 
     viewable = pn.panel(obj)
     doc = Document()
-    with pn.config.set(embed=True, inline=True):
+    # design=None: a dashboard template served in this process sets Panel's global
+    # design, whose script modules only load from the CDN; the page uses the default look.
+    with pn.config.set(embed=True, inline=True, design=None):
         model = viewable.get_root(doc, Comm())
         embed_state(viewable, model, doc, json=False, progress=False)
-    for root in doc.roots:
-        for element in root.select({"type": UIElement}):
-            patch_inline_stylesheets(element)
-    pn.io.save.save(
-        doc,
-        str(path),
-        title=title,
-        resources=INLINE,
-        template_variables={"app_favicon": _favicon()},
-    )
+        for root in doc.roots:
+            for element in root.select({"type": UIElement}):
+                patch_inline_stylesheets(element)
+        pn.io.save.save(
+            doc,
+            str(path),
+            title=title,
+            resources=INLINE,
+            template_variables={"app_favicon": _favicon()},
+        )
 
 
 def _favicon() -> str:

@@ -108,6 +108,24 @@ def test_saved_report_renders_offline_in_chromium(page: Any, tmp_path: Path) -> 
     page.screenshot(path=str(ARTIFACTS / "backtest_report.png"), full_page=True)
 
 
+def test_saved_report_stays_offline_after_a_dashboard_set_the_design(
+    page: Any, tmp_path: Path
+) -> None:
+    """A served dashboard sets Panel's global design; a report saved later ignores it."""
+    import panel as pn
+
+    from alphaswarm.ui.design import Fast
+
+    result = aw.backtest(DEMO_SPEC, bars=1_000, store=False)
+    report = tmp_path / "report.html"
+    with pn.config.set(design=Fast):  # what a dashboard template leaves behind
+        result.save(report)
+    blocked, errors = open_offline(page, report)
+    page.wait_for_function(f"({COUNT_CANVASES})() >= 4", timeout=60_000)
+    page.wait_for_load_state("load")
+    assert blocked == [] and errors == []
+
+
 def test_time_axis_labels_read_as_utc_times_in_the_browser(page: Any) -> None:
     result = aw.backtest(DEMO_SPEC, bars=1_200, store=False)
     axis = TimeAxis.of(result.equity.index)
