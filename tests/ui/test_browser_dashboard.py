@@ -267,6 +267,13 @@ def settled(count: Callable[[], int], quiet: float = 3.0, timeout: float = 120.0
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # page loads on a loaded 2-core machine take seconds each
+@pytest.mark.xfail(
+    strict=False,
+    reason="known defect: a tab closed while Panel writes a patch to it keeps its document "
+    "alive (the write fails with WebSocketClosedError; frames of panel/io/document.py "
+    "write_events and unlocked, held by that failure, still reference the document after "
+    "the session is destroyed): 2 of 6 documents stayed in a 6-tab run here",
+)
 def test_tabs_open_and_close_without_leaking(context, served, good_bot, run_session):
     """50 tab open/close cycles (every 10th shows the live session): nothing accumulates.
 
