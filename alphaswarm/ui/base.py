@@ -386,7 +386,9 @@ class FramePump:
         # once per tick instead of once per plot (an idle tick skips that cost).
         changed = any(batches.values())
         served = doc if doc is not None else served_document()
-        hold = pn.io.hold(served, freeze=changed) if served is not None else contextlib.nullcontext()
+        hold = (
+            pn.io.hold(served, freeze=changed) if served is not None else contextlib.nullcontext()
+        )
         with hold, contextlib.ExitStack() as held:
             if changed:
                 # A notebook output's document is not the current one: freeze its model

@@ -151,7 +151,9 @@ def test_a_server_session_of_another_thread_is_not_the_outputs_document(idle_ses
         app_context = ApplicationContext(Application(), io_loop=loops[0])
         server_doc = Document()
         context = BokehSessionContext("other", app_context.server_context, server_doc)
-        context._request = _RequestProxy(HTTPServerRequest(start_line=RequestStartLine("GET", "/", "HTTP/1.0")))
+        context._request = _RequestProxy(
+            HTTPServerRequest(start_line=RequestStartLine("GET", "/", "HTTP/1.0"))
+        )
         server_doc._session_context = weakref.ref(context)
         with patch_curdoc(server_doc):
             assert pn.state.curdoc is server_doc  # what the other thread's session makes it
