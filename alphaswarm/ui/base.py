@@ -89,6 +89,35 @@ def browser_connected(doc: Any) -> bool:
     return False
 
 
+def served_document() -> Any | None:
+    """The server session document this thread is running, or None.
+
+    ``pn.state.curdoc`` falls back to Bokeh's patched current document, which is
+    process-wide: while a Panel server in the same process (a notebook that also
+    serves the dashboard, a test server) runs a session callback on its own thread,
+    every other thread sees that session's document as "current". A notebook output
+    built or ticked then would stream, cache stylesheets and hold a document that
+    is not its own. The document counts only when this thread runs its server loop.
+    """
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        return None
+    try:
+        app_context = doc.session_context.server_context.application_context
+        loop = app_context.io_loop
+    except Exception:  # noqa: BLE001 - a session context without a server loop
+        return doc
+    if loop is None:
+        return doc
+    from tornado.ioloop import IOLoop
+
+    try:
+        current = IOLoop.current(instance=False)
+    except RuntimeError:
+        current = None
+    return doc if current is loop else None
+
+
 class LoopTicker:
     """Runs a pump's tick on the current asyncio loop (a notebook kernel's), yielding.
 
@@ -207,8 +236,8 @@ class FramePump:
         period : int
             Milliseconds between ticks, used when the pump is created here.
         """
-        doc = pn.state.curdoc
-        if doc is None or doc.session_context is None:
+        doc = served_document()
+        if doc is None:
             pump = cls(period, stop_when_idle=True)
             try:
                 asyncio.get_running_loop()
@@ -253,8 +282,8 @@ class FramePump:
         """Schedule the periodic callback (once)."""
         if self._callback is not None or self.closed:
             return
-        doc = pn.state.curdoc
-        if doc is None or doc.session_context is None:
+        doc = served_document()
+        if doc is None:
             try:
                 self._callback = LoopTicker(self.tick, self.period / 1000)
             except RuntimeError:  # no loop runs here: the caller ticks by hand
@@ -356,7 +385,11 @@ class FramePump:
         # will update, the document is also frozen so Bokeh recomputes its model graph
         # once per tick instead of once per plot (an idle tick skips that cost).
         changed = any(batches.values())
-        with pn.io.hold(freeze=changed), contextlib.ExitStack() as held:
+        served = doc if doc is not None else served_document()
+        hold = (
+            pn.io.hold(served, freeze=changed) if served is not None else contextlib.nullcontext()
+        )
+        with hold, contextlib.ExitStack() as held:
             if changed:
                 # A notebook output's document is not the current one: freeze its model
                 # graph too (one recompute per tick; its comm's messages are unchanged).

@@ -12,7 +12,7 @@ from bokeh.models import NumeralTickFormatter
 
 from alphaswarm.ledger.run_reads import price_history
 from alphaswarm.notebook import bokeh_backend
-from alphaswarm.ui.base import LiveView, to_timestamp
+from alphaswarm.ui.base import LiveView, served_document, to_timestamp
 
 bokeh_backend()  # no display: a notebook loads its resources through aw.extension()
 
@@ -77,8 +77,7 @@ class EquityCurve(LiveView):
         # output gets each series whole, through Pipes, once per tick that changed
         # it: a notebook front end sends streamed columns back to the kernel with
         # the times as floats, and appending those to datetime columns fails.
-        doc = pn.state.curdoc
-        self._streaming = doc is not None and doc.session_context is not None
+        self._streaming = served_document() is not None
         if self._streaming:
             equity_streams: list[Any] = [self.equity_buffer]
             price_streams: list[Any] = [self.price_buffer, self.fills_buffer]

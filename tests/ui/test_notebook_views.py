@@ -124,3 +124,48 @@ def test_the_pumps_last_tick_shows_the_final_status(good_bot, run_session):
     assert session.wait(60)
     assert seen["subscriptions"] == 0  # that tick let go of the session: it was the last
     assert seen["status"] == session.status == "killed"
+
+
+def test_a_server_session_of_another_thread_is_not_the_outputs_document(idle_session):
+    """Bokeh's current document is process-wide: while a Panel server in the same
+    process runs a session callback on its thread, ``pn.state.curdoc`` returns that
+    session's document everywhere. A notebook view built or ticked meanwhile took it
+    for its own: it streamed (ColumnsStreamedEvent) and shared that document's
+    stylesheet models ("Models must be owned by only a single document")."""
+    import asyncio
+    import threading
+    import weakref
+
+    from bokeh.application import Application
+    from bokeh.io.doc import patch_curdoc
+    from bokeh.server.contexts import ApplicationContext, BokehSessionContext, _RequestProxy
+    from tornado.httputil import HTTPServerRequest, RequestStartLine
+    from tornado.ioloop import IOLoop
+
+    loop = asyncio.new_event_loop()
+    loops: list[IOLoop] = []  # the server's loop belongs to its own thread
+    maker = threading.Thread(target=lambda: loops.append(IOLoop(asyncio_loop=loop)))
+    maker.start()
+    maker.join()
+    try:
+        app_context = ApplicationContext(Application(), io_loop=loops[0])
+        server_doc = Document()
+        context = BokehSessionContext("other", app_context.server_context, server_doc)
+        context._request = _RequestProxy(
+            HTTPServerRequest(start_line=RequestStartLine("GET", "/", "HTTP/1.0"))
+        )
+        server_doc._session_context = weakref.ref(context)
+        with patch_curdoc(server_doc):
+            assert pn.state.curdoc is server_doc  # what the other thread's session makes it
+            pump = FramePump()
+            curve = EquityCurve(idle_session, pump=pump)
+            doc, _root = _render(curve)
+            kinds: list[str] = []
+            doc.on_change(lambda event: kinds.append(type(event).__name__))
+            _publish_minutes(idle_session, 0, range(3))
+            pump.tick()
+            assert not curve._streaming, "the output took the server document for its own"
+            assert kinds and "ColumnsStreamedEvent" not in kinds
+            assert not FramePump.current().running
+    finally:
+        loop.close()
