@@ -166,6 +166,8 @@ def test_a_server_session_of_another_thread_is_not_the_outputs_document(idle_ses
             pump.tick()
             assert not curve._streaming, "the output took the server document for its own"
             assert kinds and "ColumnsStreamedEvent" not in kinds
-            assert not FramePump.current().running
+            # a served document has one pump, handed out again; an output gets its own each
+            # time (which runs when this thread has a loop: Jupyter, or a test after a browser)
+            assert FramePump.current() is not FramePump.current()
     finally:
         loop.close()
