@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import param
 
-from alphaswarm.metrics import METRIC_ALIASES, STORED_METRICS
+from alphaswarm.metric_catalog import METRIC_ALIASES, STORED_METRICS
 from alphaswarm.risk.limits import RiskLimits
 from alphaswarm.schema import Mapping, Shaped, Text
 

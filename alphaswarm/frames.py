@@ -83,6 +83,7 @@ def iso_timestamp(epoch: float) -> str:
 
 #: Values :func:`json_safe` returns unchanged (checked by exact type).
 _SAFE_TYPES = frozenset({str, int, bool, type(None)})
+_isfinite = math.isfinite
 
 
 def json_safe(value: Any) -> Any:
@@ -150,6 +151,20 @@ def make_frame(
     **extras
         Stage-specific data.
     """
+    return frame_envelope(task_id, stage, message, seq, extras, now=now, bar_time=bar_time)
+
+
+def frame_envelope(
+    task_id: str,
+    stage: str,
+    message: str,
+    seq: int,
+    extras: dict[str, Any],
+    *,
+    now: float | None = None,
+    bar_time: str | None = None,
+) -> dict[str, Any]:
+    """:func:`make_frame` with the extras as one dict (not copied into keywords)."""
     ts = time.time() if now is None else now
     stamp = iso_timestamp(ts)
     frame = {
@@ -162,8 +177,12 @@ def make_frame(
         "recorded_at": stamp,
         "bar_time": bar_time,
     }
-    for key, value in extras.items():
-        frame[key] = json_safe(value)
+    for key, value in extras.items():  # plain values (most) without a call each
+        kind = type(value)
+        if kind in _SAFE_TYPES or (kind is float and _isfinite(value)):
+            frame[key] = value
+        else:
+            frame[key] = json_safe(value)
     return frame
 
 
@@ -212,13 +231,21 @@ class Subscription:
         self.closed = False
 
     def _push(self, frame: dict[str, Any]) -> None:
+        self._push_many([frame])
+
+    def _push_many(self, frames: list[dict[str, Any]]) -> None:
         with self._lock:
-            if len(self._buffer) >= self.maxsize:
-                self._buffer.popleft()
-                self.dropped += 1
-                self._unreported += 1
-            self._buffer.append(frame)
-            # wake the reader once: it drains every frame pushed until it runs
+            buffer = self._buffer
+            over = len(buffer) + len(frames) - self.maxsize
+            if over > 0:
+                dropped = min(over, len(buffer))
+                for _ in range(dropped):
+                    buffer.popleft()
+                skipped = over - dropped  # more frames than the buffer holds: the oldest go
+                frames = frames[skipped:]
+                self.dropped += over
+                self._unreported += over
+            buffer.extend(frames)
             waiter, self._waiter = self._waiter, None
         if not _wake(waiter):  # the waiting loop is closed
             self._waiter = None
@@ -334,15 +361,28 @@ class FrameBus:
 
     def publish(self, frame: dict[str, Any]) -> None:
         """Deliver one frame to every subscriber."""
-        self._recent.append(_compact(frame))
-        self.published += 1
+        self.publish_many([frame])
+
+    def publish_many(self, frames: list[dict[str, Any]]) -> None:
+        """Deliver ``frames`` in order, as :meth:`publish` of each would.
+
+        Only the frames the history keeps are serialised for it, and each buffered
+        subscription takes them under one lock, waking its reader once.
+        """
+        if not frames:
+            return
+        keep = self._recent.maxlen
+        for frame in frames if keep is None else frames[-keep:]:
+            self._recent.append(_compact(frame))
+        self.published += len(frames)
         for callback in list(self._callbacks):
-            try:
-                callback(frame)
-            except Exception:  # noqa: BLE001 - a subscriber never breaks the engine
-                log.exception("frame subscriber %r failed", callback)
+            for frame in frames:
+                try:
+                    callback(frame)
+                except Exception:  # noqa: BLE001 - a subscriber never breaks the engine
+                    log.exception("frame subscriber %r failed", callback)
         for sub in list(self._subs):
-            sub._push(frame)
+            sub._push_many(frames)
 
     def recent(self, since_seq: int | None = None) -> list[dict[str, Any]]:
         """Frames still held in memory (after ``since_seq`` when given)."""

@@ -8,10 +8,18 @@ to fix.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+
+def field_values(record: Any) -> dict[str, Any]:
+    """The fields of a dataclass instance by name, in declaration order (not copied).
+
+    JSON-ready when every field holds a plain value (str, number, bool, None).
+    """
+    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 class Side(StrEnum):

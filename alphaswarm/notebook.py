@@ -144,4 +144,7 @@ def notebook_mimebundle(obj: Any, include: Any = None, exclude: Any = None) -> A
     import panel as pn
 
     ensure_extension()
-    return pn.panel(obj.__panel__())._repr_mimebundle_(include, exclude)
+    view = obj.__panel__()
+    # a view with a display of its own (a live view ties its pump to the output)
+    target = view if hasattr(view, "_repr_mimebundle_") else pn.panel(view)
+    return target._repr_mimebundle_(include, exclude)

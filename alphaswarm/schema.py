@@ -24,11 +24,14 @@ import difflib
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import param
 from param.parameterized import Undefined
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: ``Problem.kind`` of a value of the wrong type (HTTP 400).
 TYPE = "type"
@@ -125,6 +128,89 @@ class Problem:
     field: str
     message: str
     kind: str
+    related: tuple[str, ...] = ()
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every key the problem is about (``field`` first, then ``related``)."""
+        return tuple(f for f in (self.field, *self.related) if f)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule across keys of a declared model, checked after each key on its own.
+
+    A model lists its rules in the class attribute ``RULES``; :func:`validate` checks
+    a rule when none of its keys has a problem of its own, and :func:`json_schema`
+    states it (``x-rules``).
+
+    Parameters
+    ----------
+    fields : tuple of str
+        The keys the rule relates (the first is the one the message starts with).
+    doc : str
+        The rule in words, as ``/openapi.json`` states it.
+    broken : callable
+        ``broken(values)``: a message (starting with the first key) when the values
+        break the rule, else ``None``.
+
+    Examples
+    --------
+    >>> import param
+    >>> class Span(param.Parameterized):
+    ...     low = param.Number(0, doc="Low.")
+    ...     high = param.Number(1, doc="High.")
+    ...     RULES = (Rule(("low", "high"), "low <= high",
+    ...                   lambda v: "low: above high" if v["low"] > v["high"] else None),)
+    >>> validate(Span, {"low": 2})[1][0].fields
+    ('low', 'high')
+    """
+
+    fields: tuple[str, ...]
+    doc: str
+    broken: Callable[[dict[str, Any]], str | None]
+
+
+def rules(model: type[param.Parameterized]) -> tuple[Rule, ...]:
+    """The cross-key rules ``model`` declares (its ``RULES``; none by default)."""
+    return tuple(getattr(model, "RULES", ()))
+
+
+def _broken_rules(
+    model: type[param.Parameterized], values: dict[str, Any], problems: list[Problem], where: str
+) -> list[Problem]:
+    """A problem for each rule of ``model`` the values break (keys already wrong skipped)."""
+    wrong = {p.field for p in problems}
+    out = []
+    for rule in rules(model):
+        names = tuple(f"{where}.{f}" if where else f for f in rule.fields)
+        if wrong.intersection(names):
+            continue
+        message = rule.broken(values)
+        if message is not None:
+            out.append(Problem(names[0], message, VALUE, names[1:]))
+    return out
+
+
+def result_field(kind: type[param.Parameter], doc: str, **params: Any) -> param.Parameter:
+    """A field of a result object: read-only (``constant``) and ``None`` until it is set.
+
+    Parameters
+    ----------
+    kind : type of param.Parameter
+        ``param.DataFrame``, ``param.String`` ...
+    doc : str
+        What the field holds.
+    **params
+        Further keywords of ``kind`` (``class_=`` of a ``ClassSelector``).
+
+    Examples
+    --------
+    >>> import param
+    >>> result_field(param.Number, "Return.").constant
+    True
+    """
+    return kind(default=None, allow_None=True, constant=True, doc=doc, **params)
 
 
 def fields(model: type[param.Parameterized]) -> dict[str, param.Parameter]:
@@ -314,7 +400,7 @@ def validate(
     (dict, list of Problem)
         The values (each declared key; the default where absent) and the problems,
         all of them (unknown keys first, as one problem; a key of ``model.REQUIRED``
-        that is absent is one).
+        that is absent is one; then each broken rule of ``model.RULES``).
     """
     declared = fields(model)
     problems: list[Problem] = []
@@ -345,6 +431,7 @@ def validate(
         if problem is not None:
             problems.append(problem)
         values[key] = value
+    problems.extend(_broken_rules(model, values, problems, where))
     return values, problems
 
 
@@ -413,9 +500,9 @@ def parameter_schema(p: param.Parameter) -> dict[str, Any]:
 def json_schema(model: type[param.Parameterized], required: tuple[str, ...] = ()) -> dict[str, Any]:
     """The OpenAPI 3.0 object schema of ``model``: unknown keys refused, bounds stated.
 
-    A model may set the class attributes ``REQUIRED`` (keys always present) and
+    A model may set the class attributes ``REQUIRED`` (keys always present),
     ``OPEN`` (``True``: other keys may appear, as in a response that carries a
-    ledger row whole).
+    ledger row whole) and ``RULES`` (:class:`Rule` across keys, stated as ``x-rules``).
 
     Parameters
     ----------
@@ -440,4 +527,6 @@ def json_schema(model: type[param.Parameterized], required: tuple[str, ...] = ()
     doc = (model.__doc__ or "").strip().split("\n\n")[0]
     if doc:
         schema["description"] = " ".join(doc.split())
+    if rules(model):
+        schema["x-rules"] = [{"fields": list(r.fields), "rule": r.doc} for r in rules(model)]
     return schema

@@ -12,7 +12,18 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["json_object", "naive_utc", "utc_timestamp"]
+__all__ = ["json_object", "naive_utc", "records", "utc_timestamp"]
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts, a missing value (NaN, NaT) as ``None``.
+
+    Examples
+    --------
+    >>> records(pd.DataFrame({"a": [1.5, float("nan")]}))
+    [{'a': 1.5}, {'a': None}]
+    """
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def json_object(value: Any) -> dict[str, Any]:

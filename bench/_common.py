@@ -11,14 +11,20 @@ import argparse
 import json
 import os
 import platform
+import random
 import resource
+import socket
+import statistics
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -36,6 +42,30 @@ PACKAGES = (
     "psutil",
     "psycopg",
 )
+
+
+def free_port() -> int:
+    """A free port on 127.0.0.1 below the kernel's ephemeral range.
+
+    Ports from ``bind(("127.0.0.1", 0))`` come from the range outgoing connections
+    take their local ports from, so another socket may take one before the server
+    binds it; ports below that range are only ever taken by an explicit bind.
+    """
+    try:
+        high = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        high = 32768
+    low = max(1024, high - 12000)
+    chooser = random.SystemRandom()
+    for _ in range(200):
+        port = chooser.randrange(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -266,3 +296,136 @@ def machine_line() -> str:
         f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, "
         f"Python {info['python']}; load {info['loadavg']}"
     )
+
+
+# --------------------------------------------------------------------------- kill-switch benches
+
+
+def add_sessions_arguments(p: argparse.ArgumentParser, default_ns: tuple[int, ...]) -> None:
+    """``--sessions N,N,...`` and ``--reps`` of the kill-switch benches."""
+    shown = ",".join(map(str, default_ns))
+    p.add_argument("--sessions", default=None, help=f"comma-separated N (default {shown})")
+    p.add_argument("--reps", type=int, default=None, help="repetitions per N (default 20)")
+
+
+def sessions_and_reps(
+    args: argparse.Namespace, full_ns: tuple[int, ...], quick_ns: tuple[int, ...]
+) -> tuple[list[int], int]:
+    """The N to measure and the repetitions per N (``--quick``: fewer of both)."""
+    if args.sessions:
+        ns = [int(x) for x in args.sessions.split(",")]
+    else:
+        ns = list(quick_ns if args.quick else full_ns)
+    return ns, args.reps or (2 if args.quick else 20)
+
+
+def measure_rows(
+    ns: list[int],
+    reps: int,
+    one: Callable[[int], dict[str, Any]],
+    line: Callable[[int, dict[str, Any]], str],
+    stats: dict[str, dict[str, str]],
+    extra: Callable[[int, list[dict[str, Any]]], dict[str, Any]],
+    label: str = "",
+) -> list[dict[str, Any]]:
+    """A row per N: ``reps`` samples ``one(n)``, each printed as ``line(n, sample)``.
+
+    A row holds ``sessions``, ``reps``, the :func:`spread` of each sample key of
+    ``stats`` (key -> ``{statistic: row key}``; a missing value counts as 0), then
+    ``extra(n, samples)`` and the ``samples``.
+    """
+    head = f"[{label}] " if label else ""
+    rows = []
+    for n in ns:
+        samples = []
+        for rep in range(reps):
+            s = one(n)
+            samples.append(s)
+            print(f"  {head}N={n:<4d} rep {rep + 1:2d}/{reps}: {line(n, s)}", flush=True)
+        row: dict[str, Any] = {"sessions": n, "reps": reps}
+        for key, names in stats.items():
+            row.update(spread([s[key] or 0.0 for s in samples], **names))
+        rows.append({**row, **extra(n, samples), "samples": samples})
+    return rows
+
+
+def spread(values: list[float], **names: str) -> dict[str, float]:
+    """Statistics of ``values`` under the given keys: ``median=``, ``p99=``, ``worst=``, ``best=``.
+
+    Examples
+    --------
+    >>> spread([1.0, 2.0, 3.0], median="m_ms", worst="w_ms")
+    {'m_ms': 2.0, 'w_ms': 3.0}
+    """
+    stats = {
+        "median": lambda: statistics.median(values),
+        "p99": lambda: percentile(values, 99),
+        "worst": lambda: max(values),
+        "best": lambda: min(values),
+    }
+    return {key: stats[stat]() for stat, key in names.items()}
+
+
+def bench_bot(aw: Any, name: str) -> Any:
+    """The SMA bot of the kill-switch benches (attached to the kill switch)."""
+    return aw.Bot(
+        name=name,
+        strategy="sma_cross",
+        params={"fast": 5, "slow": 20, "qty": 100},
+        universe=["DEMO"],
+        risk={"kill_switch_attached": True},
+    )
+
+
+def minute_replay(bars: int) -> Any:
+    """Seeded synthetic minute bars of ``DEMO`` as a replay feed on the equities calendar."""
+    from alphaswarm.data import ReplayFeed, SyntheticFeed
+
+    frame = SyntheticFeed(["DEMO"], seed=SEED, bars=bars).frame()
+    return ReplayFeed(frame, interval="1m", calendar="equities")
+
+
+def bench_sessions(aw: Any, bot: Any, feed: Any, n: int, **params: Any) -> list[Any]:
+    """``n`` paper sessions of ``bot`` on ``feed`` at speed 60, gate forced, not started.
+
+    ``params`` go to :class:`alphaswarm.PaperSession` (``ledger=``).
+    """
+    return [
+        aw.PaperSession(
+            bot,
+            speed=60,
+            duration_minutes=None,
+            feed=feed,
+            force=True,
+            reason="benchmark: gate not under test",
+            **params,
+        )
+        for _ in range(n)
+    ]
+
+
+def tuned_tables(
+    rows_by_mode: dict[bool, list[dict[str, Any]]],
+    columns: list[tuple[str, str]],
+    title: str,
+    compared: list[tuple[str, str]],
+    compared_title: str,
+) -> str:
+    """One :func:`table` per tuning mode (``title``, then the mode), then the
+    ``compared`` columns of both modes :func:`side_by_side` under ``compared_title``."""
+    tables = [
+        table(rows, columns, f"{title}, tuning {'on' if tuned else 'off'}")
+        for tuned, rows in rows_by_mode.items()
+    ]
+    return "\n".join([*tables, side_by_side(rows_by_mode, compared, compared_title)])
+
+
+def tuned_payload(
+    modes: tuple[bool, ...], rows_by_mode: dict[bool, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """The results' ``tuning``, ``rows`` (untuned) and ``rows_tuned``."""
+    return {
+        "tuning": ["on" if t else "off" for t in modes],
+        "rows": rows_by_mode.get(False, []),
+        "rows_tuned": rows_by_mode.get(True, []),
+    }

@@ -10,29 +10,21 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from _common import REPO_ROOT
+from _common import REPO_ROOT, free_port
 
 from alphaswarm.bots import DEMO_SPEC
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 #: A bot that honestly passes the paper gate once backtested (the demo bot's spec).
 BENCH_SPEC: dict[str, Any] = {**DEMO_SPEC, "name": "bench-server"}
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_env(home: Path) -> dict[str, str]:
@@ -83,14 +75,22 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> str:
     return out or ""
 
 
-@contextlib.contextmanager
-def serve_subprocess(
-    cmd: list[str], home: Path, port: int, capture: bool = False
-) -> Iterator[subprocess.Popen]:
-    """Run ``cmd`` (a server on ``port``) until the block ends.
+#: How often a server that lost its port to another socket is started again.
+PORT_ATTEMPTS = 4
+#: What a server prints when its port was taken between the probe and its bind.
+PORT_TAKEN = "Address already in use"
+
+
+class PortTakenError(RuntimeError):
+    """The server could not bind its port: another socket took it first."""
+
+
+def start_server(cmd: list[str], home: Path, port: int, capture: bool = False) -> subprocess.Popen:
+    """Start ``cmd`` (a server on ``port``) and wait until it is healthy.
 
     Its output goes to ``home/server.log``; with ``capture`` its stdout is a pipe
     instead (a line protocol with the benchmark), its stderr still the log.
+    Raises :class:`PortTakenError` when the port was taken first.
     """
     log_path = home / "server.log"
     with log_path.open("w") as log:
@@ -104,15 +104,38 @@ def serve_subprocess(
             text=True,
         )
         try:
-            url = f"http://127.0.0.1:{port}"
-            try:
-                wait_healthy(url, proc)
-            except (RuntimeError, TimeoutError) as exc:
-                log.flush()
-                raise RuntimeError(f"{exc}\n{log_path.read_text()[-3000:]}") from None
-            yield proc
-        finally:
+            wait_healthy(f"http://127.0.0.1:{port}", proc)
+        except (RuntimeError, TimeoutError) as exc:
             stop_process(proc)
+            log.flush()
+            text = log_path.read_text()
+            error = PortTakenError if PORT_TAKEN in text else RuntimeError
+            raise error(f"{exc}\n{text[-3000:]}") from None
+    return proc
+
+
+@contextlib.contextmanager
+def serve_subprocess(
+    build_cmd: Callable[[int], list[str]], home: Path, capture: bool = False
+) -> Iterator[tuple[int, subprocess.Popen]]:
+    """Run the server ``build_cmd(port)`` on a free port until the block ends.
+
+    Yields (port, process). A server that loses its port to another socket before
+    binding it is started again on a new port (up to ``PORT_ATTEMPTS`` times).
+    """
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port = free_port()
+        try:
+            proc = start_server(build_cmd(port), home, port, capture)
+        except PortTakenError:
+            if attempt == PORT_ATTEMPTS:
+                raise
+            continue
+        break
+    try:
+        yield port, proc
+    finally:
+        stop_process(proc)
 
 
 @contextlib.contextmanager
@@ -123,11 +146,12 @@ def alphaswarm_serve(
 
     ``tune_interpreter`` adds ``--tune-interpreter`` (the server's opt-in tuning).
     """
-    port = free_port()
-    cmd = [*alphaswarm_cmd(), "serve", "--port", str(port), "--db", f"sqlite:///{db}"]
-    if tune_interpreter:
-        cmd.append("--tune-interpreter")
-    with serve_subprocess(cmd, home, port) as proc:
+
+    def build(port: int) -> list[str]:
+        cmd = [*alphaswarm_cmd(), "serve", "--port", str(port), "--db", f"sqlite:///{db}"]
+        return [*cmd, "--tune-interpreter"] if tune_interpreter else cmd
+
+    with serve_subprocess(build, home) as (port, proc):
         yield f"http://127.0.0.1:{port}", proc
 
 

@@ -29,17 +29,25 @@ committed its first bar and they have traded for a moment it sends
 Then ``POST /kill-switch/reset`` and fresh sessions for the next repetition.
 
     python bench/http_killswitch.py             # N = 1, 10, 50, 200; 20 reps
-    python bench/http_killswitch.py --quick     # N = 1, 5; 3 reps
+    python bench/http_killswitch.py --quick     # N = 3; 2 reps
     python bench/http_killswitch.py --tuning off   # an untuned server only (default: both)
 
 By default each N is measured against an untuned server, then against one started
 with ``--tune-interpreter``, and both are printed side by side.
+
+The server builds its dashboard (Panel, Bokeh, HoloViews: some 200,000 more objects
+for every full garbage collection to walk) only when a page is first asked for.
+``--page none`` measures a server no page was opened on; ``--page open`` opens the
+overview page in headless Chromium (``/usr/bin/chromium`` through Playwright; without
+them the page is only fetched, and the row says so) and keeps it open while every
+N is measured; ``--page both`` (the default) does one, then the other.
+
+    python bench/http_killswitch.py --tuning off --page both --sessions 200
 """
 
 from __future__ import annotations
 
 import sqlite3
-import statistics
 import sys
 import tempfile
 import threading
@@ -49,13 +57,15 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    add_sessions_arguments,
     add_tuning_arguments,
     load,
     machine_line,
+    measure_rows,
     parser,
-    percentile,
-    side_by_side,
-    table,
+    sessions_and_reps,
+    tuned_payload,
+    tuned_tables,
     tuning_modes,
     write_results,
 )
@@ -63,7 +73,7 @@ from _server import Api, alphaswarm_serve, bench_bot
 
 NAME = "http_killswitch"
 FULL_NS = (1, 10, 50, 200)
-QUICK_NS = (1, 5)
+QUICK_NS = (3,)
 STARTERS = 4  # concurrent HTTP clients starting sessions (start-up is not what is timed)
 
 
@@ -185,6 +195,17 @@ def one_rep(
     }
 
 
+#: The statistics of each N: sample key -> {statistic: row key}.
+STATS = {
+    "response_ms": {"median": "response_median_ms", "p99": "response_p99_ms"},
+    "committed_ms": {"median": "median_ms", "p99": "p99_ms", "worst": "worst_ms"},
+    "confirmed_ms": {"median": "confirmed_median_ms", "p99": "confirmed_p99_ms"},
+    "server_elapsed_ms": {"median": "server_median_ms"},
+    "server_commit_ms": {"median": "server_commit_median_ms", "p99": "server_commit_p99_ms"},
+    "server_queued_ms": {"median": "server_queued_median_ms"},
+}
+
+
 def measure(
     api: Api,
     conn: sqlite3.Connection,
@@ -196,69 +217,81 @@ def measure(
     label: str,
 ) -> list[dict[str, Any]]:
     """Every N, ``reps`` times, against one server: one row per N."""
-    rows: list[dict[str, Any]] = []
-    for n in ns:
-        samples = []
-        for rep in range(reps):
-            s = one_rep(api, conn, db, bot_id, n, settle)
-            samples.append(s)
-            print(
-                f"  [{label}] N={n:<4d} rep {rep + 1:2d}/{reps}: "
-                f"response {s['response_ms']:7.1f} ms,"
-                f" all killed {s['committed_ms']:7.1f} ms (confirmed "
-                f"{s['confirmed_ms']:7.1f} ms; server: request to engage "
-                f"{s['server_queued_ms']:5.1f} ms, commit {s['server_commit_ms']:6.1f} ms;"
-                f" longest poll gap "
-                f"{s['poll_gap_ms']:5.1f} ms; server engage "
-                f"{s['server_elapsed_ms']:6.1f} ms; {s['killed_in_ledger']}/{n} killed, "
-                f"{s['running_at_engage']} running before; start {s['start_s']:.1f} s; "
-                f"load {s['load_before']})",
-                flush=True,
-            )
-        committed = [s["committed_ms"] for s in samples]
-        confirmed = [s["confirmed_ms"] for s in samples]
-        response = [s["response_ms"] for s in samples]
-        server = [s["server_elapsed_ms"] or 0.0 for s in samples]
-        commit = [s["server_commit_ms"] or 0.0 for s in samples]
-        rows.append(
-            {
-                "sessions": n,
-                "reps": reps,
-                "response_median_ms": statistics.median(response),
-                "response_p99_ms": percentile(response, 99),
-                "median_ms": statistics.median(committed),
-                "p99_ms": percentile(committed, 99),
-                "worst_ms": max(committed),
-                "confirmed_median_ms": statistics.median(confirmed),
-                "confirmed_p99_ms": percentile(confirmed, 99),
-                "server_median_ms": statistics.median(server),
-                "server_commit_median_ms": statistics.median(commit),
-                "server_commit_p99_ms": percentile(commit, 99),
-                "server_queued_median_ms": statistics.median(
-                    s["server_queued_ms"] or 0.0 for s in samples
-                ),
-                "poll_gap_max_ms": max(s["poll_gap_ms"] for s in samples),
-                "all_killed": all(s["killed_in_ledger"] == n for s in samples),
-                "failures": sorted({f for s in samples for f in s["failures"]}),
-                "samples": samples,
-            }
-        )
-    return rows
+    return measure_rows(
+        ns,
+        reps,
+        lambda n: one_rep(api, conn, db, bot_id, n, settle),
+        lambda n, s: (
+            f"response {s['response_ms']:7.1f} ms, all killed {s['committed_ms']:7.1f} ms "
+            f"(confirmed {s['confirmed_ms']:7.1f} ms; server: request to engage "
+            f"{s['server_queued_ms']:5.1f} ms, commit {s['server_commit_ms']:6.1f} ms; "
+            f"longest poll gap {s['poll_gap_ms']:5.1f} ms; server engage "
+            f"{s['server_elapsed_ms']:6.1f} ms; {s['killed_in_ledger']}/{n} killed, "
+            f"{s['running_at_engage']} running before; start {s['start_s']:.1f} s; "
+            f"load {s['load_before']})"
+        ),
+        STATS,
+        lambda n, samples: {
+            "poll_gap_max_ms": max(s["poll_gap_ms"] for s in samples),
+            "all_killed": all(s["killed_in_ledger"] == n for s in samples),
+            "failures": sorted({f for s in samples for f in s["failures"]}),
+        },
+        label,
+    )
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+class OpenPage:
+    """The server's overview page, open in headless Chromium until :meth:`close`.
+
+    Without Playwright or Chromium the page is fetched once (``Accept: text/html``):
+    the dashboard is built and a document made, but no browser keeps it open;
+    :attr:`how` says which.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._pw = self._browser = None
+        try:
+            from playwright.sync_api import sync_playwright
+
+            if not Path(CHROMIUM).exists():
+                raise ImportError(CHROMIUM)
+        except ImportError:
+            import requests
+
+            r = requests.get(url + "/", headers={"Accept": "text/html"}, timeout=300)
+            r.raise_for_status()
+            self.how = "page fetched (no browser)"
+            return
+        self._pw = sync_playwright().start()
+        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM)
+        page = self._browser.new_page()
+        page.goto(url + "/", timeout=300_000)
+        page.locator(".alphaswarm-runs").first.wait_for(timeout=300_000)  # the runs table
+        self.how = "page open in Chromium"
+
+    def close(self) -> None:
+        if self._browser is not None:
+            self._browser.close()
+        if self._pw is not None:
+            self._pw.stop()
 
 
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--sessions", default=None, help="comma-separated N (default 1,10,50,200)")
-    p.add_argument("--reps", type=int, default=None, help="repetitions per N (default 20)")
+    add_sessions_arguments(p, FULL_NS)
     p.add_argument("--settle", type=float, default=None, help="seconds of trading first (0.5)")
     add_tuning_arguments(p, "the server's --tune-interpreter")
-    args = p.parse_args()
-    ns = (
-        [int(x) for x in args.sessions.split(",")]
-        if args.sessions
-        else list(QUICK_NS if args.quick else FULL_NS)
+    p.add_argument(
+        "--page",
+        choices=("none", "open", "both"),
+        default="both",
+        help="a dashboard page open while measuring: none, open, or both (default both)",
     )
-    reps = args.reps or (3 if args.quick else 20)
+    args = p.parse_args()
+    ns, reps = sessions_and_reps(args, FULL_NS, QUICK_NS)
     settle = args.settle if args.settle is not None else (0.2 if args.quick else 0.5)
     modes = tuning_modes(args)
     started = time.perf_counter()
@@ -269,20 +302,33 @@ def main() -> int:
         f"{reps} reps"
     )
     print(machine_line())
-    rows_by_mode: dict[bool, list[dict[str, Any]]] = {}
-    for tuned in modes:
-        label = "tuning on" if tuned else "tuning off"
-        with tempfile.TemporaryDirectory(prefix="bench-http-ks-") as tmp:
-            db = Path(tmp) / "ledger.db"
-            with alphaswarm_serve(db, Path(tmp), tune_interpreter=tuned) as (url, _proc):
-                api = Api(url)
-                bot_id = bench_bot(api)
-                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
-                try:
-                    rows_by_mode[tuned] = measure(api, conn, db, bot_id, ns, reps, settle, label)
-                finally:
-                    conn.close()
-                    api.close()
+    pages = {"none": (False,), "open": (True,), "both": (False, True)}[args.page]
+    by_page: dict[str, dict[bool, list[dict[str, Any]]]] = {}
+    for open_page in pages:
+        rows_by_mode: dict[bool, list[dict[str, Any]]] = {}
+        page_label = "no page opened"
+        for tuned in modes:
+            label = "tuning on" if tuned else "tuning off"
+            with tempfile.TemporaryDirectory(prefix="bench-http-ks-") as tmp:
+                db = Path(tmp) / "ledger.db"
+                with alphaswarm_serve(db, Path(tmp), tune_interpreter=tuned) as (url, _proc):
+                    api = Api(url)
+                    bot_id = bench_bot(api)
+                    page = OpenPage(url) if open_page else None
+                    if page is not None:
+                        page_label = page.how
+                    label = f"{label}, {page_label}"
+                    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+                    try:
+                        rows_by_mode[tuned] = measure(
+                            api, conn, db, bot_id, ns, reps, settle, label
+                        )
+                    finally:
+                        conn.close()
+                        api.close()
+                        if page is not None:
+                            page.close()
+        by_page[page_label] = rows_by_mode
     columns = [
         ("sessions", "sessions"),
         ("reps", "reps"),
@@ -300,31 +346,23 @@ def main() -> int:
         ("poll_gap_max_ms", "longest poll gap ms"),
         ("all_killed", "all rows killed"),
     ]
-    for tuned, rows in rows_by_mode.items():
-        print(
-            table(
-                rows,
-                columns,
-                "Kill switch over HTTP: POST /kill-switch -> response, -> all N rows 'killed', "
-                f"tuning {'on' if tuned else 'off'}",
-            )
-        )
-    print(
-        side_by_side(
-            rows_by_mode,
-            [
-                ("median_ms", "all killed p50 ms"),
-                ("p99_ms", "all killed p99 ms"),
-                ("response_p99_ms", "response p99 ms"),
-            ],
-            "Kill switch over HTTP: interpreter tuning off and on side by side",
-        )
-    )
+    title = "Kill switch over HTTP: POST /kill-switch -> response, -> all N rows 'killed'"
+    compared = [
+        ("median_ms", "all killed p50 ms"),
+        ("p99_ms", "all killed p99 ms"),
+        ("response_p99_ms", "response p99 ms"),
+    ]
+    for page_label, rows_by_mode in by_page.items():
+        side = f"Kill switch over HTTP, {page_label}: interpreter tuning off and on side by side"
+        print(tuned_tables(rows_by_mode, columns, f"{title}, {page_label}", compared, side))
+    first = next(iter(by_page.values()))
     payload = {
         "settle_s": settle,
-        "tuning": ["on" if t else "off" for t in modes],
-        "rows": rows_by_mode.get(False, []),
-        "rows_tuned": rows_by_mode.get(True, []),
+        **tuned_payload(modes, first),
+        "by_page": {
+            page_label: {"off" if not t else "on": rows for t, rows in rows_by_mode.items()}
+            for page_label, rows_by_mode in by_page.items()
+        },
     }
     write_results(args.results_dir, NAME, payload, started, args.quick)
     return 0

@@ -14,7 +14,7 @@ sees every one of the N runs ``killed``. Between repetitions the switch is
 reset and fresh sessions start.
 
     python bench/killswitch_latency.py             # N = 1, 10, 20, 50, 200; 20 reps
-    python bench/killswitch_latency.py --quick     # N = 1, 5; 3 reps
+    python bench/killswitch_latency.py --quick     # N = 3; 2 reps
 
 ``--lock-held``: before each engagement another process takes the ledger's SQLite
 write lock (``BEGIN IMMEDIATE``) and keeps it until the engagement has returned
@@ -37,7 +37,6 @@ of both are printed side by side.
 from __future__ import annotations
 
 import logging
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,22 +45,27 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
-    SEED,
+    add_sessions_arguments,
     add_tuning_arguments,
+    bench_bot,
+    bench_sessions,
     load,
     machine_line,
+    measure_rows,
+    minute_replay,
     parser,
     peak_rss_mib,
-    percentile,
-    side_by_side,
+    sessions_and_reps,
     table,
+    tuned_payload,
+    tuned_tables,
     tuning_modes,
     write_results,
 )
 
 NAME = "killswitch_latency"
 FULL_NS = (1, 10, 20, 50, 200)
-QUICK_NS = (1, 5)
+QUICK_NS = (3,)
 FEED_BARS = 2_000  # far more than a repetition consumes at speed 60
 
 
@@ -80,18 +84,7 @@ def killed_count(ledger: Any, run_ids: list[str]) -> int:
 
 def one_rep(aw: Any, bot: Any, feed: Any, ledger: Any, n: int, settle: float) -> dict[str, Any]:
     ks = aw.kill_switch()
-    sessions = [
-        aw.PaperSession(
-            bot,
-            speed=60,
-            duration_minutes=None,
-            feed=feed,
-            ledger=ledger,
-            force=True,
-            reason="benchmark: gate not under test",
-        )
-        for _ in range(n)
-    ]
+    sessions = bench_sessions(aw, bot, feed, n, ledger=ledger)
     t_start = time.perf_counter()
     for s in sessions:
         s.start()
@@ -174,18 +167,7 @@ def one_rep_locked(
     from alphaswarm.paper.final_writes import final_writes
 
     ks = aw.kill_switch()
-    sessions = [
-        aw.PaperSession(
-            bot,
-            speed=60,
-            duration_minutes=None,
-            feed=feed,
-            ledger=ledger,
-            force=True,
-            reason="benchmark: gate not under test",
-        ).start()
-        for _ in range(n)
-    ]
+    sessions = [s.start() for s in bench_sessions(aw, bot, feed, n, ledger=ledger)]
     deadline = time.monotonic() + 60 + n * 0.5
     while time.monotonic() < deadline and not all(s.bars_seen >= 1 for s in sessions):
         time.sleep(0.01)
@@ -230,25 +212,13 @@ def one_rep_locked(
 def main_lock_held(args: Any, ns: list[int], reps: int, settle: float, started: float) -> int:
     """The ``--lock-held`` mode: engage-to-halted while another process holds the lock."""
     import alphaswarm as aw
-    from alphaswarm.data import ReplayFeed, SyntheticFeed
     from alphaswarm.paper.registry import registry
 
     name = f"{NAME}_lock_held"
     print(f"{name}: N sessions at speed 60, the SQLite write lock held by another process")
     print(machine_line())
-    feed = ReplayFeed(
-        SyntheticFeed(["DEMO"], seed=SEED, bars=FEED_BARS).frame(),
-        interval="1m",
-        calendar="equities",
-    )
-    bot = aw.Bot(
-        name="bench-killswitch",
-        strategy="sma_cross",
-        params={"fast": 5, "slow": 20, "qty": 100},
-        universe=["DEMO"],
-        risk={"kill_switch_attached": True},
-    )
-    rows: list[dict[str, Any]] = []
+    feed = minute_replay(FEED_BARS)
+    bot = bench_bot(aw, "bench-killswitch")
     with tempfile.TemporaryDirectory(prefix="bench-killswitch-") as tmp:
         path = Path(tmp) / "ledger.db"
         ledger = aw.Ledger(url=f"sqlite:///{path}")
@@ -256,38 +226,23 @@ def main_lock_held(args: Any, ns: list[int], reps: int, settle: float, started: 
         aw.set_ledger(ledger)
         registry()
         aw.kill_switch().reset(actor="bench")
-        for n in ns:
-            samples = []
-            for rep in range(reps):
-                s = one_rep_locked(aw, bot, feed, ledger, path, n, settle)
-                samples.append(s)
-                print(
-                    f"  N={n:<4d} rep {rep + 1:2d}/{reps}: halted {s['halted_ms']:7.1f} ms "
-                    f"({s['halted']}/{n}), engage returned {s['engage_ms']:7.1f} ms "
-                    f"(pending {s['pending_at_return']}), row written "
-                    f"{s['persisted_after_release_ms']:7.1f} ms after the release "
-                    f"(load {s['load_before']})",
-                    flush=True,
-                )
-            halted = [s["halted_ms"] for s in samples]
-            engage = [s["engage_ms"] for s in samples]
-            persisted = [s["persisted_after_release_ms"] for s in samples]
-            rows.append(
-                {
-                    "sessions": n,
-                    "reps": reps,
-                    "halted_p50_ms": statistics.median(halted),
-                    "halted_p99_ms": percentile(halted, 99),
-                    "engage_p50_ms": statistics.median(engage),
-                    "engage_p99_ms": percentile(engage, 99),
-                    "persisted_p50_ms": statistics.median(persisted),
-                    "persisted_p99_ms": percentile(persisted, 99),
-                    "all_halted": all(s["halted"] == n for s in samples),
-                    "all_pending": all(s["pending_at_return"] for s in samples),
-                    "load": load(),
-                    "samples": samples,
-                }
-            )
+        rows = measure_rows(
+            ns,
+            reps,
+            lambda n: one_rep_locked(aw, bot, feed, ledger, path, n, settle),
+            lambda n, s: (
+                f"halted {s['halted_ms']:7.1f} ms ({s['halted']}/{n}), engage returned "
+                f"{s['engage_ms']:7.1f} ms (pending {s['pending_at_return']}), row written "
+                f"{s['persisted_after_release_ms']:7.1f} ms after the release "
+                f"(load {s['load_before']})"
+            ),
+            LOCKED_STATS,
+            lambda n, samples: {
+                "all_halted": all(s["halted"] == n for s in samples),
+                "all_pending": all(s["pending_at_return"] for s in samples),
+                "load": load(),
+            },
+        )
         ledger.close()
         aw.set_ledger(None)
     columns = [
@@ -314,54 +269,49 @@ def main_lock_held(args: Any, ns: list[int], reps: int, settle: float, started: 
     return 0
 
 
+#: The statistics of each N: sample key -> {statistic: row key}.
+STATS = {
+    "final_rows_ms": {"median": "median_ms", "p99": "p99_ms", "worst": "worst_ms",
+                      "best": "best_ms"},
+    "closing_rows_ms": {"median": "closing_median_ms", "p99": "closing_p99_ms"},
+    "engage_ms": {"median": "engage_median_ms", "p99": "engage_p99_ms"},
+    "committed_ms": {"median": "seen_median_ms"},
+}  # fmt: skip
+#: Those of ``--lock-held``.
+LOCKED_STATS = {
+    "halted_ms": {"median": "halted_p50_ms", "p99": "halted_p99_ms"},
+    "engage_ms": {"median": "engage_p50_ms", "p99": "engage_p99_ms"},
+    "persisted_after_release_ms": {"median": "persisted_p50_ms", "p99": "persisted_p99_ms"},
+}
+
+
 def measure(
     aw: Any, bot: Any, feed: Any, ledger: Any, ns: list[int], reps: int, settle: float, label: str
 ) -> list[dict[str, Any]]:
     """Every N, ``reps`` times: one row per N."""
-    rows: list[dict[str, Any]] = []
-    for n in ns:
-        samples = []
-        for rep in range(reps):
-            s = one_rep(aw, bot, feed, ledger, n, settle)
-            samples.append(s)
-            print(
-                f"  [{label}] N={n:<4d} rep {rep + 1:2d}/{reps}: final rows committed "
-                f"{s['final_rows_ms']:7.1f} ms, closing rows {s['closing_rows_ms']:7.1f} ms, "
-                f"engage returned {s['engage_ms']:7.1f} ms, "
-                f"all killed rows seen {s['committed_ms']:7.1f} ms "
-                f"({s['killed_in_ledger']}/{n} killed, {s['running_at_engage']} running; "
-                f"load {s['load_before']})",
-                flush=True,
-            )
-        final = [s["final_rows_ms"] for s in samples]
-        seen = [s["committed_ms"] for s in samples]
-        engage = [s["engage_ms"] for s in samples]
-        closing = [s["closing_rows_ms"] for s in samples]
-        rows.append(
-            {
-                "sessions": n,
-                "reps": reps,
-                "median_ms": statistics.median(final),
-                "p99_ms": percentile(final, 99),
-                "worst_ms": max(final),
-                "best_ms": min(final),
-                "closing_median_ms": statistics.median(closing),
-                "closing_p99_ms": percentile(closing, 99),
-                "engage_median_ms": statistics.median(engage),
-                "engage_p99_ms": percentile(engage, 99),
-                "seen_median_ms": statistics.median(seen),
-                "all_killed": all(s["killed_in_ledger"] == n for s in samples),
-                "failures": sorted({f for s in samples for f in s["failures"]}),
-                "samples": samples,
-            }
-        )
-    return rows
+    return measure_rows(
+        ns,
+        reps,
+        lambda n: one_rep(aw, bot, feed, ledger, n, settle),
+        lambda n, s: (
+            f"final rows committed {s['final_rows_ms']:7.1f} ms, closing rows "
+            f"{s['closing_rows_ms']:7.1f} ms, engage returned {s['engage_ms']:7.1f} ms, "
+            f"all killed rows seen {s['committed_ms']:7.1f} ms "
+            f"({s['killed_in_ledger']}/{n} killed, {s['running_at_engage']} running; "
+            f"load {s['load_before']})"
+        ),
+        STATS,
+        lambda n, samples: {
+            "all_killed": all(s["killed_in_ledger"] == n for s in samples),
+            "failures": sorted({f for s in samples for f in s["failures"]}),
+        },
+        label,
+    )
 
 
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--sessions", default=None, help="comma-separated N (default 1,10,20,50,200)")
-    p.add_argument("--reps", type=int, default=None, help="repetitions per N (default 20)")
+    add_sessions_arguments(p, FULL_NS)
     p.add_argument(
         "--settle", type=float, default=None, help="seconds of trading before engaging (0.5)"
     )
@@ -372,12 +322,7 @@ def main() -> int:
         help="another process holds the ledger's write lock while the switch is engaged",
     )
     args = p.parse_args()
-    ns = (
-        [int(x) for x in args.sessions.split(",")]
-        if args.sessions
-        else list(QUICK_NS if args.quick else FULL_NS)
-    )
-    reps = args.reps or (3 if args.quick else 20)
+    ns, reps = sessions_and_reps(args, FULL_NS, QUICK_NS)
     settle = args.settle if args.settle is not None else (0.2 if args.quick else 0.5)
     modes = tuning_modes(args)
     started = time.perf_counter()
@@ -387,25 +332,14 @@ def main() -> int:
         return main_lock_held(args, ns, reps, settle, started)
 
     import alphaswarm as aw
-    from alphaswarm.data import ReplayFeed, SyntheticFeed
     from alphaswarm.paper import tuning
     from alphaswarm.paper.registry import registry
 
     shown = ", then ".join("tuning on" if t else "tuning off" for t in modes)
     print(f"{NAME}: N sessions at speed 60, one SQLite ledger, {reps} reps per N; {shown}")
     print(machine_line())
-    feed = ReplayFeed(
-        SyntheticFeed(["DEMO"], seed=SEED, bars=FEED_BARS).frame(),
-        interval="1m",
-        calendar="equities",
-    )
-    bot = aw.Bot(
-        name="bench-killswitch",
-        strategy="sma_cross",
-        params={"fast": 5, "slow": 20, "qty": 100},
-        universe=["DEMO"],
-        risk={"kill_switch_attached": True},
-    )
+    feed = minute_replay(FEED_BARS)
+    bot = bench_bot(aw, "bench-killswitch")
     rows_by_mode: dict[bool, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-killswitch-") as tmp:
         ledger = aw.Ledger(url=f"sqlite:///{Path(tmp) / 'ledger.db'}")
@@ -438,26 +372,14 @@ def main() -> int:
         ("seen_median_ms", "rows seen after return, median ms"),
         ("all_killed", "all rows killed"),
     ]
-    for tuned, rows in rows_by_mode.items():
-        print(
-            table(
-                rows,
-                columns,
-                "Kill switch: engage -> all N final rows committed (status killed), "
-                f"tuning {'on' if tuned else 'off'}",
-            )
-        )
-    print(
-        side_by_side(
-            rows_by_mode,
-            [
-                ("median_ms", "p50 ms"),
-                ("p99_ms", "p99 ms"),
-                ("engage_p99_ms", "engage() returns p99 ms"),
-            ],
-            "Kill switch, final rows committed: interpreter tuning off and on side by side",
-        )
-    )
+    title = "Kill switch: engage -> all N final rows committed (status killed)"
+    compared = [
+        ("median_ms", "p50 ms"),
+        ("p99_ms", "p99 ms"),
+        ("engage_p99_ms", "engage() returns p99 ms"),
+    ]
+    side = "Kill switch, final rows committed: interpreter tuning off and on side by side"
+    print(tuned_tables(rows_by_mode, columns, title, compared, side))
     print(
         "final rows committed = engage's `final_rows_committed_ms` (the commit of the "
         "sessions' final run rows: status, reason, end time, open orders cancelled); closing "
@@ -470,13 +392,7 @@ def main() -> int:
     write_results(
         args.results_dir,
         NAME,
-        {
-            "settle_s": settle,
-            "tuning": ["on" if t else "off" for t in modes],
-            "rows": rows_by_mode.get(False, []),
-            "rows_tuned": rows_by_mode.get(True, []),
-            "peak_rss_mib": peak_rss_mib(),
-        },
+        {"settle_s": settle, **tuned_payload(modes, rows_by_mode), "peak_rss_mib": peak_rss_mib()},
         started,
         args.quick,
     )

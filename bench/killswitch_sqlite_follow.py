@@ -16,7 +16,7 @@ reset here and fresh sessions start.
 Wall clocks of two processes on one machine (one clock).
 
     python bench/killswitch_sqlite_follow.py            # N = 1, 10, 50; 20 reps
-    python bench/killswitch_sqlite_follow.py --quick    # N = 1, 5; 3 reps
+    python bench/killswitch_sqlite_follow.py --quick    # N = 3; 2 reps
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,11 +31,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO_ROOT, SEED, load, machine_line, parser, percentile, table, write_results
+from _common import (
+    REPO_ROOT,
+    add_sessions_arguments,
+    bench_bot,
+    bench_sessions,
+    load,
+    machine_line,
+    measure_rows,
+    minute_replay,
+    parser,
+    sessions_and_reps,
+    table,
+    write_results,
+)
 
 NAME = "killswitch_sqlite_follow"
 FULL_NS = (1, 10, 50)
-QUICK_NS = (1, 5)
+QUICK_NS = (3,)
+#: The statistics of each N: sample key -> {statistic: row key}.
+STATS = {
+    "follow_ms": {"median": "follow_median_ms", "p99": "follow_p99_ms", "worst": "follow_worst_ms"},
+    "total_ms": {"median": "total_median_ms", "worst": "total_worst_ms"},
+}
 
 ENGAGER = """
 import json, sys, time
@@ -52,17 +69,7 @@ for line in sys.stdin:
 
 
 def one_rep(aw: Any, bot: Any, feed: Any, engager: subprocess.Popen, n: int) -> dict[str, Any]:
-    sessions = [
-        aw.PaperSession(
-            bot,
-            speed=60,
-            duration_minutes=None,
-            feed=feed,
-            force=True,
-            reason="benchmark: gate not under test",
-        ).start()
-        for _ in range(n)
-    ]
+    sessions = [s.start() for s in bench_sessions(aw, bot, feed, n)]
     deadline = time.monotonic() + 60 + n
     while time.monotonic() < deadline and not all(s.bars_seen >= 1 for s in sessions):
         time.sleep(0.01)
@@ -91,34 +98,19 @@ def one_rep(aw: Any, bot: Any, feed: Any, engager: subprocess.Popen, n: int) -> 
 
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--sessions", default=None, help="comma-separated N (default 1,10,50)")
-    p.add_argument("--reps", type=int, default=None, help="repetitions per N (default 20)")
+    add_sessions_arguments(p, FULL_NS)
     args = p.parse_args()
-    ns = (
-        [int(x) for x in args.sessions.split(",")]
-        if args.sessions
-        else list(QUICK_NS if args.quick else FULL_NS)
-    )
-    reps = args.reps or (3 if args.quick else 20)
+    ns, reps = sessions_and_reps(args, FULL_NS, QUICK_NS)
     started = time.perf_counter()
     logging.basicConfig(level=logging.WARNING)
 
     import alphaswarm as aw
-    from alphaswarm.data import ReplayFeed, SyntheticFeed
 
     print(f"{NAME}: N sessions at speed 60 here, engaged from another process, {reps} reps")
     print(machine_line())
-    feed = ReplayFeed(
-        SyntheticFeed(["DEMO"], seed=SEED, bars=2_000).frame(), interval="1m", calendar="equities"
-    )
-    bot = aw.Bot(
-        name="bench-follow",
-        strategy="sma_cross",
-        params={"fast": 5, "slow": 20, "qty": 100},
-        universe=["DEMO"],
-        risk={"kill_switch_attached": True},
-    )
-    rows: list[dict[str, Any]] = []
+    feed = minute_replay(2_000)
+    bot = bench_bot(aw, "bench-follow")
+    rows: list[dict[str, Any]] = []  # filled inside, printed after the ledger is closed
     with tempfile.TemporaryDirectory(prefix="bench-follow-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'ledger.db'}"
         ledger = aw.set_ledger(url)
@@ -135,32 +127,18 @@ def main() -> int:
         )
         try:
             engager.stdout.readline()  # its kill switch has read the row
-            for n in ns:
-                samples = []
-                for rep in range(reps):
-                    s = one_rep(aw, bot, feed, engager, n)
-                    samples.append(s)
-                    print(
-                        f"  N={n:<3d} rep {rep + 1:2d}/{reps}: followed {s['follow_ms']:7.1f} ms "
-                        f"after the commit, {s['total_ms']:7.1f} ms after engage() was called "
-                        f"({s['killed']}/{n} killed; load {s['load_before']})",
-                        flush=True,
-                    )
-                follow = [s["follow_ms"] for s in samples]
-                total = [s["total_ms"] for s in samples]
-                rows.append(
-                    {
-                        "sessions": n,
-                        "reps": reps,
-                        "follow_median_ms": statistics.median(follow),
-                        "follow_p99_ms": percentile(follow, 99),
-                        "follow_worst_ms": max(follow),
-                        "total_median_ms": statistics.median(total),
-                        "total_worst_ms": max(total),
-                        "all_killed": all(s["killed"] == n for s in samples),
-                        "samples": samples,
-                    }
-                )
+            rows = measure_rows(
+                ns,
+                reps,
+                lambda n: one_rep(aw, bot, feed, engager, n),
+                lambda n, s: (
+                    f"followed {s['follow_ms']:7.1f} ms after the commit, "
+                    f"{s['total_ms']:7.1f} ms after engage() was called "
+                    f"({s['killed']}/{n} killed; load {s['load_before']})"
+                ),
+                STATS,
+                lambda n, samples: {"all_killed": all(s["killed"] == n for s in samples)},
+            )
         finally:
             engager.stdin.close()
             engager.wait(30)

@@ -3,15 +3,21 @@
 The session runs the SMA 20/50 bot (qty 100) over ``ReplayFeed(frame)`` of seeded
 synthetic minute bars, with one sync subscriber attached to its FrameBus (so
 every frame is built and published) and its ledger in a SQLite file (fills,
-orders, equity, frames and the run row written in batches). The backtest path
+orders, equity, frames and the run row written in batches: a batch's
+``bar.received`` and ``equity.update`` frames as one ``paper_frame_blocks`` row,
+its other frames as ``paper_frames`` rows; "frames in ledger" counts both, and
+must equal "frames received"). The backtest path
 runs the same bot over the same bars with ``backtest(..., store=False)`` and
 with ``store=True`` (one ``backtest_runs`` row in the same SQLite file).
 
 Timed: ``session.start()`` (gate, run row, first batch) to ``session.wait()``
 returning (final row committed); ``backtest(...)`` call for the backtest path.
 
-Not covered here: frames/s received by a WebSocket client (the server issue
-adds the WebSocket; this measures the in-process FrameBus).
+bars/CPU-s counts the CPU time of every thread of the process (the session runs
+on the engine loop's thread); on a shared machine it is the steadier figure.
+
+Not covered here: frames/s received by a WebSocket client (``bench/ws_throughput.py``;
+this measures the in-process FrameBus).
 
     python bench/paper_replay.py            # 100,000 bars
     python bench/paper_replay.py --quick    # 2,000 bars
@@ -117,7 +123,9 @@ def main() -> int:
             run = ledger.get_run(session.paper_run_id) or {}
             n_frames = int(
                 ledger.sql(
-                    "SELECT COUNT(*) AS n FROM paper_frames WHERE paper_run_id = :r",
+                    "SELECT (SELECT COUNT(*) FROM paper_frames WHERE paper_run_id = :r) + "
+                    "(SELECT COALESCE(SUM(frames), 0) FROM paper_frame_blocks "
+                    "WHERE paper_run_id = :r) AS n",
                     r=session.paper_run_id,
                 )["n"].iloc[0]
             )

@@ -82,7 +82,9 @@ def one_run(
     t_end = time.perf_counter()
     run = wait_final(api, run_id)
     in_ledger = conn.execute(
-        "SELECT COUNT(*) FROM paper_frames WHERE paper_run_id = ?", (run_id,)
+        "SELECT (SELECT COUNT(*) FROM paper_frames WHERE paper_run_id = ?) + "
+        "(SELECT COALESCE(SUM(frames), 0) FROM paper_frame_blocks WHERE paper_run_id = ?)",
+        (run_id, run_id),
     ).fetchone()[0]
     session_s = seconds_between(run)
     row: dict[str, Any] = {

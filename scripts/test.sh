@@ -78,10 +78,20 @@ status=0
 if (($#)); then
     run_pytest "$@" || status=$?
 else
-    # The JupyterLab suite drives Playwright's sync API; it runs in a process of its own,
-    # after the rest, so no event loop another test left behind can be running under it.
-    run_pytest --ignore=tests/ui/test_jupyterlab.py || status=$?
-    run_pytest tests/ui/test_jupyterlab.py || status=$?
+    # Two worker processes (pytest-xdist), each test file whole in one of them: most tests
+    # wait on a server, a browser or a database, so two files at once use both cores.
+    # ALPHASWARM_TEST_WORKERS=0 runs each of the three runs below in one process.
+    workers="${ALPHASWARM_TEST_WORKERS:-2}"
+    xdist=()
+    if [[ "${workers}" != "0" ]]; then
+        xdist=(-n "${workers}" --dist loadfile)
+    fi
+    # Three runs, each in processes of its own: a browser test leaves Playwright's event
+    # loop running in its process, which would break a later test's asyncio.run(); the
+    # JupyterLab suite drives Playwright's sync API with no loop another test left behind.
+    run_pytest "${xdist[@]}" --durations=15 --ignore=tests/ui || status=$?
+    run_pytest "${xdist[@]}" --durations=15 tests/ui --ignore=tests/ui/test_jupyterlab.py || status=$?
+    run_pytest --durations=10 tests/ui/test_jupyterlab.py || status=$?
 fi
 check_tree || status=1
 exit "${status}"

@@ -215,3 +215,18 @@ def test_a_closed_loop_is_ignored():
 def test_refreeze_after_must_be_positive(loop):
     with pytest.raises(ValueError, match="refreeze_after"):
         HeapFreezer(loop, lambda: True, refreeze_after=0)
+
+
+def test_settle_freezes_what_was_just_made_while_sessions_run(loop):
+    """A dashboard built while sessions run: its objects are frozen soon, as after a start."""
+    sessions = Sessions(True)
+    freezer = HeapFreezer(loop, sessions.idle, settle_s=0.05)
+    made = Node()
+    freezer.settle()
+    assert wait_for(lambda: freezer.stats.freezes == 1)
+    assert not in_collector_sight(made)
+    assert freezer.stats.starts_since_refreeze == 0  # no session start counted
+    sessions.running = False
+    freezer.settle()
+    drain(loop, 0.2)
+    assert freezer.stats.freezes == 1  # no session runs: nothing is frozen

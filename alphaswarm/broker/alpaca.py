@@ -41,7 +41,6 @@ import logging
 import queue
 import threading
 import time
-import warnings
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -52,11 +51,13 @@ from alphaswarm.broker.base import (
     BrokerError,
     BrokerUnavailable,
     CancelConfirmation,
+    OrderChange,
     OrderUpdate,
     ReconcileReport,
     UpdateKind,
 )
-from alphaswarm.broker.remote_book import RemoteOrderBook
+from alphaswarm.broker.remote_book import CLIENT_ID_PREFIX, RemoteOrderBook
+from alphaswarm.extras import import_extra
 from alphaswarm.live.alpaca import DEFAULT_KEY_ENV, DEFAULT_SECRET_ENV, read_keys
 from alphaswarm.live.hours import market_hours
 from alphaswarm.model import (
@@ -78,9 +79,6 @@ if TYPE_CHECKING:
 __all__ = ["AlpacaPaperBroker", "CLIENT_ID_PREFIX", "kit_status"]
 
 log = logging.getLogger(__name__)
-
-#: Prefix of every client order id the kit sends.
-CLIENT_ID_PREFIX = "aw-"
 
 _OPEN_BROKER_STATES = {
     "new", "accepted", "pending_new", "accepted_for_bidding", "partially_filled",
@@ -130,21 +128,11 @@ def kit_status(broker_status: str, filled_qty: float = 0.0) -> tuple[OrderStatus
 
 def _sdk() -> Any:
     """Import alpaca-py's trading modules (the stream's import of websockets warns)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import alpaca.common.exceptions
-            import alpaca.trading.client
-            import alpaca.trading.enums
-            import alpaca.trading.requests
-            import alpaca.trading.stream  # noqa: F401
-    except ImportError:  # pragma: no cover - the extra is missing
-        raise BrokerError(
-            "broker: 'alpaca_paper' needs the alpaca-py package: pip install 'alphaswarm[alpaca]'"
-        ) from None
-    import alpaca
-
-    return alpaca
+    modules = ("common.exceptions", "trading.client", "trading.enums", "trading.requests",
+               "trading.stream")  # fmt: skip
+    return import_extra(tuple(f"alpaca.{m}" for m in modules), package="alpaca-py",
+                        extra="alpaca", who="broker: 'alpaca_paper'", error=BrokerError,
+                        quiet=True)  # fmt: skip
 
 
 def _utc(text: str | None) -> datetime | None:
@@ -188,6 +176,7 @@ class AlpacaPaperBroker(RemoteOrderBook, Broker):
     """
 
     kind = "alpaca_paper"
+    _venue = "alpaca"
 
     def __init__(
         self,
@@ -215,22 +204,12 @@ class AlpacaPaperBroker(RemoteOrderBook, Broker):
         self.timeout = float(timeout)
         self.retries = int(retries)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._prefix = id_prefix
-        self._seq = 0
-        self.orders: dict[str, Order] = {}
+        self._init_book(id_prefix)  # submissions: POST /v2/orders calls made
         self._by_cid: dict[str, Order] = {}
-        self._broker_ids: dict[str, str] = {}  # our order id -> broker order id
         self._by_broker_id: dict[str, Order] = {}
         self._superseded: set[str] = set()  # broker ids of orders we replaced
         self._replaces: dict[str, int] = {}  # our order id -> replacements sent
-        self._positions: dict[str, Position] = {}
-        self.fills: list[Fill] = []
-        self._fill_seq = 0
-        self._updates: list[OrderUpdate] = []
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.available = True
-        self.unavailable_reason = ""
-        self.submissions = 0  # POST /v2/orders calls made
         sdk = _sdk()
         self._api_error = sdk.common.exceptions.APIError
         self._client = sdk.trading.client.TradingClient(
@@ -247,22 +226,6 @@ class AlpacaPaperBroker(RemoteOrderBook, Broker):
         return f"AlpacaPaperBroker(id_prefix={self._prefix!r}, keys from {keys})"
 
     # -- ids --------------------------------------------------------------------------
-    def client_order_id(self, order_id: str) -> str:
-        """The client order id sent with our order ``order_id``."""
-        return f"{CLIENT_ID_PREFIX}{order_id}"
-
-    def broker_order_id(self, order_id: str) -> str:
-        """Alpaca's id of our order (empty until the broker acknowledged it)."""
-        return self._broker_ids.get(order_id, "")
-
-    def id_map(self) -> dict[str, str]:
-        """Our order id → Alpaca order id, for every acknowledged order."""
-        return dict(self._broker_ids)
-
-    def _next_order_id(self) -> str:
-        self._seq += 1
-        return f"{self._prefix}o{self._seq}"
-
     def _ours(self, cid: str) -> str | None:
         """Our order id inside a client order id (``-rN`` marks a replacement), or None."""
         head = f"{CLIENT_ID_PREFIX}{self._prefix}o"
@@ -349,11 +312,6 @@ class AlpacaPaperBroker(RemoteOrderBook, Broker):
         except (BrokerError, self._api_error):
             return None
 
-    def _fail_closed(self, reason: str) -> None:
-        if self.available:
-            log.warning("alpaca broker refuses new orders: %s", reason)
-        self.available, self.unavailable_reason = False, reason
-
     def _request_for(self, request: OrderRequest, cid: str) -> Any:
         sdk = _sdk()
         rq, enums = sdk.trading.requests, sdk.trading.enums
@@ -395,13 +353,9 @@ class AlpacaPaperBroker(RemoteOrderBook, Broker):
         the broker refuses further orders until :meth:`reconcile`.
         """
         now = self._clock()
-        order = Order(self._next_order_id(), request, ts or now, 0, updated_at=ts or now)
-        self.orders[order.id] = order
-        if not self.available:
-            return self._refuse(
-                order, "broker_unavailable",
-                f"broker not answering, new orders refused: {self.unavailable_reason}",
-            )  # fmt: skip
+        order = self._new_order(request, ts or now)
+        if order.status is OrderStatus.REJECTED:
+            return order
         if not self.hours.is_open(now):
             opens = self.hours.next_open(now)
             return self._refuse(
@@ -482,41 +436,31 @@ class AlpacaPaperBroker(RemoteOrderBook, Broker):
                 self._by_cid[leg["client_order_id"]] = order
             self._apply(order, leg, None, kind=UpdateKind.ACCEPTED)  # held: works after the entry
 
-    def cancel(self, order_id: str) -> Order | None:
-        """Ask Alpaca to cancel an open order (the confirmation arrives as an update)."""
-        order = self.orders.get(order_id)
-        bid = self._broker_ids.get(order_id)
-        if order is None or not order.is_open or not bid:
-            return None
+    def _cancel_at_broker(self, order: Order, bid: str) -> Order | None:
+        """Ask Alpaca to cancel ``order`` (the confirmation arrives as an update)."""
         try:
             self._call("cancel", lambda: self._client.cancel_order_by_id(bid))
         except self._api_error as exc:
             if exc.status_code == 422:  # no longer cancelable: read what it became
                 self.sync_orders([order])
                 return None
-            raise BrokerError(f"alpaca: cancel {order_id}: {_api_message(exc)}") from None
+            raise BrokerError(f"alpaca: cancel {order.id}: {_api_message(exc)}") from None
         return order
 
-    def replace(
-        self,
-        order_id: str,
-        *,
-        qty: float | None = None,
-        limit_price: float | None = None,
-        stop_price: float | None = None,
-    ) -> Order:
+    def _replace(self, order_id: str, change: OrderChange) -> Order:
         """Replace an open order at Alpaca; our id now names the replacing broker order."""
-        order = self.orders.get(order_id)
-        bid = self._broker_ids.get(order_id)
-        if order is None or not order.is_open or not bid:
+        found = self._cancellable(order_id)
+        if found is None:
             raise BrokerError(f"replace: {order_id!r} is not an open order")
+        order, bid = found
+        qty = change.qty
         rq = _sdk().trading.requests
         self._replaces[order_id] = self._replaces.get(order_id, 0) + 1
         cid = f"{self.client_order_id(order_id)}-r{self._replaces[order_id]}"
         fields: dict[str, Any] = {
             "qty": int(qty) if qty is not None and float(qty).is_integer() else qty,
-            "limit_price": limit_price,
-            "stop_price": stop_price,
+            "limit_price": change.limit_price,
+            "stop_price": change.stop_price,
             "client_order_id": cid,
         }
         data = rq.ReplaceOrderRequest(**{k: v for k, v in fields.items() if v is not None})
@@ -524,12 +468,7 @@ class AlpacaPaperBroker(RemoteOrderBook, Broker):
             raw = self._call("replace", lambda: self._client.replace_order_by_id(bid, data))
         except self._api_error as exc:
             raise BrokerError(f"alpaca: replace {order_id}: {_api_message(exc)}") from None
-        if qty is not None:
-            order.request.qty = float(qty)
-        if limit_price is not None:
-            order.request.limit_price = float(limit_price)
-        if stop_price is not None:
-            order.request.stop_price = float(stop_price)
+        change.apply_to(order.request)
         self._superseded.add(bid)
         self._by_cid[raw["client_order_id"]] = order
         self._apply(order, raw, None, kind=UpdateKind.REPLACED)
@@ -616,9 +555,7 @@ class AlpacaPaperBroker(RemoteOrderBook, Broker):
             )  # fmt: skip
             for bid, (order, detail) in targets.items()
         ]
-        if any(not c.confirmed for c in out):
-            self._fail_closed("cancel all: not every cancel was confirmed")
-        return out
+        return self._fail_unless_confirmed(out)
 
     def _read(self, bid: str) -> dict[str, Any] | None:
         try:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from alphaswarm.model import field_values
+
 if TYPE_CHECKING:
     from datetime import datetime
 
@@ -146,14 +148,35 @@ class CancelConfirmation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready representation."""
-        return {
-            "order_id": self.order_id,
-            "broker_order_id": self.broker_order_id,
-            "confirmed": self.confirmed,
-            "status": self.status,
-            "seconds": self.seconds,
-            "detail": self.detail,
-        }
+        return field_values(self)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChange:
+    """What :meth:`Broker.replace` changes in an order; ``None`` keeps the order's value.
+
+    Parameters
+    ----------
+    qty : float, optional
+        The new quantity.
+    limit_price : float, optional
+        The new limit price.
+    stop_price : float, optional
+        The new stop price.
+    """
+
+    qty: float | None = None
+    limit_price: float | None = None
+    stop_price: float | None = None
+
+    def apply_to(self, request: OrderRequest) -> None:
+        """Write the changed values into ``request`` (the order's own)."""
+        if self.qty is not None:
+            request.qty = float(self.qty)
+        if self.limit_price is not None:
+            request.limit_price = float(self.limit_price)
+        if self.stop_price is not None:
+            request.stop_price = float(self.stop_price)
 
 
 @dataclass(slots=True)
@@ -196,7 +219,6 @@ class Broker(abc.ABC):
     def cancel(self, order_id: str) -> Order | None:
         """Ask the broker to cancel an open order; ``None`` when unknown or done."""
 
-    @abc.abstractmethod
     def replace(
         self,
         order_id: str,
@@ -206,6 +228,11 @@ class Broker(abc.ABC):
         stop_price: float | None = None,
     ) -> Order:
         """Change an open order's quantity or prices (our order id stays the same)."""
+        return self._replace(order_id, OrderChange(qty, limit_price, stop_price))
+
+    @abc.abstractmethod
+    def _replace(self, order_id: str, change: OrderChange) -> Order:
+        """Apply ``change`` to the open order ``order_id`` (what :meth:`replace` calls)."""
 
     @abc.abstractmethod
     def cancel_all(self, reason: str = "cancel all") -> list[CancelConfirmation]:

@@ -32,11 +32,13 @@ from alphaswarm.broker.base import (
     BrokerAccount,
     BrokerError,
     CancelConfirmation,
+    OrderChange,
     OrderUpdate,
     UpdateKind,
 )
 from alphaswarm.broker.remote_book import RemoteOrderBook
-from alphaswarm.model import Fill, Order, OrderStatus, OrderType, Position
+from alphaswarm.extras import import_extra
+from alphaswarm.model import Fill, Order, OrderStatus, OrderType
 
 if TYPE_CHECKING:
     from alphaswarm.model import OrderRequest
@@ -47,7 +49,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_KEY_ENV = "CCXT_API_KEY"
 DEFAULT_SECRET_ENV = "CCXT_SECRET"
-CLIENT_ID_PREFIX = "aw-"
 _STATUS = {
     "closed": (OrderStatus.FILLED, ""),
     "canceled": (OrderStatus.CANCELLED, "broker_cancelled"),
@@ -57,13 +58,8 @@ _STATUS = {
 
 
 def _ccxt() -> Any:
-    try:
-        import ccxt
-    except ImportError:  # pragma: no cover - the extra is missing
-        raise BrokerError(
-            "broker: 'ccxt_sandbox' needs the ccxt package: pip install 'alphaswarm[ccxt]'"
-        ) from None
-    return ccxt
+    return import_extra(("ccxt",), package="ccxt", extra="ccxt", who="broker: 'ccxt_sandbox'",
+                        error=BrokerError)  # fmt: skip
 
 
 class CcxtSandboxBroker(RemoteOrderBook, Broker):
@@ -90,6 +86,7 @@ class CcxtSandboxBroker(RemoteOrderBook, Broker):
     """
 
     kind = "ccxt_sandbox"
+    _venue = "ccxt sandbox"
 
     def __init__(
         self,
@@ -127,36 +124,13 @@ class CcxtSandboxBroker(RemoteOrderBook, Broker):
             if not isinstance(api, dict) or name not in api:
                 raise BrokerError(f"broker.urls: {exchange} has no API url named {name!r}")
             api[name] = url
-        self._prefix = id_prefix
-        self._seq = 0
-        self.orders: dict[str, Order] = {}
-        self._broker_ids: dict[str, str] = {}
-        self._positions: dict[str, Position] = {}
-        self.fills: list[Fill] = []
-        self._fill_seq = 0
-        self._updates: list[OrderUpdate] = []
-        self.available = True
-        self.unavailable_reason = ""
-        self.submissions = 0
+        self._init_book(id_prefix)
 
     def __repr__(self) -> str:
         return (
             f"CcxtSandboxBroker({self.exchange_id}, id_prefix={self._prefix!r}, "
             f"keys from ${self.key_env}/${self.secret_env})"
         )
-
-    # -- ids --------------------------------------------------------------------------
-    def client_order_id(self, order_id: str) -> str:
-        """The client order id sent with our order ``order_id``."""
-        return f"{CLIENT_ID_PREFIX}{order_id}"
-
-    def broker_order_id(self, order_id: str) -> str:
-        """The exchange's id of our order (empty until it acknowledged it)."""
-        return self._broker_ids.get(order_id, "")
-
-    def id_map(self) -> dict[str, str]:
-        """Our order id → the exchange's order id."""
-        return dict(self._broker_ids)
 
     # -- REST -------------------------------------------------------------------------
     def _lookup(self, order: Order) -> dict[str, Any] | None:
@@ -166,11 +140,6 @@ class CcxtSandboxBroker(RemoteOrderBook, Broker):
         except self._errors.OrderNotFound:
             return None
 
-    def _fail_closed(self, reason: str) -> None:
-        if self.available:
-            log.warning("ccxt sandbox broker refuses new orders: %s", reason)
-        self.available, self.unavailable_reason = False, reason
-
     # -- orders -----------------------------------------------------------------------
     def submit(self, request: OrderRequest, ts: datetime | None = None) -> Order:
         """Send a market or limit order to the sandbox.
@@ -179,14 +148,9 @@ class CcxtSandboxBroker(RemoteOrderBook, Broker):
         or refused before sending (``broker_unavailable``, ``unsupported``).
         """
         now = datetime.now(UTC)
-        self._seq += 1
-        order = Order(f"{self._prefix}o{self._seq}", request, ts or now, 0, updated_at=ts or now)
-        self.orders[order.id] = order
-        if not self.available:
-            return self._refuse(
-                order, "broker_unavailable",
-                f"broker not answering, new orders refused: {self.unavailable_reason}",
-            )  # fmt: skip
+        order = self._new_order(request, ts or now)
+        if order.status is OrderStatus.REJECTED:
+            return order
         if request.is_bracket or request.type not in (OrderType.MARKET, OrderType.LIMIT):
             kind = "bracket" if request.is_bracket else request.type.value
             return self._refuse(order, "unsupported", f"{kind} orders are not sent to ccxt")
@@ -219,29 +183,18 @@ class CcxtSandboxBroker(RemoteOrderBook, Broker):
         self._apply(order, raw, UpdateKind.ACCEPTED)
         return order
 
-    def cancel(self, order_id: str) -> Order | None:
-        """Cancel an open order at the exchange (the result is read back at once)."""
-        order = self.orders.get(order_id)
-        bid = self._broker_ids.get(order_id)
-        if order is None or not order.is_open or not bid:
-            return None
+    def _cancel_at_broker(self, order: Order, bid: str) -> Order:
+        """Cancel ``order`` at the exchange (the result is read back at once)."""
         try:
             raw = self._ex.cancel_order(bid, order.symbol)
         except self._errors.OrderNotFound:  # done meanwhile: read what it became
             raw = self._ex.fetch_order(bid, order.symbol)
         except self._errors.BaseError as exc:
-            raise BrokerError(f"ccxt: cancel {order_id}: {exc}") from None
+            raise BrokerError(f"ccxt: cancel {order.id}: {exc}") from None
         self._apply(order, raw)
         return order
 
-    def replace(
-        self,
-        order_id: str,
-        *,
-        qty: float | None = None,
-        limit_price: float | None = None,
-        stop_price: float | None = None,
-    ) -> Order:
+    def _replace(self, order_id: str, change: OrderChange) -> Order:
         """Not offered: cancel the order and place a new one."""
         raise BrokerError("replace: not offered for ccxt sandboxes; cancel and place a new order")
 
@@ -267,9 +220,7 @@ class CcxtSandboxBroker(RemoteOrderBook, Broker):
                     detail,
                 )  # fmt: skip
             )
-        if any(not c.confirmed for c in out):
-            self._fail_closed("cancel all: not every cancel was confirmed")
-        return out
+        return self._fail_unless_confirmed(out)
 
     # -- state ------------------------------------------------------------------------
     def account(self) -> BrokerAccount:

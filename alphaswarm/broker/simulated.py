@@ -17,6 +17,7 @@ from alphaswarm.broker.base import (
     BrokerAccount,
     BrokerError,
     CancelConfirmation,
+    OrderChange,
     OrderUpdate,
     UpdateKind,
 )
@@ -91,28 +92,15 @@ class SimulatedBrokerAdapter(Broker):
             )
         return order
 
-    def replace(
-        self,
-        order_id: str,
-        *,
-        qty: float | None = None,
-        limit_price: float | None = None,
-        stop_price: float | None = None,
-    ) -> Order:
+    def _replace(self, order_id: str, change: OrderChange) -> Order:
         """Change an open order in place (quantity not below what has filled)."""
         order = self.sim.orders.get(order_id)
         if order is None or not order.is_open:
             raise BrokerError(f"replace: {order_id!r} is not an open order")
-        if qty is not None:
-            if not qty > order.filled_qty:
-                raise BrokerError(
-                    f"replace: qty {qty:g} must exceed the filled {order.filled_qty:g}"
-                )
-            order.request.qty = float(qty)
-        if limit_price is not None:
-            order.request.limit_price = float(limit_price)
-        if stop_price is not None:
-            order.request.stop_price = float(stop_price)
+        qty = change.qty
+        if qty is not None and not qty > order.filled_qty:
+            raise BrokerError(f"replace: qty {qty:g} must exceed the filled {order.filled_qty:g}")
+        change.apply_to(order.request)
         self.sim.dirty_orders[order.id] = order
         self._updates.append(OrderUpdate(UpdateKind.REPLACED, order, None, order.id))
         return order

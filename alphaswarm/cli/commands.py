@@ -71,34 +71,29 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, kind: type[float] | type[int], zero_allowed: bool) -> Any:
+    """``text`` read as ``kind``: finite, > 0 (>= 0 with ``zero_allowed``)."""
+    noun = "a number" if kind is float else "a whole number"
     try:
-        value = float(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+        raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+    if not (value >= 0 if zero_allowed else value > 0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be {noun} {'>=' if zero_allowed else '>'} 0, "
+                                         f"got {text}")  # fmt: skip
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, float, zero_allowed=False)
 
 
 def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
+    return _number(text, float, zero_allowed=True)
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number > 0, got {text}")
-    return value
+    return _number(text, int, zero_allowed=False)
 
 
 def _date(text: str) -> str:
@@ -121,6 +116,40 @@ def _port(text: str) -> int:
     return value
 
 
+#: Global options taking a value: flag, metavar, help.
+_GLOBAL_VALUES = (
+    ("--db", "URL",
+     "ledger URL (or SQLite file path); default $ALPHASWARM_DB_URL or ~/.alphaswarm/ledger.db"),
+    ("--url", "URL",
+     "talk to a running server (http://host:port) over its REST API instead"),
+    ("--token", "T",
+     "bearer token for --url (and for `serve`); default $ALPHASWARM_TOKEN"),
+)  # fmt: skip
+#: Global on/off options: flag, help.
+_GLOBAL_SWITCHES = (
+    ("--json", "machine-readable output (JSON; one JSON frame per line for `paper run`)"),
+    ("--debug", "show tracebacks and engine log messages"),
+)
+#: ``serve``'s repeatable allow-lists of what bots sent over HTTP may name: flag, metavar, help.
+_SERVE_ALLOW_LISTS = (
+    ("--allow-host", "NAME",
+     "another name the Host header may carry (repeatable; the bound address, "
+     "localhost, 127.0.0.1 and [::1] always may): refuses DNS-rebinding requests"),
+    ("--data-dir", "DIR",
+     "where replay/recording files named by bots sent over HTTP may be "
+     "(repeatable; default: the working directory)"),
+    ("--strategy-dir", "DIR",
+     "where strategy_config files named by bots sent over HTTP may be "
+     "(repeatable; default: the working directory)"),
+    ("--feed-url", "URL",
+     "a provider base URL bots sent over HTTP may name in data.urls / "
+     "data.config.urls (repeatable; e.g. a local test server)"),
+    ("--credential-env", "NAME",
+     "another environment variable bots sent over HTTP may name as key_env / "
+     "secret_env (repeatable; ALPACA_API_KEY and ALPACA_SECRET_KEY always may)"),
+)  # fmt: skip
+
+
 def _add_globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """The global options; repeated on every command so they work in either position."""
 
@@ -128,37 +157,10 @@ def _add_globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     group = parser.add_argument_group("global options")
-    group.add_argument(
-        "--db",
-        metavar="URL",
-        default=default(None),
-        help="ledger URL (or SQLite file path); default $ALPHASWARM_DB_URL or "
-        "~/.alphaswarm/ledger.db",
-    )
-    group.add_argument(
-        "--url",
-        metavar="URL",
-        default=default(None),
-        help="talk to a running server (http://host:port) over its REST API instead",
-    )
-    group.add_argument(
-        "--token",
-        metavar="T",
-        default=default(None),
-        help="bearer token for --url (and for `serve`); default $ALPHASWARM_TOKEN",
-    )
-    group.add_argument(
-        "--json",
-        action="store_true",
-        default=default(False),
-        help="machine-readable output (JSON; one JSON frame per line for `paper run`)",
-    )
-    group.add_argument(
-        "--debug",
-        action="store_true",
-        default=default(False),
-        help="show tracebacks and engine log messages",
-    )
+    for flag, metavar, help_text in _GLOBAL_VALUES:
+        group.add_argument(flag, metavar=metavar, default=default(None), help=help_text)
+    for flag, help_text in _GLOBAL_SWITCHES:
+        group.add_argument(flag, action="store_true", default=default(False), help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,46 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --tune-interpreter: how often a busy thread hands over the interpreter "
         "lock, in ms (default 1; Python's own is 5)",
     )
-    p.add_argument(
-        "--allow-host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="another name the Host header may carry (repeatable; the bound address, "
-        "localhost, 127.0.0.1 and [::1] always may): refuses DNS-rebinding requests",
-    )
-    p.add_argument(
-        "--data-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="where replay/recording files named by bots sent over HTTP may be "
-        "(repeatable; default: the working directory)",
-    )
-    p.add_argument(
-        "--strategy-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="where strategy_config files named by bots sent over HTTP may be "
-        "(repeatable; default: the working directory)",
-    )
-    p.add_argument(
-        "--feed-url",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="a provider base URL bots sent over HTTP may name in data.urls / "
-        "data.config.urls (repeatable; e.g. a local test server)",
-    )
-    p.add_argument(
-        "--credential-env",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="another environment variable bots sent over HTTP may name as key_env / "
-        "secret_env (repeatable; ALPACA_API_KEY and ALPACA_SECRET_KEY always may)",
-    )
+    for flag, metavar, help_text in _SERVE_ALLOW_LISTS:
+        p.add_argument(flag, action="append", default=[], metavar=metavar, help=help_text)
 
     # bots
     bots = sub.add_parser(
@@ -583,9 +547,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     """``alphaswarm backtest BOT_OR_FILE``."""
     if args.bars is not None and args.end is not None:
         raise CliError("use --bars N or --start/--end, not --bars with --end")
-    result = _backend(args).backtest(
-        args.bot, bars=args.bars, start=args.start, end=args.end, starting_cash=args.cash
-    )
+    from alphaswarm.cli.embedded import BacktestOptions
+
+    options = BacktestOptions(args.bars, args.start, args.end, args.cash)
+    result = _backend(args).backtest(args.bot, options)
     if not _out(args, result):
         print_metrics(result)
     return EXIT_OK
@@ -766,7 +731,7 @@ def _print_ks_state(state: dict[str, Any]) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     """``alphaswarm demo``: register, backtest and paper trade the demo bot."""
     from alphaswarm.bots import DEMO_SPEC, Bot
-    from alphaswarm.cli.embedded import PaperOptions
+    from alphaswarm.cli.embedded import BacktestOptions, PaperOptions
 
     backend = _backend(args)
     bot = Bot(DEMO_SPEC)
@@ -775,7 +740,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"== bot {created.get('bot_id')} v{created.get('version')} "
         f"(spec_hash {str(created.get('spec_hash'))[:12]})"
     )
-    result = backend.backtest(created["bot_id"], bars=args.bars)
+    result = backend.backtest(created["bot_id"], BacktestOptions(bars=args.bars))
     print("== backtest")
     print_metrics(result)
     print(f"== paper replay: {args.paper_bars} bars at speed 0")

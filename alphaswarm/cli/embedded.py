@@ -15,7 +15,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -51,6 +50,25 @@ class PaperOptions:
     backtest_id: str | None = None
 
 
+@dataclass(frozen=True)
+class BacktestOptions:
+    """What ``backtest`` asks: a number of bars or a date range, and the starting cash."""
+
+    bars: int | None = None
+    start: str | None = None
+    end: str | None = None
+    starting_cash: float | None = None
+
+
+#: The keys of a bot version shown by ``bots show``.
+VERSION_KEYS = ("version", "spec_hash", "created_at")
+
+
+def version_rows(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The :data:`VERSION_KEYS` of each bot version (``bots show``)."""
+    return [{k: v.get(k) for k in VERSION_KEYS} for v in versions]
+
+
 def ledger_url(value: str | None) -> str | None:
     """Accept a database URL or a plain file path (taken as an SQLite file)."""
     if value is None or "://" in value or value.startswith("sqlite:"):
@@ -61,19 +79,6 @@ def ledger_url(value: str | None) -> str | None:
 def looks_like_file(ref: str) -> bool:
     """True when ``ref`` names a bot file rather than a bot id."""
     return ref.endswith(BOT_SUFFIXES) or os.sep in ref or Path(ref).is_file()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with ``pid`` exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 class SignalTrap:
@@ -152,34 +157,24 @@ class EmbeddedBackend:
         """One bot, its versions and its latest backtest reference."""
         bot_id = self.bot_id(ref)
         bot = dict(self.ledger.get_bot(bot_id) or {})
-        bot["versions"] = [
-            {k: v.get(k) for k in ("version", "spec_hash", "created_at")}
-            for v in self.ledger.bot_versions(bot_id)
-        ]
+        bot["versions"] = version_rows(self.ledger.bot_versions(bot_id))
         bot["paper_runs"] = len(self.ledger.list_runs(bot_id=bot_id))
         return bot
 
     # -- backtest --------------------------------------------------------------------
-    def backtest(
-        self,
-        ref: str,
-        *,
-        bars: int | None = None,
-        start: str | None = None,
-        end: str | None = None,
-        starting_cash: float | None = None,
-    ) -> dict[str, Any]:
+    def backtest(self, ref: str, options: BacktestOptions) -> dict[str, Any]:
         """Backtest a bot (file or id), store the run and evaluate the paper gate."""
         from alphaswarm.backtest import backtest
         from alphaswarm.paper.gate import check_gate
 
         bot = self.load_bot(ref)
+        cash = options.starting_cash
         result = backtest(
             bot,
-            bars=bars,
-            start=start,
-            end=end,
-            starting_cash=starting_cash if starting_cash is not None else 100_000.0,
+            bars=options.bars,
+            start=options.start,
+            end=options.end,
+            starting_cash=cash if cash is not None else 100_000.0,
             ledger=self.ledger,
         )
         gate = check_gate(bot, self.ledger, bot_id=result.bot_id, bot_version=result.bot_version)
@@ -335,6 +330,7 @@ class EmbeddedBackend:
     def paper_stop(self, run_id: str, reason: str, wait: float) -> dict[str, Any]:
         """Stop a running session, wherever it runs on this ledger."""
         from alphaswarm.ledger import process_owner
+        from alphaswarm.paper.recovery import owner_gone
         from alphaswarm.paper.registry import registry
 
         run = self._run(run_id)
@@ -348,8 +344,7 @@ class EmbeddedBackend:
             "cli", STOP_ACTION, {"paper_run_id": run_id, "reason": reason, "by": process_owner()}
         )
         owner = run.get("owner") or ""
-        host, _, pid = owner.rpartition(":")
-        if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
+        if owner_gone(owner):
             self.ledger.finalize_paper_run(
                 run_id, status="stopped", stop_reason=f"{reason} (its process {owner} was gone)"
             )

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import IO, Any
 
 from alphaswarm.jsoncodec import dumps_lenient
-from alphaswarm.metrics import METRIC_ALIASES, PERCENT_METRICS, STORED_METRICS
+from alphaswarm.metric_catalog import METRIC_ALIASES, PERCENT_METRICS, STORED_METRICS
 
 #: Order of the metrics a backtest prints.
 METRIC_ORDER = STORED_METRICS

@@ -7,6 +7,7 @@ HTTP goes through the standard library; a ``paper run`` streams its frames from
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
@@ -16,7 +17,13 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from alphaswarm.cli.embedded import PaperOptions, SignalTrap, looks_like_file
+from alphaswarm.cli.embedded import (
+    BacktestOptions,
+    PaperOptions,
+    SignalTrap,
+    looks_like_file,
+    version_rows,
+)
 from alphaswarm.cli.errors import (
     EXIT_ERROR,
     EXIT_GATE_REFUSED,
@@ -166,24 +173,14 @@ class RemoteBackend:
         """``GET /bots/{id}`` and its versions."""
         bot = self.request("GET", f"/bots/{_q(ref)}")
         versions = _items(self.request("GET", f"/bots/{_q(ref)}/versions"), "versions")
-        bot["versions"] = [
-            {k: v.get(k) for k in ("version", "spec_hash", "created_at")} for v in versions
-        ]
+        bot["versions"] = version_rows(versions)
         return bot
 
     # -- backtest --------------------------------------------------------------------
-    def backtest(
-        self,
-        ref: str,
-        *,
-        bars: int | None = None,
-        start: str | None = None,
-        end: str | None = None,
-        starting_cash: float | None = None,
-    ) -> dict[str, Any]:
+    def backtest(self, ref: str, options: BacktestOptions) -> dict[str, Any]:
         """``POST /bots/{id}/backtest``."""
         bot_id = self.bot_id(ref)
-        body = {"bars": bars, "start": start, "end": end, "starting_cash": starting_cash}
+        body = dataclasses.asdict(options)
         result = self.request(
             "POST",
             f"/bots/{_q(bot_id)}/backtest",

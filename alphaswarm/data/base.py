@@ -18,11 +18,12 @@ implement :meth:`Feed._blocks`.
 from __future__ import annotations
 
 import abc
+import functools
 import math
 import re
 from array import array
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -394,6 +395,32 @@ class Feed(abc.ABC):
             for block in _slices(big, GROUPS_SLICE):
                 yield from _bar_groups(block)
 
+    def replay_groups(
+        self, start: Any = None, end: Any = None, limit: int | None = None
+    ) -> Iterator[list[Bar]]:
+        """The groups :meth:`groups` yields, from a generator, for a full-speed run.
+
+        The same bars in the same order, each made when asked for, for a consumer
+        that runs through them as fast as it can (a backtest): resuming the
+        generator costs less per timestamp than :meth:`groups`' iterator, whose
+        smaller suspended state suits a paced session that holds it for hours.
+
+        Parameters
+        ----------
+        start, end : str, datetime, date or pandas.Timestamp, optional
+            Inclusive bounds; a bare date as ``end`` includes that whole day.
+        limit : int, optional
+            Maximum number of groups (timestamps) to yield.
+
+        Yields
+        ------
+        list of Bar
+            Bars of one timestamp, sorted by symbol, in time order.
+        """
+        for big in self._read(start, end, limit, stream=True):
+            for block in _slices(big, GROUPS_SLICE):
+                yield from _BarGroups(block).stream()
+
     def arrays(self, start: Any = None, end: Any = None, limit: int | None = None) -> FeedArrays:
         """The bars :meth:`groups` would yield, as arrays per symbol (no Bar objects).
 
@@ -561,6 +588,44 @@ class _BarGroups:
             for i in range(edges[g], edges[g + 1])
         ]  # fmt: skip
 
+    def stream(self) -> Iterator[list[Bar]]:
+        """The remaining groups from a generator (see :meth:`Feed.replay_groups`).
+
+        Resuming a generator costs less than a call of :meth:`__next__`; each bar
+        is still made when its group is asked for and dropped after it, so nothing
+        piles up for the garbage collector.
+        """
+        new, trusted = _new, Bar.trusted
+        while True:
+            try:
+                self._next_chunk()
+            except StopIteration:
+                return
+            stamps = self._stamps.tolist()
+            self._g = self._n  # this chunk is handed out by the generator
+            v, edges, names = self._values, self._edges, self._names
+            if edges is None:  # one symbol, one bar per timestamp
+                symbol = names[0]
+                columns = (v[k::5].tolist() for k in range(5))
+                for ts, o, h, lo, c, vol in zip(stamps, *columns, strict=True):
+                    bar = new(Bar)  # one store per field: no tuple built and unpacked
+                    bar.symbol = symbol
+                    bar.ts = ts
+                    bar.open = o
+                    bar.high = h
+                    bar.low = lo
+                    bar.close = c
+                    bar.volume = vol
+                    yield [bar]
+            else:
+                code = self._codes
+                for g, ts in enumerate(stamps):
+                    yield [
+                        trusted(names[code[i]], ts, v[5 * i], v[5 * i + 1], v[5 * i + 2],
+                                v[5 * i + 3], v[5 * i + 4])
+                        for i in range(edges[g], edges[g + 1])
+                    ]  # fmt: skip
+
     def _next_chunk(self) -> None:
         """Convert the next :data:`STAMP_CHUNK` groups; StopIteration after the last."""
         block = self._block
@@ -611,15 +676,34 @@ def _chunk_datetimes(ts_ns: np.ndarray) -> np.ndarray:
     """UTC datetimes of nanosecond timestamps, in an object array (not GC-tracked).
 
     Whole-second stamps (every bar interval the feeds serve) are made without
-    pandas, about a third faster.
+    pandas, about a third faster; stamps on a grid of a common step (minute bars,
+    gaps included) are the first stamp plus a cached offset, a third of the time
+    again (``datetime + timedelta`` costs less than ``datetime.fromtimestamp``).
     """
     seconds, rest = np.divmod(ts_ns, 1_000_000_000)
     if rest.any():
         return pd.DatetimeIndex(ts_ns.view("M8[ns]")).tz_localize(UTC).to_pydatetime()
+    n = len(seconds)
+    offsets = seconds - seconds[0] if n else seconds
+    step = int(np.gcd.reduce(offsets)) if n > 1 else 0
+    # fromiter: a tenth of the time of assigning a list into an object array
+    if step > 0 and offsets[-1] // step < MAX_GRID_OFFSETS:
+        base = datetime.fromtimestamp(int(seconds[0]), UTC)
+        grid = _grid_offsets(step)
+        return np.fromiter((base + grid[k] for k in (offsets // step).tolist()), object, n)
     from_seconds = datetime.fromtimestamp
-    out = np.empty(len(seconds), dtype=object)
-    out[:] = [from_seconds(s, UTC) for s in seconds.tolist()]
-    return out
+    return np.fromiter((from_seconds(s, UTC) for s in seconds.tolist()), object, n)
+
+
+#: Longest grid of cached offsets (steps from a chunk's first stamp): 16,384 minutes
+#: cover a chunk of minute bars across weekends and holidays.
+MAX_GRID_OFFSETS = 16_384
+
+
+@functools.lru_cache(maxsize=4)
+def _grid_offsets(step: int) -> tuple[timedelta, ...]:
+    """``timedelta(seconds=k * step)`` for every k below :data:`MAX_GRID_OFFSETS`."""
+    return tuple(timedelta(seconds=k * step) for k in range(MAX_GRID_OFFSETS))
 
 
 def _symbol_codes(symbols: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:

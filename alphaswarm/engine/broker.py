@@ -110,20 +110,14 @@ class BrokerConfig:
             isinstance(mp, bool) or not isinstance(mp, int | float) or not 0 < mp <= 1
         ):
             raise ModelError(f"max_participation: must be in (0, 1] or null, got {mp!r}")
-        try:
-            MinCommissionPer(self.min_commission_per)
-        except ValueError:
-            allowed = ", ".join(r.value for r in MinCommissionPer)
-            raise ModelError(
-                f"min_commission_per: {self.min_commission_per!r} is not one of {allowed}"
-            ) from None
-        try:
-            IntrabarRule(self.intrabar_rule)
-        except ValueError:
-            allowed = ", ".join(r.value for r in IntrabarRule)
-            raise ModelError(
-                f"intrabar_rule: {self.intrabar_rule!r} is not one of {allowed}"
-            ) from None
+        for name, choices in (("min_commission_per", MinCommissionPer),
+                              ("intrabar_rule", IntrabarRule)):  # fmt: skip
+            value = getattr(self, name)
+            try:
+                choices(value)
+            except ValueError:
+                allowed = ", ".join(r.value for r in choices)
+                raise ModelError(f"{name}: {value!r} is not one of {allowed}") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> BrokerConfig:

@@ -356,12 +356,14 @@ class Engine:
         broker = self.broker
         open_orders = broker.open_orders
         positions = broker.positions
+        pos_get = positions.get
         pos_values = positions.values
         state = self.state
-        update = state.update
+        roll_day = state.roll_day
         prices = state.prices
         last_bars = self.last_bars
         risk = self.risk
+        check_state = risk.check_state
         ctx = self.ctx
         on_bar = self.strategy.on_bar
         on_signal = self._on_signal
@@ -386,7 +388,7 @@ class Engine:
             for bar in bars:
                 symbol = bar.symbol
                 close = bar.close
-                pos = positions.get(symbol)
+                pos = pos_get(symbol)
                 if pos is not None:
                     pos.last_price = close
                 else:  # first bar of the symbol: the broker must know its price too
@@ -401,7 +403,21 @@ class Engine:
                 if pos.qty:
                     equity += pos.qty * pos.last_price
                     invested = True
-            update(equity, cash, ts)
+            # state.update(equity, cash, ts), inlined
+            state.equity = equity
+            state.cash = cash
+            state.now = ts
+            peak = state.peak_equity
+            if equity > peak:
+                state.peak_equity = equity
+            elif peak > 0:
+                dd = (peak - equity) / peak
+                if dd > state.max_drawdown:
+                    state.max_drawdown = dd
+            ends = state._day_ends
+            if ends is None or ts >= ends or ts < state._day_starts:
+                roll_day(ts)
+            state.last_equity = equity
             if len(bars) == 1:  # ``bar`` is the group's one bar
                 ctx._bar = bar
                 signal = on_bar(bar, ctx)
@@ -419,8 +435,8 @@ class Engine:
                 append_ts(ts)
                 append_equity(equity)
                 append_cash(broker.cash)
-            if risk._state_checks:
-                breach = risk.check_state(state)
+            if risk._state_checks:  # the limits set, compiled to (limit, threshold) pairs
+                breach = check_state(state)
                 if breach is not None:
                     self.halt(breach)
                     return

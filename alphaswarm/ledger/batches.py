@@ -3,6 +3,10 @@
 :meth:`BatchWriter.write_batch` writes one session's batch; :meth:`BatchWriter.write_batches`
 several sessions' batches (group commit, kill switch, stop-all) with one statement per
 table. Every row is validated (:func:`prepare_batch`) before any SQL runs.
+
+A batch's ``bar.received`` and ``equity.update`` frame envelopes are stored as one
+``paper_frame_blocks`` row (:mod:`alphaswarm.ledger.frame_blocks`); its other frames
+as ``paper_frames`` rows.
 """
 
 from __future__ import annotations
@@ -10,16 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, func, select, update
 
 from alphaswarm.ledger.bulk import execute_many
 from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.errors import LedgerError
+from alphaswarm.ledger.frame_blocks import BLOCK_STAGES, ENCODING, decode_block, encode_block
 from alphaswarm.ledger.rows import as_mapping, fields, plain, row
 from alphaswarm.ledger.runs import update_run_row
 from alphaswarm.ledger.schema import (
     paper_equity,
     paper_fills,
+    paper_frame_blocks,
     paper_frames,
     paper_orders,
     paper_trading_runs,
@@ -33,11 +39,15 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Connection
 
+    from alphaswarm.ledger.connection import Database
+
 
 __all__ = ["BATCH_KEYS", "BatchWriter", "prepare_batch"]
 
 #: The row kinds of a batch, beside ``run_update``.
 _ROW_KINDS = ("orders", "fills", "equity", "frames", "risk_events")
+#: The kinds of rows written per table (the frames of a batch give ``frame_blocks`` too).
+_TABLE_KINDS = (*_ROW_KINDS, "frame_blocks")
 
 #: The keys a batch of :meth:`BatchWriter.write_batches` may hold.
 BATCH_KEYS = frozenset({*_ROW_KINDS, "run_update"})
@@ -65,15 +75,102 @@ def prepare_batch(
                 raise LedgerError(f"write_batch: every order and fill needs an 'id': {r}")
     values = fields(paper_trading_runs, run_update or {}, "run_update")
     values.setdefault("last_heartbeat_at", now)
+    frame_rows, blocked = _split_frames(run_id, frames)
     return {
         "run_id": run_id,
         "run_update": values,
         "orders": order_rows,
         "fills": fill_rows,
         "equity": [row(paper_equity, e, "equity point", fixed=fixed) for e in equity],
-        "frames": [_frame_row(run_id, f) for f in frames],
+        "frames": frame_rows,
+        "frame_blocks": [_block_row(run_id, blocked)] if blocked else [],
         "risk_events": [row(risk_events_table, r, "risk event", fixed=fixed) for r in risk_events],
+        "new_seqs": ([r["seq"] for r in frame_rows], [f["seq"] for f in blocked]),
     }
+
+
+def _split_frames(
+    run_id: str, frames: Iterable[Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``paper_frames`` rows, and the envelopes of :data:`BLOCK_STAGES` for one block."""
+    rows: list[dict[str, Any]] = []
+    blocked: list[dict[str, Any]] = []
+    for f in frames:
+        if type(f) is dict and f.get("stage") in BLOCK_STAGES and "frame" not in f:
+            seq = f.get("seq")
+            if type(seq) is not int:
+                seq = plain(seq)
+                if isinstance(seq, bool) or not isinstance(seq, int):
+                    raise LedgerError(f"frame: 'seq' must be an integer, got {seq!r}")
+                f = {**f, "seq": int(seq)}
+            blocked.append(f)
+        else:
+            rows.append(_frame_row(run_id, f))
+    return rows, blocked
+
+
+def _block_row(run_id: str, frames: list[dict[str, Any]]) -> dict[str, Any]:
+    seqs = [f["seq"] for f in frames]
+    return {
+        "paper_run_id": run_id,
+        "first_seq": min(seqs),
+        "last_seq": max(seqs),
+        "frames": len(frames),
+        "encoding": ENCODING,
+        "data": encode_block(frames),
+    }
+
+
+#: Runs whose highest stored frame ``seq`` a writer remembers (forgotten past this).
+_KNOWN_HIGHS = 10_000
+_NO_SEQ = -(2**63)
+
+
+def _stored_high(conn: Connection, run_id: str) -> int:
+    """The highest frame ``seq`` stored for ``run_id``, in rows or blocks (indexed look-ups)."""
+    rows, blocks = paper_frames.c, paper_frame_blocks.c
+    highs = [
+        conn.execute(select(func.max(rows.seq)).where(rows.paper_run_id == run_id)).scalar(),
+        conn.execute(
+            select(func.max(blocks.last_seq)).where(blocks.paper_run_id == run_id)
+        ).scalar(),
+    ]
+    return max((h for h in highs if h is not None), default=_NO_SEQ)
+
+
+def _refuse_stored(conn: Connection, run_id: str, new: set[int], blocked: set[int]) -> None:
+    """Refuse new frame seqs of ``run_id`` already stored in a block or, blocked ones, as a row.
+
+    ``blocked`` are the new seqs going into a block. A new row stored twice as a row is
+    the primary key's to refuse; a block holds many seqs, so the blocks whose range meets
+    the new seqs are decoded and looked into.
+    """
+    lo, hi = min(new), max(new)
+    blocks = paper_frame_blocks.c
+    stored = conn.execute(
+        select(blocks.data, blocks.encoding).where(
+            blocks.paper_run_id == run_id, blocks.first_seq <= hi, blocks.last_seq >= lo
+        )
+    ).all()
+    twice = new & {f["seq"] for data, encoding in stored for f in decode_block(data, encoding)}
+    if blocked:
+        rows = paper_frames.c
+        twice.update(
+            blocked
+            & set(
+                conn.execute(
+                    select(rows.seq).where(
+                        rows.paper_run_id == run_id,
+                        rows.seq >= min(blocked),
+                        rows.seq <= max(blocked),
+                    )
+                ).scalars()
+            )
+        )
+    if twice:
+        raise LedgerError(
+            f"frames of run {run_id!r}: seq {sorted(twice)[:5]} already stored; nothing was written"
+        )
 
 
 def _frame_row(run_id: str, data: Any) -> dict[str, Any]:
@@ -108,6 +205,8 @@ def _write_rows(conn: Connection, rows: Mapping[str, list[dict[str, Any]]]) -> N
         upsert_many(conn, paper_equity, rows["equity"])
     if rows["frames"]:
         insert_many(conn, paper_frames, rows["frames"])
+    if rows["frame_blocks"]:
+        insert_many(conn, paper_frame_blocks, rows["frame_blocks"])
     if rows["risk_events"]:
         insert_many(conn, risk_events_table, rows["risk_events"])
 
@@ -138,7 +237,49 @@ def _update_runs(conn: Connection, prepared: list[dict[str, Any]]) -> None:
 
 
 class BatchWriter(Repository):
-    """Writes the batches of running sessions."""
+    """Writes the batches of running sessions.
+
+    A frame ``seq`` stored twice for a run is refused. A session's frames only ever
+    grow in ``seq``, so the writer remembers the highest ``seq`` it committed per run
+    (read from the ledger the first time it writes that run): new frames above it need
+    no look-up. One process writes a run's frames (its owner).
+    """
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._highs: dict[str, int] = {}
+
+    def _check_frames(
+        self, conn: Connection, seqs: Mapping[str, tuple[list[int], list[int]]]
+    ) -> dict[str, int]:
+        """Refuse frame seqs given twice or stored already; the runs' new highest seqs.
+
+        ``seqs`` maps a run to the seqs of its new frame rows and of its new blocked
+        frames.
+        """
+        highs: dict[str, int] = {}
+        for run_id, (row_seqs, block_seqs) in seqs.items():
+            given = row_seqs + block_seqs
+            if not given:
+                continue
+            new = set(given)
+            if len(new) != len(given):
+                raise LedgerError(
+                    f"frames of run {run_id!r}: a 'seq' is given twice; nothing was written"
+                )
+            high = self._highs.get(run_id)
+            if high is None:
+                high = _stored_high(conn, run_id)
+            if min(new) <= high:
+                _refuse_stored(conn, run_id, new, set(block_seqs))
+            highs[run_id] = max(high, max(new))
+        return highs
+
+    def _committed(self, highs: dict[str, int]) -> None:
+        """After a commit: remember the runs' highest frame seqs."""
+        if len(self._highs) + len(highs) > _KNOWN_HIGHS:
+            self._highs.clear()
+        self._highs.update(highs)
 
     def write_batch(
         self,
@@ -168,6 +309,9 @@ class BatchWriter(Repository):
         frames : iterable of dict
             ``{seq, stage, frame}`` rows, or frame envelopes themselves (their
             ``seq`` and ``stage`` are used and the whole envelope is stored).
+            Envelopes of the stages in
+            :data:`~alphaswarm.ledger.frame_blocks.BLOCK_STAGES` go into one
+            ``paper_frame_blocks`` row; the others are ``paper_frames`` rows.
         risk_events : iterable of dict
             ``{at, order_id, limit, value, threshold, action, message}`` rows.
         run_update : dict, optional
@@ -185,7 +329,9 @@ class BatchWriter(Repository):
         )
         with self.db.write() as conn:
             update_run_row(conn, batch["run_id"], batch["run_update"])
+            highs = self._check_frames(conn, {batch["run_id"]: batch["new_seqs"]})
             _write_rows(conn, batch)
+        self._committed(highs)
 
     def write_batches(self, batches: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         """Write the batches of several runs in ONE transaction.
@@ -219,10 +365,16 @@ class BatchWriter(Repository):
             )
         if not prepared:
             return
-        merged: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _ROW_KINDS}
+        merged: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _TABLE_KINDS}
+        seqs: dict[str, tuple[list[int], list[int]]] = {}
         for batch in prepared:
             for kind, rows in merged.items():
                 rows.extend(batch[kind])
+            row_seqs, block_seqs = seqs.setdefault(batch["run_id"], ([], []))
+            row_seqs.extend(batch["new_seqs"][0])
+            block_seqs.extend(batch["new_seqs"][1])
         with self.db.write() as conn:
             _update_runs(conn, prepared)
+            highs = self._check_frames(conn, seqs)
             _write_rows(conn, merged)
+        self._committed(highs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -9,6 +10,7 @@ from sqlalchemy import Boolean, Float, Integer, select, text
 
 from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.errors import LedgerError
+from alphaswarm.ledger.frame_blocks import BLOCK_STAGES, decode_block
 from alphaswarm.ledger.runs import runs_query
 from alphaswarm.ledger.schema import (
     UTCDateTime,
@@ -17,6 +19,7 @@ from alphaswarm.ledger.schema import (
     metadata,
     paper_equity,
     paper_fills,
+    paper_frame_blocks,
     paper_frames,
     paper_orders,
     paper_trading_runs,
@@ -24,8 +27,10 @@ from alphaswarm.ledger.schema import (
 from alphaswarm.ledger.schema import risk_events as risk_events_table
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from sqlalchemy import Table
-    from sqlalchemy.engine import CursorResult
+    from sqlalchemy.engine import Connection, CursorResult
     from sqlalchemy.sql import Select
 
 
@@ -69,6 +74,9 @@ class LedgerReads(Repository):
     def frames(self, run_id: str, since_seq: int | None = None) -> pd.DataFrame:
         """Return the stored frames of a run in ``seq`` order.
 
+        Frames stored as ``paper_frames`` rows and those stored in
+        ``paper_frame_blocks`` (``bar.received``, ``equity.update``) alike.
+
         Parameters
         ----------
         run_id : str
@@ -76,14 +84,47 @@ class LedgerReads(Repository):
         since_seq : int, optional
             Only frames with ``seq > since_seq`` (the ones a client holding
             ``since_seq`` has not seen).
-        """
-        return self._frame(_frames_query(run_id, since_seq), paper_frames)
 
-    def frames_after(self, run_id: str, seq: int) -> list[dict]:
-        """Return the frame envelopes of a run with ``seq`` greater than ``seq``, in order."""
+        Returns
+        -------
+        pandas.DataFrame
+            ``paper_run_id, seq, stage, frame`` (``frame``: the envelope as a dict).
+        """
         with self.db.read() as conn:
-            stmt = _frames_query(run_id, seq).with_only_columns(paper_frames.c.frame)
-            return list(conn.execute(stmt).scalars())
+            stored = _stored_frames(conn, run_id, since_seq)
+        return pd.DataFrame(
+            {
+                "paper_run_id": pd.Series([run_id] * len(stored), dtype=object),
+                "seq": pd.Series([seq for seq, _, _ in stored], dtype="int64"),
+                "stage": pd.Series([stage for _, stage, _ in stored], dtype=object),
+                "frame": pd.Series([frame for _, _, frame in stored], dtype=object),
+            }
+        )
+
+    def frames_after(
+        self,
+        run_id: str,
+        seq: int,
+        *,
+        before: int | None = None,
+        stages: Iterable[str] | None = None,
+    ) -> list[dict]:
+        """Return the frame envelopes of a run with ``seq`` greater than ``seq``, in order.
+
+        Parameters
+        ----------
+        run_id : str
+            The paper run.
+        seq : int
+            Only frames after this one.
+        before : int, optional
+            Only frames with a smaller ``seq``.
+        stages : iterable of str, optional
+            Only frames of these stages.
+        """
+        with self.db.read() as conn:
+            stored = _stored_frames(conn, run_id, seq, before, stages)
+        return [frame for _, _, frame in stored]
 
     def backtests(self, bot_id: str | None = None) -> pd.DataFrame:
         """Return backtest runs (of one bot, when given), newest first."""
@@ -138,15 +179,57 @@ class LedgerReads(Repository):
             return _to_frame(result, None)
 
 
-def _frames_query(run_id: str, since_seq: int | None) -> Select:
+def _stored_frames(
+    conn: Connection,
+    run_id: str,
+    after: int | None = None,
+    before: int | None = None,
+    stages: Iterable[str] | None = None,
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """``(seq, stage, envelope)`` of a run's frames, rows and blocks merged, in ``seq`` order."""
+    wanted = None if stages is None else frozenset(stages)
+    rows = paper_frames.c
     stmt = (
-        select(paper_frames)
-        .where(paper_frames.c.paper_run_id == run_id)
-        .order_by(paper_frames.c.seq)
+        select(rows.seq, rows.stage, rows.frame)
+        .where(rows.paper_run_id == run_id)
+        .order_by(rows.seq)
     )
-    if since_seq is not None:
-        stmt = stmt.where(paper_frames.c.seq > int(since_seq))
-    return stmt
+    if after is not None:
+        stmt = stmt.where(rows.seq > int(after))
+    if before is not None:
+        stmt = stmt.where(rows.seq < int(before))
+    if wanted is not None:
+        stmt = stmt.where(rows.stage.in_(sorted(wanted)))
+    stored = [(seq, stage, frame) for seq, stage, frame in conn.execute(stmt)]
+    if wanted is not None and wanted.isdisjoint(BLOCK_STAGES):
+        return stored
+    blocks = paper_frame_blocks.c
+    stmt = (
+        select(blocks.data, blocks.encoding)
+        .where(blocks.paper_run_id == run_id)
+        .order_by(blocks.first_seq)
+    )
+    if after is not None:
+        stmt = stmt.where(blocks.last_seq > int(after))
+    if before is not None:
+        stmt = stmt.where(blocks.first_seq < int(before))
+    lo = -(2**63) if after is None else int(after)
+    hi = 2**63 if before is None else int(before)
+    blocked = [
+        (f["seq"], f["stage"], f)
+        for data, encoding in conn.execute(stmt)
+        for f in decode_block(data, encoding)
+        if lo < f["seq"] < hi and (wanted is None or f["stage"] in wanted)
+    ]
+    if not blocked:
+        return stored
+    if not stored:
+        return sorted(blocked, key=_first) if len(blocked) > 1 else blocked
+    return list(heapq.merge(stored, sorted(blocked, key=_first), key=_first))
+
+
+def _first(item: tuple[int, str, dict[str, Any]]) -> int:
+    return item[0]
 
 
 def _to_frame(result: CursorResult, table: Table | None) -> pd.DataFrame:

@@ -75,15 +75,11 @@ def price_history(
         ``ts, symbol, open, high, low, close, volume`` in bar order, ``ts`` naive UTC;
         the frame ``seq`` of the last row read is in ``.attrs["last_seq"]``.
     """
-    stored = ledger.sql(
-        "SELECT seq, frame FROM paper_frames WHERE paper_run_id = :run "
-        "AND stage = 'bar.received' AND seq > :after AND seq < :before ORDER BY seq",
-        run=run_id,
-        after=int(after_seq),
-        before=int(before_seq) if before_seq is not None else 2**62,
+    stored = ledger.frames_after(
+        run_id, int(after_seq), before=before_seq, stages=("bar.received",)
     )
     rows = []
-    for frame in stored["frame"] if len(stored) else []:
+    for frame in stored:
         bar = _as_dict(frame).get("bar") or {}
         if symbol is not None and bar.get("symbol") != symbol:
             continue
@@ -93,7 +89,7 @@ def price_history(
         rows.append([ts, bar.get("symbol")] + [bar.get(k) for k in PRICE_COLUMNS[2:]])
     out = pd.DataFrame(rows, columns=PRICE_COLUMNS)
     out["ts"] = pd.to_datetime(out["ts"])
-    out.attrs["last_seq"] = int(stored["seq"].max()) if len(stored) else int(after_seq)
+    out.attrs["last_seq"] = int(stored[-1]["seq"]) if stored else int(after_seq)
     return out
 
 

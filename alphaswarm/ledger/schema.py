@@ -37,6 +37,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -63,6 +64,7 @@ __all__ = [
     "metadata",
     "paper_equity",
     "paper_fills",
+    "paper_frame_blocks",
     "paper_frames",
     "paper_orders",
     "paper_trading_runs",
@@ -338,6 +340,22 @@ paper_frames = Table(
     Column("stage", String(64), nullable=False),
     Column("frame", _json(), nullable=False),
     PrimaryKeyConstraint("paper_run_id", "seq"),
+)
+
+#: The high-volume frames of a run (``bar.received``, ``equity.update``), one row per
+#: written batch: ``data`` holds the batch's frame envelopes column by column
+#: (:mod:`alphaswarm.ledger.frame_blocks`); every other frame is a ``paper_frames`` row.
+paper_frame_blocks = Table(
+    "paper_frame_blocks",
+    metadata,
+    Column("paper_run_id", String(64), ForeignKey(_RUN_FK, ondelete="CASCADE"), nullable=False),
+    Column("first_seq", Integer, nullable=False, autoincrement=False),
+    Column("last_seq", Integer, nullable=False),
+    Column("frames", Integer, nullable=False),
+    Column("encoding", String(32), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("paper_run_id", "first_seq"),
+    Index("ix_paper_frame_blocks_paper_run_id_last_seq", "paper_run_id", "last_seq"),
 )
 
 risk_events = Table(

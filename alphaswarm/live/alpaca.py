@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import warnings
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
 from alphaswarm.data.base import DAY, FeedError, parse_interval
+from alphaswarm.extras import import_extra
 from alphaswarm.live.base import FeedAuthError, LiveFeed, Malformed
 from alphaswarm.live.cache import BarCache, empty_bars, history_blocks
 from alphaswarm.live.hours import AlwaysOpen, ExchangeHours
@@ -45,9 +45,7 @@ DEFAULT_SECRET_ENV = "ALPACA_SECRET_KEY"
 _AUTH_CODES = {401, 402, 403}
 
 
-def read_keys(
-    key_env: str, secret_env: str, error: type[Exception], block: str
-) -> tuple[str, str]:
+def read_keys(key_env: str, secret_env: str, error: type[Exception], block: str) -> tuple[str, str]:
     """The Alpaca API key and secret from the environment variables named.
 
     Parameters
@@ -77,24 +75,11 @@ def read_keys(
 
 def _alpaca() -> Any:
     """Import alpaca-py (its import of ``websockets.legacy`` warns; that is not ours)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import alpaca.common.exceptions
-            import alpaca.data.enums
-            import alpaca.data.historical
-            import alpaca.data.live
-            import alpaca.data.requests
-            import alpaca.data.timeframe
-            import alpaca.trading.client
-            import alpaca.trading.requests  # noqa: F401
-    except ImportError:  # pragma: no cover - the extra is missing
-        raise FeedError(
-            "data.feed: 'alpaca' needs the alpaca-py package: pip install 'alphaswarm[alpaca]'"
-        ) from None
-    import alpaca
-
-    return alpaca
+    modules = ("common.exceptions", "data.enums", "data.historical", "data.live",
+               "data.requests", "data.timeframe", "trading.client", "trading.requests")  # fmt: skip
+    return import_extra(tuple(f"alpaca.{m}" for m in modules), package="alpaca-py",
+                        extra="alpaca", who="data.feed: 'alpaca'", error=FeedError,
+                        quiet=True)  # fmt: skip
 
 
 class AlpacaFeed(LiveFeed):
@@ -359,11 +344,7 @@ class AlpacaFeed(LiveFeed):
 
     async def _close(self) -> None:
         stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                await stream.close()
-            except Exception:  # noqa: BLE001, S110 - closing never raises
-                pass
+        await self._close_quietly(stream)
 
     def __reduce__(self) -> Any:
         raise TypeError("an AlpacaFeed holds API keys and cannot be pickled")

@@ -396,6 +396,16 @@ class LiveFeed(Feed):
     async def _close(self) -> None:
         """Close the connection (never raises)."""
 
+    @staticmethod
+    async def _close_quietly(client: Any) -> None:
+        """``await client.close()`` when there is a client; what it raises is dropped."""
+        if client is None:
+            return
+        try:
+            await client.close()
+        except Exception:  # noqa: BLE001, S110 - closing never raises
+            pass
+
     def _tick(self, now: float) -> list[Bar]:
         """Bars that close by the passing of time (trades aggregated, idle candles)."""
         return []

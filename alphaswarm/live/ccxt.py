@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from alphaswarm.data.base import FeedError, parse_interval
+from alphaswarm.extras import import_extra
 from alphaswarm.live.base import FeedAuthError, LiveFeed, Malformed
 from alphaswarm.live.cache import BarCache, empty_bars, history_blocks
 from alphaswarm.model import Bar, ModelError
@@ -36,13 +37,8 @@ CCXT_KEYS = ("exchange", "use", "trade_grace", "config", "history")
 
 
 def _import_ccxt() -> Any:
-    try:
-        import ccxt
-    except ImportError:  # pragma: no cover - the extra is missing
-        raise FeedError(
-            "data.feed: 'ccxt' needs the ccxt package: pip install 'alphaswarm[ccxt]'"
-        ) from None
-    return ccxt
+    return import_extra(("ccxt",), package="ccxt", extra="ccxt", who="data.feed: 'ccxt'",
+                        error=FeedError)  # fmt: skip
 
 
 class TradeAggregator:
@@ -376,8 +372,4 @@ class CcxtFeed(LiveFeed):
 
     async def _close(self) -> None:
         pro, self._pro = self._pro, None
-        if pro is not None:
-            try:
-                await pro.close()
-            except Exception:  # noqa: BLE001, S110 - closing never raises
-                pass
+        await self._close_quietly(pro)

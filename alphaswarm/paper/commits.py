@@ -228,8 +228,7 @@ class SessionCommits:
     def _bars_committed(self) -> None:
         """Under the lock, after the commit of :meth:`_bars_batch`: publish, update outputs."""
         frames = self._take_committed()
-        for frame in frames:
-            self.frames.publish(frame)
+        self.frames.publish_many(frames)
         values = self._output_values()
         if frames:
             values["last_frame"] = frames[-1]
@@ -267,12 +266,13 @@ class SessionCommits:
 class _GroupCommit(_PerLoop):
     """Commits the bars of one loop's paced sessions together, once per loop turn.
 
-    A paced session that processed a bar adds itself; in the next turn of the loop the
-    bars of every session added meanwhile go into one ``write_batches`` transaction
-    (one per ledger), so many sessions cost one commit instead of one each. Each
-    session's lock is held from building its batch until its frames are published:
-    a stop or kill on another thread waits, then finds the bars committed, or finishes
-    first and its final batch takes them (the session is then skipped here).
+    A paced session that processed a bar (or made a heartbeat) adds itself; in the
+    next turn of the loop the rows of every session added meanwhile go into one
+    ``write_batches`` transaction (one per ledger), so many sessions cost one commit
+    instead of one each. Each session's lock is held from building its batch until its
+    frames are published: a stop or kill on another thread waits, then finds the bars
+    committed, or finishes first and its final batch takes them (the session is then
+    skipped here).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -291,14 +291,16 @@ class _GroupCommit(_PerLoop):
             # a kill or stop-all takes these bars in its final rows
             self._loop.call_later(_HALT_POLL, self._commit)
             return
-        sessions, self._sessions = self._sessions, []
+        # a session that added itself twice (a heartbeat, then a bar) is written once
+        sessions = list({id(s): s for s in self._sessions}.values())
+        self._sessions = []
         failed: list[tuple[PaperSession, Exception]] = []
         committed: list[PaperSession] = []
         with ExitStack() as locks:
             batches: list[tuple[PaperSession, dict[str, Any]]] = []
             for s in sessions:
                 locks.enter_context(s._lock)
-                if s._finished or not s._unflushed:  # a final batch or a heartbeat took them
+                if s._finished or not (s._unflushed or s._pending):  # a final batch took them
                     continue
                 try:
                     batch = s._bars_batch()

@@ -28,6 +28,8 @@ _MAX_BEHIND = 1.0  # seconds a paced session may run behind its schedule before 
 # wake in the same loop turn and share one commit (see _GroupCommit).
 _PACE_TICK = 0.1
 _REPLAY_FLUSH_SECONDS = 0.05
+#: Bars of a speed-0 replay committed together at most (the 50 ms come first at speed).
+_REPLAY_FLUSH_BARS = 2000
 
 
 class SessionDriver:
@@ -61,6 +63,14 @@ class SessionDriver:
         due: float | None = None
         yield_every = 20
         n = 0
+        # Read once, not per bar: the runtime's halt events and account check.
+        runtime = self.runtime
+        registry = runtime.registry
+        halting, engaging = registry.halting, runtime.kill_switch.engaging
+        check_account = registry.check_account
+        lock = self._lock
+        process = self._process
+        self._speed = self.speed
         # The first bar is read off the engine loop: building the feed's first block (tens
         # of ms for a synthetic feed) must not delay the bars of the sessions already running.
         first = await asyncio.get_running_loop().run_in_executor(None, next, groups, None)
@@ -78,40 +88,46 @@ class SessionDriver:
             if duration is not None and ts >= first_ts + duration:
                 self._finish("completed", f"duration of {self.duration_minutes:g} minutes reached")
                 return
-            if self.speed > 0 and prev_ts is not None:
+            # ``speed`` is read per bar while paced, every ``yield_every`` bars at speed 0
+            speed = self._speed
+            if speed > 0:
+                speed = self._speed = self.speed
+            if speed > 0 and prev_ts is not None:
                 gap = (ts - prev_ts).total_seconds()
                 if self.max_idle_seconds is not None:
                     gap = min(gap, self.max_idle_seconds)  # nights and weekends pass quickly
                 # pace against an absolute schedule so per-bar work does not add up as drift
                 now = loop.time()
-                due = (due or _next_tick(now)) + gap / self.speed
+                due = (due or _next_tick(now)) + gap / speed
                 if now - due > _MAX_BEHIND:  # far behind (a pause, a busy machine): re-anchor
                     due = _next_tick(now)
                 await self._pace(due)
                 if self._finished:
                     return
-            await _yield_to_halts(self.runtime)
+            if halting.is_set() or engaging.is_set():
+                await _yield_to_halts(runtime)
             if self._behind_since is not None:
                 await self._catch_up()
-            with self._lock:
+            with lock:
                 if self._finished:
                     return
-                self._process(group)
+                process(group)
             prev_ts = ts
             engine = self._engine
             if engine.halted is not None:
                 self._finish("halted", f"risk limit {engine.halted.limit}: {engine.halted.message}")
                 return
-            self.runtime.registry.check_account()
+            check_account()
             n += 1
-            if self.speed == 0 and n % yield_every == 0:
+            if speed == 0 and n % yield_every == 0:
                 await asyncio.sleep(0)
+                self._speed = self.speed
 
     @property
     def _clock(self) -> float:
         """Session seconds per wall second: 1 on a real-time feed (``speed`` is ignored)."""
         feed = getattr(self, "_feed", None)
-        return 1.0 if is_live(feed) and feed.realtime else self.speed
+        return 1.0 if is_live(feed) and feed.realtime else self._speed
 
     async def _trade_live(self) -> None:
         """Trade the bars a live feed streams, turning its events into ``feed.*`` frames.
@@ -127,6 +143,7 @@ class SessionDriver:
         n = 0
         ending: tuple[str, str] | None = None
         started = self._last_bar_wall = self._last_heartbeat = time.monotonic()
+        self._speed = self.speed
         timeout = self.poll_interval / self._clock if self._clock > 0 else self.poll_interval
         async with feed.stream(speed=self.speed) as stream:
             while not self._finished and ending is None:
@@ -261,7 +278,12 @@ class SessionDriver:
             with self._lock:
                 if self._finished:
                     return
-                if self._unflushed:  # bars waiting for the group commit: theirs comes first
+                # A paced session's heartbeat goes with the loop's group commit, like its
+                # bars: when the loop falls behind (a busy machine), every session is late
+                # at once, and a commit of its own per heartbeat on the loop's thread would
+                # put it further behind, and so on.
+                grouped = self._clock > 0 and self._commits is not None
+                if self._unflushed and not grouped:  # bars waiting: theirs comes first
                     self._flush_bars()
                     if self._behind_since is not None:
                         return
@@ -273,12 +295,15 @@ class SessionDriver:
                     idle_seconds=idle,
                     last_bar_ts=self._last_bar_ts.isoformat() if self._last_bar_ts else None,
                 )
-                heartbeat = {
-                    "frames": list(self._pending),
-                    "run_update": {"last_heartbeat_at": datetime.now(UTC)},
-                }
-                if self._write(heartbeat):
-                    self._publish_pending()
+                if grouped:
+                    self._commits.add(self)
+                else:
+                    heartbeat = {
+                        "frames": list(self._pending),
+                        "run_update": {"last_heartbeat_at": datetime.now(UTC)},
+                    }
+                    if self._write(heartbeat):
+                        self._publish_pending()
         # refreshes the shared state at most once a second
         self.runtime.kill_switch.order_mode(self.bot_id)
 
@@ -293,15 +318,17 @@ class SessionDriver:
         self._unflushed += 1
         # A paced session's bar is committed in the next loop turn, in one transaction
         # with the bars of every other session of this loop processed in this turn; a
-        # speed-0 replay commits every 50 ms or 500 bars. Frames are always published
-        # after the commit that holds their rows (and a halt's final batch takes them).
-        if self._clock > 0 and self._commits is not None and engine.halted is None:
+        # speed-0 replay commits every 50 ms or _REPLAY_FLUSH_BARS bars. Frames are always
+        # published after the commit that holds their rows (and a halt's final batch
+        # takes them).
+        paced = self._clock > 0
+        if paced and self._commits is not None and engine.halted is None:
             if self._unflushed == 1:
                 self._commits.add(self)
             return
         if (
-            self._clock > 0
-            or self._unflushed >= 500
+            paced
+            or self._unflushed >= _REPLAY_FLUSH_BARS
             or now - self._last_flush >= _REPLAY_FLUSH_SECONDS
             or engine.halted is not None
         ):

@@ -135,6 +135,14 @@ class HeapFreezer:
         else:
             self._on_loop(self._plan_freeze)
 
+    def settle(self) -> None:
+        """Many long-lived objects were just made (a dashboard built): freeze them soon.
+
+        As after a session start, ``settle_s`` from now, and only if a session runs then;
+        it counts as no start.
+        """
+        self._on_loop(self._plan_freeze)
+
     def session_ended(self) -> None:
         """A session has ended: release ``idle_s`` from now if none runs then."""
         self._on_loop(self._plan_idle_check)

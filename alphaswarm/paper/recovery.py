@@ -33,12 +33,15 @@ DEFAULT_HEARTBEAT_SECONDS = 30.0
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    except OSError:
+        return False
     return True
 
 

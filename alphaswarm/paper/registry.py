@@ -63,6 +63,17 @@ class SessionRegistry(param.Parameterized):
         self._bump_lock = threading.RLock()
         self._halts_in_progress = 0
         self._peak_key: frozenset[str] = frozenset()
+        # whether an account limit is set, read by check_account after every bar
+        self._limits_set = False
+        self.param.watch(
+            self._limits_changed, ["account_max_daily_loss", "account_max_drawdown_pct"]
+        )
+        self._limits_changed()
+
+    def _limits_changed(self, *_: Any) -> None:
+        self._limits_set = (
+            self.account_max_daily_loss is not None or self.account_max_drawdown_pct is not None
+        )
 
     def _bump(self) -> None:
         # starts and ends come from several threads at once: one unlock at a time
@@ -159,7 +170,7 @@ class SessionRegistry(param.Parameterized):
 
     def check_account(self) -> None:
         """Engage the kill switch when the account-level limits are broken."""
-        if self.account_max_daily_loss is None and self.account_max_drawdown_pct is None:
+        if not self._limits_set:
             return
         running = self.running()
         if not running:

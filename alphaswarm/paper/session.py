@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 import uuid
@@ -22,7 +23,7 @@ import param
 from alphaswarm.bots import Bot
 from alphaswarm.broker.spec import make_session_broker
 from alphaswarm.engine.loop import Engine
-from alphaswarm.frames import FrameBus, iso_bar_time, make_frame
+from alphaswarm.frames import FrameBus, frame_envelope, iso_bar_time, json_safe
 from alphaswarm.ledger.store import KillSwitchRefusal
 from alphaswarm.model import ModelError
 from alphaswarm.paper.commits import SessionCommits, _GroupCommit
@@ -47,6 +48,20 @@ _OUTPUTS = (
     "error", "gate", "started_at", "ended_at", "ledger_behind",
 )  # fmt: skip
 FINAL_STATUSES = ("completed", "stopped", "halted", "killed", "failed", "refused")
+
+
+def _json_ready(positions: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """A fresh positions snapshot as :func:`~alphaswarm.frames.json_safe` would give it.
+
+    Its numbers are finite almost always: then it is returned as is (one sum per
+    position checks them), else made safe by ``json_safe``.
+    """
+    try:
+        if all(math.isfinite(sum(p.values())) for p in positions.values()):
+            return positions
+    except TypeError:  # a value that is not a number
+        pass
+    return json_safe(positions)
 
 
 class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameterized):
@@ -180,6 +195,8 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         for name in _OUTPUTS:  # instance copies now, not on the kill switch's clock
             self.param[name]
         self.frames = FrameBus()
+        self._run_id = ""  # paper_run_id, read per frame without a Param lookup
+        self._speed = self.speed  # the pace the driver runs at (it re-reads ``speed``)
         self._lock = threading.RLock()
         self._seq = 0
         self._pending: list[dict[str, Any]] = []  # frames not committed yet
@@ -301,18 +318,24 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         }
 
     def _frame(self, stage: str, message: str, **extras: Any) -> dict[str, Any]:
-        self._seq += 1
-        if self._engine is not None:
+        return self._listener(stage, message, extras)
+
+    def _listener(self, stage: str, message: str, extras: dict[str, Any]) -> dict[str, Any]:
+        """A frame of ``stage`` (``extras`` is the caller's own dict: it is added to)."""
+        self._seq = seq = self._seq + 1
+        engine = self._engine
+        positions = None
+        if engine is not None:
             if "equity" not in extras:
-                extras["equity"] = self._engine.broker.equity
-            if "positions" not in extras:
-                extras["positions"] = self._positions_snapshot()
+                extras["equity"] = engine.broker.equity
+            if "positions" not in extras:  # the last key, added once the others are safe
+                positions = _json_ready(self._positions_snapshot())
         else:  # before the account exists (the gate): its starting cash, no positions
             extras.setdefault("equity", self.starting_cash)
             extras.setdefault("positions", {})
-        frame = make_frame(
-            self.paper_run_id, stage, message, self._seq, bar_time=self._bar_time(), **extras
-        )
+        frame = frame_envelope(self._run_id, stage, message, seq, extras, bar_time=self._bar_time())
+        if positions is not None:
+            frame["positions"] = positions
         self._pending.append(frame)
         return frame
 
@@ -325,14 +348,10 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
             cached = self._bar_time_text = (ts, iso_bar_time(ts))
         return cached[1]
 
-    def _listener(self, stage: str, message: str, extras: dict[str, Any]) -> None:
-        self._frame(stage, message, **extras)
-
     def _publish_pending(self) -> None:
         """Under the lock, after the commit of the pending frames: publish them."""
         frames = self._take_committed()
-        for frame in frames:
-            self.frames.publish(frame)
+        self.frames.publish_many(frames)
         if frames:
             self._set_outputs(last_frame=frames[-1])
 
@@ -379,7 +398,7 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         feed = self.feed if self.feed is not None else bot.make_feed()
         self._feed: Feed = feed
         run_id = f"paper-{uuid.uuid4().hex[:10]}"
-        self.frames.task_id = run_id
+        self.frames.task_id = self._run_id = run_id
         self._set_outputs(paper_run_id=run_id, bot_id=bot_id, bot_version=version, status="gating")
         result = check_gate(
             bot, ledger, feed, bot_id=bot_id, bot_version=version,

@@ -44,6 +44,7 @@ __all__ = [
     "enabled",
     "heap_freezer",
     "latency_critical",
+    "long_lived_made",
     "session_ended",
     "session_started",
 ]
@@ -133,6 +134,17 @@ def session_started() -> None:
         freezer = _get_freezer()
         if freezer is not None:
             freezer.session_started()
+
+
+def long_lived_made() -> None:
+    """Many long-lived objects were just made (the server built its dashboard).
+
+    In a tuned process whose sessions run, they are frozen shortly after, as after a
+    session start; otherwise nothing happens.
+    """
+    freezer = _freezer
+    if freezer is not None:
+        freezer.settle()
 
 
 def session_ended() -> None:

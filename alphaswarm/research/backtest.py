@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from alphaswarm.bots import Bot
@@ -42,13 +43,12 @@ from alphaswarm.metrics import (
     summarize,
 )
 from alphaswarm.model import ModelError
+from alphaswarm.research.tables import fills_frame, orders_frame
 from alphaswarm.views import view
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
-
-    import numpy as np
 
     from alphaswarm.data.base import Feed, FeedArrays
     from alphaswarm.ledger import Ledger
@@ -59,11 +59,6 @@ DEFAULT_BARS = 20 * 390
 
 #: Values of ``backtest(engine=...)``.
 ENGINES = ("auto", "vector", "event")
-
-_FILL_COLUMNS = [
-    "fill_id", "order_id", "symbol", "side", "qty", "price", "commission", "slippage",
-    "filled_at",
-]  # fmt: skip
 
 
 @dataclass
@@ -263,7 +258,12 @@ class _Run:
 
 
 def _run_events(engine: Engine, feed: Feed, limit: int | None, start: Any, end: Any) -> _Run:
-    engine.run(feed.groups(start=start, end=end, limit=limit))
+    # the same groups as ``feed.groups``, from a generator (less per timestamp)
+    replay = getattr(feed, "replay_groups", None)
+    if replay is not None:
+        engine.run(replay(start=start, end=end, limit=limit))
+    else:
+        engine.run(feed.groups(start=start, end=end, limit=limit))
     engine.finish()
     if not engine.equity_values:
         raise ModelError("bars: the feed delivered no bars for that range")
@@ -406,17 +406,6 @@ def backtest(
     t0 = time.perf_counter()
     run, reason = _run(engine, bot, feed, make_engine, limit, start, end)
     elapsed = time.perf_counter() - t0
-    broker = run.broker
-    equity = pd.DataFrame({"equity": run.equity, "cash": run.cash}, index=run.index)
-    equity["drawdown"] = drawdown_series(equity["equity"])
-    trades = round_trips(broker.fills)
-    metrics = summarize(
-        equity["equity"].to_numpy(), trades, feed.periods_per_year, run.bars_in_market
-    )
-    fills = pd.DataFrame([f.to_dict() for f in broker.fills], columns=_FILL_COLUMNS)
-    if len(fills):
-        fills["filled_at"] = pd.to_datetime(fills["filled_at"], utc=True)
-    orders = pd.DataFrame([o.to_dict() for o in broker.orders.values()])
     config = {
         "starting_cash": starting_cash,
         "broker": broker_config.to_dict(),
@@ -429,7 +418,61 @@ def backtest(
         "engine": "event" if reason is not None else "vector",
         "engine_fallback": reason,
     }
-    result = BacktestResult(
+    result = run_result(
+        bot,
+        run,
+        feed.periods_per_year,
+        config=config,
+        bars=run.bars,
+        elapsed=elapsed,
+        halted=run.halted,
+        price_source=_price_source(feed, run.index),
+        fill_times=True,
+    )
+    if store:
+        _store(result, ledger, started_at, starting_cash)
+    return result
+
+
+def run_result(
+    bot: Bot,
+    run: Any,
+    periods_per_year: float,
+    *,
+    config: dict[str, Any],
+    bars: int,
+    elapsed: float,
+    halted: dict[str, Any] | None,
+    price_source: Callable[[], pd.DataFrame] | None,
+    fill_times: bool = False,
+) -> BacktestResult:
+    """An unstored :class:`BacktestResult` of a finished run: equity, fills, trades, metrics.
+
+    Parameters
+    ----------
+    bot : Bot
+        The bot that ran.
+    run
+        What ran it: ``broker`` (a :class:`SimulatedBroker`), ``equity`` and ``cash``
+        per bar on ``index``, and ``bars_in_market``.
+    periods_per_year : float
+        Bars per year of the data (for annualised metrics).
+    config, bars, elapsed, halted, price_source
+        The result's own fields.
+    fill_times : bool
+        Give the fills' ``filled_at`` column a UTC datetime type (else as recorded).
+    """
+    broker = run.broker
+    # float arrays, not lists: a DataFrame checks every element of a list
+    equity = pd.DataFrame(
+        {"equity": np.asarray(run.equity, np.float64), "cash": np.asarray(run.cash, np.float64)},
+        index=run.index,
+    )
+    equity["drawdown"] = drawdown_series(equity["equity"])
+    trades = round_trips(broker.fills)
+    metrics = summarize(equity["equity"].to_numpy(), trades, periods_per_year, run.bars_in_market)
+    fills = fills_frame(broker.fills, fill_times)
+    return BacktestResult(
         id=None,
         bot=bot,
         bot_id=None,
@@ -438,17 +481,14 @@ def backtest(
         equity=equity,
         fills=fills,
         trades=trades,
-        orders=orders,
+        orders=orders_frame(list(broker.orders.values())),
         config=config,
-        bars=run.bars,
+        bars=bars,
         elapsed=elapsed,
-        halted=run.halted,
-        periods_per_year=feed.periods_per_year,
-        price_source=_price_source(feed, run.index),
+        halted=halted,
+        periods_per_year=periods_per_year,
+        price_source=price_source,
     )
-    if store:
-        _store(result, ledger, started_at, starting_cash)
-    return result
 
 
 def _price_source(feed: Feed, index: pd.DatetimeIndex) -> Callable[[], pd.DataFrame] | None:

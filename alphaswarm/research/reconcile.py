@@ -63,6 +63,7 @@ from alphaswarm.data.replay import ReplayFeed
 from alphaswarm.engine.broker import SimulatedBroker
 from alphaswarm.engine.loop import Engine
 from alphaswarm.model import ModelError
+from alphaswarm.stored_values import records
 from alphaswarm.trail import BAR_COLUMNS, RunNotFound, RunTrail, check_bars, load_trail
 from alphaswarm.views import view
 
@@ -131,11 +132,10 @@ class Reconciliation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{paper_run_id, summary, trades}``."""
-        trades = self.trades.astype(object).where(self.trades.notna(), None)
         return {
             "paper_run_id": self.run_id,
             "summary": self.summary,
-            "trades": trades.to_dict("records"),
+            "trades": records(self.trades),
             "shadow": self.shadow.to_dict() if self.shadow is not None else None,
         }
 

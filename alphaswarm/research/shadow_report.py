@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from alphaswarm.model import ModelError
+from alphaswarm.stored_values import records
 
 if TYPE_CHECKING:
     from alphaswarm.ledger import Ledger
@@ -88,11 +89,10 @@ class ShadowReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{paper_run_id, summary, orders}`` (what the run view shows)."""
-        rows = self.orders.astype(object).where(self.orders.notna(), None)
         return {
             "paper_run_id": self.run_id,
             "summary": self.summary,
-            "orders": rows.to_dict("records"),
+            "orders": records(self.orders),
         }
 
     def text(self) -> str:

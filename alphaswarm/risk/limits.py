@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import param
 
-from alphaswarm.model import ModelError, OrderType
+from alphaswarm.model import ModelError, OrderType, field_values
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -35,12 +35,7 @@ class RiskDecision:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready representation."""
-        return {
-            "limit": self.limit,
-            "value": self.value,
-            "threshold": self.threshold,
-            "message": self.message,
-        }
+        return field_values(self)
 
 
 @dataclass(slots=True)
@@ -84,14 +79,22 @@ class AccountState:
                 self.max_drawdown = dd
         ends = self._day_ends
         if ends is None or now >= ends or now < self._day_starts:
-            day = now.date()
-            if day != self.day:
-                if self.day is not None:
-                    self.day_start_equity = self.last_equity
-                self.day = day
-            self._day_starts = now.replace(hour=0, minute=0, second=0, microsecond=0)
-            self._day_ends = self._day_starts + timedelta(days=1)
+            self.roll_day(now)
         self.last_equity = equity
+
+    def roll_day(self, now: datetime) -> None:
+        """Move to the trading day of ``now`` (outside the current one).
+
+        A new day starts from the equity of the last update before it. Called by
+        :meth:`update` (and by a loop that inlines it) before ``last_equity`` is set.
+        """
+        day = now.date()
+        if day != self.day:
+            if self.day is not None:
+                self.day_start_equity = self.last_equity
+            self.day = day
+        self._day_starts = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        self._day_ends = self._day_starts + timedelta(days=1)
 
     @property
     def drawdown(self) -> float:

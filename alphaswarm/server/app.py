@@ -21,9 +21,10 @@ from tornado.web import RequestHandler
 from alphaswarm.paper import tuning
 from alphaswarm.server import handlers as h
 from alphaswarm.server.capacity import Capacity
+from alphaswarm.server.dashboard import LazyDashboard
 from alphaswarm.server.errors import MAX_BODY_BYTES
 from alphaswarm.server.openapi import openapi_document
-from alphaswarm.server.pages import negotiate_pages, page_apps
+from alphaswarm.server.pages import DashboardPaths, TrailingSlashHandler
 from alphaswarm.server.security import (
     TOKEN_COOKIE,
     Security,
@@ -36,9 +37,10 @@ from alphaswarm.server.ws import PaperSocket
 from alphaswarm.spec_policy import SpecPolicy, policy_from_env
 
 if TYPE_CHECKING:
-    from bokeh.server.server import Server
+    from tornado.httpserver import HTTPServer
     from tornado.httputil import HTTPServerRequest
     from tornado.ioloop import IOLoop
+    from tornado.web import Application
 
     from alphaswarm.ledger import Ledger
     from alphaswarm.paper.runtime import Runtime
@@ -54,7 +56,14 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 #: Seconds a shutdown waits for the final rows a busy ledger did not take at once.
 SHUTDOWN_WRITES_SECONDS = 30.0
 
-__all__ = ["ServerConfigError", "ServerThread", "build_server", "make_routes", "serve"]
+__all__ = [
+    "AppServer",
+    "ServerConfigError",
+    "ServerThread",
+    "build_server",
+    "make_routes",
+    "serve",
+]
 
 #: Path prefixes of the API; unknown paths under them get a JSON 404.
 API_PREFIXES = (
@@ -176,6 +185,13 @@ def dashboard_app() -> Any:
     return dashboard(landing=_landing_run())
 
 
+def _page_apps() -> dict[str, Any]:
+    """The dashboard's application routes: ``/`` and every page address."""
+    from alphaswarm.ui.routes import server_patterns
+
+    return {"/": dashboard_app, **dict.fromkeys(server_patterns(), dashboard_app)}
+
+
 def _landing_run() -> str:
     """The demo's running session, opened when the overview page loads ('' for none)."""
     from alphaswarm.paper.registry import registry
@@ -243,15 +259,33 @@ def _drop_token(request: HTTPServerRequest) -> None:
         request.arguments.pop("token", None)
 
 
-def _guard(server: Server, security: Security) -> None:
+def _not_found_and_log(app: Application, security: Security) -> None:
+    """JSON 404s for unknown paths and the redacting access log, on ``app``."""
+    app.settings["default_handler_class"] = h.NotFoundHandler
+    app.settings["default_handler_args"] = {"security": security}
+    app.settings["log_function"] = log_request
+
+
+def _dispatch(app: Application, paths: DashboardPaths, dashboard: LazyDashboard) -> None:
+    """Send dashboard paths to the dashboard (built then, if need be), the rest to the API."""
+    find_handler = app.find_handler
+
+    def dispatched(request: HTTPServerRequest, **kwargs: Any) -> Any:
+        target = paths.redirect(request.path)
+        if target is not None:
+            return app.get_handler_delegate(request, TrailingSlashHandler, {}, [target])
+        if paths.answers(request):
+            return dashboard.handler(request)
+        return find_handler(request, **kwargs)
+
+    app.find_handler = dispatched
+
+
+def _guard(app: Application, security: Security) -> None:
     """Put the host rule, then the token rule, in front of every route.
 
     Dashboard pages and Bokeh's socket are covered too; the access log redacts tokens.
     """
-    app = server._tornado
-    app.settings["default_handler_class"] = h.NotFoundHandler
-    app.settings["default_handler_args"] = {"security": security}
-    app.settings["log_function"] = log_request
     find_handler = app.find_handler
 
     def guarded(request: HTTPServerRequest, **kwargs: Any) -> Any:
@@ -274,6 +308,50 @@ def _guard(server: Server, security: Security) -> None:
     app.find_handler = guarded
 
 
+class AppServer:
+    """One listening HTTP server: the API, and the dashboard once a page is asked for.
+
+    Made by :func:`build_server` (already listening); :meth:`start` and
+    :meth:`stop` as for a Bokeh server.
+
+    Parameters
+    ----------
+    app : tornado.web.Application
+        The API application (its lookup also hands dashboard paths to ``dashboard``).
+    http : tornado.httpserver.HTTPServer
+        The listening server.
+    port : int
+        The port it listens on.
+    loop : IOLoop
+        Its loop.
+    dashboard : LazyDashboard
+        The dashboard, built on the first request for one of its paths.
+    """
+
+    def __init__(
+        self, app: Application, http: HTTPServer, port: int, loop: IOLoop, dashboard: LazyDashboard
+    ) -> None:
+        self.app, self.port, self.io_loop, self.dashboard = app, port, loop, dashboard
+        self._http = http
+        self._show_url: str | None = None
+
+    def start(self) -> None:
+        """Open a browser tab when asked to (the server already listens)."""
+        if self._show_url is not None:
+            import webbrowser
+
+            self.io_loop.add_callback(webbrowser.open, self._show_url)
+
+    def stop(self) -> None:
+        """Stop listening, and the dashboard's housekeeping."""
+        self._http.stop()
+        self.dashboard.stop()
+
+    async def close_sessions(self) -> None:
+        """Destroy the dashboard's browser sessions (see :meth:`LazyDashboard.close_sessions`)."""
+        await self.dashboard.close_sessions()
+
+
 def build_server(
     address: str = "127.0.0.1",
     port: int = 8000,
@@ -288,8 +366,11 @@ def build_server(
     policy: SpecPolicy | None = None,
     capacity: Capacity | None = None,
     **session_options: Any,
-) -> Server:
-    """Create (not start) the Panel/Bokeh server with the API routes.
+) -> AppServer:
+    """Create the server with the API routes, listening; the dashboard is built on demand.
+
+    Nothing of Panel, Bokeh or HoloViews is imported until the first request for a
+    dashboard page (or its resources): the API and the kill switch answer before.
 
     Parameters
     ----------
@@ -300,11 +381,11 @@ def build_server(
     token : str, optional
         Bearer token (``$ALPHASWARM_TOKEN`` otherwise); required off loopback.
     dashboard : bool
-        Serve the dashboard at ``/`` (a minimal page otherwise).
+        Serve the dashboard at ``/`` and its pages (a minimal page at ``/`` otherwise).
     loop : IOLoop, optional
         The IOLoop to run on (the current one otherwise).
     num_procs : int
-        Bokeh worker processes.
+        Worker processes (forked once the port is bound).
     show : bool
         Open a browser tab once started.
     allow_hosts : list of str
@@ -324,34 +405,41 @@ def build_server(
     ServerConfigError
         A non-loopback address without a token.
     """
-    from panel.io.server import get_server
+    from tornado.httpserver import HTTPServer
+    from tornado.ioloop import IOLoop
+    from tornado.netutil import bind_sockets
+    from tornado.process import fork_processes
+    from tornado.web import Application
 
     security = Security.from_env(token, bind_address=address, allowed_hosts=allow_hosts)
     check_bind(address, security)
-    routes = make_routes(ledger, security, policy, capacity)
+    app = Application(make_routes(ledger, security, policy, capacity))
+    _not_found_and_log(app, security)
+    sockets = bind_sockets(port, address or None)
+    port = sockets[0].getsockname()[1]
+    if num_procs != 1:
+        fork_processes(num_procs)
+    io_loop = loop if loop is not None else IOLoop.current()
     # Bokeh's origin list cannot hold IPv6 literals; the Host rule covers them
     names = {"localhost", "127.0.0.1", *security.allowed_hosts}
     if address:
         names.add(address)
-    hosts = {f"{n}:{port}" for n in names if ":" not in n}
-    server = get_server(
-        page_apps(dashboard_app) if dashboard else {"/": _placeholder},
-        port=port,
-        address=address,
-        websocket_origin=sorted(hosts),
-        loop=loop,
-        show=show,
-        start=False,
-        title="alphaswarm",
-        verbose=False,
-        extra_patterns=routes,
-        num_procs=num_procs,
-        http_server_kwargs={"max_body_size": MAX_BODY_BYTES, "max_buffer_size": MAX_BUFFER_BYTES},
-        **session_options,
+    shown = f"[{address}]" if ":" in (address or "") else (address or "localhost")
+    lazy = LazyDashboard(
+        _page_apps if dashboard else (lambda: {"/": _placeholder}),
+        url=f"http://{shown}:{port}/",
+        websocket_origins=sorted(f"{n}:{port}" for n in names if ":" not in n),
+        loop=io_loop,
+        session_options=session_options,
+        configure=lambda bokeh_app: _not_found_and_log(bokeh_app, security),
     )
-    if dashboard:
-        negotiate_pages(server)  # before the guard, which must run first
-    _guard(server, security)
+    _dispatch(app, DashboardPaths(pages=dashboard), lazy)  # before the guard, which runs first
+    _guard(app, security)
+    http = HTTPServer(app, max_body_size=MAX_BODY_BYTES, max_buffer_size=MAX_BUFFER_BYTES)
+    http.add_sockets(sockets)
+    server = AppServer(app, http, port, io_loop, lazy)
+    if show:
+        server._show_url = f"http://{shown}:{port}/"
     return server
 
 
@@ -483,12 +571,9 @@ def _serve(
     from alphaswarm.paper.killswitch import kill_switch
 
     kill_switch().watch(lambda: True)  # follow other processes' engagements while serving
-    if demo:
-        from alphaswarm.server.demo import ensure_demo
-
-        session = ensure_demo(ledger)
-        if session is not None:
-            log.info("demo session %s running at speed 60", session.paper_run_id)
+    starting = threading.Thread(target=_start_demo, args=(ledger,), name="alphaswarm-demo")
+    if demo:  # the API answers while the demo bot is backtested and started
+        starting.start()
     shown = f"[{address}]" if ":" in address else address
     print(f"alphaswarm serving http://{shown}:{server.port}/ (API: /openapi.json)")  # noqa: T201
     try:
@@ -497,10 +582,25 @@ def _serve(
         pass
     finally:
         server.stop()
+        if starting.is_alive():  # its session, once started, gets its final row too
+            starting.join(SHUTDOWN_WRITES_SECONDS)
         _stop_sessions("server shut down")
 
 
-def _on_signals(server: Server, signals: tuple[signal.Signals, ...]) -> None:
+def _start_demo(ledger: Ledger) -> None:
+    """Register, backtest (when needed) and start the demo bot's session."""
+    from alphaswarm.server.demo import ensure_demo
+
+    try:
+        session = ensure_demo(ledger)
+    except Exception:  # noqa: BLE001 - the server goes on without its demo
+        log.exception("the demo session could not be started")
+        return
+    if session is not None:
+        log.info("demo session %s running at speed 60", session.paper_run_id)
+
+
+def _on_signals(server: AppServer, signals: tuple[signal.Signals, ...]) -> None:
     """Shut down cleanly on these signals (a second one stops at once).
 
     Only :func:`serve`, which owns its process, calls this.
@@ -524,7 +624,7 @@ def _on_signals(server: Server, signals: tuple[signal.Signals, ...]) -> None:
             log.warning("cannot handle %s here (not the main thread)", signal.Signals(sig).name)
 
 
-async def _shut_down(server: Server, reason: str) -> None:
+async def _shut_down(server: AppServer, reason: str) -> None:
     """Stop every session, give WebSocket clients their ``done`` frame, stop the loop."""
     loop = asyncio.get_running_loop()
     try:
@@ -589,7 +689,7 @@ class ServerThread:
         self._kwargs = {"ledger": ledger, "token": token, "dashboard": dashboard, **options}
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self.server: Server | None = None
+        self.server: AppServer | None = None
         self._thread = threading.Thread(target=self._run, name="alphaswarm-server", daemon=True)
 
     @property
@@ -626,10 +726,23 @@ class ServerThread:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server and its thread."""
+        """Stop the server and its thread; its browser sessions are destroyed first."""
         loop = getattr(self, "_loop", None)
         if loop is not None:
-            loop.add_callback(loop.stop)
+
+            async def close_then_stop() -> None:
+                try:
+                    await self.server.close_sessions()
+                    # what the closed pages left scheduled ends here, not with the loop
+                    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                    for task in pending:
+                        task.cancel()
+                    if pending:
+                        await asyncio.wait(pending, timeout=timeout / 4)
+                finally:
+                    loop.stop()
+
+            loop.add_callback(close_then_stop)
         self._thread.join(timeout)
         if self._own_capacity:
             self._kwargs["capacity"].shutdown()

@@ -17,7 +17,6 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pandas as pd
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from alphaswarm.backtest import backtest
@@ -27,7 +26,6 @@ from alphaswarm.jsoncodec import dumps_lenient, jsonable
 from alphaswarm.model import ModelError
 from alphaswarm.paper.gate import GateRefused
 from alphaswarm.paper.killswitch import EXTENSION_TARGETS, KillSwitch, KillSwitchEngaged
-from alphaswarm.paper.runtime import Runtime, current
 from alphaswarm.paper.session import FINAL_STATUSES, PaperSession
 from alphaswarm.server.body import INLINE_PARSE_BYTES, parse_body
 from alphaswarm.server.capacity import Busy, Capacity
@@ -52,16 +50,18 @@ from alphaswarm.server.requests import (
     StopRequest,
     read_body,
 )
+from alphaswarm.server.route_context import RouteContext
 from alphaswarm.server.security import Security, redact, same_origin
 from alphaswarm.spec_policy import SpecPolicy, check_remote_spec
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     import param
 
     from alphaswarm.ledger import Ledger
     from alphaswarm.paper.registry import SessionRegistry
+    from alphaswarm.paper.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _fallback_capacity() -> Capacity:
 
 
 @stream_request_body
-class BaseHandler(RequestHandler):
+class BaseHandler(RouteContext, RequestHandler):
     """JSON in and out, the host, token and origin rules, the size limit and JSON errors.
 
     Parameters (route kwargs)
@@ -111,24 +111,12 @@ class BaseHandler(RequestHandler):
         runtime: Runtime | None = None,
     ) -> None:
         """Take the route kwargs."""
-        self._ledger = ledger
-        self._runtime = runtime
-        self.security = security or Security()
+        self._take_context(ledger, runtime, security)
         self.policy = policy or SpecPolicy()
         self.capacity = capacity or _fallback_capacity()
         self._chunks: list[bytes] = []
         self._body_size = 0
         self._holds_slot = False  # True while this request holds a heavy slot
-
-    @property
-    def ledger(self) -> Ledger:
-        """The ledger this server writes to."""
-        return self._ledger if self._ledger is not None else self.runtime.ledger
-
-    @property
-    def runtime(self) -> Runtime:
-        """The runtime of the sessions this server starts, stops and kills."""
-        return self._runtime if self._runtime is not None else current()
 
     def set_default_headers(self) -> None:
         """JSON responses, never cached."""
@@ -301,6 +289,18 @@ class BaseHandler(RequestHandler):
         with self.capacity.slot(what):
             return await self.in_heavy_pool(fn, *args, **kwargs)
 
+    async def holding_slot(
+        self, what: str, answer: Callable[..., Awaitable[None]], *args: Any
+    ) -> None:
+        """Answer with ``answer(*args)`` while holding a slot of the bounded pool.
+
+        A full pool answers 503 + ``Retry-After`` at once (``what`` names the work);
+        while the slot is held, large bodies are parsed in it (:meth:`body_mapping`).
+        """
+        with self.capacity.slot(what):
+            self._holds_slot = True
+            await answer(*args)
+
     async def in_heavy_pool(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` in the bounded pool (the caller holds a ``capacity.slot``)."""
         return await self._run(self.capacity.heavy, fn, *args, **kwargs)
@@ -419,15 +419,11 @@ class BacktestHandler(BaseHandler):
 
     async def post(self, bot_id: str) -> None:
         """Answer the POST (503 at once when the bounded pool is full)."""
-        with self.capacity.slot("backtests"):
-            self._holds_slot = True
-            await self._backtest(bot_id)
+        await self.holding_slot("backtests", self._backtest, bot_id)
 
     async def _backtest(self, bot_id: str) -> None:
         body = await self.read(BacktestRequest)
         bars, start, end = body["bars"], body["start"], body["end"]
-        if start and end and pd.Timestamp(start) > pd.Timestamp(end):
-            raise invalid(f"start {start} is after end {end}")
         await self.blocking(self.bot_or_404, bot_id)
         spec = await self.blocking(self.ledger.bot_spec, bot_id)
         self.check_spec(spec)
@@ -466,15 +462,11 @@ class PaperStartHandler(BaseHandler):
 
     async def post(self, bot_id: str) -> None:
         """Answer the POST (503 at once when the bounded pool is full)."""
-        with self.capacity.slot("starting paper sessions"):
-            self._holds_slot = True
-            await self._paper(bot_id)
+        await self.holding_slot("starting paper sessions", self._paper, bot_id)
 
     async def _paper(self, bot_id: str) -> None:
         body = await self.read(PaperRequest)
         reason = body["reason"] or ""
-        if body["force"] and not reason.strip():
-            raise invalid("reason: forcing the gate needs a non-empty reason")
         params: dict[str, Any] = {
             "starting_cash": body["starting_cash"],
             "duration_minutes": body["duration_minutes"],

@@ -85,6 +85,14 @@ def _path_param(name: str, description: str) -> dict[str, Any]:
     }
 
 
+def _read_one(
+    summary: str, what: str, schema: str, param: dict[str, Any], missing: str
+) -> dict[str, Any]:
+    """A route whose GET answers one ``schema`` named by ``param`` (404: ``missing``)."""
+    responses = {"200": _resp(what, _ref(schema)), "404": _resp(missing)}
+    return {"get": _op(summary, responses, params=[param])}
+
+
 _POST_ERRORS = ("400", "401", "403", "413", "422", "503")
 _BOT_ID = _path_param("bot_id", "The bot id (the slug of its name).")
 _RUN_ID = _path_param("paper_run_id", "The paper run id (also the frames' task_id).")
@@ -131,20 +139,16 @@ def openapi_document() -> dict[str, Any]:
                 errors=_POST_ERRORS,
             ),
         },
-        "/bots/{bot_id}": {
-            "get": _op(
-                "A bot with its latest backtest_runs reference and sharpe.",
-                {"200": _resp("Bot.", _ref("Bot")), "404": _resp("Unknown bot.")},
-                params=[_BOT_ID],
-            )
-        },
-        "/bots/{bot_id}/versions": {
-            "get": _op(
-                "The versions of a bot.",
-                {"200": _resp("Versions.", _ref("BotVersions")), "404": _resp("Unknown bot.")},
-                params=[_BOT_ID],
-            )
-        },
+        "/bots/{bot_id}": _read_one(
+            "A bot with its latest backtest_runs reference and sharpe.",
+            "Bot.",
+            "Bot",
+            _BOT_ID,
+            "Unknown bot.",
+        ),
+        "/bots/{bot_id}/versions": _read_one(
+            "The versions of a bot.", "Versions.", "BotVersions", _BOT_ID, "Unknown bot."
+        ),
         "/bots/{bot_id}/backtest": {
             "post": _op(
                 "Backtest the bot's current version over {bars} or {start, end}.",
@@ -214,20 +218,12 @@ def openapi_document() -> dict[str, Any]:
                 errors=_POST_ERRORS,
             )
         },
-        "/paper/{paper_run_id}": {
-            "get": _op(
-                "One paper run.",
-                {"200": _resp("Run.", _ref("Run")), "404": _resp("Unknown run.")},
-                params=[_RUN_ID],
-            )
-        },
-        "/paper/{paper_run_id}/fills": {
-            "get": _op(
-                "The fills of a run.",
-                {"200": _resp("Fills.", _ref("Fills")), "404": _resp("Unknown run.")},
-                params=[_RUN_ID],
-            )
-        },
+        "/paper/{paper_run_id}": _read_one(
+            "One paper run.", "Run.", "Run", _RUN_ID, "Unknown run."
+        ),
+        "/paper/{paper_run_id}/fills": _read_one(
+            "The fills of a run.", "Fills.", "Fills", _RUN_ID, "Unknown run."
+        ),
         "/paper/{paper_run_id}/reconcile": {
             "get": _op(
                 "The run against its backtest over the same bars: fills matched, "

@@ -1,44 +1,42 @@
-"""The dashboard's page addresses on the server, beside the REST routes.
+"""Which requests the dashboard answers, decided without importing it.
 
-Every page address of :mod:`alphaswarm.ui.routes` is served by the dashboard
-application. ``/bots`` and ``/bots/<id>`` are REST routes too: a browser's page
-load there (a ``GET`` whose ``Accept`` header asks for ``text/html`` before JSON)
-is handed to the dashboard, every other request to the API (whichever of the two
-the router would have picked first).
+Every page address of :mod:`alphaswarm.ui.routes` (a module without Panel) is a
+dashboard page; so are the resources Bokeh serves beside each page (``ws``,
+``metadata``, ``autoload.js``, ``static/...``) and the server-wide ones
+(``/static/...``, ``/components/...``, ``/favicon.ico``). ``/bots`` and
+``/bots/<id>`` are REST routes too: a browser's page load there (a ``GET`` whose
+``Accept`` header asks for ``text/html`` before JSON) goes to the dashboard, every
+other request to the API. A page address with a trailing slash is redirected to
+the address without one (the page's resources resolve relative to its address).
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tornado.web import RequestHandler
 
 from alphaswarm.ui.routes import negotiated_patterns, server_patterns
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from bokeh.server.server import Server
     from tornado.httputil import HTTPServerRequest
 
+__all__ = ["DashboardPaths", "TrailingSlashHandler", "wants_html"]
 
-def page_apps(app: Callable[[], Any]) -> dict[str, Callable[[], Any]]:
-    """The application routes for ``get_server``: ``/`` and every page address."""
-    return {"/": app, **dict.fromkeys(server_patterns(), app)}
+#: What Bokeh serves beside every page (the page's socket, metadata, scripts, files).
+_PAGE_RESOURCES = r"(?:ws|metadata|autoload\.js|static/.*)"
+#: What the Panel/Bokeh server serves once for all pages.
+_SERVER_RESOURCES = (r"^/static/.*$", r"^/components/.*$", r"^/favicon\.ico$")
 
 
-class _TrailingSlashHandler(RequestHandler):
+class TrailingSlashHandler(RequestHandler):
     """``GET /runs/<id>/``: redirect to the page's one address, ``/runs/<id>``."""
 
     def get(self, path: str) -> None:
         """Redirect, keeping the query."""
         query = f"?{self.request.query}" if self.request.query else ""
         self.redirect(f"/{path}{query}", permanent=True)
-
-
-def _trailing_slash_patterns() -> list[re.Pattern[str]]:
-    return [re.compile(f"^/({pattern.lstrip('/')})/+$") for pattern in server_patterns()]
 
 
 def wants_html(request: HTTPServerRequest) -> bool:
@@ -54,52 +52,41 @@ def wants_html(request: HTTPServerRequest) -> bool:
     return True
 
 
-def negotiate_pages(server: Server) -> None:
-    """Send page addresses to the dashboard: one address per page, browsers' page loads.
+class DashboardPaths:
+    """The paths the dashboard answers; only ``/`` when ``pages`` is False.
 
-    A page address with a trailing slash is redirected to the address without one
-    (the page's resources resolve relative to its address). A browser's page load of
-    an address that is also a REST route is handed to the dashboard. Wraps the
-    application's handler lookup; call it before anything that wraps the lookup to
-    guard it (the token check), so the guard still runs first.
+    Parameters
+    ----------
+    pages : bool
+        Every page of the dashboard (True) or the single page at ``/`` (False).
     """
-    from bokeh.server.views.doc_handler import DocHandler
 
-    app = server._tornado
-    find_handler = app.find_handler
-    patterns = negotiated_patterns()
-    slashed = _trailing_slash_patterns()
+    def __init__(self, pages: bool = True) -> None:
+        patterns = server_patterns() if pages else []
+        self._pages = [re.compile(f"^{p}$") for p in patterns if not _negotiated(p)]
+        self._negotiated = negotiated_patterns() if pages else []
+        prefixes = "|".join(p for p in patterns)
+        own = rf"^(?:{prefixes})?/{_PAGE_RESOURCES}$" if prefixes else rf"^/{_PAGE_RESOURCES}$"
+        self._resources = [re.compile(own), *map(re.compile, _SERVER_RESOURCES)]
+        self._slashed = [re.compile(f"^/({p.lstrip('/')})/+$") for p in patterns]
 
-    def is_page(rule: Any) -> bool:
-        return isinstance(rule.target, type) and issubclass(rule.target, DocHandler)
-
-    pages = [rule for rule in app.wildcard_router.rules if is_page(rule)]
-    others = [rule for rule in app.wildcard_router.rules if not is_page(rule)]
-
-    def delegate(request: HTTPServerRequest, rules: list[Any]) -> Any:
-        for rule in rules:
-            match = rule.matcher.match(request)
-            if match is not None:
-                return app.get_handler_delegate(
-                    request,
-                    rule.target,
-                    rule.target_kwargs,
-                    match.get("path_args"),
-                    match.get("path_kwargs"),
-                )
-        return None
-
-    def negotiated(request: HTTPServerRequest, **kwargs: Any) -> Any:
-        path = request.path
-        for pattern in slashed:
+    def redirect(self, path: str) -> str | None:
+        """The address without a trailing slash when ``path`` is a page's with one."""
+        for pattern in self._slashed:
             match = pattern.match(path)
             if match is not None:
-                return app.get_handler_delegate(request, _TrailingSlashHandler, {}, [match[1]])
-        if any(p.match(path) for p in patterns):
-            # a browser's page load gets the page; every other request the REST route
-            handler = delegate(request, pages if wants_html(request) else others)
-            if handler is not None:
-                return handler
-        return find_handler(request, **kwargs)
+                return match[1]
+        return None
 
-    app.find_handler = negotiated
+    def answers(self, request: HTTPServerRequest) -> bool:
+        """Whether the dashboard answers ``request`` (a REST route answers it otherwise)."""
+        path = request.path
+        if path == "/" or any(p.match(path) for p in self._resources):
+            return True
+        if any(p.match(path) for p in self._pages):
+            return True
+        return wants_html(request) and any(p.match(path) for p in self._negotiated)
+
+
+def _negotiated(pattern: str) -> bool:
+    return any(p.match(pattern.replace("[^/]+", "x")) for p in negotiated_patterns())

@@ -1,6 +1,7 @@
 """The request bodies of the HTTP API, declared once.
 
-Each body is a :class:`param.Parameterized` class: the handlers read bodies with
+Each body is a :class:`param.Parameterized` class, with its rules across keys in
+``RULES`` (:class:`~alphaswarm.schema.Rule`): the handlers read bodies with
 :func:`read_body` and ``/openapi.json`` describes them with
 :func:`alphaswarm.schema.json_schema`, both from these declarations and the
 bounds of :mod:`alphaswarm.server.limits`.
@@ -8,12 +9,13 @@ bounds of :mod:`alphaswarm.server.limits`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+import pandas as pd
 import param
 
 from alphaswarm.paper.killswitch import MODES
-from alphaswarm.schema import TYPE, DateText, Text, did_you_mean, keys, validate
+from alphaswarm.schema import TYPE, DateText, Rule, Text, did_you_mean, keys, validate
 from alphaswarm.server.errors import ApiError
 from alphaswarm.server.limits import (
     MAX_BACKTEST_BARS,
@@ -53,6 +55,24 @@ def _mode() -> param.Selector:
     )
 
 
+def _naive_utc(text: str) -> pd.Timestamp:
+    ts = pd.Timestamp(text)
+    return ts.tz_convert(None) if ts.tzinfo is not None else ts
+
+
+def _start_after_end(values: dict[str, Any]) -> str | None:
+    start, end = values["start"], values["end"]
+    if start and end and _naive_utc(start) > _naive_utc(end):
+        return f"start: {start} is after end {end}"
+    return None
+
+
+def _force_without_reason(values: dict[str, Any]) -> str | None:
+    if values["force"] and not (values["reason"] or "").strip():
+        return "reason: forcing the gate needs a non-empty reason"
+    return None
+
+
 class BacktestRequest(param.Parameterized):
     """Backtest the bot's current version over ``bars`` or ``start``/``end``."""
 
@@ -65,6 +85,10 @@ class BacktestRequest(param.Parameterized):
     start = DateText(None, allow_None=True, doc="First date, e.g. 2024-01-01.")
     end = DateText(None, allow_None=True, doc="Last date, e.g. 2024-06-30.")
     starting_cash = _cash()
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(("start", "end"), "start is not after end", _start_after_end),
+    )
 
 
 class PaperRequest(param.Parameterized):
@@ -99,6 +123,10 @@ class PaperRequest(param.Parameterized):
         max_length=MAX_BACKTEST_ID,
         doc="The backtest the gate judges (of the bot's current version); the most recent "
         "one when absent.",
+    )
+
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(("reason", "force"), "force needs a non-empty reason", _force_without_reason),
     )
 
 
@@ -164,15 +192,16 @@ def read_body(model: type[param.Parameterized], body: dict[Any, Any]) -> dict[st
     Raises
     ------
     ApiError
-        400 when a value has the wrong type, else 422; ``detail`` names every problem,
-        ``fields`` maps each key to its message and ``unknown`` each unknown key to the
-        closest declared one (or ``None``).
+        400 when a value has the wrong type, else 422 (a value out of bounds, a broken
+        rule of the model's ``RULES``); ``detail`` names every problem, ``fields``
+        maps each key to its message (every key of a broken rule) and ``unknown``
+        each unknown key to the closest declared one (or ``None``).
     """
     values, problems = validate(model, body)
     if not problems:
         return values
     status = 400 if any(p.kind == TYPE for p in problems) else 422
-    extra: dict[str, Any] = {"fields": {p.field: p.message for p in problems if p.field}}
+    extra: dict[str, Any] = {"fields": {f: p.message for p in problems for f in p.fields}}
     unknown = did_you_mean(body, keys(model))
     if unknown:
         extra["unknown"] = unknown

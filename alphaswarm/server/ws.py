@@ -26,15 +26,16 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from alphaswarm.frames import make_frame
 from alphaswarm.jsoncodec import dumps_lenient
-from alphaswarm.paper.runtime import Runtime, current
 from alphaswarm.paper.session import FINAL_STATUSES
 from alphaswarm.server.errors import ERROR_CODES, ApiError, misdirected
 from alphaswarm.server.limits import MAX_SINCE
+from alphaswarm.server.route_context import RouteContext
 from alphaswarm.server.security import Security, redact, same_origin
 
 if TYPE_CHECKING:
     from alphaswarm.frames import Subscription
     from alphaswarm.ledger import Ledger
+    from alphaswarm.paper.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ POLL_SECONDS = 0.25
 DONE_GRACE_SECONDS = 10.0
 
 
-class PaperSocket(WebSocketHandler):
+class PaperSocket(RouteContext, WebSocketHandler):
     """Stream the frames of one paper run.
 
     Parameters (route kwargs)
@@ -76,23 +77,11 @@ class PaperSocket(WebSocketHandler):
         **_: Any,
     ) -> None:
         """Take the route kwargs (the HTTP handlers' other kwargs are ignored)."""
-        self._ledger = ledger
-        self._runtime = runtime
-        self.security = security or Security()
+        self._take_context(ledger, runtime, security)
         self._closed = False
         self._sub: Subscription | None = None
         self._last_seq = 0
         self._pump: asyncio.Task | None = None
-
-    @property
-    def ledger(self) -> Ledger:
-        """The ledger frames are replayed from."""
-        return self._ledger if self._ledger is not None else self.runtime.ledger
-
-    @property
-    def runtime(self) -> Runtime:
-        """The runtime whose sessions this socket streams."""
-        return self._runtime if self._runtime is not None else current()
 
     def check_origin(self, origin: str) -> bool:
         """Refuse upgrades from any origin but the server's own (tornado answers 403)."""

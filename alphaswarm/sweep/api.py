@@ -32,6 +32,7 @@ import param
 from alphaswarm.bots import Bot, BotSpecError
 from alphaswarm.metrics import STORED_METRICS, format_metric
 from alphaswarm.model import ModelError
+from alphaswarm.schema import result_field
 from alphaswarm.strategies import resolve_strategy
 from alphaswarm.sweep import stats
 from alphaswarm.sweep.ledger import OOS_PREFIX, SweepStore, TrialWriter
@@ -293,6 +294,47 @@ class Plan:
             it.key = (OOS_PREFIX + key[: 64 - len(OOS_PREFIX)]) if it.oos else key
 
 
+def plan_config(
+    kind: str,
+    bot: Bot,
+    grid: dict[str, Any],
+    window: WindowData,
+    ref: DataRef | None,
+    *,
+    start: Any,
+    end: Any,
+    objective: str | Callable[[dict[str, Any]], float],
+    starting_cash: float,
+    **specific: Any,
+) -> dict[str, Any]:
+    """The configuration a search records: the bot, the grid, the data and the objective.
+
+    Parameters
+    ----------
+    kind : str
+        ``"sweep"`` or ``"walk_forward"``.
+    bot, grid, window, ref
+        The search's bot, grid, data window and worker reference (None: scattered).
+    start, end, objective, starting_cash
+        As the caller was given them.
+    **specific
+        The kind's own keys (``samples``, ``train`` ...), placed after the grid.
+    """
+    return {
+        "kind": kind,
+        "bot": bot.spec,
+        "grid": {k: list(v) for k, v in grid.items()},
+        **specific,
+        "start": None if start is None else str(start),
+        "end": None if end is None else str(end),
+        "bars": window.window["bars"],
+        "objective": objective if isinstance(objective, str) else None,
+        "starting_cash": starting_cash,
+        "data_fingerprint": window.fingerprint,
+        "client_data": ref is None,
+    }
+
+
 def resolve_data(
     bot: Bot, feed: Feed | pd.DataFrame | None, start: Any, end: Any, bars: int | None
 ) -> tuple[Feed, WindowData, DataRef | None]:
@@ -329,12 +371,7 @@ class SweepResult(param.Parameterized):
     """
 
     name = param.String(default="", constant=True, doc="Sweep name (its identity in the ledger).")
-    sweep_id = param.String(
-        default=None,
-        allow_None=True,
-        constant=True,
-        doc="``sweeps.id`` in the ledger (None without a ledger).",
-    )
+    sweep_id = result_field(param.String, "``sweeps.id`` in the ledger (None without a ledger).")
     objective = param.Parameter(
         default="sharpe",
         constant=True,
@@ -346,11 +383,8 @@ class SweepResult(param.Parameterized):
         constant=True,
         doc="State of the sweep.",
     )
-    trials = param.DataFrame(
-        default=None,
-        allow_None=True,
-        constant=True,
-        doc="One row per trial: key, params, status, error, metrics.",
+    trials = result_field(
+        param.DataFrame, "One row per trial: key, params, status, error, metrics."
     )
     report = param.Dict(
         default={},
@@ -361,14 +395,9 @@ class SweepResult(param.Parameterized):
     progress = param.ClassSelector(
         class_=SweepProgress, constant=True, doc="Live progress (bind a Panel indicator to it)."
     )
-    error = param.String(
-        default=None, allow_None=True, constant=True, doc="Why the sweep failed, when it did."
-    )
-    dashboard = param.String(
-        default=None,
-        allow_None=True,
-        constant=True,
-        doc="URL of the Dask dashboard of the cluster running the sweep (None: serial).",
+    error = result_field(param.String, "Why the sweep failed, when it did.")
+    dashboard = result_field(
+        param.String, "URL of the Dask dashboard of the cluster running the sweep (None: serial)."
     )
     where = param.String(
         default="", constant=True, doc="Where the trials run, e.g. 'a local cluster (2 workers)'."
@@ -825,20 +854,10 @@ def sweep(
     combos = sample_grid(grid, samples, seed) if samples is not None else expand_grid(grid)
     feed_obj, window, ref = resolve_data(bot, feed, start, end, bars)
     items = [Item(c, 0, window.n_groups) for c in combos]
-    config = {
-        "kind": "sweep",
-        "bot": bot.spec,
-        "grid": {k: list(v) for k, v in grid.items()},
-        "samples": samples,
-        "seed": seed,
-        "start": None if start is None else str(start),
-        "end": None if end is None else str(end),
-        "bars": window.window["bars"],
-        "objective": objective if isinstance(objective, str) else None,
-        "starting_cash": starting_cash,
-        "data_fingerprint": window.fingerprint,
-        "client_data": ref is None,
-    }
+    config = plan_config(
+        "sweep", bot, grid, window, ref, start=start, end=end, objective=objective,
+        starting_cash=starting_cash, samples=samples, seed=seed,
+    )  # fmt: skip
     plan = Plan(bot, feed_obj, window, ref, items, config, starting_cash)
     runner = Runner(backend, client, n_workers, retries=retries, target_seconds=target_seconds)
     return execute(

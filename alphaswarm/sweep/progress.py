@@ -3,9 +3,10 @@
 :class:`SweepProgress` holds the counts (total, done, failed, resumed), the rate in
 trials per second and the ETA. The runner calls :meth:`SweepProgress.update` as
 trials finish; a ``tqdm.auto`` bar (terminal and notebook) follows it, and
-:meth:`SweepProgress.panel` returns a Panel ``Progress`` indicator bound to it for
-the dashboard. When the sweep runs on Dask, the link to the cluster's dashboard is
-shown beside the bar in a notebook and under the Panel indicator.
+:meth:`SweepProgress.panel` returns a Panel view of it (a progress bar and a status
+line polled on the kit's frame pump) for notebooks and the dashboard. When the sweep
+runs on Dask, the link to the cluster's dashboard is shown beside the bar in a
+notebook and under the Panel indicator.
 """
 
 from __future__ import annotations
@@ -153,13 +154,11 @@ class SweepProgress(param.Parameterized):
         )
 
     def panel(self) -> Any:
-        """A Panel ``Progress`` bar and a status line bound to this object."""
-        import panel as pn
+        """A Panel view of this progress: a bar, a status line and the Dask dashboard link.
 
-        bar = pn.indicators.Progress(
-            value=self.param.value, max=100, sizing_mode="stretch_width", bar_color="primary"
-        )
-        parts: list[Any] = [bar, pn.pane.Str(self.param.message)]
-        if self.dashboard:
-            parts.append(pn.pane.Markdown(f"[Dask dashboard]({self.dashboard})"))
-        return pn.Column(*parts, sizing_mode="stretch_width")
+        It follows the counts on the tick of the kit's frame pump (on the notebook's
+        or the server session's own loop), whichever thread updates them.
+        """
+        from alphaswarm.views import view
+
+        return view("sweep_progress", self)

@@ -572,41 +572,15 @@ def replay(
     BacktestResult
         Not stored in the ledger; its metrics equal the trial's.
     """
-    from alphaswarm.backtest import BacktestResult
-    from alphaswarm.metrics import drawdown_series
+    from alphaswarm.research.backtest import run_result
 
     t0 = time.perf_counter()
     sim = _simulate(base, data, params, lo, hi, warmup)
     elapsed = time.perf_counter() - t0
-    broker = sim.broker
-    equity = pd.DataFrame({"equity": sim.equity, "cash": sim.cash}, index=sim.index)
-    equity["drawdown"] = drawdown_series(equity["equity"])
-    trades = round_trips(broker.fills)
-    metrics = summarize(sim.equity, trades, data.periods_per_year, sim.bars_in_market)
-    fills = pd.DataFrame(
-        [f.to_dict() for f in broker.fills],
-        columns=[
-            "fill_id",
-            "order_id",
-            "symbol",
-            "side",
-            "qty",
-            "price",
-            "commission",
-            "slippage",
-            "filled_at",
-        ],
-    )
-    return BacktestResult(
-        id=None,
-        bot=bot,
-        bot_id=None,
-        bot_version=None,
-        metrics=metrics,
-        equity=equity,
-        fills=fills,
-        trades=trades,
-        orders=pd.DataFrame([o.to_dict() for o in broker.orders.values()]),
+    return run_result(
+        bot,
+        sim,
+        data.periods_per_year,
         config={
             "feed": data.fingerprint,
             "window": data.window,
@@ -617,7 +591,6 @@ def replay(
         bars=sim.bars_seen,
         elapsed=elapsed,
         halted=sim.halted.to_dict() if sim.halted else None,
-        periods_per_year=data.periods_per_year,
         price_source=data.feed(max(lo - warmup, 0), hi).frame,
     )
 

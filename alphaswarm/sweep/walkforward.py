@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,7 @@ import param
 
 from alphaswarm.bots import Bot
 from alphaswarm.metrics import cagr
+from alphaswarm.schema import result_field
 from alphaswarm.sweep.api import (
     Item,
     Plan,
@@ -32,6 +34,7 @@ from alphaswarm.sweep.api import (
     _plain,
     execute,
     overfit_report,
+    plan_config,
     resolve_data,
     score,
     with_params,
@@ -113,23 +116,15 @@ def make_folds(
 class WalkForwardResult(param.Parameterized):
     """What :func:`walk_forward` returns."""
 
-    folds = param.DataFrame(
-        default=None,
-        allow_None=True,
-        constant=True,
-        doc="One row per fold: windows, best params, IS and OOS metrics, DSR, PBO.",
+    folds = result_field(
+        param.DataFrame, "One row per fold: windows, best params, IS and OOS metrics, DSR, PBO."
     )
-    equity = param.Series(
-        default=None,
-        allow_None=True,
-        constant=True,
-        doc="Stitched out-of-sample equity (each fold compounds on the last).",
+    equity = result_field(
+        param.Series, "Stitched out-of-sample equity (each fold compounds on the last)."
     )
-    efficiency = param.Number(
-        default=None,
-        allow_None=True,
-        constant=True,
-        doc="Walk-forward efficiency: mean annualised OOS return / mean annualised IS return.",
+    efficiency = result_field(
+        param.Number,
+        "Walk-forward efficiency: mean annualised OOS return / mean annualised IS return.",
     )
     stability = param.Dict(
         default={},
@@ -245,25 +240,15 @@ def walk_forward(
         for k, (is_lo, is_hi, _, _) in enumerate(folds)
         for c in combos
     ]
-    config = {
-        "kind": "walk_forward",
-        "bot": bot.spec,
-        "grid": {k: list(v) for k, v in grid.items()},
-        "train": n_train,
-        "test": n_test,
-        "gap": n_gap,
-        "anchored": anchored,
-        "warmup": warm,
-        "start": None if start is None else str(start),
-        "end": None if end is None else str(end),
-        "bars": window.window["bars"],
-        "objective": objective if isinstance(objective, str) else None,
-        "starting_cash": starting_cash,
-        "data_fingerprint": window.fingerprint,
-        "client_data": ref is None,
-    }
-    store = _coerce_ledger(ledger)
-    runner = Runner(backend, client, n_workers)
+    config = plan_config(
+        "walk_forward", bot, grid, window, ref, start=start, end=end, objective=objective,
+        starting_cash=starting_cash, train=n_train, test=n_test, gap=n_gap, anchored=anchored,
+        warmup=warm,
+    )  # fmt: skip
+    run = partial(
+        execute, objective=objective, runner=Runner(backend, client, n_workers),
+        ledger=_coerce_ledger(ledger), progress=progress, wait=True, pbo_blocks=pbo_blocks,
+    )  # fmt: skip
 
     def fold_reports(res: SweepResult, ctx: dict[str, Any]) -> dict[str, Any]:
         out = {}
@@ -272,18 +257,7 @@ def walk_forward(
         return {"folds": out}
 
     plan = Plan(bot, feed_obj, window, ref, items, config, starting_cash)
-    is_res = execute(
-        plan,
-        name=name,
-        objective=objective,
-        runner=runner,
-        ledger=store,
-        progress=progress,
-        wait=True,
-        pbo_blocks=pbo_blocks,
-        report=fold_reports,
-        phase="in-sample",
-    )
+    is_res = run(plan, name=name, report=fold_reports, phase="in-sample")
     if is_res.status != "done":
         raise RuntimeError(f"walk_forward: the in-sample search ended {is_res.status}")
     trials = is_res.trials
@@ -301,18 +275,7 @@ def walk_forward(
     oos_plan = Plan(
         bot, feed_obj, window, ref, oos_items, {**config, "phase": "oos"}, starting_cash
     )
-    oos_res = execute(
-        oos_plan,
-        name=is_res.name,
-        objective=objective,
-        runner=runner,
-        ledger=store,
-        progress=progress,
-        wait=True,
-        pbo_blocks=pbo_blocks,
-        report=lambda res, ctx: {},
-        phase="out-of-sample",
-    )
+    oos_res = run(oos_plan, name=is_res.name, report=lambda res, ctx: {}, phase="out-of-sample")
     ppy = window.periods_per_year
     base = TrialBase(bot.spec, bot.strategy_class(), starting_cash)
     rows, curves, last = [], [], starting_cash

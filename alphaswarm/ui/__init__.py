@@ -7,16 +7,24 @@ back from the ledger), usable in a notebook cell and in ``panel serve``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from alphaswarm.ui import view_registry  # noqa: F401 - registers the views domain objects ask for
-from alphaswarm.ui.base import FramePump, LiveView
-from alphaswarm.ui.equity import EquityCurve
-from alphaswarm.ui.fills import FillsTable
-from alphaswarm.ui.frames_log import FramesLog
-from alphaswarm.ui.killswitch import KillSwitchWidget
-from alphaswarm.ui.positions import Positions
-from alphaswarm.ui.risk import RiskPanel
-from alphaswarm.ui.session_card import SessionCard
-from alphaswarm.ui.session_view import SessionView
+
+#: The components, imported on first use: ``alphaswarm.ui.routes`` (page addresses)
+#: and the view registry need no Panel.
+_EXPORTS = {
+    "EquityCurve": "alphaswarm.ui.equity",
+    "FillsTable": "alphaswarm.ui.fills",
+    "FramePump": "alphaswarm.ui.base",
+    "FramesLog": "alphaswarm.ui.frames_log",
+    "KillSwitchWidget": "alphaswarm.ui.killswitch",
+    "LiveView": "alphaswarm.ui.base",
+    "Positions": "alphaswarm.ui.positions",
+    "RiskPanel": "alphaswarm.ui.risk",
+    "SessionCard": "alphaswarm.ui.session_card",
+    "SessionView": "alphaswarm.ui.session_view",
+}
 
 __all__ = [
     "EquityCurve",
@@ -30,3 +38,18 @@ __all__ = [
     "SessionCard",
     "SessionView",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'alphaswarm.ui' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

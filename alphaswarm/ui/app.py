@@ -9,12 +9,18 @@ starts a session for a registered bot through the paper gate.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 from typing import Any
 
 import pandas as pd
 import panel as pn
+
+# The table extension's model, registered before any page renders: a served page's
+# main area is built after its HTML went out, and Panel lists the scripts of the
+# extensions whose models it knows when it writes that HTML.
+import panel.models.tabulator  # noqa: F401
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
@@ -26,7 +32,7 @@ from alphaswarm.paper.registry import registry
 from alphaswarm.paper.runtime import engine_loop, get_ledger
 from alphaswarm.paper.session import PaperSession
 from alphaswarm.ui.backtest_page import BacktestPage
-from alphaswarm.ui.base import FramePump, LiveView
+from alphaswarm.ui.base import FramePump, LiveView, served_document
 from alphaswarm.ui.design import Fast
 from alphaswarm.ui.killswitch import KillSwitchWidget
 from alphaswarm.ui.multibot import MultiBotView
@@ -34,11 +40,15 @@ from alphaswarm.ui.pages.html import fmt_time
 from alphaswarm.ui.routes import Route, page_path, parse
 from alphaswarm.ui.run_toasts import RunToasts
 from alphaswarm.ui.session_view import SessionView
-from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator
+from alphaswarm.ui.socket_writes import document_connections, watch_connections
+from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator, show_rows
 
 log = logging.getLogger(__name__)
 
 BANNER_TEXT = "PAPER: simulated execution"
+#: Position of the "All bots" tab in the overview's tabs.
+EVERY_BOT_TAB = 1
+
 RUN_COLUMNS = [
     "id",
     "bot_id",
@@ -75,6 +85,12 @@ class RunsList(LiveView):
     ledger_every = param.Integer(
         default=4, bounds=(1, None), doc="Ticks between re-reads of the ledger."
     )
+    first_rows = param.List(
+        default=None,
+        allow_None=True,
+        doc="The ledger's runs, read already (off the server's loop): shown first instead "
+        "of reading them again (None: read when built).",
+    )
 
     def _build(self) -> None:
         self._version = -1
@@ -94,18 +110,29 @@ class RunsList(LiveView):
             css_classes=["alphaswarm-runs"],
         )
         self.table.param.watch(self._on_select, "selection")
+        # A click is an event, never dropped: the synced selection can be, when the
+        # browser's click crosses a refresh of a streaming run's row on the wire.
+        self.table.on_click(self._on_click)
 
     def _on_select(self, event: param.parameterized.Event) -> None:
         if self._selecting or not event.new:
             return
+        self._select_row(event.new[0])
+
+    def _on_click(self, event: Any) -> None:
+        self._select_row(event.row)
+        self._mark_selection()
+
+    def _select_row(self, idx: int) -> None:
         value = self.table.value
-        idx = event.new[0]
         if 0 <= idx < len(value):
             self.selected = str(value.iloc[idx]["id"])
 
     def select(self, run_id: str) -> None:
-        """Select ``run_id`` (and refresh the list so it is there)."""
-        self.reload()
+        """Select ``run_id`` (refreshing the list first when it is not listed yet)."""
+        value = self.table.value
+        if not len(value) or run_id not in set(value["id"]):
+            self.reload()
         self.selected = run_id
         self._mark_selection()
 
@@ -126,7 +153,12 @@ class RunsList(LiveView):
         self._show()
 
     def _load(self) -> None:
-        self.reload()
+        if self.first_rows is None:
+            self.reload()
+            return
+        self._ledger_rows = list(self.first_rows)
+        self.first_rows = None
+        self._show()
 
     def _update(self, frames: list[dict[str, Any]]) -> None:
         self._ticks += 1
@@ -171,13 +203,12 @@ class RunsList(LiveView):
             df["total_pnl"] = df["total_pnl"].astype(float)
             df["num_fills"] = df["num_fills"].fillna(0).astype(int)
             df["bars_seen"] = df["bars_seen"].fillna(0).astype(int)
-        current = self.table.value
-        if len(current) != len(df) or not current.reset_index(drop=True).equals(df):
-            self._selecting = True
-            try:
-                self.table.value = df
-            finally:
-                self._selecting = False
+        self._selecting = True
+        try:
+            replaced = show_rows(self.table, df)
+        finally:
+            self._selecting = False
+        if replaced:
             self._mark_selection()
 
     @property
@@ -202,6 +233,10 @@ class StartForm(pn.viewable.Viewer):
         class_=PaperSession, default=None, allow_None=True, doc="The session started last."
     )
     message = param.String(default="", doc="The outcome of the last attempt, as plain text.")
+    read_bots = param.Boolean(
+        default=True,
+        doc="Read the registered bots when built (off: :meth:`show_bots` lists them later).",
+    )
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -229,7 +264,8 @@ class StartForm(pn.viewable.Viewer):
         )
         self.refresh_button.on_click(lambda _e: self.refresh_bots())
         self.start_button.on_click(lambda _e: self.start())
-        self.refresh_bots()
+        if self.read_bots:
+            self.refresh_bots()
         self._layout = pn.Column(
             pn.pane.Markdown("### Start a paper session"),
             pn.Row(self.bot_select, self.refresh_button, sizing_mode="stretch_width"),
@@ -255,7 +291,11 @@ class StartForm(pn.viewable.Viewer):
 
     def refresh_bots(self) -> None:
         """Re-read the registered bots."""
-        options = {self.bot_label(b): b["id"] for b in self.ledger_().list_bots()}
+        self.show_bots(self.ledger_().list_bots())
+
+    def show_bots(self, bots: list[dict[str, Any]]) -> None:
+        """List ``bots`` (:meth:`Ledger.list_bots` rows) in the bot picker."""
+        options = {self.bot_label(b): b["id"] for b in bots}
         value = self.bot_select.value
         self.bot_select.options = options
         if value in options.values():
@@ -323,7 +363,14 @@ class StartForm(pn.viewable.Viewer):
 
 
 class Dashboard(pn.viewable.Viewer):
-    """The whole page's parts, for tests and for embedding without the template."""
+    """The whole page's parts, for tests and for embedding without the template.
+
+    With ``deferred`` (a served page) only the shell is built with the page: the
+    kill switch (header and confirmation), the start form and an empty main area.
+    :meth:`load` fills the main area once the browser shows the page, reading the
+    ledger on a worker thread, so the page's HTML never waits on the ledger and
+    the kill switch works while the runs, plots and tables are still loading.
+    """
 
     ledger = param.Parameter(default=None, doc="Ledger to read; the process default otherwise.")
     period = param.Integer(default=500, bounds=(250, 1000), doc="Milliseconds between ticks.")
@@ -333,38 +380,174 @@ class Dashboard(pn.viewable.Viewer):
     landing = param.String(
         default="", doc="Run shown when the overview opens with no run asked for ('' for none)."
     )
+    deferred = param.Boolean(
+        default=False,
+        doc="Build only the shell now; :meth:`load` builds the main area (a served page "
+        "calls it once the browser shows the shell).",
+    )
+    loaded = param.Boolean(default=False, doc="True once the main area is built.")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.pump = FramePump.current(period=self.period)
         self.kill_switch = KillSwitchWidget(pump=self.pump)
-        self.runs = RunsList(pump=self.pump, ledger=self.ledger)
-        self.form = StartForm(ledger=self.ledger)
-        self.view_holder = pn.Column(
-            pn.pane.Markdown("*Select a run above, or start one from the form.*"),
-            sizing_mode="stretch_width",
-            css_classes=["alphaswarm-selected-run"],
-        )
-        self.view: SessionView | None = None
+        self.form = StartForm(ledger=self.ledger, read_bots=not self.deferred)
         # toasts of the open run (risk halt, error, kill) go to this page's notification area
         from panel.io.notifications import NotificationArea
 
         self.notifications = NotificationArea()
         self.toasts: RunToasts | None = None
-        # every bot at once; the kill switch stays in the page header
-        self.multibot = MultiBotView(pump=self.pump, ledger=self.ledger, show_kill_switch=False)
-        self.backtests = BacktestPage(ledger=self.ledger)
-        self.runs.param.watch(self._on_selected, "selected")
-        self.form.on_started(self._on_started)
+        self.view: SessionView | None = None
         self.history = HistoryFollower(path=self.route.path)
-        self._open_route()
+        self.form.on_started(self._on_started)
+        # built by _build_content (at once, or by load() on a served page)
+        self.runs: RunsList | None = None
+        self.view_holder: pn.Column | None = None
+        self.multibot: MultiBotView | None = None
+        self.backtests: BacktestPage | None = None
+        self.other: Any = None
+        self.tabs: pn.Tabs | None = None
+        self._tab_holders: list[pn.Column] = []
+        self.body = pn.Column(
+            sizing_mode="stretch_width", css_classes=["alphaswarm-main"], min_height=200
+        )
+        if self.deferred:
+            self.body.objects = [
+                pn.pane.HTML(
+                    '<div class="alphaswarm-loading" style="padding:16px 10px;opacity:.7">'
+                    "Loading…</div>",
+                    margin=(0, 10),
+                )
+            ]
+        else:
+            self.body.objects = self._build_content(None)
+            self._build_tabs()
+            self.loaded = True
 
-    def _open_route(self) -> None:
+    # -- the main area --------------------------------------------------------------
+    def _ledger(self) -> Any:
+        return self.ledger or get_ledger()
+
+    def _read_ledger(self) -> dict[str, Any]:
+        """What the main area reads first: the runs, the bots, whether the asked run exists."""
+        ledger = self._ledger()
+        data: dict[str, Any] = {"bots": ledger.list_bots(), "runs": None, "known": False}
+        if self.route.page in ("overview", "runs", "run"):
+            data["runs"] = ledger.list_runs(limit=RunsList.param.limit.default)
+            if self.route.page == "run":
+                ident = self.route.ident
+                data["known"] = registry().get(ident) is not None or any(
+                    r.get("id") == ident for r in data["runs"]
+                )
+                if not data["known"]:
+                    data["known"] = ledger.get_run(ident) is not None
+        return data
+
+    def _build_content(self, data: dict[str, Any] | None) -> list[Any]:
+        """Build the main area's content (``data``: what :meth:`_read_ledger` read).
+
+        The overview's other tabs start empty; :meth:`_build_tabs` fills them.
+        """
+        self.other = self.page()
+        if self.other is not None:
+            return [self.other]
+        first_rows = data["runs"] if data is not None else None
+        self.runs = RunsList(pump=self.pump, ledger=self.ledger, first_rows=first_rows)
+        self.view_holder = pn.Column(
+            pn.pane.Markdown("*Select a run above, or start one from the form.*"),
+            sizing_mode="stretch_width",
+            css_classes=["alphaswarm-selected-run"],
+        )
+        self.runs.param.watch(self._on_selected, "selected")
+        runs_page = pn.Column(
+            pn.pane.Markdown("### Paper runs", margin=(0, 10)),
+            self.runs,
+            self.view_holder,
+            sizing_mode="stretch_width",
+        )
+        if data is None:  # built at once: the run asked for too (load() opens it later)
+            self._open_route()
+        self._tab_holders = [pn.Column(sizing_mode="stretch_width") for _ in range(2)]
+        self.tabs = pn.Tabs(
+            ("Runs", runs_page),
+            ("All bots", self._tab_holders[0]),
+            ("Backtests", self._tab_holders[1]),
+            # not dynamic: a tab built on opening dropped its buttons' clicks
+            # (Run backtest did nothing); every tab is built with the page
+            sizing_mode="stretch_width",
+            css_classes=["alphaswarm-pages"],
+        )
+        self.tabs.param.watch(self._tab_shown, "active")
+        return [self.tabs]
+
+    def _tab_shown(self, event: param.parameterized.Event) -> None:
+        # a hidden tab's view is not polled: at hundreds of sessions the every-bot view
+        # was most of the server loop's work on every tick, for a tab nobody looked at
+        if self.multibot is not None:
+            self.multibot.on_screen = event.new == EVERY_BOT_TAB
+
+    def _build_tabs(self) -> None:
+        """Fill the overview's other tabs (every bot at once; backtests)."""
+        if self.other is not None or self.multibot is not None:
+            return
+        # the kill switch stays in the page header
+        self.multibot = MultiBotView(
+            pump=self.pump,
+            ledger=self.ledger,
+            show_kill_switch=False,
+            on_screen=self.tabs is not None and self.tabs.active == EVERY_BOT_TAB,
+        )
+        self.backtests = BacktestPage(ledger=self.ledger)
+        self._tab_holders[0].objects = [self.multibot]
+        self._tab_holders[1].objects = [self.backtests]
+
+    async def load(self) -> None:
+        """Build the main area now (a served page: once the browser shows the shell).
+
+        The ledger is read on a worker thread; meanwhile the server's loop serves the
+        page's kill switch and every other browser. The open tab (the runs and the
+        landing run's view) goes out first, the other tabs after it.
+        """
+        if self.loaded:
+            return
+        doc = served_document()
+        if doc is not None:  # the browser is connected now: its writes of the build below
+            watch_connections(document_connections(doc))  # retrieve a closed tab's failure
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(None, self._read_ledger)
+            if self.pump.closed:  # the tab closed while the ledger was read
+                return
+            self.form.show_bots(data["bots"])
+            self.body.objects = self._build_content(data)
+            # one part at a time, the loop serving other pages in between: the runs table,
+            # the run the address names (or the landing run), then the other tabs
+            await asyncio.sleep(0)
+            if not self.pump.closed:
+                self._open_route(data["known"])
+            await asyncio.sleep(0)
+            if not self.pump.closed:
+                self._build_tabs()
+            self.loaded = True
+        except Exception as exc:  # noqa: BLE001 - the shell (kill switch) stays usable
+            log.exception("the dashboard's main area could not be built")
+            self.body.objects = [
+                pn.pane.Alert(
+                    f"This page could not be loaded: {html.escape(str(exc))}",
+                    alert_type="danger",
+                    css_classes=["alphaswarm-load-error"],
+                )
+            ]
+
+    def _open_route(self, known: bool | None = None) -> None:
         """Show what the address names: a run, or the landing run on the overview."""
         route = self.route
+        if self.runs is None or self.view_holder is None:
+            return
         if route.page == "run":
-            known = registry().get(route.ident) is not None
-            if known or self.runs.ledger_().get_run(route.ident) is not None:
+            if known is None:
+                known = registry().get(route.ident) is not None
+                known = known or self.runs.ledger_().get_run(route.ident) is not None
+            if known:
                 self.runs.select(route.ident)
             else:
                 self.view_holder.objects = [
@@ -378,7 +561,8 @@ class Dashboard(pn.viewable.Viewer):
             self.runs.select(self.landing)
 
     def _on_started(self, session: PaperSession) -> None:
-        self.runs.select(session.paper_run_id)
+        if self.runs is not None:
+            self.runs.select(session.paper_run_id)
 
     def _on_selected(self, event: param.parameterized.Event) -> None:
         self.show(event.new)
@@ -402,7 +586,7 @@ class Dashboard(pn.viewable.Viewer):
         if self.toasts is not None:
             self.toasts.close()
             self.toasts = None
-        if not run_id:
+        if not run_id or self.view_holder is None:
             return None
         session = registry().get(run_id)
         target: PaperSession | str = session if session is not None else run_id
@@ -420,8 +604,7 @@ class Dashboard(pn.viewable.Viewer):
 
         return page_content(self.route, self.ledger)
 
-    @staticmethod
-    def _follow_zone(nav: pn.pane.HTML, label: str, page: Any) -> None:
+    def _follow_zone(self, nav: pn.pane.HTML, label: str) -> None:
         """Show times in the browser's zone once it reports it (after the page loads)."""
         from alphaswarm.ui.pages.html import nav_bar
 
@@ -431,42 +614,24 @@ class Dashboard(pn.viewable.Viewer):
 
         def retime(*_events: Any) -> None:
             nav.object = nav_bar(label)
-            if page is not None:
-                page.retime()
+            if self.other is not None:
+                self.other.retime()
 
         info.param.watch(retime, "timezone")
 
     def main(self) -> list[Any]:
-        """The main area's objects."""
+        """The main area's objects: the kill switch's confirmation, the links, the page."""
         from alphaswarm.ui.pages.html import nav_bar
 
-        other = self.page()
-        current = {"bots": "Bots", "bot": "Bots", "sweeps": "Sweeps", "sweep": "Sweeps"}
-        label = current.get(self.route.page, "") if other is not None else "Overview"
+        current = {
+            "bots": "Bots", "bot": "Bots", "backtest": "", "sweeps": "Sweeps", "sweep": "Sweeps",
+        }  # fmt: skip
+        label = current.get(self.route.page, "Overview")
         nav = pn.pane.HTML(nav_bar(label), margin=(0, 10))
-        self._follow_zone(nav, label, other)
-        if other is not None:
-            return [self.history, self.kill_switch.details, nav, other]
-        runs_page = pn.Column(
-            pn.pane.Markdown("### Paper runs", margin=(0, 10)),
-            self.runs,
-            self.view_holder,
-            sizing_mode="stretch_width",
-        )
-        return [
-            self.history,
-            self.kill_switch.details,
-            nav,
-            pn.Tabs(
-                ("Runs", runs_page),
-                ("All bots", self.multibot),
-                ("Backtests", self.backtests),
-                # not dynamic: a tab built on opening dropped its buttons' clicks
-                # (Run backtest did nothing); every tab is built with the page
-                sizing_mode="stretch_width",
-                css_classes=["alphaswarm-pages"],
-            ),
-        ]
+        self._follow_zone(nav, label)
+        # built at once (a notebook, a test): the content itself, as it always was
+        content = [self.body] if self.deferred else list(self.body.objects)
+        return [self.history, self.kill_switch.details, nav, *content]
 
     def __panel__(self) -> pn.viewable.Viewable:
         """Banner, kill switch, runs and the selected run in one column (no template)."""
@@ -499,10 +664,22 @@ def dashboard(
     -------
     FastListTemplate
         Call ``.servable()`` on it (``apps/dashboard.py`` does).
+
+    Notes
+    -----
+    Served, the page goes out as a shell (header with the kill switch, the start
+    form, the links) and its main area is built once the browser shows it
+    (:meth:`Dashboard.load`): the first paint waits on neither the ledger nor the
+    plots and tables. Built outside a server (a notebook, a test) it is whole at once.
     """
     if path is None and pn.state.location is not None:
         path = pn.state.location.pathname
-    board = Dashboard(ledger=ledger, period=period, route=parse(path), landing=landing or "")
+    served = served_document() is not None
+    board = Dashboard(
+        ledger=ledger, period=period, route=parse(path), landing=landing or "", deferred=served
+    )
+    if served:
+        pn.state.onload(board.load)
     template = pn.template.FastListTemplate(
         design=Fast,
         title="AlphaSwarm",
@@ -530,16 +707,29 @@ SYSTEM_FONTS = (
     "'Liberation Sans', Arial, sans-serif"
 )
 
-#: Narrow windows: the header's items (banner, kill switch) move to a second line so the
-#: kill switch stays on screen and uncovered; on a phone the banner and title shrink too
-#: and the sidebar starts closed (see :class:`HistoryFollower`).
+#: Narrow windows (and an engaged switch's wider header): the header's items (banner, kill
+#: switch) move to a second line so the
+#: kill switch stays on screen and uncovered; on a phone the banner and title shrink too,
+#: the sidebar starts closed (see :class:`HistoryFollower`) and opens over the page.
 NARROW_SCREEN_CSS = """
+/* any width: header items that do not fit beside the title and the theme toggle (an engaged
+   kill switch with its reason and reset button) wrap onto a second line, never under the toggle;
+   one line stays 64 px high, the height the page's main area is sized for */
+#header { flex-wrap: wrap; height: auto !important; min-height: 50px; row-gap: 4px;
+          padding-top: 7px; padding-bottom: 7px; }
+#header-items { width: auto; flex: 1 1 auto; min-width: 0; }
+.pn-toggle-theme { margin-left: auto; }
 @media (max-width: 1280px) {
   #header { flex-wrap: wrap; height: auto !important; row-gap: 4px; padding-bottom: 6px; }
   #header-items { flex-wrap: wrap; width: 100%; order: 5; justify-content: flex-start; }
   .pn-toggle-theme { margin-left: auto; }
 }
 @media (max-width: 760px) {
+  /* the sidebar opens over the page: the main area keeps the window's width whether the
+     sidebar is open, closing, or not yet closed while the page loads */
+  #content { position: relative; }
+  #sidebar { position: absolute; top: 0; left: 0; z-index: 10;
+             background: var(--background-color, #fff); }
   #header .title { font-size: 1.1em; }
   .alphaswarm-ks { flex-wrap: wrap !important; max-width: 100%; }
   .alphaswarm-paper-banner { font-size: 11px; padding: 3px 8px !important; }
@@ -571,6 +761,14 @@ class HistoryFollower(pn.custom.JSComponent):
       }
       if (!window.__alphaswarmHistory) {
         window.__alphaswarmHistory = true
+        if (!document.querySelector("base")) {
+          // the dashboard changes the address without a reload (a run's /runs/<id>):
+          // pin relative addresses (the stylesheets views add later) to the page's root
+          const depth = norm(model.path || "/").split("/").filter(Boolean).length
+          const base = document.createElement("base")
+          base.href = new URL(depth > 1 ? "../".repeat(depth - 1) : "./", window.location.href).href
+          document.head.prepend(base)
+        }
         // a phone opens with the sidebar closed (the menu button opens it)
         const sidebar = document.getElementById("sidebar")
         if (sidebar && window.innerWidth < NARROW && typeof window.closeNav === "function") {

@@ -105,7 +105,17 @@ class BacktestPage(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         """The form, the outcome and the view."""
         return pn.Column(
-            pn.Row(self.bot_select, self.bars_input, self.refresh_button, self.run_button),
+            # wraps in a narrow window: a fixed-width row widened the page even while its
+            # tab was hidden (Bokeh lays out every tab), so a phone's page scrolled sideways
+            pn.FlexBox(
+                self.bot_select,
+                self.bars_input,
+                self.refresh_button,
+                self.run_button,
+                flex_wrap="wrap",
+                align_items="flex-end",
+                sizing_mode="stretch_width",
+            ),
             self.alert,
             self.view_holder,
             sizing_mode="stretch_width",

@@ -10,7 +10,11 @@ the runs list) are polled on the same tick. Nothing here attaches a param
 watcher to an engine-side object: all engine state is *pulled* on the tick.
 
 When the browser session is destroyed the pump stops its callback, closes its
-subscriptions and drops its components.
+subscriptions and drops its components. A notebook has no sessions: there a
+pump belongs to the outputs showing its views, and when the front end deletes
+the last of them (the cell ran again, was cleared, or the notebook was closed)
+the pump stops ticking and lets go of its subscriptions until a view of it is
+displayed again.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ from alphaswarm.paper.runtime import get_ledger
 from alphaswarm.paper.session import PaperSession
 from alphaswarm.stored_values import json_object as as_frame_dict  # noqa: F401 - for the views
 from alphaswarm.stored_values import naive_utc as to_timestamp  # noqa: F401 - for the views
+from alphaswarm.ui.socket_writes import (
+    document_connections,
+    watch_connections,
+    watch_write_tasks,
+)
 
 if TYPE_CHECKING:
     from alphaswarm.frames import Subscription
@@ -42,6 +51,13 @@ log = logging.getLogger(__name__)
 #: Pumps of live server documents, keyed by ``id(document)``.
 _PUMPS: dict[int, FramePump] = {}
 _PUMPS_LOCK = threading.Lock()
+#: Every pump not garbage collected yet (for leak checks), served or not.
+_ALL_PUMPS: weakref.WeakSet[FramePump] = weakref.WeakSet()
+#: Notebook outputs showing a pump's views, keyed by the output's root model id.
+_OUTPUTS: dict[str, FramePump] = {}
+#: The notebook cell (its front end's cell id) whose run displayed each output.
+_OUTPUT_CELLS: dict[str, str] = {}
+_OUTPUT_MIME = "application/vnd.holoviews_exec.v0+json"
 
 
 def stream_rows(table: pn.widgets.Tabulator, rows: pd.DataFrame, rollover: int) -> None:
@@ -202,7 +218,8 @@ class FramePump:
     stop_when_idle : bool
         Stop the periodic callback once every watched session has finished and
         its last frames were delivered (used for notebook views, which have no
-        session-destroyed event).
+        session-destroyed event). A pump feeding a component bound to no run
+        (the kill switch) does not idle.
     """
 
     PERIOD_BOUNDS: ClassVar[tuple[int, int]] = (250, 1000)
@@ -220,7 +237,11 @@ class FramePump:
         self._doc: weakref.ReferenceType[Any] | None = None
         self.ticks = 0
         self.closed = False
+        self.suspended = False
         self.last_tick_ms = 0.0
+        self._recent: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
+        self._outputs: set[str] = set()
+        _ALL_PUMPS.add(self)
 
     # -- the pump of the current document -------------------------------------------
     @classmethod
@@ -252,6 +273,8 @@ class FramePump:
                 return pump
             pump = _PUMPS[key] = cls(period)
             pump._doc = weakref.ref(doc)
+        # a write failing because the tab closed is retrieved, never left to hold the document
+        watch_write_tasks(doc)
         pump.start()
 
         ref = weakref.ref(pump)
@@ -271,6 +294,17 @@ class FramePump:
         """How many browser sessions currently own a pump (for leak checks)."""
         with _PUMPS_LOCK:
             return len(_PUMPS)
+
+    @staticmethod
+    def ticking_pumps() -> int:
+        """How many pumps of this process have their callback scheduled (for leak checks)."""
+        return sum(1 for pump in list(_ALL_PUMPS) if pump.running)
+
+    @staticmethod
+    def notebook_outputs() -> int:
+        """Notebook outputs whose views a pump feeds (for leak checks)."""
+        with _PUMPS_LOCK:
+            return len(_OUTPUTS)
 
     # -- lifecycle ------------------------------------------------------------------
     @property
@@ -308,17 +342,87 @@ class FramePump:
         self.stop()
         with self._lock:
             self.closed = True
+            self._recent = None
             subs, self._subs = self._subs, {}
             components, self._components = self._components, []
+            outputs, self._outputs = self._outputs, set()
+        with _PUMPS_LOCK:
+            for ref in outputs:
+                _OUTPUTS.pop(ref, None)
+                _OUTPUT_CELLS.pop(ref, None)
         for _session, sub in subs.values():
             sub.close()
         for component in components:
             component._pump_closed()
 
+    # -- notebook outputs -----------------------------------------------------------
+    @property
+    def outputs(self) -> int:
+        """Notebook outputs showing this pump's views."""
+        with self._lock:
+            return len(self._outputs)
+
+    def output_shown(self, ref: str) -> None:
+        """A notebook output with root model id ``ref`` shows this pump's views."""
+        if self._doc is not None:  # a served document's pump lives with its session
+            return
+        install_output_hook()
+        cell = running_cell_id()
+        with _PUMPS_LOCK:
+            _OUTPUTS[ref] = self
+            if cell:
+                _OUTPUT_CELLS[ref] = cell
+        with self._lock:
+            self._outputs.add(ref)
+
+    def output_deleted(self, ref: str) -> None:
+        """The front end deleted output ``ref``; suspend once no output is left."""
+        with self._lock:
+            self._outputs.discard(ref)
+            left = bool(self._outputs)
+        if not left and self._doc is None:
+            self.suspend()
+
+    def suspend(self) -> None:
+        """Stop ticking and close every subscription; the components stay attached.
+
+        :meth:`resume` (displaying a view of this pump again) catches them up.
+        """
+        self.stop()
+        with self._lock:
+            self.suspended = True
+            subs, self._subs = self._subs, {}
+        for _session, sub in subs.values():
+            sub.close()
+
+    def resume(self) -> None:
+        """Undo :meth:`suspend`: subscribe again, catch the components up and tick."""
+        with self._lock:
+            if not self.suspended or self.closed:
+                return
+            self.suspended = False
+            components = list(self._components)
+        for component in components:
+            self.subscribe(component.session)
+        # what happened meanwhile: the frames the buses still hold (each view skips
+        # the ones it has seen, by seq) and the engine state the views poll
+        for component in components:
+            frames = component.session.frames.recent() if component.session is not None else []
+            try:
+                component.refresh(frames)
+            except Exception:  # noqa: BLE001 - one broken view never stops the others
+                log.exception("%s failed to catch up", type(component).__name__)
+        self.start()
+
     # -- registration ---------------------------------------------------------------
     def subscribe(self, session: PaperSession | None) -> None:
-        """Make sure the frames of ``session`` are buffered for the next tick."""
-        if session is None or session.finished or self.closed:
+        """Make sure the frames of ``session`` are buffered for the next tick.
+
+        A finished session is listened to until its frame bus closes: its final batch
+        (the fills of a flatten, the ``done`` frame) is published after it finished,
+        once committed, and a view built in between finds it nowhere else.
+        """
+        if session is None or session.frames.closed or self.closed or self.suspended:
             return
         with self._lock:
             if id(session) not in self._subs:
@@ -348,6 +452,19 @@ class FramePump:
             _session, sub = self._subs.pop(key)
             sub.close()
 
+    def recent(self, session: PaperSession) -> list[dict[str, Any]]:
+        """The frames ``session`` holds in memory, for a component being built.
+
+        The components of one run view are built together and each loads the same
+        recent frames: they are read once until the session publishes another one (a
+        subscription hands every subscriber the same frame dicts the same way).
+        """
+        key = (id(session), session.frames.published)
+        cached = self._recent
+        if cached is None or cached[0] != key:
+            cached = self._recent = (key, session.frames.recent())
+        return list(cached[1])
+
     @property
     def components(self) -> list[LiveView]:
         """The components fed by this pump."""
@@ -368,8 +485,10 @@ class FramePump:
         in the subscriptions until the server destroys the session and this pump closes).
         """
         doc = self._doc() if self._doc is not None else None
-        if doc is not None and not browser_connected(doc):
-            return
+        if doc is not None:
+            watch_connections(document_connections(doc))  # tabs connected since the last tick
+            if not browser_connected(doc):
+                return
         t0 = time.perf_counter()
         with self._lock:
             batches: dict[int, list[dict[str, Any]]] = {}
@@ -405,16 +524,107 @@ class FramePump:
         self.ticks += 1
         self.last_tick_ms = (time.perf_counter() - t0) * 1e3
         if self.stop_when_idle and not self._subs and self.running:
-            if all(c.session is None or c.session.finished for c in components):
+            # a component bound to no run (the kill switch) polls for as long as it is
+            # shown: its pump stops when its notebook output is deleted
+            if all(c.ended for c in components):
                 self.stop()
 
 
+def output_ref(bundle: Any) -> str | None:
+    """The root model id of a Panel notebook output (its mimebundle), or None."""
+    if not isinstance(bundle, tuple) or len(bundle) != 2 or not isinstance(bundle[1], dict):
+        return None
+    meta = bundle[1].get(_OUTPUT_MIME)
+    ref = meta.get("id") if isinstance(meta, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+def _output_deleted(ref: str) -> None:
+    """Called when a notebook front end deletes an output (a cell re-run, a closed notebook)."""
+    with _PUMPS_LOCK:
+        pump = _OUTPUTS.pop(ref, None)
+        _OUTPUT_CELLS.pop(ref, None)
+    if pump is not None:
+        pump.output_deleted(ref)
+
+
+def running_cell_id() -> str | None:
+    """The front end's id of the notebook cell IPython is running, or None.
+
+    Front ends (JupyterLab, Notebook 7, VS Code) send it with each execute request;
+    IPython keeps it with the run's result. (The kernel's parent header is not
+    used: with a queue of cells, e.g. Run All, it can name a cell not run yet.)
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - a notebook output implies IPython
+        return None
+    result = getattr(getattr(get_ipython(), "displayhook", None), "exec_result", None)
+    cell = getattr(getattr(result, "info", None), "cell_id", None)
+    return cell if isinstance(cell, str) and cell else None
+
+
+def _cell_runs(info: Any) -> None:
+    """IPython ``pre_run_cell`` hook: a cell running again replaces its earlier outputs."""
+    cell = getattr(info, "cell_id", None)
+    if not cell:
+        return
+    with _PUMPS_LOCK:
+        replaced = [ref for ref, c in _OUTPUT_CELLS.items() if c == cell]
+    for ref in replaced:
+        _output_deleted(ref)
+
+
+_output_hook_installed = False
+
+
+def install_output_hook() -> None:
+    """Have the ends of notebook outputs reach the pumps (once per process).
+
+    Two events end an output. A cell that runs again replaces its outputs: an
+    IPython ``pre_run_cell`` hook matches the cell id the front end sends with
+    each run. And JupyterLab's HoloViz extension tells the kernel when it disposes
+    of an output (``{"event_type": "delete", "id": <root model id>}`` on its
+    extension comm, e.g. when the output is cleared); Panel then cleans up its
+    models and a delete action registered here suspends the pump of the views.
+    """
+    global _output_hook_installed
+    with _PUMPS_LOCK:
+        if _output_hook_installed:
+            return
+        _output_hook_installed = True
+    from pyviz_comms import extension
+
+    extension.add_delete_action(_output_deleted)
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - a notebook output implies IPython
+        shell = None
+    if shell is not None:
+        shell.events.register("pre_run_cell", _cell_runs)
+
+
 class KitViewer(pn.viewable.Viewer):
-    """A Panel viewer that loads the kit's notebook extension before it is displayed."""
+    """A Panel viewer that loads the kit's notebook extension before it is displayed.
+
+    A viewer fed by a :class:`FramePump` (a ``pump`` parameter) ties the pump to the
+    notebook output: deleting the output suspends the pump, displaying it again
+    resumes it.
+    """
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
         ensure_extension()
-        return super()._repr_mimebundle_(include, exclude)
+        pump = getattr(self, "pump", None)
+        if not isinstance(pump, FramePump):
+            return super()._repr_mimebundle_(include, exclude)
+        pump.resume()
+        bundle = super()._repr_mimebundle_(include, exclude)
+        ref = output_ref(bundle)
+        if ref is not None:
+            pump.output_shown(ref)
+        return bundle
 
 
 class LiveView(KitViewer):
@@ -473,6 +683,17 @@ class LiveView(KitViewer):
         """True while bound to a session that has not finished."""
         return self.session is not None and not self.session.finished
 
+    @property
+    def ended(self) -> bool:
+        """True once nothing this view shows can change (its pump may then idle).
+
+        Its session finished, or it shows a finished run; a view bound to no run
+        (the kill switch) never ends.
+        """
+        if self.session is not None:
+            return self.session.finished
+        return bool(self.run_id)
+
     def ledger_(self) -> Ledger:
         """Where history is read from."""
         if self.ledger is not None:
@@ -491,6 +712,8 @@ class LiveView(KitViewer):
         """Frames the live session still holds in memory (for late joiners)."""
         if self.session is None:
             return []
+        if isinstance(self.pump, FramePump):
+            return self.pump.recent(self.session)
         return self.session.frames.recent()
 
     def _new(self, frames: list[dict[str, Any]]) -> list[dict[str, Any]]:

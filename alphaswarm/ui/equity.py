@@ -8,7 +8,9 @@ import holoviews as hv
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import NumeralTickFormatter
+from bokeh.layouts import column as bokeh_column
+from bokeh.models import ColumnDataSource, HoverTool, NumeralTickFormatter
+from bokeh.plotting import figure
 
 from alphaswarm.ledger.run_reads import price_history
 from alphaswarm.notebook import bokeh_backend
@@ -30,11 +32,17 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns)
 
 
+def _columns(frame: pd.DataFrame) -> dict[str, Any]:
+    """A frame as a Bokeh source's columns (NumPy arrays: times stay datetime64)."""
+    return {c: frame[c].to_numpy() for c in frame.columns}
+
+
 class EquityCurve(LiveView):
     """The equity curve with its drawdown below and the traded price with fill markers.
 
-    Every series is an ``hv.streams.Buffer`` (bounded by ``length``); each tick
-    sends only the new points, which Bokeh streams to the browser.
+    Every series is an ``hv.streams.Buffer`` (bounded by ``length``). On a served
+    page the plots are plain Bokeh figures whose sources stream only each tick's new
+    points to the browser; a notebook output draws the Buffers through HoloViews.
 
     Parameters
     ----------
@@ -73,28 +81,29 @@ class EquityCurve(LiveView):
         self.fills_buffer = hv.streams.Buffer(
             _empty(_FILL_COLUMNS), length=self.length, index=False
         ).rename(data="fills")
-        # A server document streams the new points (the Buffers above); a notebook
-        # output gets each series whole, through Pipes, once per tick that changed
-        # it: a notebook front end sends streamed columns back to the kernel with
-        # the times as floats, and appending those to datetime columns fails.
+        # A server document streams the new points (Bokeh sources beside the Buffers
+        # above); a notebook output gets each series whole, through Pipes, once per tick
+        # that changed it: a notebook front end sends streamed columns back to the kernel
+        # with the times as floats, and appending those to datetime columns fails.
         self._streaming = served_document() is not None
-        if self._streaming:
-            equity_streams: list[Any] = [self.equity_buffer]
-            price_streams: list[Any] = [self.price_buffer, self.fills_buffer]
-            self._pipes: dict[str, hv.streams.Pipe] = {}
-        else:
-            self._pipes = {
-                "equity": hv.streams.Pipe(data=self.equity_buffer.data),
-                "price": hv.streams.Pipe(data=self.price_buffer.data),
-                "fills": hv.streams.Pipe(data=self.fills_buffer.data).rename(data="fills"),
-            }
-            equity_streams = [self._pipes["equity"]]
-            price_streams = [self._pipes["price"], self._pipes["fills"]]
+        self._pipes: dict[str, hv.streams.Pipe] = {}
+        self._sources: dict[str, ColumnDataSource] = {}
         self._peak = 0.0
         self._bar_ts: pd.Timestamp | None = None
+        if self._streaming:
+            # A served page: plain Bokeh figures over sources that stream the new points.
+            # HoloViews' pipeline cost most of a run view's build (about a third of it).
+            self._pane = self._bokeh_plots()
+            return
+        self._pipes = {
+            "equity": hv.streams.Pipe(data=self.equity_buffer.data),
+            "price": hv.streams.Pipe(data=self.price_buffer.data),
+            "fills": hv.streams.Pipe(data=self.fills_buffer.data).rename(data="fills"),
+        }
+        equity_streams = [self._pipes["equity"]]
+        price_streams = [self._pipes["price"], self._pipes["fills"]]
         h = self.height
         symbol = self.symbol or "price"
-        # Buffers follow their data, so no framewise range recomputation is needed.
         equity = hv.DynamicMap(
             lambda data: hv.Curve(data, "ts", "equity", label="equity"),
             streams=equity_streams,
@@ -126,16 +135,36 @@ class EquityCurve(LiveView):
             title="Drawdown",
         )
 
+        # The markers' prices share the line's dimension, so one y-range covers both. In a
+        # notebook the ranges follow each replaced series (framewise); an overlay's
+        # elements need that option themselves (on the overlay it is not applied to them,
+        # and the price axis stayed at 0 to 1 with the line off screen).
+        marker_hover = [("fill price", "@close{0,0.00}"), ("qty", "@qty{0,0.[00]}")]
+        framewise = not self._streaming
+
         def prices(data: pd.DataFrame, fills: pd.DataFrame) -> hv.Overlay:
-            buys = fills[fills["side"] == "buy"] if len(fills) else fills
-            sells = fills[fills["side"] == "sell"] if len(fills) else fills
+            marks = fills.rename(columns={"price": "close"})
+            buys = marks[marks["side"] == "buy"] if len(marks) else marks
+            sells = marks[marks["side"] == "sell"] if len(marks) else marks
             return (
-                hv.Curve(data, "ts", "close", label=symbol).opts(color="#455a64", line_width=1.5)
-                * hv.Scatter(buys, "ts", ["price", "qty"], label="buy").opts(
-                    color="#2e7d32", marker="triangle", size=11, tools=["hover"]
+                hv.Curve(data, "ts", "close", label=symbol).opts(
+                    color="#455a64", line_width=1.5, framewise=framewise
                 )
-                * hv.Scatter(sells, "ts", ["price", "qty"], label="sell").opts(
-                    color="#c62828", marker="inverted_triangle", size=11, tools=["hover"]
+                * hv.Scatter(buys, "ts", ["close", "qty"], label="buy").opts(
+                    color="#2e7d32",
+                    marker="triangle",
+                    size=11,
+                    tools=["hover"],
+                    hover_tooltips=marker_hover,
+                    framewise=framewise,
+                )
+                * hv.Scatter(sells, "ts", ["close", "qty"], label="sell").opts(
+                    color="#c62828",
+                    marker="inverted_triangle",
+                    size=11,
+                    tools=["hover"],
+                    hover_tooltips=marker_hover,
+                    framewise=framewise,
                 )
             )
 
@@ -147,12 +176,93 @@ class EquityCurve(LiveView):
             legend_position="top_left",
             show_legend=True,
         )
-        if not self._streaming:  # whole series replace the data: ranges follow them
-            equity, drawdown, price = (p.opts(framewise=True) for p in (equity, drawdown, price))
+        # whole series replace the data: ranges follow them
+        equity, drawdown, price = (p.opts(framewise=True) for p in (equity, drawdown, price))
         self.plot = hv.Layout([equity, drawdown, price]).cols(1).opts(shared_axes=True)
         self._pane = pn.pane.HoloViews(
             self.plot, sizing_mode="stretch_width", min_height=h, linked_axes=True
         )
+
+    def _bokeh_plots(self) -> pn.pane.Bokeh:
+        """Equity, drawdown and price with fill markers as Bokeh figures (a served page)."""
+        sources = self._sources
+        sources["equity"] = ColumnDataSource(_columns(_empty(_EQUITY_COLUMNS)))
+        sources["price"] = ColumnDataSource(_columns(_empty(_PRICE_COLUMNS)))
+        for side in ("buy", "sell"):
+            sources[side] = ColumnDataSource(_columns(_empty(_FILL_COLUMNS)))
+        h = self.height
+        tools = "pan,wheel_zoom,box_zoom,reset,save"
+        common: dict[str, Any] = {
+            "x_axis_type": "datetime",
+            "sizing_mode": "stretch_width",
+            "tools": tools,
+            "active_scroll": None,
+            "min_border_left": 70,
+        }
+        equity = figure(height=int(h * 0.42), title="Equity", y_axis_label="equity", **common)
+        equity.line("ts", "equity", source=sources["equity"], color="#1565c0", line_width=2)
+        equity.yaxis.formatter = NumeralTickFormatter(format="0,0.[00]")
+        equity.add_tools(
+            HoverTool(
+                tooltips=[("ts", "@ts{%F %T}"), ("equity", "@equity{0,0.00}")],
+                formatters={"@ts": "datetime"},
+            )
+        )
+        drawdown = figure(
+            height=int(h * 0.22),
+            title="Drawdown",
+            y_axis_label="drawdown %",
+            x_range=equity.x_range,
+            **common,
+        )
+        drawdown.varea(
+            "ts", 0, "drawdown", source=sources["equity"], fill_color="#c62828", fill_alpha=0.35
+        )
+        drawdown.line("ts", "drawdown", source=sources["equity"], color="#c62828")
+        drawdown.yaxis.formatter = NumeralTickFormatter(format="0.[000]")
+        price = figure(
+            height=int(h * 0.36),
+            y_axis_label=f"{self.symbol} price" if self.symbol else "price",
+            x_axis_label="bar time (UTC)",
+            x_range=equity.x_range,
+            **common,
+        )
+        price.line(
+            "ts",
+            "close",
+            source=sources["price"],
+            color="#455a64",
+            line_width=1.5,
+            legend_label=self.symbol or "price",
+        )
+        markers = []
+        for side, marker, color in (
+            ("buy", "triangle", "#2e7d32"),
+            ("sell", "inverted_triangle", "#c62828"),
+        ):
+            markers.append(
+                price.scatter(
+                    "ts",
+                    "price",
+                    source=sources[side],
+                    marker=marker,
+                    size=11,
+                    color=color,
+                    legend_label=side,
+                )
+            )
+        price.add_tools(
+            HoverTool(
+                renderers=markers,
+                tooltips=[("ts", "@ts{%F %T}"), ("price", "@price"), ("qty", "@qty")],
+                formatters={"@ts": "datetime"},
+            )
+        )
+        price.legend.location = "top_left"
+        for fig in (equity, drawdown):
+            fig.xaxis.visible = False
+        plots = bokeh_column(equity, drawdown, price, sizing_mode="stretch_width")
+        return pn.pane.Bokeh(plots, sizing_mode="stretch_width", min_height=h)
 
     # -- data -----------------------------------------------------------------------
     def _load(self) -> None:
@@ -194,8 +304,9 @@ class EquityCurve(LiveView):
                 [(to_timestamp(t), e) for t, e in zip(eq["ts"], eq["equity"], strict=True)]
             )
         if len(prices):
-            self.price_buffer.send(prices[_PRICE_COLUMNS].reset_index(drop=True))
-            self._publish("price", self.price_buffer)
+            frame = prices[_PRICE_COLUMNS].reset_index(drop=True)
+            self.price_buffer.send(frame)
+            self._publish("price", self.price_buffer, frame)
             self._bar_ts = to_timestamp(prices["ts"].iloc[-1])
         self._send_fills(
             [
@@ -215,20 +326,30 @@ class EquityCurve(LiveView):
             dd = (equity / self._peak - 1.0) * 100 if self._peak > 0 else 0.0
             rows.append((ts, equity, dd))
         if rows:
-            self.equity_buffer.send(pd.DataFrame(rows, columns=_EQUITY_COLUMNS))
-            self._publish("equity", self.equity_buffer)
+            frame = pd.DataFrame(rows, columns=_EQUITY_COLUMNS)
+            self.equity_buffer.send(frame)
+            self._publish("equity", self.equity_buffer, frame)
 
-    def _publish(self, name: str, buffer: hv.streams.Buffer) -> None:
-        """Hand a notebook output the whole series (a server document streamed it)."""
+    def _publish(self, name: str, buffer: hv.streams.Buffer, rows: pd.DataFrame) -> None:
+        """Show ``rows``, just sent to ``buffer``: streamed on a served page, whole otherwise."""
         pipe = self._pipes.get(name)
         if pipe is not None:
             pipe.send(buffer.data)
+        if not self._sources:
+            return
+        parts = [(name, rows)]
+        if name == "fills":
+            parts = [(side, rows[rows["side"] == side]) for side in ("buy", "sell")]
+        for key, part in parts:
+            if len(part):
+                self._sources[key].stream(_columns(part), rollover=buffer.length)
 
     def _send_fills(self, fills: list[tuple[Any, ...]]) -> None:
         rows = [f for f in fills if f[0] is not None]
         if rows:
-            self.fills_buffer.send(pd.DataFrame(rows, columns=_FILL_COLUMNS))
-            self._publish("fills", self.fills_buffer)
+            frame = pd.DataFrame(rows, columns=_FILL_COLUMNS)
+            self.fills_buffer.send(frame)
+            self._publish("fills", self.fills_buffer, frame)
 
     @property
     def buys(self) -> pd.DataFrame:
@@ -277,8 +398,9 @@ class EquityCurve(LiveView):
                     )
         self._send_equity(equity)
         if prices:
-            self.price_buffer.send(pd.DataFrame(prices, columns=_PRICE_COLUMNS))
-            self._publish("price", self.price_buffer)
+            frame = pd.DataFrame(prices, columns=_PRICE_COLUMNS)
+            self.price_buffer.send(frame)
+            self._publish("price", self.price_buffer, frame)
         self._send_fills(fills)
 
     @property

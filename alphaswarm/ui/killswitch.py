@@ -262,4 +262,3 @@ class KillSwitchWidget(LiveView):
     def __panel__(self) -> pn.viewable.Viewable:
         """The header row above the details."""
         return pn.Column(self.header, self.details, sizing_mode="stretch_width")
-

@@ -21,7 +21,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 from alphaswarm.paper.registry import registry
 from alphaswarm.ui.base import LiveView
 from alphaswarm.ui.killswitch import KillSwitchWidget
-from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator
+from alphaswarm.ui.tables import InlineHTML, ReadOnlyTabulator, show_rows
 
 if TYPE_CHECKING:
     from alphaswarm.paper.session import PaperSession
@@ -73,6 +73,11 @@ class MultiBotView(LiveView):
         default=True,
         doc="Show the kill switch in this view (off where the page header already has it).",
     )
+    on_screen = param.Boolean(
+        default=True,
+        doc="Poll on the pump's ticks; a page sets it False while the view's tab is hidden "
+        "(it catches up when shown again).",
+    )
     combined_equity = param.Number(default=0.0, doc="Sum of the running sessions' equity.")
     combined_pnl = param.Number(default=0.0, doc="Sum of the P&L of every run listed.")
     running_pnl = param.Number(default=0.0, doc="Sum of the running sessions' P&L.")
@@ -116,6 +121,8 @@ class MultiBotView(LiveView):
         self._ticks = 0
         self._finished_rows: list[dict[str, Any]] = []
         self._stop_ids: tuple[str, ...] = ()
+        self._stop_buttons: dict[str, pn.widgets.Button] = {}
+        self._nothing_running = pn.pane.Markdown("*no session running*")
         self.totals = InlineHTML("", css_classes=["alphaswarm-multibot-totals"], margin=(8, 10))
         self.table = ReadOnlyTabulator(
             pd.DataFrame(columns=RUN_COLUMNS),
@@ -229,10 +236,7 @@ class MultiBotView(LiveView):
         )
         if self.totals.object != html:
             self.totals.object = html
-        df = pd.DataFrame(rows, columns=RUN_COLUMNS)
-        current = self.table.value
-        if len(current) != len(df) or not current.reset_index(drop=True).equals(df):
-            self.table.value = df
+        show_rows(self.table, pd.DataFrame(rows, columns=RUN_COLUMNS))
         ex = pd.DataFrame(
             [{**e, "bots": ", ".join(sorted(e["bots"]))} for e in exposure.values()],
             columns=EXPOSURE_COLUMNS,
@@ -242,9 +246,13 @@ class MultiBotView(LiveView):
         ids = tuple(s.paper_run_id for s in running)
         if ids != self._stop_ids:
             self._stop_ids = ids
-            self.stops.objects = [self._stop_button(s) for s in running] or [
-                pn.pane.Markdown("*no session running*")
-            ]
+            # a button is made once per run: rebuilding every button (and its model)
+            # on each start or stop held the server's loop for seconds at 200 sessions
+            kept = self._stop_buttons
+            self._stop_buttons = {
+                s.paper_run_id: kept.get(s.paper_run_id) or self._stop_button(s) for s in running
+            }
+            self.stops.objects = list(self._stop_buttons.values()) or [self._nothing_running]
 
     def _stop_button(self, session: PaperSession) -> pn.widgets.Button:
         label = (
@@ -275,7 +283,13 @@ class MultiBotView(LiveView):
 
     def refresh(self, frames: list[dict[str, Any]] | None = None) -> None:
         """Poll now (the pump's tick; call it by hand where no event loop runs)."""
-        super().refresh(frames or [])
+        if self.on_screen:
+            super().refresh(frames or [])
+
+    @param.depends("on_screen", watch=True)
+    def _shown_again(self) -> None:
+        if self.on_screen:
+            self.refresh()
 
     def __panel__(self) -> pn.viewable.Viewable:
         """The page."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import panel as pn
 
 
@@ -60,3 +61,43 @@ class InlineHTML(InlineStylesheets, pn.pane.HTML):
 
 class InlineNumber(InlineStylesheets, pn.indicators.Number):
     """A number indicator whose stylesheets stay inline (see :class:`InlineStylesheets`)."""
+
+
+def show_rows(table: pn.widgets.Tabulator, rows: pd.DataFrame) -> bool:
+    """Show ``rows`` in ``table``: patch the cells that changed, or replace the value.
+
+    When ``rows`` lists the same ids (column ``id``) in the same order as the table
+    already shows, only the changed cells are sent: a smaller message, and the
+    browser restores the selection and scroll position after applying it. (Panel's
+    Tabulator still redraws its rows for a patch, as for a new value: a click whose
+    press and release straddle a redraw is lost either way.) Returns True when the
+    value was replaced.
+    """
+    current = table.value
+    if len(current) == len(rows) and current.reset_index(drop=True).equals(rows):
+        return False
+    if _same_rows(current, rows):
+        table.patch(_changed_cells(current, rows))
+        return False
+    table.value = rows
+    return True
+
+
+def _same_rows(old: pd.DataFrame, new: pd.DataFrame) -> bool:
+    """True when ``new`` lists the same ids as ``old``, in the same order and index."""
+    return (
+        len(old) == len(new)
+        and list(old.columns) == list(new.columns)
+        and old.index.equals(new.index)
+        and list(old["id"]) == list(new["id"])
+    )
+
+
+def _changed_cells(old: pd.DataFrame, new: pd.DataFrame) -> dict[str, list[tuple[Any, Any]]]:
+    """``{column: [(index, new value), ...]}`` of the cells that differ (a Tabulator patch)."""
+    patch: dict[str, list[tuple[Any, Any]]] = {}
+    for column in new.columns:
+        for index, a, b in zip(new.index, old[column], new[column], strict=True):
+            if not (a == b or (pd.isna(a) and pd.isna(b))):
+                patch.setdefault(column, []).append((index, b))
+    return patch

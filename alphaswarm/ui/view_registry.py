@@ -34,6 +34,12 @@ def _paper_session(session: Any) -> Any:
     return SessionView(session=session)
 
 
+def _sweep_progress(progress: Any) -> Any:
+    from alphaswarm.ui.sweep_progress import SweepProgressView
+
+    return SweepProgressView(progress)
+
+
 def _sweep_chart(name: str) -> Any:
     def build(*args: Any, **options: Any) -> Any:
         from alphaswarm.ui import sweep_views
@@ -49,6 +55,7 @@ VIEWS: dict[str, Any] = {
     "backtest": _backtest,
     "reconciliation": _reconciliation,
     "paper_session": _paper_session,
+    "sweep_progress": _sweep_progress,
     "sweep_heatmap": _sweep_chart("heatmap"),
     "sweep_halves_scatter": _sweep_chart("halves_scatter"),
     "sweep_is_oos_scatter": _sweep_chart("is_oos_scatter"),

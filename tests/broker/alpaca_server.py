@@ -20,10 +20,8 @@ answer), ``drop_before_accept``, ``refuse_orders`` (HTTP 403 with a message),
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import threading
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -34,6 +32,8 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 import tornado.websocket
+
+from tests.broker.loopback_http import LoopbackServer
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "alpaca_trading"
 API_KEY = "PKTEST0000000000000"
@@ -236,10 +236,11 @@ class StreamHandler(tornado.websocket.WebSocketHandler):
         self.server.listeners.discard(self)
 
 
-class AlpacaTradingServer:
+class AlpacaTradingServer(LoopbackServer):
     """The loopback server; state lives on its own event loop thread."""
 
     def __init__(self, cash: float = 100_000.0) -> None:
+        super().__init__()
         self.orders: dict[str, dict[str, Any]] = {}
         self.by_cid: dict[str, dict[str, Any]] = {}
         self.parent_of: dict[str, str] = {}  # exit leg id -> its entry's id
@@ -260,10 +261,6 @@ class AlpacaTradingServer:
         self.streaming = True  # False: events are lost (a stream outage)
         # symbol -> price market orders fill at (or a callable of the order giving it)
         self.auto_fill: dict[str, Any] = {}
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._http: tornado.httpserver.HTTPServer | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     @property
@@ -278,46 +275,19 @@ class AlpacaTradingServer:
     def urls(self) -> dict[str, str]:
         return {"trading": self.http, "stream": self.ws}
 
-    def start(self) -> AlpacaTradingServer:
-        self._thread.start()
-        self.call(self._start)
-        return self
+    def routes(self) -> list[tuple[str, type[tornado.web.RequestHandler]]]:
+        return [
+            (r"/v2/orders", OrdersHandler),
+            (r"/v2/orders:by_client_order_id", OrderByClientIdHandler),
+            (r"/v2/orders/([0-9a-f-]+)", OrderHandler),
+            (r"/v2/positions", PositionsHandler),
+            (r"/v2/account", AccountHandler),
+            (r"/stream", StreamHandler),
+        ]
 
-    def _start(self) -> None:
-        args = {"server": self}
-        app = tornado.web.Application(
-            [
-                (r"/v2/orders", OrdersHandler, args),
-                (r"/v2/orders:by_client_order_id", OrderByClientIdHandler, args),
-                (r"/v2/orders/([0-9a-f-]+)", OrderHandler, args),
-                (r"/v2/positions", PositionsHandler, args),
-                (r"/v2/account", AccountHandler, args),
-                (r"/stream", StreamHandler, args),
-            ]
-        )
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self._http = tornado.httpserver.HTTPServer(app)
-        self._http.add_sockets(sockets)
-        self.port = sockets[0].getsockname()[1]
-
-    def stop(self) -> None:
-        def _stop() -> None:
-            for ws in list(self.listeners):
-                ws.close()
-            if self._http is not None:
-                self._http.stop()
-
-        self.call(_stop)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def call(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn`` on the server's loop and return its result."""
-
-        async def run() -> Any:
-            return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+    def _closing(self) -> None:
+        for ws in list(self.listeners):
+            ws.close()
 
     # -- state (server loop only) ----------------------------------------------------------
     def new_order(self, body: dict[str, Any], cid: str, qty: float, announce: bool = True) -> dict:

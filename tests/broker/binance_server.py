@@ -10,9 +10,7 @@ and a ``signature``. Orders rest (``NEW``) until the test fills or rejects them;
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,6 +19,8 @@ from typing import Any
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
+
+from tests.broker.loopback_http import LoopbackServer
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "ccxt_sandbox"
 API_KEY = "binance-testnet-key-0000"
@@ -144,55 +144,29 @@ class Account(_Base):
         )  # fmt: skip
 
 
-class BinanceTestnet:
+class BinanceTestnet(LoopbackServer):
     """The loopback exchange; its state lives on its own event loop thread."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.orders: dict[int, dict[str, Any]] = {}
         self.balances = {"USDT": 10_000.0, "BTC": 0.0}
         self.hits: Counter[str] = Counter()
         self.seq = 0
         self.market_price: float | None = None
         self.reject_reason = ""
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._http: tornado.httpserver.HTTPServer | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v3"
 
-    def start(self) -> BinanceTestnet:
-        self._thread.start()
-        self.call(self._start)
-        return self
-
-    def _start(self) -> None:
-        args = {"server": self}
-        app = tornado.web.Application(
-            [
-                (r"/api/v3/exchangeInfo", ExchangeInfo, args),
-                (r"/api/v3/order", OrderHandler, args),
-                (r"/api/v3/openOrders", OpenOrders, args),
-                (r"/api/v3/account", Account, args),
-            ]
-        )
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self._http = tornado.httpserver.HTTPServer(app)
-        self._http.add_sockets(sockets)
-        self.port = sockets[0].getsockname()[1]
-
-    def stop(self) -> None:
-        self.call(lambda: self._http.stop() if self._http else None)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def call(self, fn: Any, *args: Any) -> Any:
-        async def run() -> Any:
-            return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+    def routes(self) -> list[tuple[str, type[tornado.web.RequestHandler]]]:
+        return [
+            (r"/api/v3/exchangeInfo", ExchangeInfo),
+            (r"/api/v3/order", OrderHandler),
+            (r"/api/v3/openOrders", OpenOrders),
+            (r"/api/v3/account", Account),
+        ]
 
     # -- server loop only ------------------------------------------------------------------
     def find(self, args: dict[str, str]) -> dict[str, Any] | None:

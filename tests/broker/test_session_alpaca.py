@@ -33,9 +33,11 @@ def test_a_paper_session_trades_through_the_alpaca_paper_broker(
     stages = Counter(f["stage"] for f in frames)
     assert stages["order.placed"] > 0
     assert trading_server.hits["POST /v2/orders"] == stages["order.placed"]
-    assert stages["order.filled"] > 0
     fills = ledger.sql(FILLS_SQL, run_id=session.paper_run_id)
-    # a fill reported after the last bar is recorded, though no bar is left to frame it
+    # At speed 0 the bars can run out before the broker's first fill arrives over its
+    # stream: a fill reported after the last bar is recorded, though no bar is left to
+    # frame it. So the fills are counted in the ledger, and the frames are at most them.
+    assert len(fills) > 0
     assert len(fills) == len(engine_broker.fills) >= stages["order.filled"]
     assert set(fills["price"]) == {100.0}  # the broker's price, not the simulator's
     state = ledger.sql(

@@ -184,3 +184,27 @@ def test_replay_feed_owns_its_data():
     frame.loc[0, "close"] = 1e9
     frame["open"] = frame["open"] * 2
     assert feed.arrays().symbols[0].close.tolist() == before
+
+
+@pytest.mark.parametrize("chunk", [3, feed_base.STAMP_CHUNK])
+def test_replay_groups_yield_what_groups_yields(monkeypatch, chunk):
+    """A backtest reads replay_groups(): the same bars, types and grouping as groups()."""
+    monkeypatch.setattr(feed_base, "GROUPS_SLICE", 7)
+    monkeypatch.setattr(feed_base, "STAMP_CHUNK", chunk)
+
+    def rows(groups):
+        return [
+            [(type(b), b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in g]
+            for g in groups
+        ]
+
+    for feed in (
+        SyntheticFeed(["AAA", "BBB", "CCC"], seed=2, bars=50),
+        SyntheticFeed(["ONE"], seed=3, bars=40),
+        holes(["A", "B"], 1, 60, 0.3),
+    ):
+        ts = feed.frame()["ts"]
+        for bounds in ({}, {"limit": 17}, {"start": ts.iloc[5], "end": ts.iloc[30]}):
+            expected = rows(feed.groups(**bounds))
+            assert expected
+            assert rows(feed.replay_groups(**bounds)) == expected

@@ -136,6 +136,26 @@ def test_csv_round_trip(tmp_path):
     pd.testing.assert_frame_equal(feed.frame(), ReplayFeed(df).frame())
 
 
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        # ISO 8601 in several spellings and offsets: the vectorised parser
+        ["2024-01-02T09:30:00-05:00", "2024-01-02 14:31:00Z", "2024-01-02 14:32",
+         "2024-01-02 14:33:00.000000+00:00"],
+        # one value in another spelling: every value goes through the per-value parser
+        ["2024-01-02 14:30:00+00:00", "Jan 2 2024 14:31", "2024-01-02 14:32",
+         "01/02/2024 14:33"],
+    ],
+)  # fmt: skip
+def test_text_timestamps_in_any_spelling_read_as_the_same_utc_bars(tmp_path, spellings):
+    df = good_frame(n=4, symbols=("AAA",))
+    expected = ReplayFeed(df).frame()
+    df["ts"] = spellings
+    path = tmp_path / "bars.csv"
+    df.to_csv(path, index=False)
+    pd.testing.assert_frame_equal(ReplayFeed.from_csv(path).frame(), expected)
+
+
 def test_parquet_round_trip(tmp_path):
     source = SyntheticFeed(["AAA", "BBB"], seed=2, bars=500)
     path = tmp_path / "bars.parquet"

@@ -239,3 +239,78 @@ def test_unreachable_database_raises_ledger_error(tmp_path):
     blocker.write_text("not a directory")
     with Ledger(url=f"sqlite:///{blocker}/x/ledger.db") as led, pytest.raises(LedgerError):
         led.list_runs()
+
+
+def _old_frames(run_id: str) -> list[dict]:
+    """Frames as revision 0005 stored them: every stage a ``paper_frames`` row."""
+    frames = []
+    for seq in range(1, 13):
+        stage = ("bar.received", "order.filled", "equity.update")[seq % 3]
+        frames.append(
+            {
+                "task_id": run_id,
+                "stage": stage,
+                "message": f"m{seq}",
+                "ts": 1.5 + seq,
+                "seq": seq,
+                "bar": {"symbol": "DEMO", "close": 100.0 + seq / 3},
+                "positions": {},
+            }  # fmt: skip
+        )
+    return frames
+
+
+def test_0006_upgrade_keeps_old_frames_readable_and_downgrade_keeps_new_ones(ledger_url):
+    """A ledger written at 0005 (every frame a row) upgrades with its frames readable; new
+    bar frames go to blocks; a downgrade to 0005 writes the blocks back as rows."""
+    from sqlalchemy import insert
+
+    from alphaswarm.ledger import schema
+
+    run_id = "old-run"
+    old = _old_frames(run_id)
+    engine = raw_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            migrate.upgrade(conn, "0005")
+            conn.execute(
+                insert(schema.paper_trading_runs).values(
+                    id=run_id, bot_id="b", status="running", starting_cash=1e5
+                )
+            )
+            conn.execute(
+                insert(schema.paper_frames),
+                [
+                    {"paper_run_id": run_id, "seq": f["seq"], "stage": f["stage"], "frame": f}
+                    for f in old
+                ],  # fmt: skip
+            )
+    finally:
+        engine.dispose()
+
+    new = [{**f, "seq": f["seq"] + len(old), "message": "new"} for f in _old_frames(run_id)]
+    with Ledger(url=ledger_url) as led:
+        assert led.frames_after(run_id, 0) == old  # upgraded on first use
+        assert led.frames(run_id)["seq"].tolist() == [f["seq"] for f in old]
+        led.write_batch(run_id, frames=new)
+        assert led.frames_after(run_id, 0) == old + new
+        assert led.frames_after(run_id, 6) == (old + new)[6:]
+        blocks = led.sql("SELECT SUM(frames) AS n FROM paper_frame_blocks")["n"][0]
+        assert blocks == sum(f["stage"] != "order.filled" for f in new)
+    assert version(ledger_url) == [migrate.head_revision()] == ["0006"]
+
+    engine = raw_engine(ledger_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(migrate.alembic_config(conn), "0005")
+        assert "paper_frame_blocks" not in tables(ledger_url)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                schema.paper_frames.select()
+                .where(schema.paper_frames.c.paper_run_id == run_id)
+                .order_by(schema.paper_frames.c.seq)
+            ).all()
+    finally:
+        engine.dispose()
+    assert [r.frame for r in rows] == old + new
+    assert [r.stage for r in rows] == [f["stage"] for f in old + new]

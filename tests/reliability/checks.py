@@ -40,6 +40,8 @@ def ledger_problems(ledger: Ledger, live: Iterable[str] = ()) -> list[str]:
         "paper_trading_runs r ON r.id = e.paper_run_id WHERE r.id IS NULL",
         "frame without its run": "SELECT f.paper_run_id FROM paper_frames f LEFT JOIN "
         "paper_trading_runs r ON r.id = f.paper_run_id WHERE r.id IS NULL",
+        "frame block without its run": "SELECT b.paper_run_id FROM paper_frame_blocks b "
+        "LEFT JOIN paper_trading_runs r ON r.id = b.paper_run_id WHERE r.id IS NULL",
     }
     for what, query in orphans.items():
         found = _ids(ledger, query)
@@ -48,13 +50,7 @@ def ledger_problems(ledger: Ledger, live: Iterable[str] = ()) -> list[str]:
     runs = ledger.sql(
         "SELECT r.id, r.status, r.total_pnl, r.num_fills, r.bars_seen, "
         "(SELECT count(*) FROM paper_fills f WHERE f.paper_run_id = r.id) AS fills, "
-        "(SELECT count(*) FROM paper_equity e WHERE e.paper_run_id = r.id) AS points, "
-        "(SELECT count(*) FROM paper_frames f WHERE f.paper_run_id = r.id "
-        " AND f.stage = 'bar.received') AS bar_frames, "
-        "(SELECT count(*) FROM paper_frames f WHERE f.paper_run_id = r.id) AS frames, "
-        "(SELECT count(DISTINCT f.seq) FROM paper_frames f WHERE f.paper_run_id = r.id) AS seqs, "
-        "(SELECT min(f.seq) FROM paper_frames f WHERE f.paper_run_id = r.id) AS min_seq, "
-        "(SELECT max(f.seq) FROM paper_frames f WHERE f.paper_run_id = r.id) AS max_seq "
+        "(SELECT count(*) FROM paper_equity e WHERE e.paper_run_id = r.id) AS points "
         "FROM paper_trading_runs r"
     )
     for run in runs.to_dict("records"):
@@ -65,6 +61,13 @@ def ledger_problems(ledger: Ledger, live: Iterable[str] = ()) -> list[str]:
             problems.append(f"{rid} ({run['status']}): total_pnl is NULL")
         if rid in live:
             continue  # counters of a live run move while we read
+        # frames are paper_frames rows and paper_frame_blocks: counted as the ledger reads them
+        frames = ledger.frames(rid)
+        seqs = frames["seq"]
+        run["bar_frames"] = int((frames["stage"] == "bar.received").sum())
+        run["frames"], run["seqs"] = len(frames), seqs.nunique()
+        run["min_seq"] = int(seqs.min()) if len(seqs) else None
+        run["max_seq"] = int(seqs.max()) if len(seqs) else None
         if run["num_fills"] != run["fills"]:
             problems.append(f"{rid}: num_fills {run['num_fills']} but {run['fills']} fills")
         if not run["bars_seen"] == run["points"] == run["bar_frames"]:

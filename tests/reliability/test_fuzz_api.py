@@ -47,7 +47,8 @@ CHECKS = [
 ]
 TABLES = (
     "bots", "bot_versions", "backtest_runs", "paper_trading_runs", "paper_orders",
-    "paper_fills", "paper_equity", "paper_frames", "risk_events", "audit_log",
+    "paper_fills", "paper_equity", "paper_frames", "paper_frame_blocks", "risk_events",
+    "audit_log",
 )  # fmt: skip
 
 

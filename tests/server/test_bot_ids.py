@@ -31,9 +31,13 @@ def test_a_bot_named_like_a_route_is_addressable(api, name):
     assert bot_id not in RESERVED_BOT_IDS
 
 
-def test_the_reserved_ids_are_every_route_under_bots(server):
+def test_the_reserved_ids_are_every_route_under_bots(server, api):
     """The server's own routes ``/bots/<literal>...``: each literal is a reserved id."""
-    rules = server.server._tornado.wildcard_router.rules
+    page = api.get("/bots", headers={"Accept": "text/html"})  # builds the dashboard
+    assert page.status_code == 200, page.text[:200]
+    served = server.server
+    dashboard = served.dashboard.server()._tornado
+    rules = [*dashboard.wildcard_router.rules, *served.app.wildcard_router.rules]
     patterns = [getattr(rule.matcher, "regex", None) for rule in rules]
     literals = set()
     for regex in filter(None, patterns):

@@ -9,7 +9,10 @@ from alphaswarm.server.errors import MAX_BODY_BYTES
 
 
 def counts(ledger) -> dict[str, int]:
-    tables = ("bots", "bot_versions", "backtest_runs", "paper_trading_runs", "paper_frames")
+    tables = (
+        "bots", "bot_versions", "backtest_runs", "paper_trading_runs", "paper_frames",
+        "paper_frame_blocks",
+    )  # fmt: skip
     return {t: int(ledger.sql(f"SELECT COUNT(*) AS n FROM {t}")["n"][0]) for t in tables}
 
 

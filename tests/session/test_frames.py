@@ -119,3 +119,31 @@ def test_json_safe_cleans_nested_leaves_and_keeps_plain_ones():
         "i": None,
     }
     assert json_safe(math.nan) is None and json_safe(7) == 7
+
+
+def test_publish_many_delivers_what_publish_of_each_does():
+    """Same frames to callbacks, buffered subscribers (with lag reports) and history."""
+    batches = [[frame(i) for i in range(1, 4)], [frame(i) for i in range(4, 30)], []]
+
+    def deliver(many: bool) -> tuple[list, list, list, list, int]:
+        bus = FrameBus("run-1", history=10)
+        seen: list[dict] = []
+        bus.subscribe(seen.append)
+        small, big = bus.subscribe(maxsize=5), bus.subscribe(maxsize=100)
+        drained = []
+        for batch in batches:
+            if many:
+                bus.publish_many(batch)
+            else:
+                for f in batch:
+                    bus.publish(f)
+            drained.append(big.drain())
+        return seen, small.drain(), drained, bus.recent(), bus.published
+
+    one, many = deliver(False), deliver(True)
+    assert many == one
+    seen, small, drained, recent, published = many
+    assert [f["seq"] for f in seen] == list(range(1, 30)) and published == 29
+    assert small[0]["stage"] == LAGGED and small[0]["dropped"] == 24
+    assert [f["seq"] for f in small[1:]] == list(range(25, 30))
+    assert [f["seq"] for f in recent] == list(range(20, 30))

@@ -94,13 +94,21 @@ def test_done_result_matches_ledger(ledger, bot):
 def test_paper_replay_matches_backtest(ledger, make_bot):
     bot = make_bot()
     bt = aw.backtest(bot, bars=3000, ledger=ledger)
-    session, _ = run_session(bot, max_bars=3000, duration_minutes=None)
+    session, frames = run_session(bot, max_bars=3000, duration_minutes=None)
     fills = ledger.fills(session.paper_run_id)
     assert len(fills) == len(bt.fills) > 10
     np.testing.assert_array_equal(fills["price"].to_numpy(), bt.fills["price"].to_numpy())
     np.testing.assert_array_equal(fills["qty"].to_numpy(), bt.fills["qty"].to_numpy())
     assert list(fills["filled_at"]) == list(bt.fills["filled_at"])
     assert session.equity == pytest.approx(bt.equity["equity"].iloc[-1], abs=1e-6)
+    # the equity curve, as stored rows and as the equity frames replayed from the ledger
+    curve = ledger.equity(session.paper_run_id)
+    np.testing.assert_allclose(curve["equity"], bt.equity["equity"], rtol=0, atol=1e-6)
+    stored = ledger.frames_after(session.paper_run_id, 0, stages=("equity.update",))
+    assert stored == [f for f in frames if f["stage"] == "equity.update"]
+    np.testing.assert_allclose(
+        [f["equity"] for f in stored], bt.equity["equity"], rtol=0, atol=1e-6
+    )
 
 
 def test_start_returns_at_once_and_stop(ledger, bot):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 import alphaswarm as aw
+from alphaswarm.sweep import SweepResult, WalkForwardResult, sweep, walk_forward
 
 GRID = {"fast": [3, 5, 8, 12], "slow": [20, 30, 50]}
 BARS = 600
@@ -40,3 +43,17 @@ def metrics_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 def assert_same_metrics(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(metrics_table(a), metrics_table(b), check_exact=True)
+
+
+def serial_sweep(
+    bot: aw.Bot, grid: dict[str, Any] | None = None, *, bars: int = BARS, **kw: Any
+) -> SweepResult:
+    """``sweep`` in this process over :data:`BARS` bars (default), no progress bar."""
+    return sweep(bot, grid, bars=bars, backend="serial", progress=False, **kw)
+
+
+def serial_walk_forward(
+    bot: aw.Bot, grid: dict[str, Any], *, bars: int = BARS, **kw: Any
+) -> WalkForwardResult:
+    """``walk_forward`` in this process over :data:`BARS` bars (default), no progress bar."""
+    return walk_forward(bot, grid, bars=bars, backend="serial", progress=False, **kw)

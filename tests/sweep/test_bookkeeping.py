@@ -11,61 +11,43 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 from sqlalchemy import text
 
 from alphaswarm.ledger import Ledger
-from alphaswarm.sweep import sweep, walk_forward
 from alphaswarm.sweep.api import gate_failures, overfit_report
 from alphaswarm.sweep.ledger import SweepStore
 from alphaswarm.sweep.stats import block_moments
-from tests.sweep.helpers import BARS, small_bot
-
-
-@pytest.fixture
-def led(tmp_path):
-    with Ledger(url=f"sqlite:///{tmp_path}/sweeps.db") as ledger:
-        yield ledger
-
+from tests.sweep.helpers import serial_sweep, serial_walk_forward, small_bot
 
 # ----------------------------------------------------------------------------- honest N
 
 
 def test_n_counts_distinct_trial_keys_not_rows(led):
     bot = small_bot()
-    first = sweep(
+    first = serial_sweep(
         bot,
         {"fast": [3, 5], "slow": [20]},
-        bars=BARS,
-        backend="serial",
         ledger=led,
         name="n-1",
-        progress=False,
     )
     assert first.report["n_trials"] == 2
     # another sweep with the same two trials and one new one: 5 rows, 3 distinct trials
-    second = sweep(
+    second = serial_sweep(
         bot,
         {"fast": [3, 5, 8], "slow": [20]},
-        bars=BARS,
-        backend="serial",
         ledger=led,
         name="n-2",
-        progress=False,
     )
     with led.engine().connect() as conn:
         rows = conn.execute(text("SELECT count(*) FROM sweep_trials")).scalar()
     assert rows == 5
     assert second.report["n_trials"] == 3 and second.report["n_sweep"] == 3
     # the first sweep run again under its name: still the same 3 trials
-    again = sweep(
+    again = serial_sweep(
         bot,
         {"fast": [3, 5], "slow": [20]},
-        bars=BARS,
-        backend="serial",
         ledger=led,
         name="n-1",
-        progress=False,
     )
     assert again.progress.resumed == 2 and again.report["n_trials"] == 3
 
@@ -113,13 +95,10 @@ def test_gate_failures_name_each_rule():
 
 
 def test_the_result_says_which_rule_failed():
-    res = sweep(
+    res = serial_sweep(
         small_bot(),
         {"fast": [3, 5, 8], "slow": [20, 30]},
-        bars=BARS,
-        backend="serial",
         ledger=False,
-        progress=False,
     )
     rep = res.report
     assert rep["passes_gate"] == (rep["dsr"] >= 0.95 and rep["pbo"] < 0.2)
@@ -134,16 +113,13 @@ def test_the_result_says_which_rule_failed():
 
 
 def test_walk_forward_reports_folds_and_flags_a_losing_winner():
-    wf = walk_forward(
+    wf = serial_walk_forward(
         small_bot(),
         {"fast": [3, 8], "slow": [20, 40]},
         train=200,
         test=100,
         gap=5,
-        bars=BARS,
-        backend="serial",
         ledger=False,
-        progress=False,
     )
     shown = repr(wf.in_sample)
     assert "dsr=nan" not in shown and "N=0" not in shown
@@ -216,14 +192,11 @@ def test_a_killed_sweep_is_interrupted_at_the_next_start(ledger_url):
             assert time.monotonic() < deadline, "the killed process's connection stayed"
             time.sleep(0.05)
     with Ledger(url=url) as ledger:
-        sweep(
+        serial_sweep(
             small_bot(),
             {"fast": [3], "slow": [20]},
-            bars=BARS,
-            backend="serial",
             ledger=ledger,
             name="next",
-            progress=False,
         )
         assert SweepStore(ledger).get("doomed")["status"] == "interrupted"
         assert SweepStore(ledger).get("next")["status"] == "done"

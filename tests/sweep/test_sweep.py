@@ -8,16 +8,17 @@ from sqlalchemy import text
 
 import alphaswarm as aw
 from alphaswarm.ledger import Ledger
-from alphaswarm.sweep import SweepResult, sweep, walk_forward
+from alphaswarm.sweep import SweepResult, sweep
 from alphaswarm.sweep.trials import expand_grid, sample_grid
 from alphaswarm.sweep.walkforward import make_folds
-from tests.sweep.helpers import BARS, GRID, assert_same_metrics, small_bot
-
-
-@pytest.fixture
-def led(tmp_path):
-    with Ledger(url=f"sqlite:///{tmp_path}/sweeps.db") as ledger:
-        yield ledger
+from tests.sweep.helpers import (
+    BARS,
+    GRID,
+    assert_same_metrics,
+    serial_sweep,
+    serial_walk_forward,
+    small_bot,
+)
 
 
 def n_rows(ledger: Ledger, sweep_id: str) -> tuple[int, int]:
@@ -44,7 +45,7 @@ def test_grid_and_samples():
 
 def test_trial_metrics_equal_backtest_and_rerun(led):
     bot = small_bot()
-    res = sweep(bot, GRID, bars=BARS, backend="serial", ledger=led, progress=False)
+    res = serial_sweep(bot, GRID, ledger=led)
     assert isinstance(res, SweepResult) and res.status == "done"
     assert len(res.trials) == 12 and (res.trials["status"] == "done").all()
     row = res.trials.iloc[4]
@@ -66,54 +67,38 @@ def test_trial_metrics_equal_backtest_and_rerun(led):
 
 def test_keys_are_content_hashes(led):
     bot = small_bot()
-    a = sweep(
+    a = serial_sweep(
         bot,
         {"fast": [3, 5], "slow": [20]},
-        bars=BARS,
-        backend="serial",
         ledger=False,
-        progress=False,
     )
-    b = sweep(
-        bot, {"fast": [5], "slow": [20]}, bars=BARS, backend="serial", ledger=False, progress=False
-    )
+    b = serial_sweep(bot, {"fast": [5], "slow": [20]}, ledger=False)
     assert b.trials["trial_key"].iloc[0] == a.trials["trial_key"].iloc[1]
-    other_data = sweep(
+    other_data = serial_sweep(
         small_bot(seed=4),
         {"fast": [5], "slow": [20]},
-        bars=BARS,
-        backend="serial",
         ledger=False,
-        progress=False,
     )
-    other_window = sweep(
+    other_window = serial_sweep(
         bot,
         {"fast": [5], "slow": [20]},
         bars=BARS - 1,
-        backend="serial",
         ledger=False,
-        progress=False,
     )
-    other_fill = sweep(
+    other_fill = serial_sweep(
         aw.Bot({**bot.spec, "broker": {"intrabar_rule": "optimistic"}}),
         {"fast": [5], "slow": [20]},
-        bars=BARS,
-        backend="serial",
         ledger=False,
-        progress=False,
     )
     keys = {r.trials["trial_key"].iloc[0] for r in (b, other_data, other_window, other_fill)}
     assert len(keys) == 4
 
 
 def test_invalid_params_are_recorded_not_run(led):
-    res = sweep(
+    res = serial_sweep(
         small_bot(),
         {"fast": [5, 30], "slow": [20]},
-        bars=BARS,
-        backend="serial",
         ledger=led,
-        progress=False,
     )
     bad = res.trials[res.trials["fast"] == 30].iloc[0]
     assert bad["status"] == "invalid" and "fast" in bad["error"]
@@ -122,42 +107,34 @@ def test_invalid_params_are_recorded_not_run(led):
 
 def test_resume_by_name_skips_finished_trials(led):
     bot = small_bot()
-    first = sweep(
+    first = serial_sweep(
         bot,
         {"fast": [3, 5], "slow": [20, 30]},
-        bars=BARS,
-        backend="serial",
         ledger=led,
         name="resume-me",
-        progress=False,
     )
     assert first.progress.resumed == 0
-    second = sweep(
-        bot, GRID, bars=BARS, backend="serial", ledger=led, name="resume-me", progress=False
-    )
+    second = serial_sweep(bot, GRID, ledger=led, name="resume-me")
     assert second.sweep_id == first.sweep_id
     assert second.progress.resumed == 4 and second.stats.trials == 8
     assert second.progress.finished == 12
     assert n_rows(led, second.sweep_id) == (12, 12)
-    full = sweep(bot, GRID, bars=BARS, backend="serial", ledger=False, progress=False)
+    full = serial_sweep(bot, GRID, ledger=False)
     assert_same_metrics(second.trials, full.trials)
     # the default name is derived from the call: an identical call resumes
-    again = sweep(bot, GRID, bars=BARS, backend="serial", ledger=led, progress=False)
-    again2 = sweep(bot, GRID, bars=BARS, backend="serial", ledger=led, progress=False)
+    again = serial_sweep(bot, GRID, ledger=led)
+    again2 = serial_sweep(bot, GRID, ledger=led)
     assert again.name == again2.name and again2.progress.resumed == 12
     assert again2.stats.trials == 0
 
 
 def test_cancel_halfway_then_resume_serial(led):
     bot = small_bot()
-    res = sweep(
+    res = serial_sweep(
         bot,
         GRID,
-        bars=BARS,
-        backend="serial",
         ledger=led,
         name="cancel-serial",
-        progress=False,
         wait=False,
     )
     res.progress.param.watch(lambda e: res.cancel() if e.new >= 6 else None, "done")
@@ -166,15 +143,11 @@ def test_cancel_halfway_then_resume_serial(led):
     kept = n_rows(led, res.sweep_id)[0]
     assert 6 <= kept < 12
     assert aw.get_ledger() is not led
-    resumed = sweep(
-        bot, GRID, bars=BARS, backend="serial", ledger=led, name="cancel-serial", progress=False
-    )
+    resumed = serial_sweep(bot, GRID, ledger=led, name="cancel-serial")
     assert resumed.status == "done" and resumed.progress.resumed == kept
     assert n_rows(led, resumed.sweep_id) == (12, 12)
     assert set(resumed.trials["trial_key"]) == set(
-        sweep(bot, GRID, bars=BARS, backend="serial", ledger=False, progress=False).trials[
-            "trial_key"
-        ]
+        serial_sweep(bot, GRID, ledger=False).trials["trial_key"]
     )
 
 
@@ -191,23 +164,17 @@ def test_progress_reaches_the_trial_count(led):
 
 def test_family_n_counts_earlier_sweeps(led):
     bot = small_bot()
-    sweep(
+    serial_sweep(
         bot,
         {"fast": [3, 5], "slow": [20]},
-        bars=BARS,
-        backend="serial",
         ledger=led,
         name="fam-1",
-        progress=False,
     )
-    res = sweep(
+    res = serial_sweep(
         bot,
         {"fast": [8, 12], "slow": [30]},
-        bars=BARS,
-        backend="serial",
         ledger=led,
         name="fam-2",
-        progress=False,
     )
     assert res.report["n_sweep"] == 2 and res.report["n_trials"] == 4
 
@@ -216,18 +183,15 @@ def test_client_only_dataframe_feed(led):
     bot = small_bot()
     frame = bot.make_feed().frame(limit=BARS)
     a = sweep(bot, GRID, feed=frame, backend="serial", ledger=False, progress=False)
-    b = sweep(bot, GRID, bars=BARS, backend="serial", ledger=False, progress=False)
+    b = serial_sweep(bot, GRID, ledger=False)
     assert a.trials["sharpe"].tolist() == b.trials["sharpe"].tolist()
 
 
 def test_views_build():
-    res = sweep(
+    res = serial_sweep(
         small_bot(),
         {**GRID, "allocation": [0.2, 0.4]},
-        bars=BARS,
-        backend="serial",
         ledger=False,
-        progress=False,
     )
     hm = res.heatmap("fast", "slow")
     assert hm.kdims[0].name == "allocation"
@@ -244,16 +208,13 @@ def test_make_folds():
 
 def test_walk_forward_on_a_small_synthetic_feed(led):
     bot = small_bot()
-    wf = walk_forward(
+    wf = serial_walk_forward(
         bot,
         {"fast": [3, 8], "slow": [20, 40]},
         train=200,
         test=100,
         gap=5,
-        bars=BARS,
-        backend="serial",
         ledger=led,
-        progress=False,
     )
     folds = wf.folds
     assert list(folds["fold"]) == [0, 1, 2]
@@ -274,16 +235,13 @@ def test_walk_forward_on_a_small_synthetic_feed(led):
     assert wf.out_of_sample.rerun(oos["trial_key"]).metrics["sharpe"] == oos["sharpe"]
     # the warm-up trades nothing: the OOS curve starts at the starting cash
     assert wf.scatter() is not None
-    anchored = walk_forward(
+    anchored = serial_walk_forward(
         bot,
         {"fast": [3, 8], "slow": [20]},
         train=200,
         test=100,
         anchored=True,
-        bars=BARS,
-        backend="serial",
         ledger=False,
-        progress=False,
     )
     assert (anchored.folds["is_start"] == anchored.folds["is_start"].iloc[0]).all()
 
@@ -292,18 +250,13 @@ def test_ledger_resume_on_both_backends(ledger_url):
     """The sweep ledger on SQLite and on a real PostgreSQL: batches, resume, no duplicates."""
     bot = small_bot()
     with Ledger(url=ledger_url) as ledger:
-        first = sweep(
+        first = serial_sweep(
             bot,
             {"fast": [3, 5], "slow": [20]},
-            bars=BARS,
-            backend="serial",
             ledger=ledger,
             name="pg-resume",
-            progress=False,
         )
-        second = sweep(
-            bot, GRID, bars=BARS, backend="serial", ledger=ledger, name="pg-resume", progress=False
-        )
+        second = serial_sweep(bot, GRID, ledger=ledger, name="pg-resume")
         assert second.progress.resumed == 2 and second.stats.trials == 10
         assert n_rows(ledger, first.sweep_id) == (12, 12)
         assert second.report["n_trials"] == 12
@@ -319,7 +272,7 @@ def test_progress_views_show_the_dashboard_link(monkeypatch, capsys):
     link = "http://127.0.0.1:8787/status"
     p = SweepProgress(dashboard=link)
     panel = p.panel()
-    assert panel.objects[-1].object == f"[Dask dashboard]({link})"
+    assert panel.link.visible and panel.link.object == f"[Dask dashboard]({link})"
     assert f'href="{link}"' in p.link_widget().value
     assert SweepProgress().link_widget() is None
     # in a notebook (tqdm.auto picks the widget bar) the link is displayed above the bar

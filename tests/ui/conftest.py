@@ -7,7 +7,6 @@ pytest-playwright; they are skipped, naming chromium, when it is missing.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,8 @@ from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.paper.registry import registry
 from alphaswarm.paper.runtime import engine_loop
 from alphaswarm.server import ServerThread
+from alphaswarm.ui.base import _ALL_PUMPS
+from tests.ports import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -54,6 +55,21 @@ def stop_everything() -> None:
         kill_switch().reset(actor="test")
 
 
+@pytest.fixture(autouse=True)
+def close_left_pumps() -> Iterator[None]:
+    """Close the pumps a test built outside a served page, once it is over.
+
+    Such a pump ticks on whatever asyncio loop runs in its thread, as in a notebook,
+    and one feeding a view bound to no run (a runs list, the kill switch) never
+    idles. Left open, it ticked in a later test's Playwright loop, polling the
+    ledger that test had made slow, and hung that test's thread for two minutes.
+    """
+    yield
+    for pump in list(_ALL_PUMPS):
+        if pump._doc is None and not pump.closed:
+            pump.close()
+
+
 @pytest.fixture
 def tmp_ledger(tmp_path: Any) -> Iterator[aw.Ledger]:
     """A fresh SQLite ledger as the process default; sessions stopped and switch reset after."""
@@ -86,6 +102,62 @@ def run_session(tmp_ledger: aw.Ledger) -> Callable[..., aw.PaperSession]:
     return start
 
 
+def click_run(page: Any, run_id: str, attempts: int = 4) -> None:
+    """Click ``run_id``'s row in the runs table until its run view shows.
+
+    Panel's table re-renders its rows on every update, and a live run's row updates
+    every few seconds: a click whose press and release straddle a re-render is lost
+    in the browser, as it is for a user, who then clicks again. The last attempt
+    waits a full minute.
+    """
+    from playwright.sync_api import expect
+
+    row = page.locator(".alphaswarm-runs .tabulator-row", has_text=run_id)
+    card = page.locator(".alphaswarm-session-card")
+    page.evaluate(RECORD_CLICKS_JS)
+    for attempt in range(1, attempts + 1):
+        row.click(timeout=60_000)
+        try:
+            expect(card).to_contain_text(run_id, timeout=60_000 if attempt == attempts else 10_000)
+            return
+        except AssertionError as exc:
+            if attempt == attempts:
+                raise AssertionError(
+                    f"the run view never showed after {attempts} clicks on {run_id}'s row; "
+                    f"in the browser: {page.evaluate(CLICK_STATE_JS)}"
+                ) from exc
+
+
+#: Record, in the page, what each click landed on (inside Bokeh's shadow roots).
+RECORD_CLICKS_JS = """() => {
+  if (window.__alphaswarmClicks) return
+  window.__alphaswarmClicks = []
+  for (const type of ["mousedown", "mouseup", "click"]) {
+    document.addEventListener(type, (e) => {
+      const t = e.composedPath()[0]
+      const name = t && t.className ? String(t.className) : String(t && t.tagName)
+      window.__alphaswarmClicks.push(`${type}:${name.slice(0, 60)}`)
+    }, true)
+  }
+}"""
+
+#: What the browser knows when a click on a runs-table row did nothing: the clicks it
+#: saw and the state of every Tabulator view (one stuck "updating" ignores row clicks).
+CLICK_STATE_JS = """() => {
+  const tables = []
+  const views = window.Bokeh && Bokeh.index.all_views ? [...Bokeh.index.all_views()] : []
+  for (const view of views) {
+    if (view.model.type.endsWith("Tabulator")) {
+      tables.push({selection_updating: view._selection_updating,
+                   initializing: view._initializing,
+                   selected: view.model.source.selected.indices,
+                   rows: view.model.source.get_length()})
+    }
+  }
+  return JSON.stringify({clicks: window.__alphaswarmClicks || [], tables})
+}"""
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
     """Poll ``predicate`` until it is truthy (returned) or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -116,13 +188,6 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
         "headless": True,
         "args": CHROMIUM_ARGS,
     }
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_app_server(ledger: aw.Ledger, **options: Any) -> ServerThread:

@@ -145,3 +145,21 @@ def test_the_kill_switch_is_on_screen_and_uncovered(browser, app_server, tmp_led
             expect(page.locator("#sidebar")).to_have_class(re.compile("hidden"), timeout=10_000)
     finally:
         page.close()
+
+
+def test_opening_a_run_from_the_overview_requests_nothing_that_fails(page, app_server, two_runs):
+    """The address changes to ``/runs/<id>`` without a reload: the stylesheets the run
+    view then asks for are still found (not looked up under ``/runs/static/...``)."""
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("requestfailed", lambda r: failed.append(f"failed {r.url}"))
+    first, second = two_runs
+    page.goto(f"{app_server}/")
+    page.locator(".alphaswarm-runs .tabulator-row", has_text=second).click()
+    expect(page).to_have_url(re.compile(f"/runs/{second}$"), timeout=30_000)
+    expect(card(page)).to_contain_text(second, timeout=30_000)
+    page.locator(".alphaswarm-runs .tabulator-row", has_text=first).click()
+    expect(page).to_have_url(re.compile(f"/runs/{first}$"), timeout=30_000)
+    expect(card(page)).to_contain_text(first, timeout=30_000)
+    page.wait_for_timeout(2000)  # stylesheets of the new view load after it is shown
+    assert failed == []

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 import alphaswarm as aw
 from alphaswarm.ledger.run_reads import closed_trades, pnl_by_symbol, session_stats
 from alphaswarm.paper.runtime import engine_loop
-from tests.ui.conftest import wait_until
+from tests.ui.conftest import click_run, wait_until
 
 pytestmark = pytest.mark.ui
 
@@ -53,7 +53,16 @@ def tab(page, name: str) -> None:
 
 def open_run(page, url: str, run_id: str) -> None:
     page.goto(url, timeout=120_000)
-    page.locator(".alphaswarm-runs .tabulator-row", has_text=run_id).click(timeout=60_000)
+    click_run(page, run_id)
+
+
+def open_run_address(page, url: str, run_id: str) -> None:
+    """Open ``run_id`` by its address, as a bookmark or a shared link does.
+
+    For a live run whose view is what a test checks: a click on a live run's row is
+    occasionally lost (issue 23, open); the click tests keep clicking.
+    """
+    page.goto(f"{url.rstrip('/')}/runs/{run_id}", timeout=120_000)
     expect(page.locator(".alphaswarm-session-card")).to_contain_text(run_id, timeout=60_000)
 
 
@@ -113,25 +122,92 @@ def test_a_finished_run_opened_cold_shows_everything_from_the_ledger(
     page.screenshot(path=str(SCREENSHOT))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect seen in a full-suite run: at 390 px a stacked block of the run view "
-    "started 10 px left of the viewport (x = -10, width 360); it passed in runs of this file",
-)
+#: How far the page and its main area (the template's scrolling ``#main``) reach past
+#: their width, and how far they are scrolled sideways: 0 and 0 when everything fits.
+SIDEWAYS_SCROLL_JS = """() => {
+  const out = {};
+  const areas = {page: document.scrollingElement, main: document.getElementById('main')};
+  for (const [name, el] of Object.entries(areas)) {
+    if (!el) continue;
+    out[name] = {overflow: el.scrollWidth - el.clientWidth, scrollLeft: el.scrollLeft};
+  }
+  return out;
+}"""
+
+
+def fits_sideways(page, selector: str) -> dict:
+    """The box of ``selector``, asserted inside the window's width and not scrolled away."""
+    found = box(page, selector)
+    width = page.viewport_size["width"]
+    assert found["width"] > 0, (selector, found)
+    assert found["x"] >= -1 and found["x"] + found["width"] <= width + 1, (selector, found)
+    return found
+
+
+def assert_no_sideways_scroll(page) -> None:
+    sideways = page.evaluate(SIDEWAYS_SCROLL_JS)
+    for area in sideways.values():
+        assert area["overflow"] <= 0 and area["scrollLeft"] == 0, sideways
+
+
+def assert_kill_switch_reachable(page, engaged: bool) -> None:
+    """The kill switch control is inside the window and nothing covers it (a trial click)."""
+    if engaged:
+        control = page.get_by_role("button", name="Reset kill switch").first
+    else:
+        control = page.locator(".alphaswarm-ks-button button").first
+    control.wait_for(timeout=60_000)
+    found = control.bounding_box()
+    size = page.viewport_size
+    assert found is not None and found["width"] > 0, found
+    assert 0 <= found["x"] and found["x"] + found["width"] <= size["width"], found
+    assert 0 <= found["y"] and found["y"] + found["height"] <= size["height"], found
+    # Playwright's actionability checks: visible, stable, enabled and hit by a click at
+    # its centre (another element on top fails this); trial=True does not click
+    control.click(trial=True, timeout=30_000)
+
+
 def test_the_run_view_stacks_at_phone_width(page, served, finished_run):
     page.set_viewport_size({"width": 390, "height": 844})
     open_run(page, served, finished_run.paper_run_id)
     wait_until(lambda: page.evaluate(PRICE_POINTS_JS) > 0, 60)
-    plots = box(page, ".alphaswarm-plots")
-    side = box(page, ".alphaswarm-side")
+    canvas = page.locator(".alphaswarm-plots canvas").first
+    wait_until(lambda: (canvas.bounding_box() or {}).get("width", 0) >= 250, 60)
+    plots = fits_sideways(page, ".alphaswarm-plots")
+    side = fits_sideways(page, ".alphaswarm-side")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "run-view-390.png"), full_page=True)
     # the plots keep (nearly) the whole width and the positions/risk go below them
     assert plots["width"] >= 300, plots
     assert side["y"] >= plots["y"] + plots["height"] - 1, (plots, side)
-    assert plots["x"] >= -1 and plots["x"] + plots["width"] <= 390 + 1, plots
-    canvas = page.locator(".alphaswarm-plots canvas").first
-    wait_until(lambda: (canvas.bounding_box() or {}).get("width", 0) >= 250, 60)
+    assert_no_sideways_scroll(page)
+    assert_kill_switch_reachable(page, engaged=False)
+
+
+@pytest.mark.parametrize("engaged", [False, True], ids=["armed", "engaged"])
+def test_the_run_view_fits_every_width_with_the_kill_switch_uncovered(
+    browser, served, finished_run, engaged
+):
+    """390 to 1920 px, armed and engaged (a long reason): no sideways scroll, switch reachable."""
+    from alphaswarm.paper.killswitch import kill_switch
+
+    if engaged:
+        kill_switch().engage("layout drill with a long reason " * 3, actor="test")
+    for width, height in ((390, 844), (1024, 768), (1440, 900), (1920, 1080)):
+        page = browser.new_page(viewport={"width": width, "height": height})
+        try:
+            open_run(page, served, finished_run.paper_run_id)
+            state = "engaged" if engaged else "armed"
+            expect(page.locator(f'[data-state="{state}"]')).to_be_visible(timeout=60_000)
+            wait_until(lambda page=page: page.evaluate(PRICE_POINTS_JS) > 0, 60)
+            canvas = page.locator(".alphaswarm-plots canvas").first
+            wait_until(lambda canvas=canvas: (canvas.bounding_box() or {}).get("width", 0), 60)
+            for selector in (".alphaswarm-session-card", ".alphaswarm-plots", ".alphaswarm-side"):
+                fits_sideways(page, selector)
+            assert_no_sideways_scroll(page)
+            assert_kill_switch_reachable(page, engaged)
+        finally:
+            page.close()
 
 
 def test_the_run_view_keeps_plots_beside_positions_at_1440(page, served, finished_run):
@@ -148,7 +224,7 @@ def test_a_stopped_live_run_says_so_in_the_risk_panel_and_drops_its_stop_button(
 ):
     session = run_session(good_bot, speed=60, max_bars=None)
     page.set_viewport_size({"width": 1440, "height": 900})
-    open_run(page, served, session.paper_run_id)
+    open_run_address(page, served, session.paper_run_id)
     card = page.locator(".alphaswarm-session-card")
     expect(card.get_by_role("button", name="Stop session")).to_be_enabled(timeout=60_000)
     expect(page.locator(".alphaswarm-risk")).to_contain_text("mode active", timeout=60_000)
@@ -179,17 +255,31 @@ def test_trade_times_follow_the_zone_toggle(browser, served, finished_run):
         context.close()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="Panel's dispatch_tornado (panel/io/document.py) drops its write futures when "
-    "the socket closes between two writes of one message; the pump no longer updates a "
-    "document whose tab has closed, which removes the failed writes of stale documents "
-    "but not this race",
-)
+#: Price points shown once, then one more each time the page receives an update.
+UPDATES_SEEN_JS = """() => {
+  let n = 0;
+  for (const doc of Bokeh.documents) {
+    for (const m of doc.all_models) {
+      const d = m.data;
+      if (!d || typeof d !== 'object') continue;
+      const keys = d instanceof Map ? [...d.keys()] : Object.keys(d);
+      if (keys.includes('close')) n += (d instanceof Map ? d.get('close') : d['close']).length;
+    }
+  }
+  return n;
+}"""
+
+
 def test_closing_tabs_of_a_streaming_run_leaves_no_unretrieved_task(
     context, served, good_bot, run_session, caplog
 ):
-    """Tabs closed while the run streams to them: no write task fails unnoticed."""
+    """Tabs closed at many points while the run streams to them: no write task fails unnoticed.
+
+    Each tab closes at another point of the stream: as soon as the run shows, or after
+    its first, second, ... update; a close that lands in the middle of a patch's writes
+    is the case Panel leaves unretrieved (``tests/ui/test_socket_writes.py`` provokes it
+    on purpose).
+    """
     import gc
     import logging
 
@@ -198,14 +288,28 @@ def test_closing_tabs_of_a_streaming_run_leaves_no_unretrieved_task(
     caplog.set_level(logging.ERROR, logger="asyncio")
     session = run_session(good_bot, speed=600, max_bars=None)
     baseline = FramePump.live_pumps()
-    for _ in range(4):
+    for updates in range(8):
         p = context.new_page()
         p.set_viewport_size({"width": 1440, "height": 900})
-        open_run(p, served, session.paper_run_id)
-        wait_until(lambda p=p: p.evaluate(PRICE_POINTS_JS) > 0, 60)
+        # by its address: a tab of the run view itself (what is closed is the subject here)
+        p.goto(f"{served.rstrip('/')}/runs/{session.paper_run_id}", timeout=120_000)
+        expect(p.locator(".alphaswarm-session-card")).to_contain_text(
+            session.paper_run_id, timeout=60_000
+        )
+        shown = wait_until(lambda p=p: p.evaluate(UPDATES_SEEN_JS), 60)
+        if updates:
+            # the tab closes right after its n-th update arrived, while more are on the way
+            wait_until(
+                lambda p=p, shown=shown, updates=updates: (
+                    p.evaluate(UPDATES_SEEN_JS) >= shown + updates
+                ),
+                60,
+                interval=0.01,
+            )
         p.close()
     wait_until(lambda: FramePump.live_pumps() <= baseline, timeout=60)
     wait_until(lambda: session.bars_seen > 0, timeout=10)
+    assert session.status == "running"  # the stream went on through every close
     gc.collect()  # an unretrieved task exception is reported when its task is collected
     never = [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
     assert never == []
@@ -271,7 +375,7 @@ def test_a_live_run_opened_late_shows_its_price_from_the_first_bar(
     first = price_history(tmp_ledger, session.paper_run_id)["ts"].iloc[0]
     assert session.frames.recent()[0]["seq"] > 1  # the bus no longer holds the first bar
     page.set_viewport_size({"width": 1440, "height": 900})
-    open_run(page, served, session.paper_run_id)
+    open_run_address(page, served, session.paper_run_id)
     expected_ms = first.value // 1_000_000
     wait_until(lambda: page.evaluate(FIRST_PRICE_TS_JS) is not None, 60)
     assert page.evaluate(FIRST_PRICE_TS_JS) == expected_ms

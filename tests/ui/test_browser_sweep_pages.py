@@ -119,10 +119,10 @@ def test_a_running_sweep_page_follows_its_progress(page, site, errors):
 
     trials = store.trials(done["id"]).to_dict("records")
     store.write(sweep_id, trials[:2])
-    expect(page.locator(".alphaswarm-sweep-trials tbody tr")).to_have_count(2, timeout=20_000)
+    expect(page.locator(".alphaswarm-sweep-trials tbody tr")).to_have_count(2, timeout=60_000)
     store.write(sweep_id, trials[2:])
     store.set_status(sweep_id, "done")
-    expect(status).to_contain_text("done", timeout=20_000)
-    expect(page.locator(".alphaswarm-sweep-trials tbody tr")).to_have_count(4)
-    expect(page.locator(".alphaswarm-sweep-heatmap canvas").first).to_be_visible(timeout=20_000)
+    expect(status).to_contain_text("done", timeout=60_000)
+    expect(page.locator(".alphaswarm-sweep-trials tbody tr")).to_have_count(4, timeout=60_000)
+    expect(page.locator(".alphaswarm-sweep-heatmap canvas").first).to_be_visible(timeout=60_000)
     assert errors == []

@@ -7,6 +7,7 @@ import threading
 
 import pandas as pd
 import pytest
+from panel.models.tabulator import CellClickEvent
 
 import alphaswarm as aw
 from alphaswarm.paper.killswitch import kill_switch
@@ -24,7 +25,7 @@ from alphaswarm.ui import (
 )
 from alphaswarm.ui.app import Dashboard, RunsList, StartForm
 from alphaswarm.ui.risk import level
-from tests.ui.conftest import GOOD_BOT
+from tests.ui.conftest import GOOD_BOT, wait_until
 
 
 def _frame(session: aw.PaperSession, seq: int, stage: str, **extras) -> dict:
@@ -444,3 +445,37 @@ def test_session_tables_name_the_zone_of_their_times(idle_session):
     assert _row(frame, "America/New_York")["time"] == "05:31:00.123 EST"
     assert fmt_clock(frame["ts"], "Europe/Berlin") == "11:31:00.123 CET"
     assert fmt_clock(frame["ts"], "Not/AZone") == "10:31:00.123 UTC"
+
+
+def test_a_click_on_a_run_row_selects_it_even_when_the_synced_selection_is_lost(
+    good_bot, run_session
+):
+    first = run_session(good_bot, max_bars=30)
+    second = run_session(good_bot, max_bars=30)
+    assert first.wait(20) and second.wait(20)
+    runs = RunsList(pump=FramePump())
+    ids = list(runs.value["id"])
+    row = ids.index(first.paper_run_id)
+    # the browser's click arrives as a cell-click event; its selection change did not
+    runs.table._process_event(CellClickEvent(model=None, column="bot_id", row=row))
+    assert runs.selected == first.paper_run_id
+    assert list(runs.table.selection) == [row]
+
+
+def test_a_live_runs_moving_numbers_patch_its_row_and_keep_the_selection(good_bot, run_session):
+    done = run_session(good_bot, max_bars=30)
+    assert done.wait(20)
+    live = run_session(good_bot, speed=600, max_bars=None)
+    runs = RunsList(pump=FramePump())
+    runs.select(live.paper_run_id)
+    row = list(runs.value["id"]).index(live.paper_run_id)
+    replaced: list[object] = []
+    runs.table.param.watch(replaced.append, "value")
+    seen = runs.value.loc[row, "bars_seen"]
+    wait_until(lambda: live.bars_seen > seen + 2, timeout=60)
+    runs.reload()
+    assert runs.value.loc[row, "bars_seen"] > seen
+    assert runs.value.loc[row, "id"] == live.paper_run_id
+    assert replaced == []  # patched in place: the browser keeps its rows and selection
+    assert list(runs.table.selection) == [row] and runs.selected == live.paper_run_id
+    live.stop()

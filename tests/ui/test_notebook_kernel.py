@@ -1,18 +1,26 @@
-"""A live session view displayed in a real IPython kernel leaves the kernel free.
+"""Live views displayed in a real IPython kernel: the kernel stays free, nothing leaks.
 
 The view's frame pump ticks on the kernel's own asyncio loop. When a tick takes
 longer than the pump's period (a big view on a loaded machine), the kernel must
 still run the next cell promptly: here every tick is made slower than the
 period, and the next cell has to answer before the session (paced at one bar a
 second) has gone much further.
+
+When JupyterLab disposes of an output (the cell ran again, the output was
+cleared, the notebook was closed), its HoloViz extension sends the kernel a
+``delete`` event on the ``hv-extension-comm`` comm; the leak test sends those
+events the same way and checks that no pump keeps ticking and no frame
+subscription stays open.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,11 @@ pytest.importorskip("ipykernel", reason="needs ipykernel")
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.ui, pytest.mark.notebooks, pytest.mark.timeout(600)]
+
+#: The metadata key of a Panel output, holding the id of its root model.
+OUTPUT_MIME = "application/vnd.holoviews_exec.v0+json"
+#: The comm on which JupyterLab's HoloViz extension reports disposed outputs.
+EXTENSION_COMM = "hv-extension-comm"
 
 SETUP = '''
 import time
@@ -62,10 +75,54 @@ class Kernel:
         from jupyter_client.manager import start_new_kernel
 
         self.manager, self.client = start_new_kernel(kernel_name="python3", cwd=str(cwd))
+        self._comm_id: str | None = None
 
     def run(self, code: str, timeout: float = 240) -> str:
         """Execute ``code``; its stdout once the reply came (AssertionError on error)."""
-        msg_id = self.client.execute(code)
+        return "".join(
+            m["content"]["text"]
+            for m in self.execute(code, timeout)
+            if m["msg_type"] == "stream" and m["content"]["name"] == "stdout"
+        )
+
+    def display(self, code: str, cell_id: str | None = None) -> str:
+        """Execute ``code`` whose value is a Panel view; the root model id of its output.
+
+        ``cell_id`` is sent as JupyterLab sends it with a run of that cell.
+        """
+        refs = [
+            m["content"]["metadata"][OUTPUT_MIME]["id"]
+            for m in self.execute(code, cell_id=cell_id)
+            if m["msg_type"] == "execute_result" and OUTPUT_MIME in m["content"]["metadata"]
+        ]
+        assert len(refs) == 1, refs
+        return refs[0]
+
+    def delete_output(self, ref: str) -> None:
+        """Tell the kernel its output ``ref`` is gone, as JupyterLab's HoloViz extension does."""
+        if self._comm_id is None:
+            self._comm_id = uuid.uuid4().hex
+            self._shell(
+                "comm_open", {"comm_id": self._comm_id, "target_name": EXTENSION_COMM, "data": {}}
+            )
+        self._shell(
+            "comm_msg", {"comm_id": self._comm_id, "data": {"event_type": "delete", "id": ref}}
+        )
+
+    def _shell(self, msg_type: str, content: dict[str, Any]) -> None:
+        self.client.shell_channel.send(self.client.session.msg(msg_type, content))
+
+    def execute(
+        self, code: str, timeout: float = 240, cell_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Execute ``code``; its iopub messages once the reply came (AssertionError on error)."""
+        content = {"code": code, "silent": False, "store_history": True,
+                   "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}  # fmt: skip
+        msg = self.client.session.msg(
+            "execute_request", content, metadata={"cellId": cell_id} if cell_id else {}
+        )
+        self.client.shell_channel.send(msg)
+        msg_id = msg["header"]["msg_id"]
         while True:
             try:
                 reply = self.client.get_shell_msg(timeout=timeout)
@@ -73,7 +130,7 @@ class Kernel:
                 raise AssertionError(f"no reply within {timeout} s to {code!r}") from None
             if reply["parent_header"].get("msg_id") == msg_id:
                 break
-        out: list[str] = []
+        out: list[dict[str, Any]] = []
         while True:
             try:
                 msg = self.client.get_iopub_msg(timeout=5)
@@ -81,13 +138,12 @@ class Kernel:
                 break
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
-            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
-                out.append(msg["content"]["text"])
+            out.append(msg)
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
         content = reply["content"]
         assert content["status"] == "ok", content.get("traceback") or content
-        return "".join(out)
+        return out
 
     def close(self) -> None:
         self.client.stop_channels()
@@ -134,3 +190,78 @@ def test_next_cell_runs_while_a_slow_session_view_is_displayed(kernel: Kernel) -
         "aw.kill_switch().engage('test')\nprint('STATE', session.status)\naw.kill_switch().reset()"
     )
     assert "STATE killed" in out
+
+
+LEAK_SETUP = """
+import gc
+import json
+import alphaswarm as aw
+from alphaswarm.bots import DEMO_SPEC
+from alphaswarm.ui.base import FramePump
+from alphaswarm.ui.multibot import MultiBotView
+from alphaswarm.ui.session_view import SessionView
+
+bot = aw.Bot(DEMO_SPEC)
+session = aw.PaperSession(bot, speed=60, duration_minutes=None, force=True,
+                          reason="leak test").start()
+
+
+def counters():
+    pumps = [o for o in gc.get_objects() if isinstance(o, FramePump)]
+    print("COUNTERS", json.dumps({
+        "ticking": sum(1 for p in pumps if p.running),
+        "subscriptions": len(session.frames._subs),
+    }))
+"""
+
+
+def _counters(kernel: Kernel, code: str = "") -> dict[str, int]:
+    out = kernel.run(f"{code}\ncounters()")
+    m = re.search(r"COUNTERS (\{.*\})", out)
+    assert m, out
+    return json.loads(m.group(1))
+
+
+def test_deleted_outputs_leave_no_pump_or_subscription(kernel: Kernel) -> None:
+    """Displaying a running session again and again, a view twice and re-running a
+    multi-bot cell, then deleting every output (what JupyterLab does on a re-run and
+    when the notebook is closed): the kernel keeps no pump ticking and no frame
+    subscription open for them, while the session trades on."""
+    kernel.run(LEAK_SETUP)
+    assert _counters(kernel) == {"ticking": 0, "subscriptions": 0}
+    refs = [kernel.display("session") for _ in range(3)]  # a new view each time
+    kernel.run("view = SessionView(session)")
+    view_refs = [kernel.display("view") for _ in range(2)]  # one view, two outputs
+    board_refs = [kernel.display("board = MultiBotView()\nboard") for _ in range(2)]
+    shown = _counters(kernel)
+    assert shown == {"ticking": 3 + 1 + 2, "subscriptions": 3 + 1}, shown
+    for ref in refs + board_refs + view_refs[:1]:
+        kernel.delete_output(ref)
+    # one output of the view is left: it stays live
+    assert _counters(kernel) == {"ticking": 1, "subscriptions": 1}
+    kernel.delete_output(view_refs[1])
+    assert _counters(kernel) == {"ticking": 0, "subscriptions": 0}
+    assert "running" in kernel.run("print(session.status)")
+    # a cell that runs again replaces its output (JupyterLab sends the cell's id with each run)
+    for _ in range(3):
+        kernel.display("rerun_view = SessionView(session)\nrerun_view", cell_id="cell-rerun")
+    assert _counters(kernel) == {"ticking": 1, "subscriptions": 1}
+    kernel.execute("rerun_view.pump.ticks", cell_id="cell-rerun")  # its last run shows nothing
+    assert _counters(kernel) == {"ticking": 0, "subscriptions": 0}
+    # displayed again, the view catches up and follows the session to its end
+    kernel.display("view")
+    assert _counters(kernel) == {"ticking": 1, "subscriptions": 1}
+    out = kernel.run(
+        "import asyncio, time\n"
+        "aw.kill_switch().engage('leak test')\n"
+        "aw.kill_switch().reset()\n"
+        "deadline = time.monotonic() + 120\n"
+        "while view.card.status != session.status and time.monotonic() < deadline:\n"
+        "    await asyncio.sleep(0.25)\n"
+        "print('VIEW', view.card.status, view.card.fills_indicator.value,"
+        " 'KERNEL', session.status, session.num_fills)"
+    )
+    m = re.search(r"VIEW (\w+) (\d+) KERNEL (\w+) (\d+)", out)
+    assert m, out
+    assert m.group(3) == "killed"
+    assert (m.group(1), m.group(2)) == (m.group(3), m.group(4)), out

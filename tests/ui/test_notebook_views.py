@@ -18,6 +18,7 @@ from pyviz_comms import Comm
 import alphaswarm as aw
 from alphaswarm.ui import EquityCurve, FillsTable, FramePump, SessionView
 from tests.ui.conftest import wait_until
+from tests.ui.fresh_loop import run_on_fresh_loop
 from tests.ui.test_components import _bar, _fill, _frame
 
 
@@ -171,3 +172,97 @@ def test_a_server_session_of_another_thread_is_not_the_outputs_document(idle_ses
             assert FramePump.current() is not FramePump.current()
     finally:
         loop.close()
+
+
+def _y_range(root, label: str) -> tuple[float, float]:
+    from bokeh.plotting import figure
+
+    [plot] = [f for f in root.select({"type": figure}) if f.yaxis[0].axis_label == label]
+    return plot.y_range.start, plot.y_range.end
+
+
+def test_notebook_price_plot_range_follows_prices_and_fill_markers(idle_session):
+    """In a notebook output each update replaces the series and the ranges are set from
+    the data (framewise). The price plot is an overlay (line and fill markers) and the
+    option on the overlay did not reach its elements: its y-range stayed at 0 to 1, the
+    price line off screen (the notebook-01 screenshot). The markers count too."""
+    pump = FramePump()
+    curve = EquityCurve(idle_session, pump=pump)
+    _doc, root = _render(curve)
+    seq = _publish_minutes(idle_session, 0, range(30))  # closes 100 to 129
+    idle_session.frames.publish(_fill(idle_session, seq + 1, 1, side="buy", price=131.5))
+    pump.tick()
+    low, high = _y_range(root, "DEMO price")
+    assert 90 <= low <= 100 and 131.5 <= high <= 140, (low, high)
+    # the range follows new bars
+    _publish_minutes(idle_session, seq + 1, range(30, 40))  # closes up to 139
+    pump.tick()
+    low, high = _y_range(root, "DEMO price")
+    assert 90 <= low <= 100 and 139 <= high <= 150, (low, high)
+
+
+def test_a_kill_switch_widget_alone_in_a_notebook_stays_live(tmp_ledger):
+    """A notebook pump stopped once every component's session had finished; a kill switch
+    widget has no session, so displayed alone it stopped after its first tick and never
+    showed an engagement made in another cell. A pump with a session-less component now
+    ticks until its output is deleted."""
+    import asyncio
+    import time
+
+    from alphaswarm.ui import KillSwitchWidget
+
+    async def scenario() -> tuple[bool, bool]:
+        widget = KillSwitchWidget()  # the notebook pump ticks on this loop
+        _render(widget)
+        deadline = time.monotonic() + 60
+        while widget.pump.ticks < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        aw.kill_switch().engage("notebook widget test")
+        try:
+            while not widget.engaged and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return widget.engaged, widget.pump.running
+        finally:
+            aw.kill_switch().reset()
+            widget.pump.close()
+
+    engaged, running = run_on_fresh_loop(scenario())
+    assert engaged and running
+
+
+def test_sweep_progress_view_follows_counts_made_on_another_thread():
+    """A sweep counts its trials on the thread running them. The Panel indicator bound to
+    those counts was updated on that thread and a notebook output never saw it (it stayed
+    at "running: 1/4" in JupyterLab while the kernel said done); the view now reads them
+    on its pump's tick and its pump idles once the sweep has ended."""
+    import threading
+
+    from alphaswarm.sweep.progress import SweepProgress
+
+    progress = SweepProgress()
+    view = progress.panel()
+    assert view.pump is not None
+    view.pump.stop_when_idle = True
+    view.pump._callback = object()  # counted as running: the test ticks by hand
+    _render(view)
+    progress.start(4)
+    view.pump.tick()
+    assert view.bar.value == 0 and "running: 0/4" in view.status.object
+
+    def run_trials() -> None:
+        for _ in range(4):
+            progress.update(done=1)
+
+    worker = threading.Thread(target=run_trials)
+    worker.start()
+    worker.join()
+    # close() sets the final status, then the line saying it: a tick in between showed
+    # "running: 4/4" and stopped the pump there (the JupyterLab run caught it)
+    progress.status = "done"
+    view.pump.tick()
+    assert view.pump._callback is not None, "stopped before the final line was shown"
+    progress.close("done")
+    view.pump.tick()
+    assert view.bar.value == 100
+    assert "done: 4/4 trials" in view.status.object
+    assert view.pump._callback is None  # the sweep ended: the pump stopped
