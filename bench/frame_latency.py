@@ -320,7 +320,7 @@ def main() -> int:
         return harness(int(sys.argv[i + 1]), sys.argv[i + 2])
 
     from _common import machine_line, parser, table, write_results
-    from _server import free_port, serve_subprocess
+    from _server import serve_subprocess
 
     p = parser(__doc__.splitlines()[0])
     p.add_argument(
@@ -353,11 +353,14 @@ def main() -> int:
     print(machine_line())
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-frames-") as tmp:
-        port = free_port()
-        cmd = [sys.executable, __file__, "--harness", str(port), str(Path(tmp) / "ledger.db")]
+        db = str(Path(tmp) / "ledger.db")
         if args.switch_interval:
             os.environ["BENCH_SWITCH_INTERVAL"] = str(args.switch_interval)
-        with serve_subprocess(cmd, Path(tmp), port, capture=True) as proc:
+        server_cmd = [sys.executable, __file__, "--harness"]
+        with serve_subprocess(lambda p: [*server_cmd, str(p), db], Path(tmp), capture=True) as (
+            port,
+            proc,
+        ):
             busy_plan = [] if args.quick or args.no_busy else list(BUSY)
             for (rate, seconds), busy in [(x, False) for x in plan] + [
                 (x, True) for x in busy_plan

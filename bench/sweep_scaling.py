@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -91,18 +90,12 @@ def run(label: str, grid: dict, bars: int, client=None, start_s: float | None = 
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_tcp_cluster(workdir: Path) -> tuple[str, list[subprocess.Popen]]:
     """``dask scheduler`` + ``dask worker --nworkers 2`` on 127.0.0.1; address and processes."""
     from distributed import Client
 
     dask = str(Path(sys.executable).parent / "dask")
-    port = _free_port()
+    port = _common.free_port()
     address = f"tcp://127.0.0.1:{port}"
     log = open(workdir / "dask.log", "w")  # noqa: SIM115 - closed with the processes
     procs = [
@@ -236,9 +229,6 @@ def main() -> None:
         r.pop("_sharpe")
         r["speedup"] = serial_s / r["run_s"]
         r["efficiency"] = serial_s / (r["workers"] * r["run_s"])
-    vbt = [] if args.no_vectorbt else vectorbt_rows(grid, bars)
-    for r in vbt:
-        r["speedup"] = serial_s / r["run_s"]
     columns = [
         ("case", "case"),
         ("trials", "trials"),
@@ -253,6 +243,14 @@ def main() -> None:
         ("efficiency", "efficiency"),
         ("overhead_ms_per_trial", "overhead ms/trial"),
     ]
+    # the Dask rows first: the vectorbt runs at full size take long, and a run stopped
+    # during them would otherwise print nothing
+    print(_common.machine_line(), flush=True)
+    first = _common.table(rows, columns, "sweep scaling, serial and Dask (vectorbt next)")
+    print(first, flush=True)
+    vbt = [] if args.no_vectorbt else vectorbt_rows(grid, bars)
+    for r in vbt:
+        r["speedup"] = serial_s / r["run_s"]
     n = rows[0]["trials"]
     print(_common.machine_line())
     print(

@@ -15,7 +15,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.ports import free_port as _free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -51,12 +52,6 @@ def find_pg_bin() -> Path | None:
         if (bindir / "pg_ctl").exists():
             return bindir
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PostgresServer:

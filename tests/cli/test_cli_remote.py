@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import subprocess
 import urllib.request
 
 import pytest
 
 from tests.cli.helpers import assert_clean_error, command, wait_for
+from tests.ports import free_port as _free_port
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("alphaswarm.server.app") is None,
     reason="alphaswarm.server.app is missing: no server to talk to",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _healthy(url: str) -> bool:

@@ -21,6 +21,8 @@ from typing import Any
 
 import requests
 
+from tests.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: The demo bot's spec (the server module's, repeated so this file imports nothing heavy).
@@ -39,13 +41,6 @@ BOT_SPEC: dict[str, Any] = {
         "kill_switch_attached": True,
     },
 }
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:

@@ -24,6 +24,7 @@ from alphaswarm.ledger import Ledger
 from alphaswarm.paper.final_writes import final_writes
 from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.server.app import ServerThread
+from tests.ports import free_port as _free_port
 from tests.reliability.checks import ledger_problems
 
 from .conftest import settle
@@ -263,12 +264,3 @@ def test_engage_halts_while_another_connection_locks_the_postgres_row(postgres_u
             settle(led)
             aw.set_ledger(None)
             led.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-

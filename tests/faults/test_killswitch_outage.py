@@ -18,6 +18,7 @@ from alphaswarm.ledger import Ledger
 from alphaswarm.paper.final_writes import final_writes
 from alphaswarm.paper.killswitch import KillSwitchEngaged, kill_switch
 from alphaswarm.server.app import ServerThread
+from tests.ports import free_port as _free_port
 from tests.reliability.checks import ledger_problems
 
 from .injectors import fill_counts
@@ -103,11 +104,3 @@ def test_stop_through_the_api_during_an_outage(ledger, bot, write_lock, db_path)
         assert ledger_problems(ledger) == []
     finally:
         server.stop()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
 FORKER = r"""
 import json, os, sys
 import alphaswarm.server.app  # noqa: F401 - the expensive imports, done once
+from tests.ports import free_port
 out = sys.stdout
 for line in sys.stdin:
     cmd = json.loads(line)
@@ -59,13 +59,6 @@ for line in sys.stdin:
         out.write(json.dumps({"status": status}) + "\n")
     out.flush()
 """
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def healthy(url: str) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,18 +19,13 @@ from alphaswarm.paper.killswitch import kill_switch
 from alphaswarm.paper.registry import registry
 from alphaswarm.server import ServerThread
 from alphaswarm.server.demo import DEMO_SPEC
+from tests.ports import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
     from alphaswarm.ledger import Ledger
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from alphaswarm.ledger import Ledger
 from alphaswarm.sweep import sweep
 from alphaswarm.sweep.runner import close_clients
+from tests.ports import free_port as _free_port
 from tests.sweep.helpers import BARS, GRID, assert_same_metrics, small_bot
 
 distributed = pytest.importorskip("distributed")
@@ -66,14 +67,6 @@ def local_client():
     ):
         client.wait_for_workers(2, timeout=60)
         yield client
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
