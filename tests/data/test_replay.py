@@ -156,6 +156,21 @@ def test_text_timestamps_in_any_spelling_read_as_the_same_utc_bars(tmp_path, spe
     pd.testing.assert_frame_equal(ReplayFeed.from_csv(path).frame(), expected)
 
 
+def test_a_number_among_text_timestamps_is_named_and_warns_nothing():
+    df = good_frame(n=3, symbols=("AAA",))
+    df["ts"] = pd.Series(["2024-01-02 14:30:00Z", 1704205860, "2024-01-02 14:32:00Z"], dtype=object)
+    with pytest.raises(FeedError, match=r"row 1.*1704205860 is not a timestamp"):
+        ReplayFeed(df)
+
+
+def test_an_object_column_of_numbers_counts_epoch_seconds_like_a_numeric_one():
+    df = good_frame(n=3, symbols=("AAA",))
+    expected = ReplayFeed(df).frame()
+    seconds = (df["ts"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    df["ts"] = pd.Series(seconds.tolist(), dtype=object)
+    pd.testing.assert_frame_equal(ReplayFeed(df).frame(), expected)
+
+
 def test_parquet_round_trip(tmp_path):
     source = SyntheticFeed(["AAA", "BBB"], seed=2, bars=500)
     path = tmp_path / "bars.parquet"

@@ -35,7 +35,9 @@ def forker() -> Iterator[ServerForker]:
 @pytest.fixture(scope="module")
 def fresh_server(forker, tmp_path_factory):
     """A real server process (forked) on a fresh SQLite ledger; yields ``(url, db_url, log)``."""
-    from .servers import free_port, wait_healthy
+    from tests.ports import free_port
+
+    from .servers import wait_healthy
 
     root = tmp_path_factory.mktemp("server")
     db_url = f"sqlite:///{root / 'ledger.db'}"

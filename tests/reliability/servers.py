@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 FORKER = r"""
 import json, os, sys
 import alphaswarm.server.app  # noqa: F401 - the expensive imports, done once
-from tests.ports import free_port
 out = sys.stdout
 for line in sys.stdin:
     cmd = json.loads(line)

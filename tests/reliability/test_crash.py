@@ -26,10 +26,11 @@ import pytest
 import requests
 
 from alphaswarm.ledger import Ledger
+from tests.ports import free_port
 
 from .checks import ledger_problems
 from .conftest import FAST_BOT
-from .servers import free_port, wait_healthy
+from .servers import wait_healthy
 
 SEED = 20260808
 KILLS = 20

@@ -140,7 +140,7 @@ def _fuzz_operation(op, mode, url: str, db_path: Path | None = None) -> dict:
 @pytest.fixture(scope="module")
 def token_fresh_server(forker, tmp_path_factory):
     """A forked server with a token on a fresh SQLite ledger: ``(url, db_path, log)``."""
-    from .servers import free_port
+    from tests.ports import free_port
 
     root = tmp_path_factory.mktemp("fuzz")
     db_path = root / "ledger.db"

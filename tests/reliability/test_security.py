@@ -19,9 +19,9 @@ from alphaswarm.model import ModelError
 from alphaswarm.server.body import parse_body
 from alphaswarm.server.errors import ApiError
 from alphaswarm.strategies import ALLOWED_MODULES, resolve_strategy
+from tests.ports import free_port
 
 from .conftest import FAST_BOT
-from .servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "reliability-token-0123456789"
