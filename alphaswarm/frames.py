@@ -194,9 +194,16 @@ def _compact(frame: dict[str, Any]) -> bytes | dict[str, Any]:
         return frame
 
 
-def _expand(held: bytes | dict[str, Any]) -> dict[str, Any]:
-    """The frame :func:`_compact` stored (a fresh, equal dict)."""
-    return marshal.loads(held) if type(held) is bytes else held
+def _expand(task_id: str, held: bytes | dict[str, Any] | tuple) -> dict[str, Any]:
+    """The frame :func:`_compact` stored (a fresh, equal dict), or a record's envelope."""
+    kind = type(held)
+    if kind is bytes:
+        return marshal.loads(held)
+    if kind is tuple:
+        from alphaswarm.frame_records import expand_record
+
+        return expand_record(task_id, held)
+    return held
 
 
 def _wake(waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None) -> bool:
@@ -359,22 +366,31 @@ class FrameBus:
             if subscriber in self._subs:
                 self._subs.remove(subscriber)
 
-    def publish(self, frame: dict[str, Any]) -> None:
+    def publish(self, frame: dict[str, Any] | tuple) -> None:
         """Deliver one frame to every subscriber."""
         self.publish_many([frame])
 
-    def publish_many(self, frames: list[dict[str, Any]]) -> None:
+    def publish_many(self, frames: list[dict[str, Any] | tuple]) -> None:
         """Deliver ``frames`` in order, as :meth:`publish` of each would.
 
-        Only the frames the history keeps are serialised for it, and each buffered
-        subscription takes them under one lock, waking its reader once.
+        A frame may be a record (:mod:`alphaswarm.frame_records`): its envelope is made
+        only when someone listens, else the history keeps the record itself. Only the
+        frames the history keeps are serialised for it, and each buffered subscription
+        takes them under one lock, waking its reader once.
         """
         if not frames:
             return
         keep = self._recent.maxlen
+        listened = bool(self._callbacks or self._subs)
+        if listened and any(type(f) is tuple for f in frames):
+            from alphaswarm.frame_records import as_frames
+
+            frames = as_frames(self.task_id, frames)
         for frame in frames if keep is None else frames[-keep:]:
-            self._recent.append(_compact(frame))
+            self._recent.append(frame if type(frame) is tuple else _compact(frame))
         self.published += len(frames)
+        if not listened:
+            return
         for callback in list(self._callbacks):
             for frame in frames:
                 try:
@@ -386,7 +402,8 @@ class FrameBus:
 
     def recent(self, since_seq: int | None = None) -> list[dict[str, Any]]:
         """Frames still held in memory (after ``since_seq`` when given)."""
-        frames = [_expand(f) for f in list(self._recent)]
+        task_id = self.task_id
+        frames = [_expand(task_id, f) for f in list(self._recent)]
         if since_seq is None:
             return frames
         return [f for f in frames if f.get("seq") is not None and f["seq"] > since_seq]

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "alphaswarm.callable_module",
             "alphaswarm.extras",
             "alphaswarm.frames",
+            "alphaswarm.frame_records",
             "alphaswarm.notebook",
             "alphaswarm.views",
             "alphaswarm.metric_catalog",

@@ -4,12 +4,14 @@ Per bar group (all symbols at one timestamp): expire day orders → for each bar
 fill what the broker holds and mark to market → the strategy → pre-trade risk →
 broker → equity → post-bar risk. Each step is reported as an event
 ``(stage, message, extras)`` to the listener, if there is one; with no listener
-no event is built. The engine reads no wall clock: time is the bars' time.
+no event is built. A recorder, when given, takes the two per-bar events (bar
+received, equity) as plain values instead. The engine reads no wall clock: time is
+the bars' time.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -35,6 +37,16 @@ if TYPE_CHECKING:
     Listener = Callable[[str, str, dict[str, Any]], None]
 
 _FIELDS = {"open": 0, "high": 1, "low": 2, "close": 3, "volume": 4}
+
+
+class FrameRecorder(Protocol):
+    """Takes the per-bar events of an :class:`Engine` as plain values."""
+
+    def bar_received(self, bar: Bar) -> None:
+        """One bar, before the broker and the strategy see it."""
+
+    def equity_update(self, equity: float, cash: float) -> None:
+        """The account after the bar group (before post-bar risk checks)."""
 
 
 class History:
@@ -174,6 +186,11 @@ class Engine:
         Limits checked before each order and after each bar.
     listener : callable, optional
         ``listener(stage, message, extras)`` for every engine event.
+    recorder : FrameRecorder, optional
+        Takes the ``bar.received`` and ``equity.update`` events from the listener:
+        ``recorder.bar_received(bar)`` for each bar, ``recorder.equity_update(equity,
+        cash)`` after each bar (a paper session records them, see
+        :mod:`alphaswarm.frame_records`).
     order_gate : callable, optional
         Returns the trading mode imposed from outside (the kill switch):
         ``None``/``"active"``, ``"reduce_only"`` or ``"frozen"``. If it raises,
@@ -191,6 +208,7 @@ class Engine:
         risk: RiskLimits | None = None,
         *,
         listener: Listener | None = None,
+        recorder: FrameRecorder | None = None,
         order_gate: Callable[[], str | None] | None = None,
         history_window: int = 500,
         record_equity: bool = True,
@@ -201,6 +219,7 @@ class Engine:
         self._every_bar = bool(getattr(broker, "wants_every_bar", False))
         self.risk = risk or RiskLimits()
         self.listener = listener
+        self.recorder = recorder
         self.order_gate = order_gate
         self.history = History(history_window)
         self._use_history = getattr(strategy, "uses_history", True)
@@ -273,6 +292,7 @@ class Engine:
         self.bar_index = idx = self.bar_index + 1
         broker = self.broker
         listener = self.listener
+        recorder = self.recorder
         open_orders = broker.open_orders
         ts = bars[0].ts
         self.last_ts = ts
@@ -286,7 +306,9 @@ class Engine:
         push = self.history.push if self._use_history else None
         for bar in bars:
             self.bars_seen += 1
-            if listener is not None:
+            if recorder is not None:
+                recorder.bar_received(bar)
+            elif listener is not None:
                 listener(
                     "bar.received",
                     f"{bar.symbol} {bar.ts:%Y-%m-%d %H:%M} close {bar.close:.2f}",
@@ -329,7 +351,9 @@ class Engine:
             self._append_ts(ts)
             self._append_equity(equity)
             self._append_cash(cash)
-        if listener is not None:
+        if recorder is not None:
+            recorder.equity_update(equity, cash)
+        elif listener is not None:
             self._emit("equity.update", f"equity {equity:,.2f}", equity=equity, cash=cash)
         if self.halted is None and self.risk._state_checks:
             breach = self.risk.check_state(state)
@@ -376,7 +400,13 @@ class Engine:
         push = self.history.push if self._use_history else None
         every_bar = self._every_bar
         for bars in groups:
-            if open_orders or every_bar or self.listener is not None or self.halted is not None:
+            if (
+                open_orders
+                or every_bar
+                or self.listener is not None
+                or self.recorder is not None
+                or self.halted is not None
+            ):
                 step(bars)
                 if self.halted is not None:
                     return

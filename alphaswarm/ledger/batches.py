@@ -16,10 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, func, select, update
 
+from alphaswarm.frame_records import as_frames
 from alphaswarm.ledger.bulk import execute_many
 from alphaswarm.ledger.connection import Repository
 from alphaswarm.ledger.errors import LedgerError
-from alphaswarm.ledger.frame_blocks import BLOCK_STAGES, ENCODING, decode_block, encode_block
+from alphaswarm.ledger.frame_blocks import (
+    BLOCK_STAGES,
+    ENCODING,
+    RECORDS_ENCODING,
+    decode_block,
+    encode_block,
+    encode_records,
+)
 from alphaswarm.ledger.rows import as_mapping, fields, plain, row
 from alphaswarm.ledger.runs import update_run_row
 from alphaswarm.ledger.schema import (
@@ -85,18 +93,26 @@ def prepare_batch(
         "frames": frame_rows,
         "frame_blocks": [_block_row(run_id, blocked)] if blocked else [],
         "risk_events": [row(risk_events_table, r, "risk event", fixed=fixed) for r in risk_events],
-        "new_seqs": ([r["seq"] for r in frame_rows], [f["seq"] for f in blocked]),
+        "new_seqs": ([r["seq"] for r in frame_rows], [_seq_of(f) for f in blocked]),
     }
 
 
 def _split_frames(
     run_id: str, frames: Iterable[Any]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``paper_frames`` rows, and the envelopes of :data:`BLOCK_STAGES` for one block."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any] | tuple]]:
+    """``paper_frames`` rows, and the frames of :data:`BLOCK_STAGES` for one block.
+
+    A frame of those stages may be an envelope or a record
+    (:mod:`alphaswarm.frame_records`).
+    """
     rows: list[dict[str, Any]] = []
-    blocked: list[dict[str, Any]] = []
+    blocked: list[dict[str, Any] | tuple] = []
     for f in frames:
-        if type(f) is dict and f.get("stage") in BLOCK_STAGES and "frame" not in f:
+        if type(f) is tuple:
+            if f[0] not in BLOCK_STAGES or type(f[1]) is not int:
+                raise LedgerError(f"frame: not a frame record: {f[:2]!r}")
+            blocked.append(f)
+        elif type(f) is dict and f.get("stage") in BLOCK_STAGES and "frame" not in f:
             seq = f.get("seq")
             if type(seq) is not int:
                 seq = plain(seq)
@@ -109,15 +125,25 @@ def _split_frames(
     return rows, blocked
 
 
-def _block_row(run_id: str, frames: list[dict[str, Any]]) -> dict[str, Any]:
-    seqs = [f["seq"] for f in frames]
+def _seq_of(frame: dict[str, Any] | tuple) -> int:
+    """The ``seq`` of an envelope or a record."""
+    return frame[1] if type(frame) is tuple else frame["seq"]
+
+
+def _block_row(run_id: str, frames: list[dict[str, Any] | tuple]) -> dict[str, Any]:
+    """One ``paper_frame_blocks`` row: records as records, envelopes (or a mix) as envelopes."""
+    seqs = [_seq_of(f) for f in frames]
+    if all(type(f) is tuple for f in frames):
+        encoding, data = RECORDS_ENCODING, encode_records(run_id, frames)
+    else:
+        encoding, data = ENCODING, encode_block(as_frames(run_id, frames))
     return {
         "paper_run_id": run_id,
         "first_seq": min(seqs),
         "last_seq": max(seqs),
         "frames": len(frames),
-        "encoding": ENCODING,
-        "data": encode_block(frames),
+        "encoding": encoding,
+        "data": data,
     }
 
 
@@ -152,7 +178,9 @@ def _refuse_stored(conn: Connection, run_id: str, new: set[int], blocked: set[in
             blocks.paper_run_id == run_id, blocks.first_seq <= hi, blocks.last_seq >= lo
         )
     ).all()
-    twice = new & {f["seq"] for data, encoding in stored for f in decode_block(data, encoding)}
+    twice = new & {
+        f["seq"] for data, encoding in stored for f in decode_block(data, encoding, run_id)
+    }
     if blocked:
         rows = paper_frames.c
         twice.update(

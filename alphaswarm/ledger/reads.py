@@ -218,7 +218,7 @@ def _stored_frames(
     blocked = [
         (f["seq"], f["stage"], f)
         for data, encoding in conn.execute(stmt)
-        for f in decode_block(data, encoding)
+        for f in decode_block(data, encoding, run_id)
         if lo < f["seq"] < hi and (wanted is None or f["stage"] in wanted)
     ]
     if not blocked:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from alphaswarm.broker.ledger_ids import with_broker_order_ids
+from alphaswarm.frame_records import as_frame
 from alphaswarm.ledger.store import LedgerUnavailable
 from alphaswarm.paper.halts import _HALT_POLL, _by_ledger, _halts_pending
 from alphaswarm.paper.per_loop import _PerLoop
@@ -231,7 +232,7 @@ class SessionCommits:
         self.frames.publish_many(frames)
         values = self._output_values()
         if frames:
-            values["last_frame"] = frames[-1]
+            values["last_frame"] = as_frame(self._run_id, frames[-1])
         self._last_output = self._last_flush
         self._set_outputs(**values)
 

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from alphaswarm.frame_records import as_frame
 from alphaswarm.ledger.connection import bounded_writes
 from alphaswarm.ledger.store import LedgerUnavailable
 from alphaswarm.paper import tuning
@@ -139,7 +140,7 @@ class SessionHalts:
             self.frames.publish(frame)
         outputs = self._output_values()
         if frames:
-            outputs["last_frame"] = frames[-1]
+            outputs["last_frame"] = as_frame(self._run_id, frames[-1])
         if committed:
             self._final_written = True
         else:
@@ -175,7 +176,7 @@ class SessionHalts:
         self.frames.close()
         outputs: dict[str, Any] = {"ledger_behind": False}
         if frames:
-            outputs["last_frame"] = frames[-1]
+            outputs["last_frame"] = as_frame(self._run_id, frames[-1])
         self._set_outputs(**outputs)
         log.warning("paper session %s: final batch committed late", self.paper_run_id)
 

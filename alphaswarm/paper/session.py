@@ -23,11 +23,13 @@ import param
 from alphaswarm.bots import Bot
 from alphaswarm.broker.spec import make_session_broker
 from alphaswarm.engine.loop import Engine
+from alphaswarm.frame_records import as_frame
 from alphaswarm.frames import FrameBus, frame_envelope, iso_bar_time, json_safe
 from alphaswarm.ledger.store import KillSwitchRefusal
 from alphaswarm.model import ModelError
 from alphaswarm.paper.commits import SessionCommits, _GroupCommit
 from alphaswarm.paper.drivers import SessionDriver
+from alphaswarm.paper.frame_recorder import SessionRecorder
 from alphaswarm.paper.gate import GateRefused, GateResult, check_gate
 from alphaswarm.paper.halts import SessionHalts
 from alphaswarm.paper.killswitch import KillSwitchEngaged
@@ -199,8 +201,9 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         self._speed = self.speed  # the pace the driver runs at (it re-reads ``speed``)
         self._lock = threading.RLock()
         self._seq = 0
-        self._pending: list[dict[str, Any]] = []  # frames not committed yet
-        self._unpublished: list[dict[str, Any]] = []  # committed, not published yet
+        # frames (or records of frames, see alphaswarm.frame_records) not committed yet
+        self._pending: list[dict[str, Any] | tuple] = []
+        self._unpublished: list[dict[str, Any] | tuple] = []  # committed, not published yet
         self._engine: Engine | None = None
         self._finished = False
         # guards _finished alone: a halt claims a session whose lock a write holds
@@ -353,7 +356,7 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         frames = self._take_committed()
         self.frames.publish_many(frames)
         if frames:
-            self._set_outputs(last_frame=frames[-1])
+            self._set_outputs(last_frame=as_frame(self._run_id, frames[-1]))
 
     def _take_committed(self) -> list[dict[str, Any]]:
         """Under the lock: the frames to publish now, oldest first.
@@ -500,11 +503,13 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         )
         bot_id = self.bot_id
         ks = self.runtime.kill_switch
-        self._engine = Engine(
+        recorder = SessionRecorder(self)
+        self._engine = recorder.engine = Engine(
             bot.make_strategy(),
             broker,
             bot.risk_limits(),
             listener=self._listener,
+            recorder=recorder,
             order_gate=lambda: ks.order_mode(bot_id),
             record_equity=False,
         )

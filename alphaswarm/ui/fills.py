@@ -75,6 +75,11 @@ class FillsTable(LiveView):
     def _load(self) -> None:
         if not self.run_id:
             return
+        # The bus's frames first, then the ledger: every frame published by then was
+        # committed before, so the ledger holds each fill up to the last seq seen here
+        # and the subscription brings the later ones (read the other way round, a fill
+        # committed between the two reads and already out of the bus's memory is lost).
+        recent = self._new(self.recent_frames()) if self.session is not None else []
         df = self.ledger_().fills(self.run_id)
         if len(df):
             rows = [
@@ -82,8 +87,8 @@ class FillsTable(LiveView):
                 for r in df.tail(self.max_rows).to_dict("records")
             ]
             self._stream(rows)
-        if self.session is not None:
-            super()._load()
+        if recent:
+            self._update(recent)
 
     def _stream(self, rows: list[dict[str, Any]]) -> None:
         rows = [r for r in rows if r["fill_id"] not in self._seen]

@@ -36,8 +36,11 @@ def test_commits_leave_checkpoints_to_the_thread(tmp_path):
     rounds = checkpointer.rounds
     for i in range(5):
         ledger.create_paper_run({"id": f"r{i}", "bot_id": "b", "starting_cash": 1.0})
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and rows_in_database_file_alone(path, tmp_path) < 5:
+    # the round is counted just after its checkpoint: wait for the count too
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+        rows_in_database_file_alone(path, tmp_path) < 5 or checkpointer.rounds <= rounds
+    ):
         time.sleep(0.05)
     assert rows_in_database_file_alone(path, tmp_path) == 5
     assert checkpointer.rounds > rounds

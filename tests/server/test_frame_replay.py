@@ -18,7 +18,8 @@ from .test_ws import read_until_closed
 
 
 def start(ledger, **kwargs) -> tuple[aw.PaperSession, list[dict]]:
-    spec = {**DEMO_SPEC, **kwargs.pop("spec", {})}
+    # its own bot: the demo bot of the shared server ledger keeps its risk block
+    spec = {**DEMO_SPEC, "name": "frame-replay", **kwargs.pop("spec", {})}
     published: list[dict] = []
     session = aw.PaperSession(
         aw.Bot(spec), ledger=ledger, force=True, reason="frame replay test", **kwargs

@@ -147,3 +147,23 @@ def test_publish_many_delivers_what_publish_of_each_does():
     assert small[0]["stage"] == LAGGED and small[0]["dropped"] == 24
     assert [f["seq"] for f in small[1:]] == list(range(25, 30))
     assert [f["seq"] for f in recent] == list(range(20, 30))
+
+
+def test_records_become_envelopes_only_when_someone_listens():
+    """Records are held as they are while nobody listens; a listener gets envelopes."""
+    from alphaswarm.frame_records import as_frames
+
+    ts = datetime(2024, 1, 2, 14, 30, tzinfo=UTC).timestamp()
+    records = [("equity.update", seq, 1.7e9 + seq, 1000.0 + seq, 50.0, (), ts) for seq in (1, 2)]
+    bus = FrameBus("run-1", history=10)
+    bus.publish_many(records)
+    assert all(type(held) is tuple for held in bus._recent)  # nothing built yet
+    assert bus.recent() == as_frames("run-1", records)
+    assert bus.recent()[0]["message"] == "equity 1,001.00" and bus.recent()[1]["seq"] == 2
+    seen: list[dict] = []
+    bus.subscribe(seen.append)
+    more = [("equity.update", 3, 1.7e9 + 3, 1003.0, 50.0, (), ts), frame(4)]
+    bus.publish_many(more)
+    assert seen == as_frames("run-1", more) and all(type(f) is dict for f in seen)
+    assert [f["seq"] for f in bus.recent()] == [1, 2, 3, 4]
+    assert bus.published == 4

@@ -59,10 +59,16 @@ def upgrade() -> None:
     )
 
 
-def _decode(data: bytes, encoding: str) -> list[dict[str, Any]]:
-    """A frozen copy of the decoder of encoding ``json-zlib/1``."""
+def _decode(data: bytes, encoding: str, run_id: str) -> list[dict[str, Any]]:
+    """A frozen copy of the decoder of encoding ``json-zlib/1``; the kit's own for later ones.
+
+    A block of a later encoding was written by the kit running this downgrade, whose
+    decoder knows it.
+    """
     if encoding != "json-zlib/1":
-        raise RuntimeError(f"paper_frame_blocks: cannot downgrade blocks encoded {encoding!r}")
+        from alphaswarm.ledger.frame_blocks import decode_block
+
+        return decode_block(data, encoding, run_id)
     return json.loads(zlib.decompress(bytes(data)))
 
 
@@ -102,7 +108,7 @@ def downgrade() -> None:
         rows = [
             {"paper_run_id": run_id, "seq": f["seq"], "stage": f["stage"], "frame": f}
             for run_id, _, encoding, data in chunk
-            for f in _decode(data, encoding)
+            for f in _decode(data, encoding, run_id)
         ]
         if rows:
             conn.execute(sa.insert(frames), rows)

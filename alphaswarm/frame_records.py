@@ -1,0 +1,152 @@
+"""Frame records: a paper session's per-bar frames as flat tuples, envelopes made on demand.
+
+A paper session makes two frames per bar (``bar.received`` and ``equity.update``).
+Building each envelope (a dict of a dozen keys, its message text, its ISO times, a
+positions snapshot made JSON-safe) was most of a fast replay's time, although in a
+replay nobody may be listening. So the session records what such a frame is made
+of, as a tuple of plain values, and the envelope is made from it only when it is
+wanted: by a subscriber of the session's :class:`~alphaswarm.frames.FrameBus`, by
+:meth:`~alphaswarm.frames.FrameBus.recent`, or when the ledger reads the frame back.
+:func:`expand_record` gives exactly the envelope the session would have built (same
+keys in the same order, same values), so ``?since=0`` replays what a live subscriber
+saw.
+
+Layouts (``ts`` and ``bar_time`` as :func:`stamp` stores them)::
+
+    ("bar.received", seq, wall, symbol, ts, open, high, low, close, volume,
+     equity, positions, bar_time)
+    ("equity.update", seq, wall, equity, cash, positions, bar_time)
+
+``wall`` is the epoch time the frame was made (its ``timestamp``); ``positions``
+is a tuple of ``(symbol, qty, avg_price, last_price, unrealized_pnl, realized_pnl)``
+for each open position.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from alphaswarm.frames import frame_envelope, iso_bar_time, json_safe
+
+__all__ = [
+    "BAR_RECEIVED",
+    "EQUITY_UPDATE",
+    "RECORD_STAGES",
+    "as_frame",
+    "as_frames",
+    "expand_record",
+    "positions_record",
+    "stamp",
+]
+
+BAR_RECEIVED = "bar.received"
+EQUITY_UPDATE = "equity.update"
+#: The stages a session records rather than builds.
+RECORD_STAGES = frozenset({BAR_RECEIVED, EQUITY_UPDATE})
+
+#: Keys of one position in a frame's ``positions``, in order.
+POSITION_KEYS = ("qty", "avg_price", "last_price", "unrealized_pnl", "realized_pnl")
+
+
+def stamp(value: datetime | None) -> float | str | None:
+    """A datetime as a record holds it: epoch seconds when UTC, else its ISO text.
+
+    Epoch seconds come back exactly (to the microsecond) for any UTC datetime; the
+    text keeps another zone's offset, or no zone, as the envelope shows it.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is UTC:
+        return value.timestamp()
+    return value.isoformat()
+
+
+def _datetime(value: float | str) -> datetime:
+    if type(value) is str:
+        return datetime.fromisoformat(value)
+    return datetime.fromtimestamp(value, UTC)
+
+
+def positions_record(positions: dict[str, Any]) -> tuple[tuple[Any, ...], ...]:
+    """The open positions of a broker's ``positions`` dict, as a record holds them."""
+    return tuple(
+        (s, p.qty, p.avg_price, p.last_price, p.unrealized_pnl, p.realized_pnl)
+        for s, p in positions.items()
+        if p.qty
+    )
+
+
+def _positions(held: Any) -> dict[str, dict[str, Any]]:
+    """A record's positions as a frame's ``positions`` (JSON-safe, as the session made it)."""
+    out = {p[0]: dict(zip(POSITION_KEYS, p[1:], strict=True)) for p in held}
+    for values in out.values():
+        for value in values.values():
+            if type(value) is not float or not math.isfinite(value):
+                return json_safe(out)
+    return out
+
+
+def expand_record(task_id: str, record: Any) -> dict[str, Any]:
+    """The frame envelope of ``record`` (a tuple, or a list once stored as JSON).
+
+    Parameters
+    ----------
+    task_id : str
+        The run id the frame belongs to.
+    record : tuple or list
+        One of the layouts in the module docstring.
+
+    Returns
+    -------
+    dict
+        The envelope, as :func:`~alphaswarm.frames.frame_envelope` builds it.
+    """
+    stage = record[0]
+    if stage == BAR_RECEIVED:
+        _, seq, wall, symbol, ts, open_, high, low, close, volume, equity, held, bar_time = record
+        when = _datetime(ts)
+        message = f"{symbol} {when:%Y-%m-%d %H:%M} close {_number(close):.2f}"
+        bar = {
+            "symbol": symbol,
+            "ts": when.isoformat(),
+            "open": open_,
+            "high": high,
+            "low": low,
+            "close": close,
+            "volume": volume,
+        }
+        extras: dict[str, Any] = {"bar": bar, "equity": equity}
+    elif stage == EQUITY_UPDATE:
+        _, seq, wall, equity, cash, held, bar_time = record
+        message = f"equity {_number(equity):,.2f}"
+        extras = {"equity": equity, "cash": cash}
+    else:
+        raise ValueError(f"not a frame record: stage {stage!r}")
+    frame = frame_envelope(
+        task_id,
+        stage,
+        message,
+        seq,
+        extras,
+        now=wall,
+        bar_time=iso_bar_time(_datetime(bar_time)) if bar_time is not None else None,
+    )
+    frame["positions"] = _positions(held)
+    return frame
+
+
+def _number(value: float | None) -> float:
+    """A number of a message (a record read back from JSON holds NaN as ``None``)."""
+    return math.nan if value is None else value
+
+
+def as_frame(task_id: str, item: Any) -> dict[str, Any]:
+    """``item`` as an envelope: a record expanded, a frame dict as it is."""
+    return item if type(item) is dict else expand_record(task_id, item)
+
+
+def as_frames(task_id: str, items: list[Any]) -> list[dict[str, Any]]:
+    """:func:`as_frame` of each item, in order."""
+    return [item if type(item) is dict else expand_record(task_id, item) for item in items]
