@@ -1,14 +1,16 @@
 """Paper replay throughput: a PaperSession at speed 0 versus the backtest path, same bars.
 
 The session runs the SMA 20/50 bot (qty 100) over ``ReplayFeed(frame)`` of seeded
-synthetic minute bars, with one sync subscriber attached to its FrameBus (so
-every frame is built and published) and its ledger in a SQLite file (fills,
-orders, equity, frames and the run row written in batches: a batch's
-``bar.received`` and ``equity.update`` frames as one ``paper_frame_blocks`` row,
-its other frames as ``paper_frames`` rows; "frames in ledger" counts both, and
-must equal "frames received"). The backtest path
-runs the same bot over the same bars with ``backtest(..., store=False)`` and
-with ``store=True`` (one ``backtest_runs`` row in the same SQLite file).
+synthetic minute bars, its ledger in a SQLite file (fills, orders, equity, frames
+and the run row written in batches: a batch's ``bar.received`` and
+``equity.update`` frames as one ``paper_frame_blocks`` row, its other frames as
+``paper_frames`` rows; "frames in ledger" counts both, and must equal "frames
+published"). Two session rows: with one sync subscriber on its FrameBus (every
+envelope is built and delivered), and with nobody listening (the bar and equity
+frames stay records, see ``alphaswarm.frame_records``, and their envelopes are
+made when read back). The backtest path runs the same bot over the same bars with
+``backtest(..., store=False)`` and with ``store=True`` (one ``backtest_runs`` row
+in the same SQLite file).
 
 Timed: ``session.start()`` (gate, run row, first batch) to ``session.wait()``
 returning (final row committed); ``backtest(...)`` call for the backtest path.
@@ -38,6 +40,64 @@ from _common import SEED, load, machine_line, parser, peak_rss_mib, table, write
 NAME = "paper_replay"
 FAST, SLOW, QTY = 20, 50, 100
 CASH = 10_000_000.0
+
+
+def session_run(aw: Any, ledger: Any, bot: Any, frame: Any, listened: bool) -> dict[str, Any]:
+    """One ``PaperSession(speed=0)`` over ``frame``.
+
+    With ``listened`` a sync subscriber counts every frame (so every envelope is
+    built); without, nobody listens (the bar and equity frames stay records until
+    they are read back).
+    """
+    from alphaswarm.data import ReplayFeed
+
+    stages: Counter[str] = Counter()
+    feed = ReplayFeed(frame, interval="1m", calendar="equities")
+    session = aw.PaperSession(
+        bot,
+        speed=0,
+        duration_minutes=None,
+        feed=feed,
+        ledger=ledger,
+        starting_cash=CASH,
+        force=True,
+        reason="benchmark: gate not under test",
+    )
+    if listened:
+        session.frames.subscribe(lambda f, stages=stages: stages.update((f["stage"],)))
+    load_before = load()
+    c0, t0 = time.process_time(), time.perf_counter()
+    session.start()
+    finished = session.wait(timeout=3600)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0  # all threads: the session runs on the engine loop
+    run = ledger.get_run(session.paper_run_id) or {}
+    n_frames = int(
+        ledger.sql(
+            "SELECT (SELECT COUNT(*) FROM paper_frames WHERE paper_run_id = :r) + "
+            "(SELECT COALESCE(SUM(frames), 0) FROM paper_frame_blocks "
+            "WHERE paper_run_id = :r) AS n",
+            r=session.paper_run_id,
+        )["n"].iloc[0]
+    )
+    published = session.frames.published
+    return {
+        "path": "PaperSession(speed=0)" + (", 1 listener" if listened else ", no listener"),
+        "bars": session.bars_seen,
+        "wall_s": wall,
+        "bars_per_s": session.bars_seen / wall,
+        "bars_per_cpu_s": session.bars_seen / cpu,
+        "fills": session.num_fills,
+        "final_equity": session.equity,
+        "frames_received": sum(stages.values()) if listened else None,
+        "frames_published": published,
+        "frames_per_s": published / wall,
+        "frames_in_ledger": n_frames,
+        "status": run.get("status"),
+        "finished": finished,
+        "stages": dict(stages),
+        "load_before": load_before,
+    }
 
 
 def main() -> int:
@@ -99,62 +159,15 @@ def main() -> int:
             rows.append(best(runs))
             print(f"  {rows[-1]['path']:28s} {rows[-1]['bars_per_s']:>10,.0f} bars/s", flush=True)
 
-        runs = []
-        for _ in range(repeat):
-            stages: Counter[str] = Counter()
-            feed = ReplayFeed(frame, interval="1m", calendar="equities")
-            session = aw.PaperSession(
-                bot,
-                speed=0,
-                duration_minutes=None,
-                feed=feed,
-                ledger=ledger,
-                starting_cash=CASH,
-                force=True,
-                reason="benchmark: gate not under test",
+        for listened in (True, False):
+            runs = [session_run(aw, ledger, bot, frame, listened) for _ in range(repeat)]
+            rows.append(best(runs))
+            r = rows[-1]
+            print(
+                f"  {r['path']:28s} {r['bars_per_s']:>10,.0f} bars/s  "
+                f"{r['frames_per_s']:,.0f} frames/s  status {r['status']}",
+                flush=True,
             )
-            session.frames.subscribe(lambda f, stages=stages: stages.update((f["stage"],)))
-            load_before = load()
-            c0, t0 = time.process_time(), time.perf_counter()
-            session.start()
-            finished = session.wait(timeout=3600)
-            wall = time.perf_counter() - t0
-            cpu = time.process_time() - c0  # all threads: the session runs on the engine loop
-            run = ledger.get_run(session.paper_run_id) or {}
-            n_frames = int(
-                ledger.sql(
-                    "SELECT (SELECT COUNT(*) FROM paper_frames WHERE paper_run_id = :r) + "
-                    "(SELECT COALESCE(SUM(frames), 0) FROM paper_frame_blocks "
-                    "WHERE paper_run_id = :r) AS n",
-                    r=session.paper_run_id,
-                )["n"].iloc[0]
-            )
-            received = sum(stages.values())
-            runs.append(
-                {
-                    "path": "PaperSession(speed=0)",
-                    "bars": session.bars_seen,
-                    "wall_s": wall,
-                    "bars_per_s": session.bars_seen / wall,
-                    "bars_per_cpu_s": session.bars_seen / cpu,
-                    "fills": session.num_fills,
-                    "final_equity": session.equity,
-                    "frames_received": received,
-                    "frames_per_s": received / wall,
-                    "frames_in_ledger": n_frames,
-                    "status": run.get("status"),
-                    "finished": finished,
-                    "stages": dict(stages),
-                    "load_before": load_before,
-                }
-            )
-        rows.append(best(runs))
-        r = rows[-1]
-        print(
-            f"  {r['path']:28s} {r['bars_per_s']:>10,.0f} bars/s  "
-            f"{r['frames_per_s']:,.0f} frames/s  status {r['status']}",
-            flush=True,
-        )
         ledger.close()
         aw.set_ledger(None)
         db_mib = sum(f.stat().st_size for f in Path(tmp).glob("ledger.db*")) / 2**20
@@ -177,6 +190,7 @@ def main() -> int:
         ("fills_match", "same fills"),
         ("equity_match", "same equity"),
         ("frames_received", "frames received"),
+        ("frames_published", "frames published"),
         ("frames_per_s", "frames/s"),
         ("frames_in_ledger", "frames in ledger"),
     ]
