@@ -203,6 +203,39 @@ def test_positions_follow_the_latest_frame(idle_session):
     assert row["unrealized_pnl"] == pytest.approx(4.5)
 
 
+def test_a_fill_committed_while_the_table_loads_is_not_lost(idle_session):
+    """The table reads the bus's frames, then the ledger: a fill committed in between
+    (its frame already out of the bus's memory) is in the ledger by then.
+
+    The ledger here stands for the commit's timing: its fill is committed at the
+    moment the table reads the bus's recent frames.
+    """
+
+    class Ledger:
+        committed = False
+
+        def fills(self, run_id: str) -> pd.DataFrame:
+            row = {**_fill(idle_session, 1, 1)["fill"], "id": "f1", "paper_run_id": run_id}
+            return pd.DataFrame([row] if self.committed else [], columns=list(row))
+
+    ledger = Ledger()
+    bus = idle_session.frames
+    bus.publish(_fill(idle_session, 1, 1))
+    for seq in range(2, 2 + 250):  # more frames than the bus holds: f1's falls out
+        bus.publish(_frame(idle_session, seq, "heartbeat"))
+    real_recent = bus.recent
+
+    def recent(since_seq=None):
+        ledger.committed = True  # the fill's commit lands while the bus is read
+        return real_recent(since_seq)
+
+    bus.recent = recent
+    pump = FramePump()
+    table = FillsTable(idle_session, pump=pump, run_id="r1", ledger=ledger)
+    assert list(table.value["fill_id"]) == ["f1"]
+    pump.close()
+
+
 def test_risk_levels():
     assert [level(u) for u in (0.1, 0.6, 0.9, 1.0, None)] == [
         "ok",
