@@ -63,10 +63,24 @@ def stamp(value: datetime | None) -> float | str | None:
     return value.isoformat()
 
 
-def _datetime(value: float | str) -> datetime:
+#: The last stamp :func:`_times` read, with its datetime and its ``bar_time`` text: the
+#: records of one bar share their stamps.
+_last_times: tuple[Any, datetime | None, str | None] = (None, None, None)
+
+
+def _times(value: float | str) -> tuple[datetime, str | None]:
+    """The datetime a record's stamp stands for, and its ``bar_time`` text."""
+    global _last_times
+    cached = _last_times  # one read: another thread may replace it meanwhile
+    if cached[0] == value and type(cached[0]) is type(value):
+        return cached[1], cached[2]
     if type(value) is str:
-        return datetime.fromisoformat(value)
-    return datetime.fromtimestamp(value, UTC)
+        when = datetime.fromisoformat(value)
+    else:
+        when = datetime.fromtimestamp(value, UTC)
+    text = iso_bar_time(when)
+    _last_times = (value, when, text)
+    return when, text
 
 
 def positions_record(positions: dict[str, Any]) -> tuple[tuple[Any, ...], ...]:
@@ -106,7 +120,7 @@ def expand_record(task_id: str, record: Any) -> dict[str, Any]:
     stage = record[0]
     if stage == BAR_RECEIVED:
         _, seq, wall, symbol, ts, open_, high, low, close, volume, equity, held, bar_time = record
-        when = _datetime(ts)
+        when = _times(ts)[0]
         message = f"{symbol} {when:%Y-%m-%d %H:%M} close {_number(close):.2f}"
         bar = {
             "symbol": symbol,
@@ -131,7 +145,7 @@ def expand_record(task_id: str, record: Any) -> dict[str, Any]:
         seq,
         extras,
         now=wall,
-        bar_time=iso_bar_time(_datetime(bar_time)) if bar_time is not None else None,
+        bar_time=_times(bar_time)[1] if bar_time is not None else None,
     )
     frame["positions"] = _positions(held)
     return frame
