@@ -82,11 +82,15 @@ def encode_block(frames: list[dict[str, Any]]) -> bytes:
     LedgerError
         When a value cannot be stored as JSON.
     """
+    return zlib.compress(_json(frames), _LEVEL)
+
+
+def _json(values: list[Any]) -> bytes:
+    """``values`` as JSON bytes; a :class:`LedgerError` for a value JSON cannot hold."""
     try:
-        payload = dumps_bytes(frames)
+        return dumps_bytes(values)
     except (TypeError, ValueError) as exc:
         raise LedgerError(f"frame: a value cannot be stored as JSON ({exc})") from None
-    return zlib.compress(payload, _LEVEL)
 
 
 def encode_records(task_id: str, records: list[tuple]) -> bytes:
@@ -103,12 +107,9 @@ def encode_records(task_id: str, records: list[tuple]) -> bytes:
     LedgerError
         When a value cannot be stored as JSON.
     """
-    try:
-        payload = dumps_bytes(records)
-        if _NULL in payload:
-            payload = dumps_bytes([_exact(task_id, r) for r in records])
-    except (TypeError, ValueError) as exc:
-        raise LedgerError(f"frame: a value cannot be stored as JSON ({exc})") from None
+    payload = _json(records)
+    if _NULL in payload:
+        payload = _json([_exact(task_id, r) for r in records])
     return zlib.compress(payload, _LEVEL)
 
 

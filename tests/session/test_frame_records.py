@@ -30,7 +30,7 @@ from alphaswarm.ledger.frame_blocks import RECORDS_ENCODING, decode_block, encod
 from alphaswarm.model import Bar
 from alphaswarm.paper import frame_recorder
 from alphaswarm.paper.frame_recorder import SessionRecorder
-from alphaswarm.paper.session import _json_ready
+from alphaswarm.paper.session import PaperSession, _json_ready
 from alphaswarm.strategies.base import Strategy
 
 TASK = "run-1"
@@ -87,17 +87,8 @@ def listener_frames(groups: list[list[Bar]], now: Any) -> list[dict[str, Any]]:
     def listen(stage: str, message: str, extras: dict[str, Any]) -> None:
         if "equity" not in extras:
             extras["equity"] = engine.broker.equity
-        positions = {
-            s: {
-                "qty": p.qty,
-                "avg_price": p.avg_price,
-                "last_price": p.last_price,
-                "unrealized_pnl": p.unrealized_pnl,
-                "realized_pnl": p.realized_pnl,
-            }
-            for s, p in engine.broker.positions.items()
-            if p.qty
-        }
+        # the session's own snapshot, as its listener takes it
+        positions = PaperSession._positions_snapshot(SimpleNamespace(_engine=engine))
         bar_time = iso_bar_time(engine.last_ts)
         seq = len(frames) + 1
         frame = frame_envelope(TASK, stage, message, seq, extras, now=now(), bar_time=bar_time)
