@@ -156,6 +156,30 @@ def test_text_timestamps_in_any_spelling_read_as_the_same_utc_bars(tmp_path, spe
     pd.testing.assert_frame_equal(ReplayFeed.from_csv(path).frame(), expected)
 
 
+@pytest.mark.parametrize("separator", [" ", "T"])
+def test_large_text_timestamps_read_the_same_through_pyarrow(tmp_path, monkeypatch, separator):
+    pytest.importorskip("pyarrow", reason="the fast path needs pyarrow")
+    from alphaswarm.data import replay
+
+    monkeypatch.setattr(replay, "ARROW_MIN_ROWS", 10)
+    df = good_frame(n=40, symbols=("AAA", "BBB"))
+    df["ts"] = [t.isoformat(sep=separator) for t in df["ts"]]
+    df.loc[3, "ts"] = df.loc[3, "ts"].replace("+00:00", "-05:00")  # another zone, same rules
+    path = tmp_path / "bars.csv"
+    df.to_csv(path, index=False)
+    raw = pd.read_csv(path)["ts"]
+    fast = replay._arrow_stamps(raw)
+    assert fast is not None
+    pd.testing.assert_series_equal(fast, pd.to_datetime(raw, utc=True, format="ISO8601"),
+                                   check_dtype=False)  # fmt: skip
+    via_arrow = ReplayFeed.from_csv(path).frame()
+    monkeypatch.setattr(replay, "ARROW_MIN_ROWS", 10**9)
+    pd.testing.assert_frame_equal(via_arrow, ReplayFeed.from_csv(path).frame())
+    raw[5] = "2024-01-02 14:35:00.5+00:00"  # a fraction: not a spelling pyarrow is given
+    monkeypatch.setattr(replay, "ARROW_MIN_ROWS", 10)
+    assert replay._arrow_stamps(raw) is None
+
+
 def test_a_number_among_text_timestamps_is_named_and_warns_nothing():
     df = good_frame(n=3, symbols=("AAA",))
     df["ts"] = pd.Series(["2024-01-02 14:30:00Z", 1704205860, "2024-01-02 14:32:00Z"], dtype=object)
