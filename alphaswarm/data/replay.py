@@ -8,7 +8,7 @@ column and the first offending row.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -421,8 +421,8 @@ def _arrow_stamps(raw: pd.Series) -> pd.Series | None:
 
 
 def _may_be_a_stamp(value: Any) -> bool:
-    """Text or a datetime: what the per-value parser is given (numbers are not)."""
-    return isinstance(value, str | datetime | np.datetime64)
+    """Text, a date or a datetime: what the per-value parser is given (numbers are not)."""
+    return isinstance(value, str | date | np.datetime64)
 
 
 def _timestamps(frame: pd.DataFrame, column: Any, source: str) -> np.ndarray:

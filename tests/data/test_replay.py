@@ -187,6 +187,16 @@ def test_a_number_among_text_timestamps_is_named_and_warns_nothing():
         ReplayFeed(df)
 
 
+def test_an_object_column_of_dates_reads_as_midnight_utc():
+    import datetime as dt
+
+    df = good_frame(n=1, symbols=("AAA",))
+    df = pd.concat([df] * 3, ignore_index=True)
+    df["ts"] = pd.Series([dt.date(2024, 1, 2 + i) for i in range(3)], dtype=object)
+    got = ReplayFeed(df).frame()["ts"].tolist()
+    assert got == [pd.Timestamp(f"2024-01-0{2 + i}", tz="UTC") for i in range(3)]
+
+
 def test_an_object_column_of_numbers_counts_epoch_seconds_like_a_numeric_one():
     df = good_frame(n=3, symbols=("AAA",))
     expected = ReplayFeed(df).frame()
