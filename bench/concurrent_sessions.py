@@ -15,7 +15,11 @@ bar's ledger commit) is stamped by the subscriber. For each session the
 schedule is anchored at its first bar in the window: bar k is due at
 ``anchor + (bar_ts_k - bar_ts_0) / 60``; lag = processed - due. Sessions pace
 against an absolute schedule, so lag does not add up from bar to bar; the "slip"
-columns show one bar's interval minus 1 s on its own.
+columns show one bar's interval minus 1 s on its own. A subscriber makes every
+session build each frame's envelope; ``--probe ledger`` attaches none (the bar and
+equity frames stay records, as when nobody watches a session) and reads each bar's
+processed time back from the ledger after the step (the published lag is then the
+processed one).
 
 Reported per N: p50/p99/max lag (processed, and published), p99 slip, bars/s
 actually achieved per session, process CPU % (psutil; 100 % = one core, 200 %
@@ -26,6 +30,7 @@ lag stays under 100 ms.
     python bench/concurrent_sessions.py             # N = 10, 50, ..., 1000; 15 s each
     python bench/concurrent_sessions.py --quick     # N = 2, 5; 2 s each
     python bench/concurrent_sessions.py --tuning off   # untuned only (default: both)
+    python bench/concurrent_sessions.py --probe ledger # nobody listens; lag from the ledger
 
 Each N runs with the interpreter tuning off, then on (``--tuning both``, the default:
 :mod:`alphaswarm.paper.tuning` enabled in this process), printed side by side.
@@ -75,6 +80,18 @@ class Recorder:
     def __call__(self, frame: dict[str, Any]) -> None:
         if frame["stage"] == "bar.received":
             self.bars.append((frame["ts"], time.time(), frame["bar"]["ts"]))
+
+
+def ledger_bars(ledger: Any, run_id: str) -> list[tuple[float, float, str]]:
+    """A session's bars as :class:`Recorder` holds them, read back from the ledger.
+
+    For ``--probe ledger``: nobody listens while the sessions run (their bar and
+    equity frames stay records), and each stored ``bar.received`` frame's ``ts`` is
+    when its bar was processed. The publish time is not stored: it is given as the
+    processed time.
+    """
+    frames = ledger.frames_after(run_id, 0, stages=("bar.received",))
+    return [(f["ts"], f["ts"], f["bar"]["ts"]) for f in frames]
 
 
 class FullCollections:
@@ -129,6 +146,7 @@ def one_step(
     window: float,
     warmup: float,
     collections: FullCollections,
+    probe: str = "bus",
 ) -> dict[str, Any]:
     import psutil
 
@@ -150,7 +168,8 @@ def one_step(
             reason="benchmark: gate not under test",
         )
         rec = Recorder()
-        s.frames.subscribe(rec)
+        if probe == "bus":
+            s.frames.subscribe(rec)
         s.start()
         sessions.append(s)
         recorders.append(rec)
@@ -169,6 +188,9 @@ def one_step(
     for s in sessions:
         s.wait(30)
     stop_s = time.perf_counter() - t_stop
+    if probe == "ledger":
+        for s, rec in zip(sessions, recorders, strict=True):
+            rec.bars = ledger_bars(ledger, s.paper_run_id)
     lag, pub_lag, slip, bars = [], [], [], 0
     for rec in recorders:
         got = lags(rec, t_from, t_to)
@@ -206,6 +228,14 @@ def main() -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sessions", default=None, help="comma-separated N (default 10,...,400)")
     p.add_argument("--window", type=float, default=None, help="seconds measured per N (15)")
+    p.add_argument(
+        "--probe",
+        choices=("bus", "ledger"),
+        default="bus",
+        help="bus: a subscriber on every session records its bars (every frame is built); "
+        "ledger: nobody listens, the bars' processed times are read back from the ledger "
+        "after each step (no published lag)",
+    )
     add_tuning_arguments(p, "alphaswarm.paper.tuning in this process")
     args = p.parse_args()
     modes = tuning_modes(args)
@@ -258,7 +288,10 @@ def main() -> int:
             try:
                 rows = rows_by_mode[tuned] = []
                 for n in ns:
-                    row = one_step(aw, bot, feed, ledger, n, window, warmup, collections)
+                    row = one_step(
+                        aw, bot, feed, ledger, n, window, warmup, collections, args.probe
+                    )
+                    row["probe"] = args.probe
                     rows.append(row)
                     print(
                         f"  [{label}] N={n:<4d}: lag p50 {row['lag_p50_ms']:.1f} ms, "
