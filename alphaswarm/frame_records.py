@@ -37,6 +37,7 @@ __all__ = [
     "as_frame",
     "as_frames",
     "expand_record",
+    "json_ready_positions",
     "positions_record",
     "stamp",
 ]
@@ -92,14 +93,23 @@ def positions_record(positions: dict[str, Any]) -> tuple[tuple[Any, ...], ...]:
     )
 
 
+def json_ready_positions(positions: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A fresh positions snapshot as :func:`~alphaswarm.frames.json_safe` would give it.
+
+    Its numbers are finite almost always: then it is returned as is (one sum per
+    position checks them), else made safe by ``json_safe``.
+    """
+    try:
+        if all(math.isfinite(sum(p.values())) for p in positions.values()):
+            return positions
+    except TypeError:  # a value that is not a number
+        pass
+    return json_safe(positions)
+
+
 def _positions(held: Any) -> dict[str, dict[str, Any]]:
     """A record's positions as a frame's ``positions`` (JSON-safe, as the session made it)."""
-    out = {p[0]: dict(zip(POSITION_KEYS, p[1:], strict=True)) for p in held}
-    for values in out.values():
-        for value in values.values():
-            if type(value) is not float or not math.isfinite(value):
-                return json_safe(out)
-    return out
+    return json_ready_positions({p[0]: dict(zip(POSITION_KEYS, p[1:], strict=True)) for p in held})
 
 
 def expand_record(task_id: str, record: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 import uuid
@@ -23,8 +22,8 @@ import param
 from alphaswarm.bots import Bot
 from alphaswarm.broker.spec import make_session_broker
 from alphaswarm.engine.loop import Engine
-from alphaswarm.frame_records import as_frame
-from alphaswarm.frames import FrameBus, frame_envelope, iso_bar_time, json_safe
+from alphaswarm.frame_records import as_frame, json_ready_positions
+from alphaswarm.frames import FrameBus, frame_envelope, iso_bar_time
 from alphaswarm.ledger.store import KillSwitchRefusal
 from alphaswarm.model import ModelError
 from alphaswarm.paper.commits import SessionCommits, _GroupCommit
@@ -50,20 +49,6 @@ _OUTPUTS = (
     "error", "gate", "started_at", "ended_at", "ledger_behind",
 )  # fmt: skip
 FINAL_STATUSES = ("completed", "stopped", "halted", "killed", "failed", "refused")
-
-
-def _json_ready(positions: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """A fresh positions snapshot as :func:`~alphaswarm.frames.json_safe` would give it.
-
-    Its numbers are finite almost always: then it is returned as is (one sum per
-    position checks them), else made safe by ``json_safe``.
-    """
-    try:
-        if all(math.isfinite(sum(p.values())) for p in positions.values()):
-            return positions
-    except TypeError:  # a value that is not a number
-        pass
-    return json_safe(positions)
 
 
 class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameterized):
@@ -332,7 +317,7 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
             if "equity" not in extras:
                 extras["equity"] = engine.broker.equity
             if "positions" not in extras:  # the last key, added once the others are safe
-                positions = _json_ready(self._positions_snapshot())
+                positions = json_ready_positions(self._positions_snapshot())
         else:  # before the account exists (the gate): its starting cash, no positions
             extras.setdefault("equity", self.starting_cash)
             extras.setdefault("positions", {})

@@ -24,13 +24,13 @@ import pytest
 
 from alphaswarm.engine.broker import SimulatedBroker
 from alphaswarm.engine.loop import Engine
-from alphaswarm.frame_records import RECORD_STAGES, as_frames
+from alphaswarm.frame_records import RECORD_STAGES, as_frames, json_ready_positions
 from alphaswarm.frames import frame_envelope, iso_bar_time
 from alphaswarm.ledger.frame_blocks import RECORDS_ENCODING, decode_block, encode_records
 from alphaswarm.model import Bar
 from alphaswarm.paper import frame_recorder
 from alphaswarm.paper.frame_recorder import SessionRecorder
-from alphaswarm.paper.session import PaperSession, _json_ready
+from alphaswarm.paper.session import PaperSession
 from alphaswarm.strategies.base import Strategy
 
 TASK = "run-1"
@@ -92,7 +92,7 @@ def listener_frames(groups: list[list[Bar]], now: Any) -> list[dict[str, Any]]:
         bar_time = iso_bar_time(engine.last_ts)
         seq = len(frames) + 1
         frame = frame_envelope(TASK, stage, message, seq, extras, now=now(), bar_time=bar_time)
-        frame["positions"] = _json_ready(positions)
+        frame["positions"] = json_ready_positions(positions)
         frames.append(frame)
 
     engine = Engine(_Trader(), SimulatedBroker(50_000.0), listener=listen, record_equity=False)

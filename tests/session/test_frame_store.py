@@ -86,8 +86,8 @@ def test_positions_of_frames_are_made_json_safe_as_before():
     import copy
     import math
 
+    from alphaswarm.frame_records import json_ready_positions as _json_ready
     from alphaswarm.frames import json_safe
-    from alphaswarm.paper.session import _json_ready
 
     finite = {"A": {"qty": 3.0, "avg_price": 10.5, "unrealized_pnl": -0.25}, "B": {"qty": 2}}
     assert _json_ready(copy.deepcopy(finite)) == json_safe(finite) == finite
