@@ -14,7 +14,7 @@ subscriptions and drops its components. A notebook has no sessions: there a
 pump belongs to the outputs showing its views, and when the front end deletes
 the last of them (the cell ran again, was cleared, or the notebook was closed)
 the pump stops ticking and lets go of its subscriptions until a view of it is
-displayed again.
+displayed again (:mod:`alphaswarm.ui.notebook_outputs` tells when an output ends).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from alphaswarm.paper.runtime import get_ledger
 from alphaswarm.paper.session import PaperSession
 from alphaswarm.stored_values import json_object as as_frame_dict  # noqa: F401 - for the views
 from alphaswarm.stored_values import naive_utc as to_timestamp  # noqa: F401 - for the views
+from alphaswarm.ui import notebook_outputs
 from alphaswarm.ui.socket_writes import (
     document_connections,
     watch_connections,
@@ -53,11 +54,6 @@ _PUMPS: dict[int, FramePump] = {}
 _PUMPS_LOCK = threading.Lock()
 #: Every pump not garbage collected yet (for leak checks), served or not.
 _ALL_PUMPS: weakref.WeakSet[FramePump] = weakref.WeakSet()
-#: Notebook outputs showing a pump's views, keyed by the output's root model id.
-_OUTPUTS: dict[str, FramePump] = {}
-#: The notebook cell (its front end's cell id) whose run displayed each output.
-_OUTPUT_CELLS: dict[str, str] = {}
-_OUTPUT_MIME = "application/vnd.holoviews_exec.v0+json"
 
 
 def stream_rows(table: pn.widgets.Tabulator, rows: pd.DataFrame, rollover: int) -> None:
@@ -303,8 +299,7 @@ class FramePump:
     @staticmethod
     def notebook_outputs() -> int:
         """Notebook outputs whose views a pump feeds (for leak checks)."""
-        with _PUMPS_LOCK:
-            return len(_OUTPUTS)
+        return notebook_outputs.count()
 
     # -- lifecycle ------------------------------------------------------------------
     @property
@@ -346,10 +341,8 @@ class FramePump:
             subs, self._subs = self._subs, {}
             components, self._components = self._components, []
             outputs, self._outputs = self._outputs, set()
-        with _PUMPS_LOCK:
-            for ref in outputs:
-                _OUTPUTS.pop(ref, None)
-                _OUTPUT_CELLS.pop(ref, None)
+        for ref in outputs:
+            notebook_outputs.deleted(ref)
         for _session, sub in subs.values():
             sub.close()
         for component in components:
@@ -366,12 +359,7 @@ class FramePump:
         """A notebook output with root model id ``ref`` shows this pump's views."""
         if self._doc is not None:  # a served document's pump lives with its session
             return
-        install_output_hook()
-        cell = running_cell_id()
-        with _PUMPS_LOCK:
-            _OUTPUTS[ref] = self
-            if cell:
-                _OUTPUT_CELLS[ref] = cell
+        notebook_outputs.shown(ref, self)
         with self._lock:
             self._outputs.add(ref)
 
@@ -382,6 +370,12 @@ class FramePump:
             left = bool(self._outputs)
         if not left and self._doc is None:
             self.suspend()
+
+    def output_revived(self, ref: str) -> None:
+        """Output ``ref``, counted gone after a silence, is on a page again: resume."""
+        with self._lock:
+            self._outputs.add(ref)
+        self.resume()
 
     def suspend(self) -> None:
         """Stop ticking and close every subscription; the components stay attached.
@@ -530,88 +524,14 @@ class FramePump:
                 self.stop()
 
 
-def output_ref(bundle: Any) -> str | None:
-    """The root model id of a Panel notebook output (its mimebundle), or None."""
-    if not isinstance(bundle, tuple) or len(bundle) != 2 or not isinstance(bundle[1], dict):
-        return None
-    meta = bundle[1].get(_OUTPUT_MIME)
-    ref = meta.get("id") if isinstance(meta, dict) else None
-    return ref if isinstance(ref, str) else None
-
-
-def _output_deleted(ref: str) -> None:
-    """Called when a notebook front end deletes an output (a cell re-run, a closed notebook)."""
-    with _PUMPS_LOCK:
-        pump = _OUTPUTS.pop(ref, None)
-        _OUTPUT_CELLS.pop(ref, None)
-    if pump is not None:
-        pump.output_deleted(ref)
-
-
-def running_cell_id() -> str | None:
-    """The front end's id of the notebook cell IPython is running, or None.
-
-    Front ends (JupyterLab, Notebook 7, VS Code) send it with each execute request;
-    IPython keeps it with the run's result. (The kernel's parent header is not
-    used: with a queue of cells, e.g. Run All, it can name a cell not run yet.)
-    """
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - a notebook output implies IPython
-        return None
-    result = getattr(getattr(get_ipython(), "displayhook", None), "exec_result", None)
-    cell = getattr(getattr(result, "info", None), "cell_id", None)
-    return cell if isinstance(cell, str) and cell else None
-
-
-def _cell_runs(info: Any) -> None:
-    """IPython ``pre_run_cell`` hook: a cell running again replaces its earlier outputs."""
-    cell = getattr(info, "cell_id", None)
-    if not cell:
-        return
-    with _PUMPS_LOCK:
-        replaced = [ref for ref, c in _OUTPUT_CELLS.items() if c == cell]
-    for ref in replaced:
-        _output_deleted(ref)
-
-
-_output_hook_installed = False
-
-
-def install_output_hook() -> None:
-    """Have the ends of notebook outputs reach the pumps (once per process).
-
-    Two events end an output. A cell that runs again replaces its outputs: an
-    IPython ``pre_run_cell`` hook matches the cell id the front end sends with
-    each run. And JupyterLab's HoloViz extension tells the kernel when it disposes
-    of an output (``{"event_type": "delete", "id": <root model id>}`` on its
-    extension comm, e.g. when the output is cleared); Panel then cleans up its
-    models and a delete action registered here suspends the pump of the views.
-    """
-    global _output_hook_installed
-    with _PUMPS_LOCK:
-        if _output_hook_installed:
-            return
-        _output_hook_installed = True
-    from pyviz_comms import extension
-
-    extension.add_delete_action(_output_deleted)
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    except ImportError:  # pragma: no cover - a notebook output implies IPython
-        shell = None
-    if shell is not None:
-        shell.events.register("pre_run_cell", _cell_runs)
-
-
 class KitViewer(pn.viewable.Viewer):
     """A Panel viewer that loads the kit's notebook extension before it is displayed.
 
     A viewer fed by a :class:`FramePump` (a ``pump`` parameter) ties the pump to the
-    notebook output: deleting the output suspends the pump, displaying it again
-    resumes it.
+    notebook output: the output carries a hidden
+    :class:`~alphaswarm.ui.notebook_outputs.OutputHeartbeat`; deleting the output,
+    or its page going silent (the notebook was closed), suspends the pump, and
+    displaying it again resumes it.
     """
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
@@ -620,9 +540,13 @@ class KitViewer(pn.viewable.Viewer):
         if not isinstance(pump, FramePump):
             return super()._repr_mimebundle_(include, exclude)
         pump.resume()
-        bundle = super()._repr_mimebundle_(include, exclude)
-        ref = output_ref(bundle)
+        view = self._create_view()
+        heartbeat = notebook_outputs.OutputHeartbeat(period_ms=notebook_outputs.BEAT_MS)
+        shown = pn.Column(view, heartbeat, margin=0, sizing_mode=view.sizing_mode)
+        bundle = shown._repr_mimebundle_(include, exclude)
+        ref = notebook_outputs.output_ref(bundle)
         if ref is not None:
+            heartbeat.ref = ref
             pump.output_shown(ref)
         return bundle
 

@@ -203,6 +203,15 @@ def _run_in_lab(page: Any, lab: dict[str, Any], name: str, nb: nbformat.Notebook
     page.route("**/*", route)
     page.on("requestfailed", lambda req: failed.append(f"{req.url} {req.failure}"))
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    console = ARTIFACTS / f"{Path(name).stem}.console.txt"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    console.write_text("")
+
+    def keep(m: Any) -> None:  # the whole console, for reading after a failure
+        with console.open("a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {m.type}: {m.text[:500]}\n")
+
+    page.on("console", keep)
     # a workspace of its own, reset: no notebook of an earlier test is restored beside it
     workspace = re.sub(r"[^A-Za-z0-9]+", "-", Path(name).stem)
     page.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/{name}?reset&token={lab['token']}")
@@ -233,7 +242,6 @@ def _run_in_lab(page: Any, lab: dict[str, Any], name: str, nb: nbformat.Notebook
         "els => els.map(e => [e.getAttribute('data-mime-type') || '', e.innerText])",
     )
     page.locator(".jp-Cell").nth(n - 1).scroll_into_view_if_needed()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / f"{Path(name).stem}.png"
     page.screenshot(path=str(shot))
     return {
@@ -363,12 +371,18 @@ def test_readme_snippet_in_jupyterlab(lab: dict[str, Any], page: Any) -> None:
 #: two sessions and a sweep run, then a session that runs until the test is done.
 VIEWS_CELLS = [
     """
+import gc
 import json
+import time
 import alphaswarm as aw
 from alphaswarm.bots import DEMO_SPEC
 from alphaswarm.reconcile import reconcile
+from alphaswarm.ui import notebook_outputs
 from alphaswarm.ui.base import FramePump
 from alphaswarm.ui.multibot import MultiBotView
+
+# outputs report every second; silent for 5 s, one counts as gone (a closed notebook)
+notebook_outputs.BEAT_MS, notebook_outputs.STALE_AFTER_S = 1000, 5.0
 
 research = aw.Bot(DEMO_SPEC)
 paper = aw.Bot({**DEMO_SPEC, "name": "sma-demo-costs", "broker": {"commission_per_share": 0.005}})
@@ -404,6 +418,16 @@ def counts():
                        "outputs": FramePump.notebook_outputs(),
                        "subscriptions": len(live.frames._subs)})
 print("COUNTERS", counts())
+
+
+def outputs_left():
+    now = time.monotonic()
+    return json.dumps({ref: [type(owner.components[0]).__name__ if owner.components else None,
+                             round(now - notebook_outputs._SEEN[ref], 1)
+                             if ref in notebook_outputs._SEEN else None,
+                             [h.beat for h in gc.get_objects()
+                              if isinstance(h, notebook_outputs.OutputHeartbeat) and h.ref == ref]]
+                       for ref, owner in notebook_outputs._OUTPUTS.items()})
 """,
 ]
 BOARD, PROGRESS, RECONCILE, LIVE, COUNTERS = 1, 2, 3, 6, 7
@@ -476,8 +500,11 @@ def _counters(text: str) -> dict[str, int] | None:
     return json.loads(m[-1]) if m else None
 
 
-def _kernel_counters(lab: dict[str, Any], name: str) -> dict[str, int] | None:
-    """``counts()`` evaluated in the kernel of notebook ``name`` by a client of its own."""
+def _kernel_counters(
+    lab: dict[str, Any], name: str, expression: str = "counts()"
+) -> dict[str, Any] | None:
+    """``expression`` (JSON text) evaluated in the kernel of notebook ``name`` by a
+    client of its own."""
     import ast
 
     from jupyter_client import BlockingKernelClient
@@ -495,7 +522,7 @@ def _kernel_counters(lab: dict[str, Any], name: str) -> dict[str, int] | None:
     try:
         # read from the reply's user expressions: nothing depends on the cell's stdout
         reply = client.execute_interactive(
-            "", user_expressions={"c": "counts()"}, timeout=60, output_hook=lambda _m: None
+            "", user_expressions={"c": expression}, timeout=60, output_hook=lambda _m: None
         )
         value = reply["content"]["user_expressions"]["c"]
         if value.get("status") != "ok":
@@ -505,13 +532,6 @@ def _kernel_counters(lab: dict[str, Any], name: str) -> dict[str, int] | None:
         client.stop_channels()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="defect not fixed yet: in some lab runs the sweep progress output stops updating "
-    "(seen at 1/4 and 4/4 while the kernel said done 4/4): its pump is suspended or stopped "
-    "early; the in-process test passes, the cause in the lab is not found. Not yet seen to "
-    "pass: the notebook-close step (JupyterLab sent no output delete on re-runs).",
-)
 def test_multibot_progress_and_reconciliation_views_in_jupyterlab(
     lab: dict[str, Any], page: Any
 ) -> None:
@@ -550,11 +570,19 @@ def test_multibot_progress_and_reconciliation_views_in_jupyterlab(
         # the sweep's progress: at its total, bar full
         finished, total, status = kernel["sweep"]
         assert (finished, total, status) == (4, 4, "done"), kernel
-        _wait_for(
-            lambda: f"done: {total}/{total} trials" in _cell_output_text(page, PROGRESS),
-            lambda: f"progress shows {_cell_output_text(page, PROGRESS)[:300]!r}",
-        )
-        assert _deep_attributes(page, PROGRESS, "progress", "value") == ["100"]
+        # Known defect (issue 18), not fixed: in a few lab runs this output stays at the
+        # counts it was displayed with. It is reported as an expected failure at the
+        # end, after every other check; the page's console is kept in test-artifacts.
+        progress_stalled = ""
+        try:
+            _wait_for(
+                lambda: f"done: {total}/{total} trials" in _cell_output_text(page, PROGRESS),
+                lambda: f"progress shows {_cell_output_text(page, PROGRESS)[:300]!r}",
+                timeout=60,
+            )
+            assert _deep_attributes(page, PROGRESS, "progress", "value") == ["100"]
+        except AssertionError as stalled:
+            progress_stalled = str(stalled)
         # the reconciliation: its chart drawn, its summary the kernel's
         assert page.locator(".jp-CodeCell").nth(RECONCILE).locator("canvas").count() > 0
         assert _deep_attributes(page, RECONCILE, "[data-differences]", "data-differences") == [
@@ -587,12 +615,17 @@ def test_multibot_progress_and_reconciliation_views_in_jupyterlab(
             pass
         page.wait_for_selector(".jp-Notebook", state="detached", timeout=60_000)
         idle = {"ticking": 0, "outputs": 0, "subscriptions": 0}
-        # a deleted output lets go within a tick or two; while the defect stands this
-        # wait runs out, in every run, so it is no longer than a fixed kernel needs
+        # closing tells the kernel nothing: the outputs' heartbeats fall silent and
+        # after 5 s (set in the first cell) each counts as gone
         _wait_for(
             lambda: _kernel_counters(lab, name) == idle,
-            lambda: f"after closing: {_kernel_counters(lab, name)}",
+            lambda: (
+                f"after closing: {_kernel_counters(lab, name)}; "
+                f"outputs left: {_kernel_counters(lab, name, 'outputs_left()')}"
+            ),
             timeout=30,
         )
     finally:
         _shutdown_kernels(lab)
+    if progress_stalled:
+        pytest.xfail(f"known defect: the sweep progress output stood still: {progress_stalled}")

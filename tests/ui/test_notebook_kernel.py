@@ -265,3 +265,59 @@ def test_deleted_outputs_leave_no_pump_or_subscription(kernel: Kernel) -> None:
     assert m, out
     assert m.group(3) == "killed"
     assert (m.group(1), m.group(2)) == (m.group(3), m.group(4)), out
+
+
+SILENCE_SETUP = """
+import asyncio
+from alphaswarm.ui import notebook_outputs
+
+notebook_outputs.STALE_AFTER_S = 2.0
+
+
+def report(ref):
+    '''What the output's page does every few seconds: its heartbeat counts up.'''
+    [beat] = [o for o in gc.get_objects()
+              if isinstance(o, notebook_outputs.OutputHeartbeat) and o.ref == ref]
+    beat.beat += 1
+
+
+def outputs():
+    print("OUTPUTS", notebook_outputs.count())
+"""
+
+
+def _outputs(kernel: Kernel, code: str = "") -> int:
+    m = re.search(r"OUTPUTS (\d+)", kernel.run(f"{code}\noutputs()"))
+    assert m
+    return int(m.group(1))
+
+
+def test_an_output_gone_silent_stops_its_pump_until_it_reports_again(kernel: Kernel) -> None:
+    """Closing a notebook tells the kernel nothing. Until a page reports, outputs
+    stay (a headless run has no page); once one has, an output silent for the
+    timeout counts as gone (its pump stops, its subscription closes), including one
+    shown just before the close that never reported; a report after that (a laptop
+    waking up) brings it back; a deleted one is not revived."""
+    kernel.run(LEAK_SETUP + SILENCE_SETUP)
+    headless = kernel.display("session")
+    assert _outputs(kernel, "await asyncio.sleep(3.5)") == 1  # no page yet: it stays
+    assert _counters(kernel) == {"ticking": 1, "subscriptions": 1}
+    on_page = kernel.display("session")  # a view of its own: a pump of its own
+    assert _counters(kernel) == {"ticking": 2, "subscriptions": 2}
+    kernel.run(f"report({on_page!r})")  # a page shows this kernel's outputs
+    assert _outputs(kernel, "await asyncio.sleep(3.5)") == 0  # both silent since
+    assert _counters(kernel) == {"ticking": 0, "subscriptions": 0}
+    # the page reports again: its view is back, caught up and ticking
+    assert _outputs(kernel, f"report({on_page!r})") == 1
+    assert _counters(kernel) == {"ticking": 1, "subscriptions": 1}
+    # deleted for good: a late report changes nothing
+    kernel.delete_output(on_page)
+    assert _outputs(kernel, f"report({on_page!r})") == 0
+    assert _counters(kernel) == {"ticking": 0, "subscriptions": 0}
+    # shown, then the notebook closed before its first report
+    kernel.display("session")
+    assert _outputs(kernel) == 1
+    assert _outputs(kernel, "await asyncio.sleep(3.5)") == 0
+    assert _counters(kernel) == {"ticking": 0, "subscriptions": 0}
+    assert headless not in kernel.run("print(list(notebook_outputs._OUTPUTS))")
+    assert "running" in kernel.run("print(session.status)")
