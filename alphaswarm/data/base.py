@@ -24,6 +24,7 @@ import re
 from array import array
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -398,7 +399,7 @@ class Feed(abc.ABC):
     def replay_groups(
         self, start: Any = None, end: Any = None, limit: int | None = None
     ) -> Iterator[list[Bar]]:
-        """The groups :meth:`groups` yields, from a generator, for a full-speed run.
+        """The groups :meth:`groups` yields, from generators, for a full-speed run.
 
         The same bars in the same order, each made when asked for, for a consumer
         that runs through them as fast as it can (a backtest): resuming the
@@ -417,9 +418,15 @@ class Feed(abc.ABC):
         list of Bar
             Bars of one timestamp, sorted by symbol, in time order.
         """
+        # chained in C: a generator delegating with ``yield from`` costs a resumption of
+        # its own for every group
+        return chain.from_iterable(self._group_streams(start, end, limit))
+
+    def _group_streams(self, start: Any, end: Any, limit: int | None) -> Iterator[Any]:
+        """One generator of groups per slice of the bars read (see :meth:`replay_groups`)."""
         for big in self._read(start, end, limit, stream=True):
             for block in _slices(big, GROUPS_SLICE):
-                yield from _BarGroups(block).stream()
+                yield _BarGroups(block).stream()
 
     def arrays(self, start: Any = None, end: Any = None, limit: int | None = None) -> FeedArrays:
         """The bars :meth:`groups` would yield, as arrays per symbol (no Bar objects).

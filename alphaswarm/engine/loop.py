@@ -398,23 +398,23 @@ class Engine:
             self._append_cash,
         )
         push = self.history.push if self._use_history else None
-        every_bar = self._every_bar
+        # set before the run and kept through it: every group then takes step()
+        always_step = (
+            self._every_bar or self.listener is not None or self.recorder is not None
+        )
+        state_checks = risk._state_checks  # the limits set, as (limit, threshold) pairs
         for bars in groups:
-            if (
-                open_orders
-                or every_bar
-                or self.listener is not None
-                or self.recorder is not None
-                or self.halted is not None
-            ):
+            if open_orders or always_step or self.halted is not None:
                 step(bars)
                 if self.halted is not None:
                     return
                 continue
             self.bar_index += 1
-            ts = bars[0].ts
+            bar = bars[0]
+            ts = bar.ts
             self.last_ts = ts
-            self.bars_seen += len(bars)
+            n_bars = len(bars)
+            self.bars_seen += n_bars
             for bar in bars:
                 symbol = bar.symbol
                 close = bar.close
@@ -448,7 +448,7 @@ class Engine:
             if ends is None or ts >= ends or ts < state._day_starts:
                 roll_day(ts)
             state.last_equity = equity
-            if len(bars) == 1:  # ``bar`` is the group's one bar
+            if n_bars == 1:  # ``bar`` is the group's one bar
                 ctx._bar = bar
                 signal = on_bar(bar, ctx)
                 if signal is not None:
@@ -465,7 +465,7 @@ class Engine:
                 append_ts(ts)
                 append_equity(equity)
                 append_cash(broker.cash)
-            if risk._state_checks:  # the limits set, compiled to (limit, threshold) pairs
+            if state_checks:
                 breach = check_state(state)
                 if breach is not None:
                     self.halt(breach)
