@@ -33,11 +33,13 @@ from alphaswarm.paper.runtime import engine_loop, get_ledger
 from alphaswarm.paper.session import PaperSession
 from alphaswarm.ui.backtest_page import BacktestPage
 from alphaswarm.ui.base import FramePump, LiveView, served_document
+from alphaswarm.ui.choices import show_choices
 from alphaswarm.ui.design import Fast
 from alphaswarm.ui.killswitch import KillSwitchWidget
 from alphaswarm.ui.multibot import MultiBotView
 from alphaswarm.ui.pages.html import fmt_time
 from alphaswarm.ui.routes import Route, page_path, parse
+from alphaswarm.ui.row_press import RowPress
 from alphaswarm.ui.run_toasts import RunToasts
 from alphaswarm.ui.session_view import SessionView
 from alphaswarm.ui.socket_writes import document_connections, watch_connections
@@ -113,6 +115,9 @@ class RunsList(LiveView):
         # A click is an event, never dropped: the synced selection can be, when the
         # browser's click crosses a refresh of a streaming run's row on the wire.
         self.table.on_click(self._on_click)
+        # and a press and release that straddle a redraw of the rows make no click at all
+        self._press = RowPress(on_row=self._pressed, table_class="alphaswarm-runs", field="id")
+        self._layout = pn.Column(self.table, self._press, sizing_mode="stretch_width", margin=0)
 
     def _on_select(self, event: param.parameterized.Event) -> None:
         if self._selecting or not event.new:
@@ -122,6 +127,13 @@ class RunsList(LiveView):
     def _on_click(self, event: Any) -> None:
         self._select_row(event.row)
         self._mark_selection()
+
+    def _pressed(self, run_id: str) -> None:
+        """A run's row was pressed and released (its click may have been lost)."""
+        value = self.table.value
+        if len(value) and run_id in set(value["id"]):
+            self.selected = run_id
+            self._mark_selection()
 
     def _select_row(self, idx: int) -> None:
         value = self.table.value
@@ -218,7 +230,7 @@ class RunsList(LiveView):
 
     def __panel__(self) -> pn.viewable.Viewable:
         """The runs table."""
-        return self.table
+        return self._layout
 
 
 class StartForm(pn.viewable.Viewer):
@@ -296,12 +308,7 @@ class StartForm(pn.viewable.Viewer):
     def show_bots(self, bots: list[dict[str, Any]]) -> None:
         """List ``bots`` (:meth:`Ledger.list_bots` rows) in the bot picker."""
         options = {self.bot_label(b): b["id"] for b in bots}
-        value = self.bot_select.value
-        self.bot_select.options = options
-        if value in options.values():
-            self.bot_select.value = value
-        elif options:
-            self.bot_select.value = next(iter(options.values()))
+        show_choices(self.bot_select, options)
 
     def on_started(self, callback: Any) -> None:
         """Call ``callback(session)`` after a successful start."""

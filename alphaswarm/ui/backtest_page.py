@@ -19,6 +19,7 @@ from alphaswarm.bots import Bot
 from alphaswarm.model import ModelError
 from alphaswarm.paper.runtime import get_ledger
 from alphaswarm.ui.backtest_view import BacktestView
+from alphaswarm.ui.choices import show_choices
 
 
 class BacktestPage(pn.viewable.Viewer):
@@ -67,12 +68,7 @@ class BacktestPage(pn.viewable.Viewer):
         options = {
             f"{b['name']} (v{b.get('latest_version')})": b["id"] for b in self.ledger_().list_bots()
         }
-        value = self.bot_select.value
-        self.bot_select.options = options
-        if value in options.values():
-            self.bot_select.value = value
-        elif options:
-            self.bot_select.value = next(iter(options.values()))
+        show_choices(self.bot_select, options)
 
     def run(self) -> BacktestResult | None:
         """Backtest the selected bot over the chosen number of bars and show the result."""

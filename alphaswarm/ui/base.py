@@ -524,6 +524,23 @@ class FramePump:
                 self.stop()
 
 
+def run_params(session: PaperSession | str | None, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the ``session`` and ``run_id`` a view of ``session`` is bound to.
+
+    Parameters
+    ----------
+    session : PaperSession or str, optional
+        A live session, or the id of a run to read back from the ledger.
+    params : dict
+        The view's other parameters (a ``run_id`` given there wins).
+    """
+    if isinstance(session, str):
+        return {"run_id": session, **params}
+    if session is None:
+        return params
+    return {"run_id": session.paper_run_id, **params, "session": session}
+
+
 class KitViewer(pn.viewable.Viewer):
     """A Panel viewer that loads the kit's notebook extension before it is displayed.
 
@@ -581,13 +598,7 @@ class LiveView(KitViewer):
     )
 
     def __init__(self, session: PaperSession | str | None = None, **params: Any) -> None:
-        if isinstance(session, str):
-            params.setdefault("run_id", session)
-            session = None
-        if session is not None:
-            params["session"] = session
-            params.setdefault("run_id", session.paper_run_id)
-        super().__init__(**params)
+        super().__init__(**run_params(session, params))
         self._last_seq = 0
         self._closed = False
         self._build()

@@ -8,7 +8,7 @@ import panel as pn
 import param
 
 from alphaswarm.paper.session import PaperSession
-from alphaswarm.ui.base import FramePump, KitViewer
+from alphaswarm.ui.base import FramePump, KitViewer, run_params
 from alphaswarm.ui.equity import EquityCurve
 from alphaswarm.ui.fills import FillsTable
 from alphaswarm.ui.frames_log import FramesLog
@@ -41,13 +41,7 @@ class SessionView(KitViewer):
     ledger = param.Parameter(default=None, doc="Ledger to read from; the default otherwise.")
 
     def __init__(self, session: PaperSession | str | None = None, **params: Any) -> None:
-        if isinstance(session, str):
-            params.setdefault("run_id", session)
-            session = None
-        if session is not None:
-            params["session"] = session
-            params.setdefault("run_id", session.paper_run_id)
-        super().__init__(**params)
+        super().__init__(**run_params(session, params))
         if self.session is None and not self.run_id:
             raise ValueError("SessionView needs a session or a run_id")
         if self.pump is None:

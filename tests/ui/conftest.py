@@ -102,13 +102,15 @@ def run_session(tmp_ledger: aw.Ledger) -> Callable[..., aw.PaperSession]:
     return start
 
 
-def click_run(page: Any, run_id: str, attempts: int = 4) -> None:
+def click_run(page: Any, run_id: str, attempts: int = 2) -> None:
     """Click ``run_id``'s row in the runs table until its run view shows.
 
-    Panel's table re-renders its rows on every update, and a live run's row updates
-    every few seconds: a click whose press and release straddle a re-render is lost
-    in the browser, as it is for a user, who then clicks again. The last attempt
-    waits a full minute.
+    Panel's table redraws its rows on every update; a press and release that
+    straddle a redraw make no click, and the runs list hears of them from its own
+    press listener (``alphaswarm.ui.row_press``, proven by
+    ``test_browser_runs_clicks.py``). A second click is allowed for a page still
+    loading its runs when the first lands; the last waits a full minute, and a
+    failure reports the clicks the page saw and the state of its tables.
     """
     from playwright.sync_api import expect
 

@@ -57,11 +57,7 @@ def open_run(page, url: str, run_id: str) -> None:
 
 
 def open_run_address(page, url: str, run_id: str) -> None:
-    """Open ``run_id`` by its address, as a bookmark or a shared link does.
-
-    For a live run whose view is what a test checks: a click on a live run's row is
-    occasionally lost (issue 23, open); the click tests keep clicking.
-    """
+    """Open ``run_id`` by its address, as a bookmark or a shared link does."""
     page.goto(f"{url.rstrip('/')}/runs/{run_id}", timeout=120_000)
     expect(page.locator(".alphaswarm-session-card")).to_contain_text(run_id, timeout=60_000)
 
