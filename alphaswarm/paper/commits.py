@@ -182,12 +182,12 @@ class SessionCommits:
                     error=self._ledger_error,
                 )
                 return
-            self._wake.clear()
+            wait = min(delay, self.ledger_outage_seconds - behind)
+            waiter = self._waiter = self._pacer.wait_until(loop.time() + wait)
             try:
-                async with asyncio.timeout(min(delay, self.ledger_outage_seconds - behind)):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+                await waiter
+            finally:
+                self._waiter = None
             if self._finished:
                 return
             await loop.run_in_executor(None, self._write_behind)
@@ -316,7 +316,7 @@ class _GroupCommit(_PerLoop):
                 if id(s) not in bad:
                     s._consume()
                     s._unpublished += s._pending  # committed: a stop from now on skips them
-                    s._pending = []
+                    s._pending.clear()
                     committed.append(s)
         # The locks are free again: a kill waits for the commit, not for the publishing.
         for s in committed:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from alphaswarm.live import FeedEvent, is_live
 from alphaswarm.paper.commits import _GroupCommit
 from alphaswarm.paper.halts import _yield_to_halts
+from alphaswarm.paper.pacer import Pacer
 
 if TYPE_CHECKING:
     from alphaswarm.model import Bar
@@ -36,8 +37,9 @@ class SessionDriver:
     """The loop that feeds a session its bars (a mixin of :class:`PaperSession`)."""
 
     async def _run(self) -> None:
-        self._wake = asyncio.Event()
-        self._commits = _GroupCommit.of(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        self._pacer = Pacer.of(loop)
+        self._commits = _GroupCommit.of(loop)
         try:
             await self._trade()
         except Exception as exc:  # noqa: BLE001 - every way out writes the final row
@@ -236,17 +238,18 @@ class SessionDriver:
         """
         loop = asyncio.get_running_loop()
         poll = max(self.poll_interval / self.speed, _MIN_POLL)
+        pacer = self._pacer
         while not self._finished:
             now = loop.time()
             if now >= deadline:
                 return
             heartbeat = max(self._heartbeat_due() - time.monotonic(), _MIN_SLEEP)
-            self._wake.clear()
-            try:  # one timer, and no task per wait (asyncio.wait_for makes one)
-                async with asyncio.timeout_at(min(deadline, now + min(poll, heartbeat))):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            # the timer is shared with every session due then; a stop or kill ends the wait
+            waiter = self._waiter = pacer.wait_until(min(deadline, now + min(poll, heartbeat)))
+            try:
+                await waiter
+            finally:
+                self._waiter = None
             self._poll()
 
     def _heartbeat_due(self) -> float:

@@ -14,6 +14,7 @@ from alphaswarm.ledger.connection import bounded_writes
 from alphaswarm.ledger.store import LedgerUnavailable
 from alphaswarm.paper import tuning
 from alphaswarm.paper.final_writes import final_writes
+from alphaswarm.paper.pacer import wake
 from alphaswarm.paper.per_loop import _PerLoop
 
 if TYPE_CHECKING:
@@ -182,9 +183,10 @@ class SessionHalts:
 
     def _wake_runner(self) -> None:
         """Wake the session's task if it waits between bars (it then sees it finished)."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(wake.set)
+        loop = self._loop
+        if loop is not None and self._pacer is not None and not loop.is_closed():
+            # the wait in progress when the loop runs this (none: it sees it finished)
+            loop.call_soon_threadsafe(lambda: wake(self._waiter))
 
     def _finish(self, status: str, reason: str, mode: str = "cancel", error: str = "") -> bool:
         prepared = self._prepare_finish(status, reason, mode, error)
@@ -290,8 +292,12 @@ class SessionHalts:
                         continue
                     try:
                         prepared.append(
-                            (s, s._prepare_finish(status, reason, mode, announce=False,
-                                                  claimed=True, at=at))  # fmt: skip
+                            (
+                                s,
+                                s._prepare_finish(
+                                    status, reason, mode, announce=False, claimed=True, at=at
+                                ),
+                            )  # fmt: skip
                         )
                     finally:
                         s._lock.release()
@@ -401,8 +407,7 @@ def _write_final_group(group: list[tuple[PaperSession, dict[str, Any]]]) -> set[
 
 def _wake_all(sessions: list[PaperSession]) -> None:
     for session in sessions:
-        if session._wake is not None:
-            session._wake.set()
+        wake(session._waiter)
 
 
 #: Seconds between looks at whether a kill or stop-all is still stopping sessions.

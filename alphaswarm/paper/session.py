@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from alphaswarm.data.base import Feed
     from alphaswarm.ledger import Ledger
+    from alphaswarm.paper.pacer import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,8 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         self._finish_lock = threading.Lock()
         self._done = threading.Event()
         self._stop_requested = False
-        self._wake: asyncio.Event | None = None
+        self._waiter: asyncio.Future[None] | None = None  # a paced wait between bars
+        self._pacer: Pacer | None = None
         self._commits: _GroupCommit | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: Any = None
@@ -349,8 +351,11 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         Those committed by a group commit and not published yet, then the pending
         ones, which the caller has just committed.
         """
-        frames = self._unpublished + self._pending if self._unpublished else self._pending
-        self._unpublished, self._pending = [], []
+        # a new list to hand out; the buffers are emptied, not replaced: a paced session
+        # would otherwise leave two new lists a bar that outlive the young collections
+        frames = self._unpublished + self._pending
+        self._unpublished.clear()
+        self._pending.clear()
         return frames
 
     # -- start ------------------------------------------------------------------------
