@@ -37,9 +37,7 @@ __all__ = ["CHUNK", "SyntheticFeed"]
 
 #: Generated chunks by (feed identity, chunk index), while any block still uses one:
 #: sessions and backtests of one feed share its bars instead of each holding a copy.
-_CHUNKS: weakref.WeakValueDictionary[tuple[Any, int], np.ndarray] = (
-    weakref.WeakValueDictionary()
-)
+_CHUNKS: weakref.WeakValueDictionary[tuple[Any, int], np.ndarray] = weakref.WeakValueDictionary()
 #: The symbol column of a chunk by (symbols, chunk length), shared likewise.
 _SYMBOL_COLUMNS: weakref.WeakValueDictionary[tuple[Any, int], np.ndarray] = (
     weakref.WeakValueDictionary()
@@ -53,6 +51,7 @@ def _symbol_column(symbols: tuple[str, ...], n: int) -> np.ndarray:
         column = np.tile(np.array(symbols, dtype=object), n).copy()  # owns its data
         _SYMBOL_COLUMNS[(symbols, n)] = column
     return column
+
 
 CHUNK = 1 << 16
 """Bars per generated chunk and symbol. Changing it changes every series."""

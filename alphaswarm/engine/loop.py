@@ -399,9 +399,7 @@ class Engine:
         )
         push = self.history.push if self._use_history else None
         # set before the run and kept through it: every group then takes step()
-        always_step = (
-            self._every_bar or self.listener is not None or self.recorder is not None
-        )
+        always_step = self._every_bar or self.listener is not None or self.recorder is not None
         state_checks = risk._state_checks  # the limits set, as (limit, threshold) pairs
         for bars in groups:
             if open_orders or always_step or self.halted is not None:

@@ -56,6 +56,7 @@ def bounded_writes(seconds: float) -> Iterator[None]:
     finally:
         _WRITE_WAIT.reset(token)
 
+
 # Key of the transaction-scoped advisory lock that serialises schema upgrades on PostgreSQL.
 _MIGRATION_LOCK_KEY = 0x616C7068  # "alph"
 

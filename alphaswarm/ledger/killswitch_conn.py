@@ -109,9 +109,7 @@ class KillSwitchConnection:
         except (SQLAlchemyError, TypeError, ValueError, OverflowError) as exc:
             locked = "lock" in str(exc).lower() or "timeout" in str(exc).lower()
             error = LedgerUnavailable if locked or is_unavailable(exc) else LedgerError
-            raise error(
-                f"kill-switch write failed, nothing was written: {describe(exc)}"
-            ) from exc
+            raise error(f"kill-switch write failed, nothing was written: {describe(exc)}") from exc
 
     @staticmethod
     def _sqlite_wait(conn: Connection, wait_ms: int) -> None:
