@@ -103,7 +103,13 @@ class SessionDriver:
                 due = (due or _next_tick(now)) + gap / speed
                 if now - due > _MAX_BEHIND:  # far behind (a pause, a busy machine): re-anchor
                     due = _next_tick(now)
-                await self._pace(due)
+                # the wait is inlined: a coroutine per bar would outlive the young collections
+                while (waiter := self._pace_wait(due)) is not None:
+                    try:
+                        await waiter
+                    finally:
+                        self._waiter = None
+                    self._poll()
                 if self._finished:
                     return
             if halting.is_set() or engaging.is_set():
@@ -229,28 +235,24 @@ class SessionDriver:
             return ("halted", f"feed stalled: {event.message}")
         return None
 
-    async def _pace(self, deadline: float) -> None:
-        """Wait until ``deadline`` (loop time), polling stop, kill and heartbeats meanwhile.
+    def _pace_wait(self, deadline: float) -> asyncio.Future[None] | None:
+        """The next wait before ``deadline`` (loop time); None once it is reached or finished.
 
-        The simulated broker, stop and kill state are polled every ``poll_interval``
-        of session time, but at most once a wall-clock second per session (a stop or
-        kill wakes the session at once anyway), and once when the deadline is reached.
+        The simulated broker, stop and kill state are polled (:meth:`_poll`, after each
+        wait) every ``poll_interval`` of session time, but at most once a wall-clock
+        second per session (a stop or kill wakes the session at once anyway), and once
+        when the deadline is reached. The wait's timer is shared with every session due
+        at the same moment.
         """
-        loop = asyncio.get_running_loop()
+        if self._finished:
+            return None
+        now = self._pacer.time()
+        if now >= deadline:
+            return None
         poll = max(self.poll_interval / self.speed, _MIN_POLL)
-        pacer = self._pacer
-        while not self._finished:
-            now = loop.time()
-            if now >= deadline:
-                return
-            heartbeat = max(self._heartbeat_due() - time.monotonic(), _MIN_SLEEP)
-            # the timer is shared with every session due then; a stop or kill ends the wait
-            waiter = self._waiter = pacer.wait_until(min(deadline, now + min(poll, heartbeat)))
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-            self._poll()
+        heartbeat = max(self._heartbeat_due() - time.monotonic(), _MIN_SLEEP)
+        waiter = self._waiter = self._pacer.wait_until(min(deadline, now + min(poll, heartbeat)))
+        return waiter
 
     def _heartbeat_due(self) -> float:
         """Monotonic time of the next heartbeat if no bar comes before it.

@@ -53,6 +53,10 @@ class Pacer(_PerLoop):
         waiters.append(future)
         return future
 
+    def time(self) -> float:
+        """The loop's time."""
+        return self._loop.time()
+
     def _fire(self, key: int) -> None:
         for future in self._due.pop(key, ()):
             if not future.done():
