@@ -10,6 +10,7 @@ dashboard, to it on the same port.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -139,9 +140,11 @@ class LazyDashboard:
             return
         from panel.io.state import state
 
+        documents = []
         contexts = server._tornado._applications  # Bokeh keeps no public list of them
         for context in list(contexts.values()):
             for session in list(context.sessions):
+                documents.append(session.document)
                 session_context = session.document.session_context
                 if not session.destroyed:
                     session.destroy()
@@ -151,6 +154,7 @@ class LazyDashboard:
                     log.exception("closing a dashboard session failed")
         state._servers.pop(self._server_id, None)
         state._server_config.pop(server._tornado, None)
+        _drop_session_callbacks(documents)
 
     def stop(self) -> None:
         """Stop the dashboard's housekeeping (nothing to do when it was never built)."""
@@ -158,3 +162,24 @@ class LazyDashboard:
             if self._server is not None and not self._stopped:
                 self._stopped = True
                 self._server.stop()
+
+
+def _drop_session_callbacks(documents: list[Any]) -> None:
+    """Forget the callbacks still scheduled on destroyed pages (their loop is stopping).
+
+    Bokeh's document keeps its periodic, timeout and next-tick callbacks when it is
+    destroyed, and one scheduled while a page was still being built (a loaded
+    machine) stayed on the kept document. Panel also attaches its one process-wide
+    clean-up of the busy indicator to whichever page was current when it first ran;
+    if that is a page of this server, it is let go, and Panel makes a new one on a
+    live page the next time it needs it.
+    """
+    from panel.io.state import _state
+
+    ids = {id(doc) for doc in documents}
+    busy = _state._busy_cleanup_scheduled
+    if busy is not None and id(getattr(busy, "_doc", None)) in ids:
+        _state._busy_cleanup_scheduled = None
+    for doc in documents:
+        with contextlib.suppress(AttributeError):  # torn down further already
+            doc.callbacks._session_callbacks.clear()

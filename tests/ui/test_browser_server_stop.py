@@ -45,5 +45,9 @@ def test_stopping_the_server_destroys_its_pages(page: Any, tmp_ledger: Any) -> N
             state.busy = False
     gc.collect()
     kept = [ref() for ref in documents if ref() is not None]
-    assert [len(doc.callbacks.session_callbacks) for doc in kept] == [0] * len(kept)
+    left = [
+        [getattr(cb.callback, "__qualname__", repr(cb.callback)) for cb in doc.session_callbacks]
+        for doc in kept
+    ]
+    assert left == [[]] * len(kept), f"callbacks left on destroyed pages: {left}"
     assert all(doc.session_context is None or doc.session_context.destroyed for doc in kept)
