@@ -116,7 +116,7 @@ class RunsList(LiveView):
         # browser's click crosses a refresh of a streaming run's row on the wire.
         self.table.on_click(self._on_click)
         # and a press and release that straddle a redraw of the rows make no click at all
-        self._press = RowPress(on_row=self._pressed, table_class="alphaswarm-runs", field="id")
+        self._press = RowPress(on_row=self.select, table_class="alphaswarm-runs", field="id")
         self._layout = pn.Column(self.table, self._press, sizing_mode="stretch_width", margin=0)
 
     def _on_select(self, event: param.parameterized.Event) -> None:
@@ -127,13 +127,6 @@ class RunsList(LiveView):
     def _on_click(self, event: Any) -> None:
         self._select_row(event.row)
         self._mark_selection()
-
-    def _pressed(self, run_id: str) -> None:
-        """A run's row was pressed and released (its click may have been lost)."""
-        value = self.table.value
-        if len(value) and run_id in set(value["id"]):
-            self.selected = run_id
-            self._mark_selection()
 
     def _select_row(self, idx: int) -> None:
         value = self.table.value

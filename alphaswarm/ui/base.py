@@ -342,7 +342,7 @@ class FramePump:
             components, self._components = self._components, []
             outputs, self._outputs = self._outputs, set()
         for ref in outputs:
-            notebook_outputs.deleted(ref)
+            notebook_outputs.forget(ref)
         for _session, sub in subs.values():
             sub.close()
         for component in components:

@@ -97,13 +97,19 @@ def shown(ref: str, owner: OutputOwner) -> None:
     _start_watch()
 
 
-def deleted(ref: str) -> None:
-    """Output ``ref`` is gone for good (its cell ran again, or the front end disposed of it)."""
+def forget(ref: str) -> OutputOwner | None:
+    """Drop output ``ref`` from the books without telling its owner; the owner it had."""
     with _LOCK:
         owner = _OUTPUTS.pop(ref, None)
         _CELLS.pop(ref, None)
         _SEEN.pop(ref, None)
         _SILENT.pop(ref, None)
+    return owner
+
+
+def deleted(ref: str) -> None:
+    """Output ``ref`` is gone for good (its cell ran again, or the front end disposed of it)."""
+    owner = forget(ref)
     if owner is not None:
         owner.output_deleted(ref)
 
@@ -140,6 +146,8 @@ def end_silent(now: float | None = None) -> list[str]:
     now = time.monotonic() if now is None else now
     ended: list[tuple[str, OutputOwner]] = []
     with _LOCK:
+        for ref in [r for r, owner in _SILENT.items() if owner() is None]:
+            del _SILENT[ref]  # its views are gone: nothing to revive
         for ref, seen in list(_SEEN.items()):
             if now - seen < STALE_AFTER_S:
                 continue
