@@ -14,12 +14,24 @@ saw.
 Layouts (``ts`` and ``bar_time`` as :func:`stamp` stores them)::
 
     ("bar.received", seq, wall, symbol, ts, open, high, low, close, volume,
-     equity, positions, bar_time)
-    ("equity.update", seq, wall, equity, cash, positions, bar_time)
+     equity, bar_time, *positions)
+    ("equity.update", seq, wall, equity, cash, bar_time, *positions)
 
 ``wall`` is the epoch time the frame was made (its ``timestamp``); ``positions``
-is a tuple of ``(symbol, qty, avg_price, last_price, unrealized_pnl, realized_pnl)``
-for each open position.
+are ``symbol, qty, avg_price, last_price, unrealized_pnl, realized_pnl`` for each
+open position, one after the other, at the end of the record.
+
+A record holds no tuple of its own: the collector stops tracking a tuple of plain
+values at the first young collection it survives, but a tuple holding a tracked
+tuple only one collection after that one is untracked. Records wait in memory for
+their batch's commit (thousands of bars at speed 0); nested, they survived the young
+collections and set off full ones.
+
+Blocks written before this layout hold ``positions`` as a list of lists in place
+(``("bar.received", ..., equity, positions, bar_time)``, 13 values, and
+``("equity.update", ..., cash, positions, bar_time)``, 7 values; a record of the
+present layout has 12 or 6 values plus 6 per position, never 13 or 7):
+:func:`expand_record` reads both.
 """
 
 from __future__ import annotations
@@ -84,13 +96,13 @@ def _times(value: float | str) -> tuple[datetime, str | None]:
     return when, text
 
 
-def positions_record(positions: dict[str, Any]) -> tuple[tuple[Any, ...], ...]:
-    """The open positions of a broker's ``positions`` dict, as a record holds them."""
-    return tuple(
-        (s, p.qty, p.avg_price, p.last_price, p.unrealized_pnl, p.realized_pnl)
-        for s, p in positions.items()
-        if p.qty
-    )
+def positions_record(positions: dict[str, Any]) -> list[Any]:
+    """The open positions of a broker's ``positions`` dict, as a record's tail holds them."""
+    held: list[Any] = []
+    for s, p in positions.items():
+        if p.qty:
+            held += (s, p.qty, p.avg_price, p.last_price, p.unrealized_pnl, p.realized_pnl)
+    return held
 
 
 def json_ready_positions(positions: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -107,9 +119,24 @@ def json_ready_positions(positions: dict[str, dict[str, Any]]) -> dict[str, dict
     return json_safe(positions)
 
 
+#: Values per position in a record's tail: the symbol and :data:`POSITION_KEYS`.
+_PER_POSITION = 1 + len(POSITION_KEYS)
+#: The length of a record of the earlier layout (positions nested in place), by stage.
+_NESTED_LENGTH = {"bar.received": 13, "equity.update": 7}
+
+
 def _positions(held: Any) -> dict[str, dict[str, Any]]:
-    """A record's positions as a frame's ``positions`` (JSON-safe, as the session made it)."""
-    return json_ready_positions({p[0]: dict(zip(POSITION_KEYS, p[1:], strict=True)) for p in held})
+    """A record's positions as a frame's ``positions`` (JSON-safe, as the session made it).
+
+    ``held`` is the record's tail (symbol and values of each position, one after the
+    other), or a list of positions (a record of the earlier layout).
+    """
+    if held and type(held[0]) in (list, tuple):
+        items = held
+    else:
+        n = _PER_POSITION
+        items = [held[i : i + n] for i in range(0, len(held), n)]
+    return json_ready_positions({p[0]: dict(zip(POSITION_KEYS, p[1:], strict=True)) for p in items})
 
 
 def expand_record(task_id: str, record: Any) -> dict[str, Any]:
@@ -128,8 +155,11 @@ def expand_record(task_id: str, record: Any) -> dict[str, Any]:
         The envelope, as :func:`~alphaswarm.frames.frame_envelope` builds it.
     """
     stage = record[0]
+    if len(record) == _NESTED_LENGTH.get(stage):  # the earlier layout: positions in place
+        record = [*record[:-2], record[-1], *record[-2]]
     if stage == BAR_RECEIVED:
-        _, seq, wall, symbol, ts, open_, high, low, close, volume, equity, held, bar_time = record
+        _, seq, wall, symbol, ts, open_, high, low, close, volume, equity, bar_time = record[:12]
+        held = record[12:]
         when = _times(ts)[0]
         message = f"{symbol} {when:%Y-%m-%d %H:%M} close {_number(close):.2f}"
         bar = {
@@ -143,7 +173,8 @@ def expand_record(task_id: str, record: Any) -> dict[str, Any]:
         }
         extras: dict[str, Any] = {"bar": bar, "equity": equity}
     elif stage == EQUITY_UPDATE:
-        _, seq, wall, equity, cash, held, bar_time = record
+        _, seq, wall, equity, cash, bar_time = record[:6]
+        held = record[6:]
         message = f"equity {_number(equity):,.2f}"
         extras = {"equity": equity, "cash": cash}
     else:

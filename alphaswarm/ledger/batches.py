@@ -12,6 +12,8 @@ as ``paper_frames`` rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -37,14 +39,13 @@ from alphaswarm.ledger.schema import (
     paper_frames,
     paper_orders,
     paper_trading_runs,
+    to_utc,
     utcnow,
 )
 from alphaswarm.ledger.schema import risk_events as risk_events_table
-from alphaswarm.ledger.tablewrites import insert_many, upsert_many
+from alphaswarm.ledger.tablewrites import insert_many, upsert_many, upsert_tuples
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from sqlalchemy.engine import Connection
 
     from alphaswarm.ledger.connection import Database
@@ -55,7 +56,11 @@ __all__ = ["BATCH_KEYS", "BatchWriter", "prepare_batch"]
 #: The row kinds of a batch, beside ``run_update``.
 _ROW_KINDS = ("orders", "fills", "equity", "frames", "risk_events")
 #: The kinds of rows written per table (the frames of a batch give ``frame_blocks`` too).
-_TABLE_KINDS = (*_ROW_KINDS, "frame_blocks")
+_TABLE_KINDS = (*_ROW_KINDS, "frame_blocks", "equity_points")
+#: The columns of the ``paper_equity`` rows made of ``(ts, equity, cash)`` tuples.
+_POINT_COLUMNS = ("paper_run_id", "ts", "equity", "cash")
+#: Number types an equity point's values are stored as they are.
+_NUMBERS = frozenset({float, int})
 
 #: The keys a batch of :meth:`BatchWriter.write_batches` may hold.
 BATCH_KEYS = frozenset({*_ROW_KINDS, "run_update"})
@@ -84,17 +89,57 @@ def prepare_batch(
     values = fields(paper_trading_runs, run_update or {}, "run_update")
     values.setdefault("last_heartbeat_at", now)
     frame_rows, blocked = _split_frames(run_id, frames)
+    equity_rows, points = _split_equity(run_id, equity)
     return {
         "run_id": run_id,
         "run_update": values,
         "orders": order_rows,
         "fills": fill_rows,
-        "equity": [row(paper_equity, e, "equity point", fixed=fixed) for e in equity],
+        "equity": equity_rows,
+        "equity_points": points,
         "frames": frame_rows,
         "frame_blocks": [_block_row(run_id, blocked)] if blocked else [],
         "risk_events": [row(risk_events_table, r, "risk event", fixed=fixed) for r in risk_events],
         "new_seqs": ([r["seq"] for r in frame_rows], [_seq_of(f) for f in blocked]),
     }
+
+
+def _split_equity(
+    run_id: str, equity: Iterable[Any]
+) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+    """Equity rows given as mappings, and those given as ``(ts, equity, cash)`` tuples.
+
+    A paper session hands its points as tuples, one per bar: they are validated
+    column by column and written without a dict per row.
+    """
+    rows: list[dict[str, Any]] = []
+    points: list[tuple[Any, ...]] = []
+    fixed = {"paper_run_id": run_id}
+    for e in equity:
+        if type(e) is tuple:
+            points.append(e)
+        else:
+            rows.append(row(paper_equity, e, "equity point", fixed=fixed))
+    return rows, _equity_points(run_id, points) if points else points
+
+
+def _equity_points(run_id: str, points: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``paper_equity`` rows (:data:`_POINT_COLUMNS`) of ``(ts, equity, cash)`` tuples."""
+    if set(map(len, points)) != {3}:
+        raise LedgerError("equity point: a tuple must be (ts, equity, cash)")
+    ts, equity, cash = zip(*points, strict=True)
+    if not all(type(t) is datetime and t.tzinfo is UTC for t in ts):
+        try:
+            ts = tuple(map(to_utc, ts))
+        except ValueError as exc:
+            raise LedgerError(f"equity point: {exc}") from None
+        if None in ts:
+            raise LedgerError("equity point: 'ts' is required")
+    if not _NUMBERS.issuperset(map(type, equity)):
+        equity = tuple(map(plain, equity))
+    if not _NUMBERS.issuperset(map(type, cash)):
+        cash = tuple(map(plain, cash))
+    return list(zip(repeat(run_id), ts, equity, cash))
 
 
 def _split_frames(
@@ -231,6 +276,8 @@ def _write_rows(conn: Connection, rows: Mapping[str, list[dict[str, Any]]]) -> N
         insert_many(conn, paper_fills, rows["fills"])
     if rows["equity"]:
         upsert_many(conn, paper_equity, rows["equity"])
+    if rows["equity_points"]:
+        upsert_tuples(conn, paper_equity, _POINT_COLUMNS, rows["equity_points"])
     if rows["frames"]:
         insert_many(conn, paper_frames, rows["frames"])
     if rows["frame_blocks"]:
@@ -332,8 +379,9 @@ class BatchWriter(Repository):
             ``updated_at``; ``created_at`` keeps its first value.
         fills : iterable of dict
             New fills (``fill_id`` is accepted for ``id``).
-        equity : iterable of dict
-            ``{ts, equity, cash}`` points, upserted by ``ts``.
+        equity : iterable of dict or tuple
+            ``{ts, equity, cash}`` points, upserted by ``ts``; a point may also be a
+            ``(ts, equity, cash)`` tuple (a conflict then updates both numbers).
         frames : iterable of dict
             ``{seq, stage, frame}`` rows, or frame envelopes themselves (their
             ``seq`` and ``stage`` are used and the whole envelope is stored).

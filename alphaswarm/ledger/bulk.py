@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.sql import Executable
 
-__all__ = ["execute_many", "with_python_defaults"]
+__all__ = ["execute_many", "execute_tuples", "with_python_defaults"]
 
 #: Compiled statements kept per process; shapes are few, the cap only guards misuse.
 _CACHE_LIMIT = 512
@@ -126,6 +126,47 @@ def execute_many(
         ]
     else:
         params = [{n: row[k] if p is None else p(row[k]) for k, n, p in binds} for row in rows]
+    if len(params) == 1:
+        return conn.exec_driver_sql(compiled.sql, params[0]).rowcount
+    return conn.exec_driver_sql(compiled.sql, params).rowcount
+
+
+def execute_tuples(
+    conn: Connection,
+    key: Hashable,
+    build: Callable[[], Executable],
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> int:
+    """Like :func:`execute_many`, for rows given as tuples in the order of ``columns``.
+
+    The rows go to the driver without a dict per row: each column's processor is
+    mapped over that column, and a positional driver takes the tuples as they are.
+    ``build()`` is an ``INSERT`` built without explicit values, for ``columns``.
+    """
+    if not rows:
+        return 0
+    columns = tuple(columns)
+    compiled = _compiled_for(conn, (key, columns), build, columns)
+    if compiled is None or {k for k, _, _ in compiled.binds} != set(columns):
+        return execute_many(
+            conn, key, build, [dict(zip(columns, r, strict=True)) for r in rows],
+            column_keys=columns,
+        )  # fmt: skip
+    by_key = {k: (n, p) for k, n, p in compiled.binds}
+    values = list(zip(*rows, strict=True))
+    for i, name in enumerate(columns):
+        processor = by_key[name][1]
+        if processor is not None:
+            values[i] = map(processor, values[i])
+    if compiled.positional:
+        order = [columns.index(k) for k, _, _ in compiled.binds]
+        if order != list(range(len(columns))):
+            values = [values[i] for i in order]
+        params: list[Any] = list(zip(*values, strict=True))
+    else:
+        names = [by_key[name][0] for name in columns]
+        params = [dict(zip(names, r, strict=True)) for r in zip(*values, strict=True)]
     if len(params) == 1:
         return conn.exec_driver_sql(compiled.sql, params[0]).rowcount
     return conn.exec_driver_sql(compiled.sql, params).rowcount

@@ -118,11 +118,6 @@ def _exact(task_id: str, record: tuple) -> tuple | dict[str, Any]:
     for value in record:
         if value is None or (type(value) is float and not math.isfinite(value)):
             return expand_record(task_id, record)
-        if type(value) is tuple:
-            for position in value:
-                for number in position[1:]:
-                    if type(number) is not float or not math.isfinite(number):
-                        return expand_record(task_id, record)
     return record
 
 

@@ -175,6 +175,24 @@ class UTCDateTime(TypeDecorator):
             return ts.replace(tzinfo=None)
         return ts
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """SQLite: an aware UTC datetime becomes its text in one C call.
+
+        ``isoformat(" ", "microseconds")`` of a UTC datetime is exactly
+        :data:`SQLITE_UTC_FORMAT`; any other value takes the general path
+        (:meth:`process_bind_param`, then SQLite's own formatting).
+        """
+        general = super().bind_processor(dialect)
+        if dialect.name != "sqlite" or general is None:
+            return general
+
+        def process(value: Any) -> Any:
+            if type(value) is datetime and value.tzinfo is UTC:
+                return value.isoformat(" ", "microseconds")
+            return general(value)
+
+        return process
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         """Return ``value`` as an aware UTC datetime."""
         return to_utc(value)

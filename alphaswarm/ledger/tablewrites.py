@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from alphaswarm.ledger.bulk import execute_many, with_python_defaults
+from alphaswarm.ledger.bulk import execute_many, execute_tuples, with_python_defaults
 from alphaswarm.ledger.errors import LedgerError
 from alphaswarm.ledger.rows import group_by_keys
 from alphaswarm.ledger.schema import utcnow
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
 
-__all__ = ["insert_many", "upsert_many"]
+__all__ = ["insert_many", "upsert_many", "upsert_tuples"]
 
 
 def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -71,6 +71,29 @@ def upsert_many(
             for one in group:
                 if not _update_row(conn, table, one, keys, columns):
                     conn.execute(insert(table), one)
+
+
+def upsert_tuples(
+    conn: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """:func:`upsert_many` for rows given as tuples in the order of ``columns``.
+
+    Every row gives every column of ``columns`` (a conflict updates them all); the
+    rows need no Python-side defaults.
+    """
+    name = conn.dialect.name
+    if name not in ("sqlite", "postgresql"):
+        upsert_many(conn, table, [dict(zip(columns, r, strict=True)) for r in rows])
+        return
+    keys = [c.name for c in table.primary_key.columns]
+    updated = [c for c in columns if c not in keys]
+    execute_tuples(
+        conn,
+        ("upsert tuples", table.name, tuple(updated)),
+        functools.partial(_upsert_statement, name, table, keys, updated),
+        columns,
+        rows,
+    )
 
 
 def _upsert_statement(dialect: str, table: Table, keys: list[str], columns: list[str]) -> Any:

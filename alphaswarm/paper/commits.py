@@ -76,10 +76,9 @@ class SessionCommits:
             engine.bar_index // self.state_flush_every if flush_state else self._state_flushed_at,
         )
         if engine.last_ts is not None:  # the latest value (after a flatten, say) wins
-            if equity and equity[-1]["ts"] == engine.last_ts:
+            if equity and equity[-1][0] == engine.last_ts:
                 equity.pop()
-            point = {"ts": engine.last_ts, "equity": summary["final_equity"], "cash": broker.cash}
-            equity.append(point)
+            equity.append((engine.last_ts, summary["final_equity"], broker.cash))
         return {
             "orders": orders,
             "fills": fills,

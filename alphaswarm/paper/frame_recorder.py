@@ -64,8 +64,8 @@ class SessionRecorder:
                 bar.close,
                 bar.volume,
                 broker.equity,
-                positions_record(broker.positions),
                 ts if bar.ts is engine.last_ts else self._stamp(engine.last_ts),
+                *positions_record(broker.positions),
             )
         )
 
@@ -80,7 +80,7 @@ class SessionRecorder:
                 time.time(),
                 equity,
                 cash,
-                positions_record(engine.broker.positions),
                 self._stamp(engine.last_ts),
+                *positions_record(engine.broker.positions),
             )
         )

@@ -210,7 +210,8 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         self._last_heartbeat = 0.0
         self._ledger: Ledger | None = None
         self._unflushed = 0
-        self._equity_points: list[dict[str, Any]] = []
+        #: ``(ts, equity, cash)`` per bar not committed yet.
+        self._equity_points: list[tuple[datetime, float, float]] = []
         self._last_flush = 0.0
         self._state_flushed_at = -1
         # What the batch being written holds (consumed only when it commits).

@@ -145,13 +145,53 @@ def test_records_expand_to_the_listeners_envelopes(monkeypatch, tz):
 
 def test_a_record_with_a_non_finite_number_is_stored_as_its_envelope():
     ts = datetime(2024, 1, 2, 14, 30, tzinfo=UTC).timestamp()
-    nan_equity = ("equity.update", 4, 1.7e9, math.nan, 100.0, (), ts)
-    odd = (("A", 1.0, 2.0, math.inf, 0.0, 0.0),)
-    inf_position = ("equity.update", 5, 1.7e9, 10.0, 100.0, odd, ts)
-    fine = ("equity.update", 6, 1.7e9, 10.0, 100.0, (("A", 1.0, 2.0, 3.0, 1.0, 0.0),), ts)
+    nan_equity = ("equity.update", 4, 1.7e9, math.nan, 100.0, ts)
+    inf_position = ("equity.update", 5, 1.7e9, 10.0, 100.0, ts, "A", 1.0, 2.0, math.inf, 0.0, 0.0)
+    fine = ("equity.update", 6, 1.7e9, 10.0, 100.0, ts, "A", 1.0, 2.0, 3.0, 1.0, 0.0)
     records = [nan_equity, inf_position, fine]
     want = as_frames(TASK, records)
     assert want[0]["message"] == "equity nan" and want[0]["equity"] is None
     assert want[1]["positions"]["A"]["last_price"] is None
     stored = decode_block(encode_records(TASK, records), RECORDS_ENCODING, TASK)
     assert stored == want
+
+
+def test_records_leave_the_collector_at_their_first_collection():
+    """A record waiting for its batch is untracked by the first collection it meets.
+
+    A tuple nested in a record kept it tracked one collection longer: the records
+    of a fast replay were promoted to the oldest generation and set off full
+    collections.
+    """
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()  # no collection before the one under test
+    try:
+        pending, _ = recorded_frames(bars(UTC))
+        records = [p for p in pending if p[0] in RECORD_STAGES]
+        held = [r for r in records if len(r) > 12]  # with an open position
+        assert held, "the trader holds a position on some bars"
+        assert all(gc.is_tracked(r) for r in records)
+        gc.collect()
+    finally:
+        if enabled:
+            gc.enable()
+    assert not any(gc.is_tracked(r) for r in records)
+
+
+def test_records_of_the_earlier_layout_still_expand():
+    """Blocks written before positions moved to the tail hold them as a nested list."""
+    ts = datetime(2024, 1, 2, 14, 30, tzinfo=UTC).timestamp()
+    tail = ("A", 2.0, 100.0, 101.0, 2.0, 0.5)
+    now_bar = ("bar.received", 1, 1.7e9, "A", ts, 1.0, 2.0, 0.5, 1.5, 10.0, 99.0, ts, *tail)
+    old_bar = [*now_bar[:11], [list(tail)], ts]
+    now_eq = ("equity.update", 2, 1.7e9, 99.0, 50.0, ts, *tail)
+    old_eq = [*now_eq[:5], [list(tail)], ts]
+    flat = ("equity.update", 3, 1.7e9, 99.0, 50.0, ts)
+    old_flat = [*flat[:5], [], ts]
+    assert as_frames(TASK, [old_bar, old_eq, old_flat]) == as_frames(TASK, [now_bar, now_eq, flat])
+    assert as_frames(TASK, [now_eq])[0]["positions"] == {
+        "A": {"qty": 2.0, "avg_price": 100.0, "last_price": 101.0, "unrealized_pnl": 2.0,
+              "realized_pnl": 0.5}
+    }  # fmt: skip
