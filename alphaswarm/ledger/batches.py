@@ -11,9 +11,10 @@ as ``paper_frames`` rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -43,7 +44,7 @@ from alphaswarm.ledger.schema import (
     utcnow,
 )
 from alphaswarm.ledger.schema import risk_events as risk_events_table
-from alphaswarm.ledger.tablewrites import insert_many, upsert_many, upsert_tuples
+from alphaswarm.ledger.tablewrites import insert_many, upsert_columns, upsert_many
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -88,7 +89,7 @@ def prepare_batch(
                 raise LedgerError(f"write_batch: every order and fill needs an 'id': {r}")
     values = fields(paper_trading_runs, run_update or {}, "run_update")
     values.setdefault("last_heartbeat_at", now)
-    frame_rows, blocked = _split_frames(run_id, frames)
+    frame_rows, blocked, block_seqs = _split_frames(run_id, frames)
     equity_rows, points = _split_equity(run_id, equity)
     return {
         "run_id": run_id,
@@ -98,19 +99,21 @@ def prepare_batch(
         "equity": equity_rows,
         "equity_points": points,
         "frames": frame_rows,
-        "frame_blocks": [_block_row(run_id, blocked)] if blocked else [],
+        "frame_blocks": [_block_row(run_id, blocked, block_seqs)] if blocked else [],
         "risk_events": [row(risk_events_table, r, "risk event", fixed=fixed) for r in risk_events],
-        "new_seqs": ([r["seq"] for r in frame_rows], [_seq_of(f) for f in blocked]),
+        "new_seqs": ([r["seq"] for r in frame_rows], block_seqs),
     }
 
 
 def _split_equity(
     run_id: str, equity: Iterable[Any]
-) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
-    """Equity rows given as mappings, and those given as ``(ts, equity, cash)`` tuples.
+) -> tuple[list[dict[str, Any]], list[tuple[Sequence[Any], ...]]]:
+    """Equity rows given as mappings; the points given as ``(ts, equity, cash)`` tuples.
 
-    A paper session hands its points as tuples, one per bar: they are validated
-    column by column and written without a dict per row.
+    A paper session hands its points as tuples, one per bar: they are validated and
+    written column by column, without a dict per row. The points come back as a list
+    of one chunk of :data:`_POINT_COLUMNS` (a write of several batches joins the
+    chunks), or an empty list.
     """
     rows: list[dict[str, Any]] = []
     points: list[tuple[Any, ...]] = []
@@ -120,11 +123,11 @@ def _split_equity(
             points.append(e)
         else:
             rows.append(row(paper_equity, e, "equity point", fixed=fixed))
-    return rows, _equity_points(run_id, points) if points else points
+    return rows, [_equity_columns(run_id, points)] if points else []
 
 
-def _equity_points(run_id: str, points: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """``paper_equity`` rows (:data:`_POINT_COLUMNS`) of ``(ts, equity, cash)`` tuples."""
+def _equity_columns(run_id: str, points: list[tuple[Any, ...]]) -> tuple[Sequence[Any], ...]:
+    """The columns (:data:`_POINT_COLUMNS`) of ``(ts, equity, cash)`` tuples."""
     if set(map(len, points)) != {3}:
         raise LedgerError("equity point: a tuple must be (ts, equity, cash)")
     ts, equity, cash = zip(*points, strict=True)
@@ -139,24 +142,30 @@ def _equity_points(run_id: str, points: list[tuple[Any, ...]]) -> list[tuple[Any
         equity = tuple(map(plain, equity))
     if not _NUMBERS.issuperset(map(type, cash)):
         cash = tuple(map(plain, cash))
-    return list(zip(repeat(run_id), ts, equity, cash))
+    return (run_id,) * len(ts), ts, equity, cash
+
+
+def _upsert_points(conn: Connection, chunks: list[tuple[Sequence[Any], ...]]) -> None:
+    """Upsert the equity points of one or more batches (chunks of columns) at once."""
+    joined = [list(chain.from_iterable(column)) for column in zip(*chunks, strict=True)]
+    upsert_columns(conn, paper_equity, dict(zip(_POINT_COLUMNS, joined, strict=True)))
 
 
 def _split_frames(
     run_id: str, frames: Iterable[Any]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any] | tuple]]:
-    """``paper_frames`` rows, and the frames of :data:`BLOCK_STAGES` for one block.
+) -> tuple[list[dict[str, Any]], list[dict[str, Any] | tuple], list[int]]:
+    """``paper_frames`` rows; the frames of :data:`BLOCK_STAGES` for one block, and their seqs.
 
     A frame of those stages may be an envelope or a record
-    (:mod:`alphaswarm.frame_records`).
+    (:mod:`alphaswarm.frame_records`); records, two per bar of a session, are checked
+    column by column.
     """
     rows: list[dict[str, Any]] = []
-    blocked: list[dict[str, Any] | tuple] = []
+    records: list[tuple] = []
+    envelopes: list[dict[str, Any]] = []
     for f in frames:
         if type(f) is tuple:
-            if f[0] not in BLOCK_STAGES or type(f[1]) is not int:
-                raise LedgerError(f"frame: not a frame record: {f[:2]!r}")
-            blocked.append(f)
+            records.append(f)
         elif type(f) is dict and f.get("stage") in BLOCK_STAGES and "frame" not in f:
             seq = f.get("seq")
             if type(seq) is not int:
@@ -164,10 +173,24 @@ def _split_frames(
                 if isinstance(seq, bool) or not isinstance(seq, int):
                     raise LedgerError(f"frame: 'seq' must be an integer, got {seq!r}")
                 f = {**f, "seq": int(seq)}
-            blocked.append(f)
+            envelopes.append(f)
         else:
             rows.append(_frame_row(run_id, f))
-    return rows, blocked
+    if not records:
+        return rows, envelopes, [f["seq"] for f in envelopes]
+    if min(map(len, records)) < 2:
+        raise LedgerError(f"frame: not a frame record: {min(records, key=len)!r}")
+    seqs = list(map(_SEQ, records))
+    if not BLOCK_STAGES.issuperset(map(_STAGE, records)) or set(map(type, seqs)) != {int}:
+        bad = next(r for r in records if r[0] not in BLOCK_STAGES or type(r[1]) is not int)
+        raise LedgerError(f"frame: not a frame record: {bad[:2]!r}")
+    if not envelopes:
+        return rows, records, seqs
+    blocked = sorted([*records, *envelopes], key=_seq_of)
+    return rows, blocked, [_seq_of(f) for f in blocked]
+
+
+_STAGE, _SEQ = itemgetter(0), itemgetter(1)
 
 
 def _seq_of(frame: dict[str, Any] | tuple) -> int:
@@ -175,9 +198,10 @@ def _seq_of(frame: dict[str, Any] | tuple) -> int:
     return frame[1] if type(frame) is tuple else frame["seq"]
 
 
-def _block_row(run_id: str, frames: list[dict[str, Any] | tuple]) -> dict[str, Any]:
+def _block_row(
+    run_id: str, frames: list[dict[str, Any] | tuple], seqs: list[int]
+) -> dict[str, Any]:
     """One ``paper_frame_blocks`` row: records as records, envelopes (or a mix) as envelopes."""
-    seqs = [_seq_of(f) for f in frames]
     if all(type(f) is tuple for f in frames):
         encoding, data = RECORDS_ENCODING, encode_records(run_id, frames)
     else:
@@ -277,7 +301,7 @@ def _write_rows(conn: Connection, rows: Mapping[str, list[dict[str, Any]]]) -> N
     if rows["equity"]:
         upsert_many(conn, paper_equity, rows["equity"])
     if rows["equity_points"]:
-        upsert_tuples(conn, paper_equity, _POINT_COLUMNS, rows["equity_points"])
+        _upsert_points(conn, rows["equity_points"])
     if rows["frames"]:
         insert_many(conn, paper_frames, rows["frames"])
     if rows["frame_blocks"]:

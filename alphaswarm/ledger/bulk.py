@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable, Sequence
+    from collections.abc import Callable, Hashable, Mapping, Sequence
 
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
     from sqlalchemy.sql import Executable
 
-__all__ = ["execute_many", "execute_tuples", "with_python_defaults"]
+__all__ = ["execute_columns", "execute_many", "with_python_defaults"]
 
 #: Compiled statements kept per process; shapes are few, the cap only guards misuse.
 _CACHE_LIMIT = 512
@@ -131,42 +131,41 @@ def execute_many(
     return conn.exec_driver_sql(compiled.sql, params).rowcount
 
 
-def execute_tuples(
+def execute_columns(
     conn: Connection,
     key: Hashable,
     build: Callable[[], Executable],
-    columns: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
+    columns: Mapping[str, Sequence[Any]],
 ) -> int:
-    """Like :func:`execute_many`, for rows given as tuples in the order of ``columns``.
+    """Like :func:`execute_many`, for rows given column by column.
 
-    The rows go to the driver without a dict per row: each column's processor is
-    mapped over that column, and a positional driver takes the tuples as they are.
-    ``build()`` is an ``INSERT`` built without explicit values, for ``columns``.
+    No dict is made per row: each column's processor binds the whole column (a
+    processor with a ``many`` attribute does it at once), and a positional driver
+    takes the rows as tuples. ``build()`` is an ``INSERT`` built without explicit
+    values, for the keys of ``columns``; every column has the same length.
     """
-    if not rows:
+    keys = tuple(columns)
+    n = len(columns[keys[0]]) if keys else 0
+    if not n:
         return 0
-    columns = tuple(columns)
-    compiled = _compiled_for(conn, (key, columns), build, columns)
-    if compiled is None or {k for k, _, _ in compiled.binds} != set(columns):
-        return execute_many(
-            conn, key, build, [dict(zip(columns, r, strict=True)) for r in rows],
-            column_keys=columns,
-        )  # fmt: skip
-    by_key = {k: (n, p) for k, n, p in compiled.binds}
-    values = list(zip(*rows, strict=True))
-    for i, name in enumerate(columns):
-        processor = by_key[name][1]
+    if any(len(column) != n for column in columns.values()):
+        raise ValueError("execute_columns: columns of different lengths")
+    compiled = _compiled_for(conn, (key, keys), build, keys)
+    if compiled is None or {k for k, _, _ in compiled.binds} != set(keys):
+        rows = [dict(zip(keys, r, strict=True)) for r in zip(*columns.values(), strict=True)]
+        return execute_many(conn, key, build, rows, column_keys=keys)
+    bound = []
+    for k, _, processor in compiled.binds:  # in the statement's parameter order
+        values = columns[k]
         if processor is not None:
-            values[i] = map(processor, values[i])
+            many = getattr(processor, "many", None)
+            values = many(values) if many is not None else map(processor, values)
+        bound.append(values)
     if compiled.positional:
-        order = [columns.index(k) for k, _, _ in compiled.binds]
-        if order != list(range(len(columns))):
-            values = [values[i] for i in order]
-        params: list[Any] = list(zip(*values, strict=True))
+        params: list[Any] = list(zip(*bound, strict=True))
     else:
-        names = [by_key[name][0] for name in columns]
-        params = [dict(zip(names, r, strict=True)) for r in zip(*values, strict=True)]
+        names = [n for _, n, _ in compiled.binds]
+        params = [dict(zip(names, r, strict=True)) for r in zip(*bound, strict=True)]
     if len(params) == 1:
         return conn.exec_driver_sql(compiled.sql, params[0]).rowcount
     return conn.exec_driver_sql(compiled.sql, params).rowcount

@@ -28,6 +28,7 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -49,6 +50,8 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from sqlalchemy.engine import Dialect
 
 __all__ = [
@@ -147,6 +150,36 @@ SQLITE_UTC_FORMAT = (
 )
 
 
+#: Fewest values :func:`_sqlite_utc_texts` formats with numpy (fewer: one at a time).
+_VECTOR_MIN = 64
+#: Largest epoch seconds whose microseconds a float holds exactly (year 2255).
+_EXACT_SECONDS = 2**53 / 1e6
+_UTC_SUFFIX = np.frombuffer(b"+00:00", np.uint8)
+
+
+def _sqlite_utc_texts(values: Sequence[Any], one: Callable[[Any], Any]) -> list[Any]:
+    """``one`` of each value; many aware UTC datetimes are formatted by numpy at once.
+
+    The text is :data:`SQLITE_UTC_FORMAT`'s (a test compares them), at less than half
+    the cost of a call per value: a paper replay binds one time per bar.
+    """
+    n = len(values)
+    if n < _VECTOR_MIN or not all(type(v) is datetime and v.tzinfo is UTC for v in values):
+        return list(map(one, values))
+    seconds = np.fromiter(map(datetime.timestamp, values), np.float64, n)
+    if np.abs(seconds).max() >= _EXACT_SECONDS:
+        return list(map(one, values))
+    micros = np.rint(seconds * 1e6).astype(np.int64).astype("M8[us]")
+    text = np.datetime_as_string(micros, unit="us").astype("S26")  # 2024-01-02T14:30:00.000000
+    if text.dtype.itemsize != 26:  # pragma: no cover - a five-digit year: not this layout
+        return list(map(one, values))
+    chars = np.empty((n, 32), np.uint8)
+    chars[:, :26] = text.view(np.uint8).reshape(n, 26)
+    chars[:, 10] = ord(" ")
+    chars[:, 26:] = _UTC_SUFFIX
+    return chars.view("S32").ravel().astype("U32").tolist()
+
+
 class UTCDateTime(TypeDecorator):
     """A ``DateTime(timezone=True)`` that stores UTC and always returns aware UTC values.
 
@@ -191,6 +224,7 @@ class UTCDateTime(TypeDecorator):
                 return value.isoformat(" ", "microseconds")
             return general(value)
 
+        process.many = lambda values: _sqlite_utc_texts(values, process)  # type: ignore[attr-defined]
         return process
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:

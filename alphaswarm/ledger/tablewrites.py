@@ -8,16 +8,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from alphaswarm.ledger.bulk import execute_many, execute_tuples, with_python_defaults
+from alphaswarm.ledger.bulk import execute_columns, execute_many, with_python_defaults
 from alphaswarm.ledger.errors import LedgerError
 from alphaswarm.ledger.rows import group_by_keys
 from alphaswarm.ledger.schema import utcnow
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from sqlalchemy import Table
     from sqlalchemy.engine import Connection
 
-__all__ = ["insert_many", "upsert_many", "upsert_tuples"]
+__all__ = ["insert_many", "upsert_columns", "upsert_many"]
 
 
 def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -73,26 +75,25 @@ def upsert_many(
                     conn.execute(insert(table), one)
 
 
-def upsert_tuples(
-    conn: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
-) -> None:
-    """:func:`upsert_many` for rows given as tuples in the order of ``columns``.
+def upsert_columns(conn: Connection, table: Table, columns: Mapping[str, Sequence[Any]]) -> None:
+    """:func:`upsert_many` for rows given column by column (equal lengths).
 
     Every row gives every column of ``columns`` (a conflict updates them all); the
     rows need no Python-side defaults.
     """
     name = conn.dialect.name
     if name not in ("sqlite", "postgresql"):
-        upsert_many(conn, table, [dict(zip(columns, r, strict=True)) for r in rows])
+        keys = list(columns)
+        rows = [dict(zip(keys, r, strict=True)) for r in zip(*columns.values(), strict=True)]
+        upsert_many(conn, table, rows)
         return
     keys = [c.name for c in table.primary_key.columns]
     updated = [c for c in columns if c not in keys]
-    execute_tuples(
+    execute_columns(
         conn,
-        ("upsert tuples", table.name, tuple(updated)),
+        ("upsert columns", table.name, tuple(updated)),
         functools.partial(_upsert_statement, name, table, keys, updated),
         columns,
-        rows,
     )
 
 

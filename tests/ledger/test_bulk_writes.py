@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from alphaswarm.ledger import Ledger, LedgerError, bulk
 from alphaswarm.ledger import schema as s
@@ -197,3 +198,61 @@ def test_stop_runs_takes_more_runs_than_one_in_list_holds(ledger):
     assert ledger.stop_runs(ids, status="killed", reason="many", at=T0) == 1100
     statuses = ledger.sql("SELECT status, COUNT(*) AS n FROM paper_trading_runs GROUP BY status")
     assert statuses.to_dict("records") == [{"status": "killed", "n": 1100}]
+
+
+def test_many_utc_times_bind_as_the_text_one_at_a_time_gives():
+    """The column-at-once SQLite formatting of UTC datetimes equals SQLAlchemy's own."""
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.types import TypeDecorator
+
+    dialect = sqlite.dialect()
+    impl = s.UTCDateTime().dialect_impl(dialect)
+    reference = TypeDecorator.bind_processor(impl, dialect)  # SQLAlchemy's general path
+    fast = impl.bind_processor(dialect)
+    rng = np.random.default_rng(3)
+    seconds = rng.integers(-2_000_000_000, 4_000_000_000, 500).tolist()
+    micros = rng.integers(0, 1_000_000, 500).tolist()
+    values = [
+        datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=a, microseconds=b)
+        for a, b in zip(seconds, micros, strict=True)
+    ]
+    values += [datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC), T0]
+    assert fast.many(values) == [reference(v) for v in values]
+    mixed = values[:100] + [T0.replace(tzinfo=None), pd.Timestamp(T0), "2026-03-02T14:30:00Z"]
+    assert fast.many(mixed) == [reference(v) for v in mixed]
+
+
+def test_equity_tuples_store_the_rows_equity_dicts_store(ledger):
+    """A session's ``(ts, equity, cash)`` points: the same stored text as mappings."""
+    make_run(ledger, "tuples")
+    make_run(ledger, "dicts")
+    times = [T0 + timedelta(minutes=i, microseconds=7 * i) for i in range(300)]
+    points = [(t, 1000.0 + i / 3, 500.0 - i) for i, t in enumerate(times)]
+    ledger.write_batch("tuples", equity=points)
+    ledger.write_batch("dicts", equity=[{"ts": t, "equity": e, "cash": c} for t, e, c in points])
+    raw = "SELECT ts, equity, cash FROM paper_equity WHERE paper_run_id = :r ORDER BY ts"
+    with ledger.engine().connect() as conn:  # as stored: SQLite's text, PostgreSQL's timestamptz
+        stored = [conn.execute(text(raw), {"r": r}).all() for r in ("tuples", "dicts")]
+    assert stored[0] == stored[1] and len(stored[0]) == 300
+    if ledger.engine().dialect.name == "sqlite":
+        assert stored[0][1][0] == "2026-03-02 14:31:00.000007+00:00"
+    else:
+        assert stored[0][1][0] == times[1]
+    # a later point for a stored time updates it, as a mapping does
+    ledger.write_batch("tuples", equity=[(times[-1], 1.5, 2.5)])
+    assert ledger.equity("tuples")["equity"].iloc[-1] == 1.5
+
+
+@pytest.mark.parametrize(
+    "points, message",
+    [
+        ([(T0, 1.0)], "must be (ts, equity, cash)"),
+        ([(T0, 1.0, 2.0), ("not a time", 1.0, 2.0)], "not an ISO-8601 timestamp"),
+        ([(None, 1.0, 2.0)], "'ts' is required"),
+    ],
+)
+def test_bad_equity_tuples_are_refused_and_nothing_is_written(ledger, points, message):
+    make_run(ledger, "r")
+    with pytest.raises(LedgerError, match=re.escape(message)):
+        ledger.write_batch("r", equity=points, orders=[order("o1", "new")])
+    assert ledger.equity("r").empty and ledger.orders("r").empty
