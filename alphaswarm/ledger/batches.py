@@ -17,11 +17,13 @@ from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import bindparam, func, select, update
 
 from alphaswarm.frame_records import as_frames
 from alphaswarm.ledger.bulk import execute_many
 from alphaswarm.ledger.connection import Repository
+from alphaswarm.ledger.equity_points import EquityPoints
 from alphaswarm.ledger.errors import LedgerError
 from alphaswarm.ledger.frame_blocks import (
     BLOCK_STAGES,
@@ -115,6 +117,11 @@ def _split_equity(
     of one chunk of :data:`_POINT_COLUMNS` (a write of several batches joins the
     chunks), or an empty list.
     """
+    if isinstance(equity, EquityPoints):  # a session's points, as columns already
+        if not len(equity):
+            return [], []
+        n = len(equity)
+        return [], [((run_id,) * n, equity.times(), equity.equity.tolist(), equity.cash.tolist())]
     rows: list[dict[str, Any]] = []
     points: list[tuple[Any, ...]] = []
     fixed = {"paper_run_id": run_id}
@@ -147,8 +154,30 @@ def _equity_columns(run_id: str, points: list[tuple[Any, ...]]) -> tuple[Sequenc
 
 def _upsert_points(conn: Connection, chunks: list[tuple[Sequence[Any], ...]]) -> None:
     """Upsert the equity points of one or more batches (chunks of columns) at once."""
-    joined = [list(chain.from_iterable(column)) for column in zip(*chunks, strict=True)]
-    upsert_columns(conn, paper_equity, dict(zip(_POINT_COLUMNS, joined, strict=True)))
+    run_ids, times, equity, cash = (
+        list(chain.from_iterable(column)) if k != 1 else column
+        for k, column in enumerate(zip(*chunks, strict=True))
+    )
+    columns = {"paper_run_id": run_ids, "ts": _joined_times(times, conn.dialect.name)}
+    upsert_columns(conn, paper_equity, {**columns, "equity": equity, "cash": cash})
+
+
+def _joined_times(chunks: tuple[Sequence[Any], ...], dialect: str) -> Sequence[Any]:
+    """The times of several chunks as one column.
+
+    A chunk of a session's :class:`EquityPoints` holds ``datetime64[us]`` instants:
+    SQLite's binding formats them at once; anywhere else they become datetimes.
+    """
+    if dialect == "sqlite" and all(isinstance(c, np.ndarray) for c in chunks):
+        return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+    return list(
+        chain.from_iterable(_datetimes(c) if isinstance(c, np.ndarray) else c for c in chunks)
+    )
+
+
+def _datetimes(micros: np.ndarray) -> list[datetime]:
+    """Aware UTC datetimes of ``datetime64[us]`` instants."""
+    return [d.replace(tzinfo=UTC) for d in micros.astype(object)]
 
 
 def _split_frames(
@@ -403,9 +432,11 @@ class BatchWriter(Repository):
             ``updated_at``; ``created_at`` keeps its first value.
         fills : iterable of dict
             New fills (``fill_id`` is accepted for ``id``).
-        equity : iterable of dict or tuple
+        equity : iterable of dict or tuple, or EquityPoints
             ``{ts, equity, cash}`` points, upserted by ``ts``; a point may also be a
-            ``(ts, equity, cash)`` tuple (a conflict then updates both numbers).
+            ``(ts, equity, cash)`` tuple (a conflict then updates both numbers), and
+            the points may come as one
+            :class:`~alphaswarm.ledger.equity_points.EquityPoints`.
         frames : iterable of dict
             ``{seq, stage, frame}`` rows, or frame envelopes themselves (their
             ``seq`` and ``stage`` are used and the whole envelope is stored).

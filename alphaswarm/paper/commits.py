@@ -67,7 +67,7 @@ class SessionCommits:
         if flush_state:
             update["state"] = self._state_snapshot(positions)
         update.update(run_update or {})
-        equity = list(self._equity_points)
+        equity = self._equity_points.copy()
         self._mark = (
             list(broker.dirty_orders),
             n_fills,
@@ -76,9 +76,7 @@ class SessionCommits:
             engine.bar_index // self.state_flush_every if flush_state else self._state_flushed_at,
         )
         if engine.last_ts is not None:  # the latest value (after a flatten, say) wins
-            if equity and equity[-1][0] == engine.last_ts:
-                equity.pop()
-            equity.append((engine.last_ts, summary["final_equity"], broker.cash))
+            equity.set_last(engine.last_ts, summary["final_equity"], broker.cash)
         return {
             "orders": orders,
             "fills": fills,
@@ -119,7 +117,7 @@ class SessionCommits:
         for order_id in order_ids:
             dirty.pop(order_id, None)
         self._fills_written = max(self._fills_written, n_fills)
-        del self._equity_points[:n_equity]
+        self._equity_points.drop_first(n_equity)
         del engine.risk_events[:n_risk]
         self._state_flushed_at = max(self._state_flushed_at, state_at)
         self._unflushed = 0

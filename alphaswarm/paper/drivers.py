@@ -315,7 +315,7 @@ class SessionDriver:
     def _process(self, group: list[Bar]) -> None:
         engine = self._engine
         engine.step(group)
-        self._equity_points.append((engine.last_ts, engine.state.equity, engine.broker.cash))
+        self._equity_points.append(engine.last_ts, engine.state.equity, engine.broker.cash)
         self._last_bar_ts = group[0].ts
         now = self._last_bar_wall = time.monotonic()
         self._unflushed += 1

@@ -24,6 +24,7 @@ from alphaswarm.broker.spec import make_session_broker
 from alphaswarm.engine.loop import Engine
 from alphaswarm.frame_records import as_frame, json_ready_positions
 from alphaswarm.frames import FrameBus, frame_envelope, iso_bar_time
+from alphaswarm.ledger.equity_points import EquityPoints
 from alphaswarm.ledger.store import KillSwitchRefusal
 from alphaswarm.model import ModelError
 from alphaswarm.paper.commits import SessionCommits, _GroupCommit
@@ -210,8 +211,8 @@ class PaperSession(SessionDriver, SessionCommits, SessionHalts, param.Parameteri
         self._last_heartbeat = 0.0
         self._ledger: Ledger | None = None
         self._unflushed = 0
-        #: ``(ts, equity, cash)`` per bar not committed yet.
-        self._equity_points: list[tuple[datetime, float, float]] = []
+        #: ``(ts, equity, cash)`` of each bar not committed yet.
+        self._equity_points = EquityPoints()
         self._last_flush = 0.0
         self._state_flushed_at = -1
         # What the batch being written holds (consumed only when it commits).

@@ -256,3 +256,52 @@ def test_bad_equity_tuples_are_refused_and_nothing_is_written(ledger, points, me
     with pytest.raises(LedgerError, match=re.escape(message)):
         ledger.write_batch("r", equity=points, orders=[order("o1", "new")])
     assert ledger.equity("r").empty and ledger.orders("r").empty
+
+
+def test_equity_points_keep_times_to_the_microsecond_in_any_zone():
+    from zoneinfo import ZoneInfo
+
+    from alphaswarm.ledger.equity_points import EquityPoints
+
+    new_york = ZoneInfo("America/New_York")
+    given = [
+        (T0 + timedelta(microseconds=1), 1.0, 2.0),
+        (datetime(2026, 3, 2, 9, 31, 0, 999_999, tzinfo=new_york), 3.0, 4.0),
+        (datetime(1969, 12, 31, 23, 59, 59, 500_000), 5.0, 6.0),  # naive: UTC
+    ]
+    points = EquityPoints(given)
+    want = [(t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC), e, c) for t, e, c in given]
+    assert list(points) == want
+    assert [t.astype(object).replace(tzinfo=UTC) for t in points.times()] == [w[0] for w in want]
+    points.set_last(want[-1][0], 7.0, 8.0)  # the same time: replaced
+    points.set_last(want[-1][0] + timedelta(minutes=1), 9.0, 10.0)  # a new one: added
+    copy = points.copy()
+    points.drop_first(2)
+    assert [p[1:] for p in points] == [(7.0, 8.0), (9.0, 10.0)] and len(copy) == 4
+    with pytest.raises(TypeError, match="must be a datetime"):
+        points.append("2026-03-02", 1.0, 2.0)
+    with pytest.raises(ValueError, match="2255"):
+        points.append(datetime(2300, 1, 1, tzinfo=UTC), 1.0, 2.0)
+    assert len(points) == 2
+
+
+def test_a_sessions_equity_points_store_the_rows_mappings_store(ledger):
+    from alphaswarm.ledger.equity_points import EquityPoints
+
+    make_run(ledger, "points")
+    make_run(ledger, "dicts")
+    make_run(ledger, "both")
+    times = [T0 + timedelta(minutes=i, microseconds=3 * i) for i in range(200)]
+    given = [(t, 100.0 + i / 7, 50.0) for i, t in enumerate(times)]
+    ledger.write_batch("points", equity=EquityPoints(given))
+    ledger.write_batch("dicts", equity=[{"ts": t, "equity": e, "cash": c} for t, e, c in given])
+    # several sessions' points in one transaction, beside another run's tuples
+    ledger.write_batches(
+        [("both", {"equity": EquityPoints(given[:100])}), ("dicts", {"equity": given[:1]})]
+    )
+    ledger.write_batch("both", equity=EquityPoints(given[100:]))
+    raw = "SELECT ts, equity, cash FROM paper_equity WHERE paper_run_id = :r ORDER BY ts"
+    with ledger.engine().connect() as conn:
+        stored = {r: conn.execute(text(raw), {"r": r}).all() for r in ("points", "dicts", "both")}
+    assert stored["points"] == stored["dicts"] == stored["both"]
+    assert len(stored["points"]) == 200
