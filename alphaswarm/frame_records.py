@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from alphaswarm.frames import frame_envelope, iso_bar_time, json_safe
 
@@ -76,24 +76,38 @@ def stamp(value: datetime | None) -> float | str | None:
     return value.isoformat()
 
 
-#: The last stamp :func:`_times` read, with its datetime and its ``bar_time`` text: the
-#: records of one bar share their stamps.
-_last_times: tuple[Any, datetime | None, str | None] = (None, None, None)
+#: The last stamp :func:`_times` read, with its texts: the records of one bar share
+#: their stamps.
+_last_times: tuple[Any, _Times | None] = (None, None)
 
 
-def _times(value: float | str) -> tuple[datetime, str | None]:
-    """The datetime a record's stamp stands for, and its ``bar_time`` text."""
+class _Times(NamedTuple):
+    """What the frames of a record show of one of its stamps."""
+
+    when: datetime
+    bar_time: str | None  # as ``bar_time`` (:func:`~alphaswarm.frames.iso_bar_time`)
+    iso: str  # as a bar's ``ts``
+    minute: str  # as a ``bar.received`` message shows it
+
+
+def _times(value: float | str) -> _Times:
+    """The datetime a record's stamp stands for, and its texts."""
     global _last_times
     cached = _last_times  # one read: another thread may replace it meanwhile
     if cached[0] == value and type(cached[0]) is type(value):
-        return cached[1], cached[2]
+        return cached[1]
     if type(value) is str:
         when = datetime.fromisoformat(value)
     else:
         when = datetime.fromtimestamp(value, UTC)
-    text = iso_bar_time(when)
-    _last_times = (value, when, text)
-    return when, text
+    iso = when.isoformat()
+    if when.tzinfo is UTC and when.year >= 1000:  # cut from isoformat(): a third of strftime's
+        bar_time = f"{iso[:19]}.{when.microsecond // 1000:03d}Z"
+        times = _Times(when, bar_time, iso, f"{iso[:10]} {iso[11:16]}")
+    else:
+        times = _Times(when, iso_bar_time(when), iso, f"{when:%Y-%m-%d %H:%M}")
+    _last_times = (value, times)
+    return times
 
 
 def positions_record(positions: dict[str, Any]) -> list[Any]:
@@ -131,12 +145,25 @@ def _positions(held: Any) -> dict[str, dict[str, Any]]:
     ``held`` is the record's tail (symbol and values of each position, one after the
     other), or a list of positions (a record of the earlier layout).
     """
-    if held and type(held[0]) in (list, tuple):
-        items = held
-    else:
-        n = _PER_POSITION
-        items = [held[i : i + n] for i in range(0, len(held), n)]
-    return json_ready_positions({p[0]: dict(zip(POSITION_KEYS, p[1:], strict=True)) for p in items})
+    if not held:
+        return {}
+    if type(held[0]) in (list, tuple):
+        return json_ready_positions(
+            {p[0]: dict(zip(POSITION_KEYS, p[1:], strict=True)) for p in held}
+        )
+    positions = {}
+    for i in range(0, len(held), _PER_POSITION):
+        symbol, qty, avg_price, last_price, unrealized, realized = held[i : i + _PER_POSITION]
+        positions[symbol] = {
+            "qty": qty,
+            "avg_price": avg_price,
+            "last_price": last_price,
+            "unrealized_pnl": unrealized,
+            "realized_pnl": realized,
+        }
+    if len(held) == _PER_POSITION and _finite_floats(*held[1:]):  # one position, the usual
+        return positions
+    return json_ready_positions(positions)
 
 
 def expand_record(task_id: str, record: Any) -> dict[str, Any]:
@@ -160,23 +187,26 @@ def expand_record(task_id: str, record: Any) -> dict[str, Any]:
     if stage == BAR_RECEIVED:
         _, seq, wall, symbol, ts, open_, high, low, close, volume, equity, bar_time = record[:12]
         held = record[12:]
-        when = _times(ts)[0]
-        message = f"{symbol} {when:%Y-%m-%d %H:%M} close {_number(close):.2f}"
+        times = _times(ts)
+        message = f"{symbol} {times.minute} close {_number(close):.2f}"
         bar = {
             "symbol": symbol,
-            "ts": when.isoformat(),
+            "ts": times.iso,
             "open": open_,
             "high": high,
             "low": low,
             "close": close,
             "volume": volume,
         }
-        extras: dict[str, Any] = {"bar": bar, "equity": equity}
+        # a bar's prices are finite numbers (almost always): then it is JSON-safe as is
+        if not _finite_floats(open_, high, low, close, volume):
+            bar = json_safe(bar)
+        extras: tuple[tuple[str, Any], ...] = (("bar", bar), ("equity", equity))
     elif stage == EQUITY_UPDATE:
         _, seq, wall, equity, cash, bar_time = record[:6]
         held = record[6:]
         message = f"equity {_number(equity):,.2f}"
-        extras = {"equity": equity, "cash": cash}
+        extras = (("equity", equity), ("cash", cash))
     else:
         raise ValueError(f"not a frame record: stage {stage!r}")
     frame = frame_envelope(
@@ -184,12 +214,23 @@ def expand_record(task_id: str, record: Any) -> dict[str, Any]:
         stage,
         message,
         seq,
-        extras,
+        _NO_EXTRAS,
         now=wall,
-        bar_time=_times(bar_time)[1] if bar_time is not None else None,
+        bar_time=_times(bar_time).bar_time if bar_time is not None else None,
     )
+    for key, value in extras:  # as frame_envelope adds them, without its checks of the bar
+        frame[key] = value if type(value) is float and _isfinite(value) else json_safe(value)
     frame["positions"] = _positions(held)
     return frame
+
+
+_NO_EXTRAS: dict[str, Any] = {}
+_isfinite = math.isfinite
+
+
+def _finite_floats(*values: Any) -> bool:
+    """Whether every value is a finite float (a non-finite one makes the sum so)."""
+    return all(type(v) is float for v in values) and _isfinite(sum(values))
 
 
 def _number(value: float | None) -> float:
