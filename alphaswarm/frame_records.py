@@ -161,7 +161,7 @@ def _positions(held: Any) -> dict[str, dict[str, Any]]:
             "unrealized_pnl": unrealized,
             "realized_pnl": realized,
         }
-    if len(held) == _PER_POSITION and _finite_floats(*held[1:]):  # one position, the usual
+    if len(held) == _PER_POSITION and _finite_numbers(*held[1:]):  # one position, the usual
         return positions
     return json_ready_positions(positions)
 
@@ -199,14 +199,15 @@ def expand_record(task_id: str, record: Any) -> dict[str, Any]:
             "volume": volume,
         }
         # a bar's prices are finite numbers (almost always): then it is JSON-safe as is
-        if not _finite_floats(open_, high, low, close, volume):
-            bar = json_safe(bar)
-        extras: tuple[tuple[str, Any], ...] = (("bar", bar), ("equity", equity))
+        extras: tuple[tuple[str, Any], ...] = (
+            ("bar", bar if _finite_numbers(open_, high, low, close, volume) else json_safe(bar)),
+            ("equity", _safe(equity)),
+        )
     elif stage == EQUITY_UPDATE:
         _, seq, wall, equity, cash, bar_time = record[:6]
         held = record[6:]
         message = f"equity {_number(equity):,.2f}"
-        extras = (("equity", equity), ("cash", cash))
+        extras = (("equity", _safe(equity)), ("cash", _safe(cash)))
     else:
         raise ValueError(f"not a frame record: stage {stage!r}")
     frame = frame_envelope(
@@ -218,8 +219,8 @@ def expand_record(task_id: str, record: Any) -> dict[str, Any]:
         now=wall,
         bar_time=_times(bar_time).bar_time if bar_time is not None else None,
     )
-    for key, value in extras:  # as frame_envelope adds them, without its checks of the bar
-        frame[key] = value if type(value) is float and _isfinite(value) else json_safe(value)
+    for key, value in extras:  # made JSON-safe as frame_envelope makes its extras
+        frame[key] = value
     frame["positions"] = _positions(held)
     return frame
 
@@ -228,9 +229,20 @@ _NO_EXTRAS: dict[str, Any] = {}
 _isfinite = math.isfinite
 
 
-def _finite_floats(*values: Any) -> bool:
-    """Whether every value is a finite float (a non-finite one makes the sum so)."""
-    return all(type(v) is float for v in values) and _isfinite(sum(values))
+def _safe(value: Any) -> Any:
+    """``value`` as :func:`~alphaswarm.frames.frame_envelope` stores an extra."""
+    return value if type(value) is float and _isfinite(value) else json_safe(value)
+
+
+def _finite_numbers(*values: Any) -> bool:
+    """Whether every value is a finite number (a non-finite one makes the sum so).
+
+    Then :func:`~alphaswarm.frames.json_safe` would keep each as it is.
+    """
+    try:
+        return _isfinite(sum(values))
+    except (TypeError, OverflowError):  # not a number, or an integer past a float's range
+        return False
 
 
 def _number(value: float | None) -> float:
