@@ -11,19 +11,16 @@ as ``paper_frames`` rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from itertools import chain
+from collections.abc import Iterable, Mapping
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import bindparam, func, select, update
 
 from alphaswarm.frame_records import as_frames
 from alphaswarm.ledger.bulk import execute_many
 from alphaswarm.ledger.connection import Repository
-from alphaswarm.ledger.equity_points import EquityPoints
+from alphaswarm.ledger.equity_points import split_equity, upsert_points
 from alphaswarm.ledger.errors import LedgerError
 from alphaswarm.ledger.frame_blocks import (
     BLOCK_STAGES,
@@ -42,13 +39,14 @@ from alphaswarm.ledger.schema import (
     paper_frames,
     paper_orders,
     paper_trading_runs,
-    to_utc,
     utcnow,
 )
 from alphaswarm.ledger.schema import risk_events as risk_events_table
-from alphaswarm.ledger.tablewrites import insert_many, upsert_columns, upsert_many
+from alphaswarm.ledger.tablewrites import insert_many, upsert_many
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy.engine import Connection
 
     from alphaswarm.ledger.connection import Database
@@ -60,10 +58,6 @@ __all__ = ["BATCH_KEYS", "BatchWriter", "prepare_batch"]
 _ROW_KINDS = ("orders", "fills", "equity", "frames", "risk_events")
 #: The kinds of rows written per table (the frames of a batch give ``frame_blocks`` too).
 _TABLE_KINDS = (*_ROW_KINDS, "frame_blocks", "equity_points")
-#: The columns of the ``paper_equity`` rows made of ``(ts, equity, cash)`` tuples.
-_POINT_COLUMNS = ("paper_run_id", "ts", "equity", "cash")
-#: Number types an equity point's values are stored as they are.
-_NUMBERS = frozenset({float, int})
 
 #: The keys a batch of :meth:`BatchWriter.write_batches` may hold.
 BATCH_KEYS = frozenset({*_ROW_KINDS, "run_update"})
@@ -92,7 +86,7 @@ def prepare_batch(
     values = fields(paper_trading_runs, run_update or {}, "run_update")
     values.setdefault("last_heartbeat_at", now)
     frame_rows, blocked, block_seqs = _split_frames(run_id, frames)
-    equity_rows, points = _split_equity(run_id, equity)
+    equity_rows, points = split_equity(run_id, equity)
     return {
         "run_id": run_id,
         "run_update": values,
@@ -105,79 +99,6 @@ def prepare_batch(
         "risk_events": [row(risk_events_table, r, "risk event", fixed=fixed) for r in risk_events],
         "new_seqs": ([r["seq"] for r in frame_rows], block_seqs),
     }
-
-
-def _split_equity(
-    run_id: str, equity: Iterable[Any]
-) -> tuple[list[dict[str, Any]], list[tuple[Sequence[Any], ...]]]:
-    """Equity rows given as mappings; the points given as ``(ts, equity, cash)`` tuples.
-
-    A paper session hands its points as tuples, one per bar: they are validated and
-    written column by column, without a dict per row. The points come back as a list
-    of one chunk of :data:`_POINT_COLUMNS` (a write of several batches joins the
-    chunks), or an empty list.
-    """
-    if isinstance(equity, EquityPoints):  # a session's points, as columns already
-        if not len(equity):
-            return [], []
-        n = len(equity)
-        return [], [((run_id,) * n, equity.times(), equity.equity.tolist(), equity.cash.tolist())]
-    rows: list[dict[str, Any]] = []
-    points: list[tuple[Any, ...]] = []
-    fixed = {"paper_run_id": run_id}
-    for e in equity:
-        if type(e) is tuple:
-            points.append(e)
-        else:
-            rows.append(row(paper_equity, e, "equity point", fixed=fixed))
-    return rows, [_equity_columns(run_id, points)] if points else []
-
-
-def _equity_columns(run_id: str, points: list[tuple[Any, ...]]) -> tuple[Sequence[Any], ...]:
-    """The columns (:data:`_POINT_COLUMNS`) of ``(ts, equity, cash)`` tuples."""
-    if set(map(len, points)) != {3}:
-        raise LedgerError("equity point: a tuple must be (ts, equity, cash)")
-    ts, equity, cash = zip(*points, strict=True)
-    if not all(type(t) is datetime and t.tzinfo is UTC for t in ts):
-        try:
-            ts = tuple(map(to_utc, ts))
-        except ValueError as exc:
-            raise LedgerError(f"equity point: {exc}") from None
-        if None in ts:
-            raise LedgerError("equity point: 'ts' is required")
-    if not _NUMBERS.issuperset(map(type, equity)):
-        equity = tuple(map(plain, equity))
-    if not _NUMBERS.issuperset(map(type, cash)):
-        cash = tuple(map(plain, cash))
-    return (run_id,) * len(ts), ts, equity, cash
-
-
-def _upsert_points(conn: Connection, chunks: list[tuple[Sequence[Any], ...]]) -> None:
-    """Upsert the equity points of one or more batches (chunks of columns) at once."""
-    run_ids, times, equity, cash = (
-        list(chain.from_iterable(column)) if k != 1 else column
-        for k, column in enumerate(zip(*chunks, strict=True))
-    )
-    columns = {"paper_run_id": run_ids, "ts": _joined_times(times, conn.dialect.name)}
-    upsert_columns(conn, paper_equity, {**columns, "equity": equity, "cash": cash})
-
-
-def _joined_times(chunks: tuple[Sequence[Any], ...], dialect: str) -> Sequence[Any]:
-    """The times of several chunks as one column.
-
-    A chunk of a session's :class:`EquityPoints` holds ``datetime64[us]`` instants:
-    SQLite's binding formats them at once; anywhere else they become datetimes.
-    """
-    if dialect == "sqlite" and all(isinstance(c, np.ndarray) for c in chunks):
-        return np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
-    return list(
-        chain.from_iterable(_datetimes(c) if isinstance(c, np.ndarray) else c for c in chunks)
-    )
-
-
-def _datetimes(micros: np.ndarray) -> list[datetime]:
-    """Aware UTC datetimes of ``datetime64[us]`` instants."""
-    return [d.replace(tzinfo=UTC) for d in micros.astype(object)]
 
 
 def _split_frames(
@@ -330,7 +251,7 @@ def _write_rows(conn: Connection, rows: Mapping[str, list[dict[str, Any]]]) -> N
     if rows["equity"]:
         upsert_many(conn, paper_equity, rows["equity"])
     if rows["equity_points"]:
-        _upsert_points(conn, rows["equity_points"])
+        upsert_points(conn, rows["equity_points"])
     if rows["frames"]:
         insert_many(conn, paper_frames, rows["frames"])
     if rows["frame_blocks"]:

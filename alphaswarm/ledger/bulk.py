@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.sql import Executable
 
-__all__ = ["execute_columns", "execute_many", "with_python_defaults"]
+__all__ = ["column_rows", "execute_columns", "execute_many", "with_python_defaults"]
 
 #: Compiled statements kept per process; shapes are few, the cap only guards misuse.
 _CACHE_LIMIT = 512
@@ -152,8 +152,7 @@ def execute_columns(
         raise ValueError("execute_columns: columns of different lengths")
     compiled = _compiled_for(conn, (key, keys), build, keys)
     if compiled is None or {k for k, _, _ in compiled.binds} != set(keys):
-        rows = [dict(zip(keys, r, strict=True)) for r in zip(*columns.values(), strict=True)]
-        return execute_many(conn, key, build, rows, column_keys=keys)
+        return execute_many(conn, key, build, column_rows(columns), column_keys=keys)
     bound = []
     for k, _, processor in compiled.binds:  # in the statement's parameter order
         values = columns[k]
@@ -169,6 +168,12 @@ def execute_columns(
     if len(params) == 1:
         return conn.exec_driver_sql(compiled.sql, params[0]).rowcount
     return conn.exec_driver_sql(compiled.sql, params).rowcount
+
+
+def column_rows(columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """The rows (one dict each) of equal-length ``columns``."""
+    keys = list(columns)
+    return [dict(zip(keys, r, strict=True)) for r in zip(*columns.values(), strict=True)]
 
 
 def with_python_defaults(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

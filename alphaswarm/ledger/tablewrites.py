@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from alphaswarm.ledger.bulk import execute_columns, execute_many, with_python_defaults
+from alphaswarm.ledger.bulk import (
+    column_rows,
+    execute_columns,
+    execute_many,
+    with_python_defaults,
+)
 from alphaswarm.ledger.errors import LedgerError
 from alphaswarm.ledger.rows import group_by_keys
 from alphaswarm.ledger.schema import utcnow
@@ -83,9 +88,7 @@ def upsert_columns(conn: Connection, table: Table, columns: Mapping[str, Sequenc
     """
     name = conn.dialect.name
     if name not in ("sqlite", "postgresql"):
-        keys = list(columns)
-        rows = [dict(zip(keys, r, strict=True)) for r in zip(*columns.values(), strict=True)]
-        upsert_many(conn, table, rows)
+        upsert_many(conn, table, column_rows(columns))
         return
     keys = [c.name for c in table.primary_key.columns]
     updated = [c for c in columns if c not in keys]
