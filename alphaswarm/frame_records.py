@@ -66,8 +66,10 @@ POSITION_KEYS = ("qty", "avg_price", "last_price", "unrealized_pnl", "realized_p
 def stamp(value: datetime | None) -> float | str | None:
     """A datetime as a record holds it: epoch seconds when UTC, else its ISO text.
 
-    Epoch seconds come back exactly (to the microsecond) for any UTC datetime; the
-    text keeps another zone's offset, or no zone, as the envelope shows it.
+    Epoch seconds come back exactly (to the microsecond) for a UTC datetime up to the
+    year 2241 (later, a double's step passes half a microsecond and one in a few hundred
+    comes back a microsecond off); the text keeps another zone's offset, or no zone, as
+    the envelope shows it.
     """
     if value is None:
         return None
