@@ -23,7 +23,7 @@ from alphaswarm.ledger.schema import paper_equity, to_utc
 from alphaswarm.ledger.tablewrites import upsert_columns
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
     from sqlalchemy.engine import Connection
 
@@ -57,7 +57,7 @@ class EquityPoints:
 
     __slots__ = ("cash", "equity", "seconds")
 
-    def __init__(self, points: tuple[tuple[datetime, float, float], ...] = ()) -> None:
+    def __init__(self, points: Iterable[tuple[datetime, float, float]] = ()) -> None:
         #: Epoch seconds of each point's time.
         self.seconds = array("d")
         #: Equity of each point.
@@ -117,7 +117,7 @@ class EquityPoints:
         seconds = np.frombuffer(self.seconds, np.float64) if len(self) else np.empty(0)
         return np.rint(seconds * 1e6).astype(np.int64).astype("M8[us]")
 
-    def __iter__(self):  # noqa: ANN204 - a generator of plain tuples
+    def __iter__(self) -> Iterator[tuple[datetime, float, float]]:
         """The points as ``(ts, equity, cash)`` with aware UTC datetimes."""
         for s, e, c in zip(self.seconds, self.equity, self.cash, strict=True):
             yield datetime.fromtimestamp(s, UTC), e, c
@@ -137,9 +137,9 @@ def split_equity(
     chunks), or an empty list.
     """
     if isinstance(equity, EquityPoints):  # a session's points, as columns already
-        if not len(equity):
-            return [], []
         n = len(equity)
+        if not n:
+            return [], []
         return [], [((run_id,) * n, equity.times(), equity.equity.tolist(), equity.cash.tolist())]
     rows: list[dict[str, Any]] = []
     points: list[tuple[Any, ...]] = []

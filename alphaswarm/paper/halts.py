@@ -297,7 +297,7 @@ class SessionHalts:
                                 s._prepare_finish(
                                     status, reason, mode, announce=False, claimed=True, at=at
                                 ),
-                            )  # fmt: skip
+                            )
                         )
                     finally:
                         s._lock.release()
