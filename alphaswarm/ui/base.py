@@ -20,7 +20,6 @@ displayed again (:mod:`alphaswarm.ui.notebook_outputs` tells when an output ends
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -36,7 +35,7 @@ from alphaswarm.paper.runtime import get_ledger
 from alphaswarm.paper.session import PaperSession
 from alphaswarm.stored_values import json_object as as_frame_dict  # noqa: F401 - for the views
 from alphaswarm.stored_values import naive_utc as to_timestamp  # noqa: F401 - for the views
-from alphaswarm.ui import notebook_outputs
+from alphaswarm.ui import notebook_documents, notebook_outputs
 from alphaswarm.ui.socket_writes import (
     document_connections,
     watch_connections,
@@ -130,6 +129,14 @@ def served_document() -> Any | None:
     return doc if current is loop else None
 
 
+def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    """True when called from ``loop``'s own thread, while it runs."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
 class LoopTicker:
     """Runs a pump's tick on the current asyncio loop (a notebook kernel's), yielding.
 
@@ -171,37 +178,10 @@ class LoopTicker:
 
     def stop(self) -> None:
         """Cancel the ticking task (from any thread)."""
-        try:
-            here = asyncio.get_running_loop() is self._loop
-        except RuntimeError:
-            here = False
-        if here:
+        if _running_on(self._loop):
             self._task.cancel()
         elif not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._task.cancel)
-
-
-def notebook_documents(components: list[Any]) -> list[Any]:
-    """The Bokeh documents of notebook outputs showing ``components``.
-
-    Documents of a server session are left out (the tick holds the current one).
-
-    Parameters
-    ----------
-    components : list
-        Live views; each one's displayed layout lists the models it rendered.
-    """
-    docs: dict[int, Any] = {}
-    for component in components:
-        try:
-            layout = component.__panel__()
-        except Exception:  # noqa: BLE001 - a view not built yet has no models
-            continue
-        for model, _parent in list(getattr(layout, "_models", {}).values()):
-            doc = getattr(model, "document", None)
-            if doc is not None and doc.session_context is None:
-                docs[id(doc)] = doc
-    return list(docs.values())
 
 
 class FramePump:
@@ -237,6 +217,8 @@ class FramePump:
         self.last_tick_ms = 0.0
         self._recent: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
         self._outputs: set[str] = set()
+        #: The loop a notebook pump ticks on (set when it first starts).
+        self._loop: asyncio.AbstractEventLoop | None = None
         _ALL_PUMPS.add(self)
 
     # -- the pump of the current document -------------------------------------------
@@ -315,6 +297,7 @@ class FramePump:
         if doc is None:
             try:
                 self._callback = LoopTicker(self.tick, self.period / 1000)
+                self._loop = self._callback._loop
             except RuntimeError:  # no loop runs here: the caller ticks by hand
                 pass
             return
@@ -372,9 +355,17 @@ class FramePump:
             self.suspend()
 
     def output_revived(self, ref: str) -> None:
-        """Output ``ref``, counted gone after a silence, is on a page again: resume."""
+        """Output ``ref``, counted gone after a silence, is on a page again: resume.
+
+        The report arrives on whichever thread the kernel applies the page's messages
+        on; the views catch up on the loop this pump ticks on.
+        """
         with self._lock:
             self._outputs.add(ref)
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and not _running_on(loop):
+            loop.call_soon_threadsafe(self.resume)
+            return
         self.resume()
 
     def suspend(self) -> None:
@@ -400,12 +391,14 @@ class FramePump:
             self.subscribe(component.session)
         # what happened meanwhile: the frames the buses still hold (each view skips
         # the ones it has seen, by seq) and the engine state the views poll
-        for component in components:
-            frames = component.session.frames.recent() if component.session is not None else []
-            try:
-                component.refresh(frames)
-            except Exception:  # noqa: BLE001 - one broken view never stops the others
-                log.exception("%s failed to catch up", type(component).__name__)
+        with notebook_documents.batch(components):
+            for component in components:
+                session = component.session
+                frames = session.frames.recent() if session is not None else []
+                try:
+                    component.refresh(frames)
+                except Exception:  # noqa: BLE001 - one broken view never stops the others
+                    log.exception("%s failed to catch up", type(component).__name__)
         self.start()
 
     # -- registration ---------------------------------------------------------------
@@ -494,20 +487,17 @@ class FramePump:
                     del self._subs[key]
                     sub.close()
             components = list(self._components)
-        # One held document per tick: the browser gets one combined message. When plots
-        # will update, the document is also frozen so Bokeh recomputes its model graph
-        # once per tick instead of once per plot (an idle tick skips that cost).
         changed = any(batches.values())
         served = doc if doc is not None else served_document()
-        hold = (
-            pn.io.hold(served, freeze=changed) if served is not None else contextlib.nullcontext()
-        )
-        with hold, contextlib.ExitStack() as held:
-            if changed:
-                # A notebook output's document is not the current one: freeze its model
-                # graph too (one recompute per tick; its comm's messages are unchanged).
-                for nb_doc in notebook_documents(components):
-                    held.enter_context(nb_doc.models.freeze())
+        if served is not None:
+            # One held document per tick: the browser gets one combined message. When
+            # plots will update, the document is also frozen so Bokeh recomputes its
+            # model graph once per tick instead of once per plot (an idle tick skips it).
+            updating = pn.io.hold(served, freeze=changed)
+        else:
+            # notebook outputs: the same, one message per output (see notebook_documents)
+            updating = notebook_documents.batch(components, freeze=changed)
+        with updating:
             for component in components:
                 try:
                     component.refresh(batches.get(id(component.session), []))
@@ -559,7 +549,9 @@ class KitViewer(pn.viewable.Viewer):
         pump.resume()
         view = self._create_view()
         heartbeat = notebook_outputs.OutputHeartbeat(period_ms=notebook_outputs.BEAT_MS)
-        shown = pn.Column(view, heartbeat, margin=0, sizing_mode=view.sizing_mode)
+        shown = notebook_documents.KitOutput(
+            view, heartbeat, margin=0, sizing_mode=view.sizing_mode
+        )
         bundle = shown._repr_mimebundle_(include, exclude)
         ref = notebook_outputs.output_ref(bundle)
         if ref is not None:

@@ -19,6 +19,10 @@ output on a page shows it. Three events end an output:
 
 In a kernel no page ever reported to (a notebook executed headless) outputs are
 ended only by the first two events.
+
+An output's owner is told it ended under
+:data:`~alphaswarm.ui.notebook_documents.DOCUMENT_LOCK` (the page's messages may
+arrive on another thread than the one pumps tick on).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from typing import Any, Protocol
 
 import panel as pn
 import param
+
+from alphaswarm.ui.notebook_documents import DOCUMENT_LOCK
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +117,8 @@ def deleted(ref: str) -> None:
     """Output ``ref`` is gone for good (its cell ran again, or the front end disposed of it)."""
     owner = forget(ref)
     if owner is not None:
-        owner.output_deleted(ref)
+        with DOCUMENT_LOCK:
+            owner.output_deleted(ref)
 
 
 def beat(ref: str) -> None:
