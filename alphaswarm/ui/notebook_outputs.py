@@ -165,7 +165,8 @@ def end_silent(now: float | None = None) -> list[str]:
                 ended.append((ref, owner))
     for ref, owner in ended:
         log.debug("notebook output %s silent for %.0f s: counted gone", ref, STALE_AFTER_S)
-        owner.output_deleted(ref)
+        with DOCUMENT_LOCK:
+            owner.output_deleted(ref)
     return [ref for ref, _owner in ended]
 
 
