@@ -4,10 +4,10 @@ A Panel notebook output is a Bokeh document on the kernel side and a copy of it 
 the page; each change goes over the output's comm as a patch message. Three
 things in how Panel and the kernel do that lose changes when views update often:
 
-- **Messages written before the comm opens are sent out of order.** Panel builds
-  the message at once and retries sending each one on its own timer until the page
-  has opened the comm; once it has, a later message can go before an earlier one
-  (an older status line then overwrites the newest one for good).
+- **Messages written before the comm opens can be sent out of order.** Panel
+  builds the message at once and retries sending each one on its own timer until
+  the page has opened the comm; once it has, a later message can go before an
+  earlier one (an older status line then overwrites the newest one for good).
 - **The kernel may apply the page's messages on another thread.** Applying one
   marks every model of the document as known to the page and discards any change
   not sent yet; halfway through an update, the page then receives references to
@@ -18,9 +18,11 @@ things in how Panel and the kernel do that lose changes when views update often:
 So the kit changes its outputs' documents in batches (:func:`batch`): under
 :data:`DOCUMENT_LOCK` (which the page's messages to a kit output also take, see
 :class:`KitOutput`), with Panel's sending paused and the model graphs frozen, then
-one message per document once the graphs are recomputed. A document whose comm is
-not open yet keeps its changes until it is (the first batch after, or the page's
-first message, sends them).
+one message per document once the graphs are recomputed. While the page has not
+opened an output's comm yet, a batch only takes the lock: Panel sends and retries
+each change itself (the first fault above is then still possible; keeping the
+changes back until the comm opened lost them for good in a JupyterLab run where
+the views stopped changing first).
 """
 
 from __future__ import annotations
@@ -112,7 +114,10 @@ def batch(components: list[Any], *, freeze: bool = True) -> Iterator[None]:
     """
     outputs = output_documents(components)
     with DOCUMENT_LOCK:
-        if not outputs:
+        if not outputs or not all(comm_open(comm) for _doc, comm in outputs):
+            # an output the page has not opened yet: Panel sends (and retries) each
+            # change itself, as it does for any output; a change kept back here could
+            # wait for good if the views stop changing before the page opens the comm
             yield
             return
         paused = pn.state._hold

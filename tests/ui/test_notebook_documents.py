@@ -34,23 +34,20 @@ def _page_status(page: PageCopy, view: SweepProgressView) -> str:
     return page.model(status_model).text
 
 
-def test_changes_made_before_the_comm_opens_reach_the_page_in_order():
-    """JupyterLab showed a finished sweep's progress at "running: 4/4 ... ETA 0 s" for
-    good: the ticks before the page opened the output's comm each built a message that
-    Panel retried on its own timer, and the final "done" line went out before an older
-    "running" line, which then overwrote it. Nothing is sent before the comm opens; the
-    first tick after sends every change in one message."""
+def test_changes_made_before_the_comm_opens_are_not_kept_back():
+    """Before the page opens an output's comm, Panel sends (and retries) each change
+    itself: a batch keeps nothing back in the document, where it could wait for good
+    once the views stop changing (a killed session's view stood at RUNNING in a
+    JupyterLab run). Once the comm is open, a tick's changes go in one message."""
     progress, view, page = _progress_output(comm_open=False)
-    for _ in range(3):
-        progress.update(done=1)
-        view.pump.tick()
     progress.update(done=1)
-    progress.close("done")
     view.pump.tick()
-    assert page.receive() == 0  # the page has not opened the comm: nothing was sent
-    assert "done: 4/4 trials" in view.status.object
+    assert page.doc.callbacks._held_events == []
+    assert page.receive() == 0  # nothing reached a page that has not opened the comm
 
     page.comm.open()
+    progress.update(done=3)
+    progress.close("done")
     view.pump.tick()
     assert page.receive() == 1
     assert page.unknown_references == []
