@@ -141,8 +141,9 @@ class KitOutput(pn.Column):
     """The root of a kit notebook output.
 
     The page's messages to it are applied under :data:`DOCUMENT_LOCK`, never in the
-    middle of a batch, and only after the changes still waiting for the comm to open
-    have been sent.
+    middle of a batch, and only after any change of its document not sent yet has
+    been sent (applying a message marks every model as known to the page and drops
+    unsent changes).
     """
 
     def _on_msg(self, ref: str, manager: Any, msg: Any) -> None:
