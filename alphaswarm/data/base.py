@@ -40,6 +40,7 @@ __all__ = [
     "Feed",
     "FeedArrays",
     "FeedError",
+    "GroupCursor",
     "SymbolArrays",
     "format_interval",
     "parse_interval",
@@ -396,6 +397,31 @@ class Feed(abc.ABC):
             for block in _slices(big, GROUPS_SLICE):
                 yield from _bar_groups(block)
 
+    def cursor(self, start: Any = None, end: Any = None, limit: int | None = None) -> GroupCursor:
+        """The groups :meth:`groups` yields, with the next one's time known before it is made.
+
+        A paced session waits between two bars knowing only when the next one is
+        due; its bars are made when the wait is over, so nothing made for them
+        outlives the young garbage collections during the wait.
+
+        Parameters
+        ----------
+        start, end : str, datetime, date or pandas.Timestamp, optional
+            Inclusive bounds; a bare date as ``end`` includes that whole day.
+        limit : int, optional
+            Maximum number of groups (timestamps).
+
+        Returns
+        -------
+        GroupCursor
+            ``peek()`` gives the next group's time (None after the last group),
+            ``take()`` the group itself.
+        """
+        blocks = self._read(start, end, limit, stream=True)
+        return GroupCursor(
+            _BarGroups(block) for big in blocks for block in _slices(big, GROUPS_SLICE)
+        )
+
     def replay_groups(
         self, start: Any = None, end: Any = None, limit: int | None = None
     ) -> Iterator[list[Bar]]:
@@ -595,6 +621,15 @@ class _BarGroups:
             for i in range(edges[g], edges[g + 1])
         ]  # fmt: skip
 
+    def peek(self) -> datetime | None:
+        """The time of the next group, or None after the last (no Bar is made)."""
+        if self._g >= self._n:
+            try:
+                self._next_chunk()
+            except StopIteration:
+                return None
+        return self._stamps[self._g]
+
     def stream(self) -> Iterator[list[Bar]]:
         """The remaining groups from a generator (see :meth:`Feed.replay_groups`).
 
@@ -666,6 +701,37 @@ class _BarGroups:
 
 _new = object.__new__
 _NO_STAMPS = np.empty(0, dtype=object)
+
+
+class GroupCursor:
+    """A feed's groups, one at a time, with the next group's time readable first.
+
+    Made by :meth:`Feed.cursor`.
+    """
+
+    __slots__ = ("_parts", "_part")
+
+    def __init__(self, parts: Iterator[_BarGroups]) -> None:
+        self._parts = parts
+        self._part: _BarGroups | None = None
+
+    def peek(self) -> datetime | None:
+        """The time of the next group, or None after the last one."""
+        while True:
+            part = self._part
+            if part is not None:
+                ts = part.peek()
+                if ts is not None:
+                    return ts
+            part = self._part = next(self._parts, None)
+            if part is None:
+                return None
+
+    def take(self) -> list[Bar] | None:
+        """The next group's bars (sorted by symbol), or None after the last one."""
+        if self.peek() is None:
+            return None
+        return next(self._part)
 
 
 def _bar_groups(block: Block) -> Iterator[list[Bar]]:

@@ -75,10 +75,10 @@ def prepare_batch(
 ) -> dict[str, Any]:
     """Validate one batch before any SQL runs."""
     fixed = {"paper_run_id": run_id}
-    order_rows = [
-        row(paper_orders, o, "order", aliases={"order_id": "id"}, fixed=fixed) for o in orders
-    ]
-    fill_rows = [row(paper_fills, f, "fill", aliases={"fill_id": "id"}, fixed=fixed) for f in fills]
+    # A kind with no rows (most kinds of a paced session's batch) stays the shared empty
+    # tuple: a group commit holds every session's prepared batch until it has committed.
+    order_rows = _rows(paper_orders, orders, "order", {"order_id": "id"}, fixed)
+    fill_rows = _rows(paper_fills, fills, "fill", {"fill_id": "id"}, fixed)
     for rows in (order_rows, fill_rows):
         for r in rows:
             if not r.get("id"):
@@ -92,13 +92,25 @@ def prepare_batch(
         "run_update": values,
         "orders": order_rows,
         "fills": fill_rows,
-        "equity": equity_rows,
-        "equity_points": points,
-        "frames": frame_rows,
-        "frame_blocks": [_block_row(run_id, blocked, block_seqs)] if blocked else [],
-        "risk_events": [row(risk_events_table, r, "risk event", fixed=fixed) for r in risk_events],
-        "new_seqs": ([r["seq"] for r in frame_rows], block_seqs),
+        "equity": equity_rows or (),
+        "equity_points": points or (),
+        "frames": frame_rows or (),
+        "frame_blocks": (_block_row(run_id, blocked, block_seqs),) if blocked else (),
+        "risk_events": _rows(risk_events_table, risk_events, "risk event", None, fixed),
+        "new_seqs": ([r["seq"] for r in frame_rows] if frame_rows else (), block_seqs),
     }
+
+
+def _rows(
+    table: Any,
+    items: Iterable[Any],
+    what: str,
+    aliases: Mapping[str, str] | None,
+    fixed: Mapping[str, Any],
+) -> list[dict[str, Any]] | tuple[()]:
+    """The validated rows of ``items`` (see :func:`~alphaswarm.ledger.rows.row`); () if none."""
+    out = [row(table, item, what, aliases=aliases, fixed=fixed) for item in items]
+    return out or ()
 
 
 def _split_frames(
@@ -308,7 +320,7 @@ class BatchWriter(Repository):
         """
         highs: dict[str, int] = {}
         for run_id, (row_seqs, block_seqs) in seqs.items():
-            given = row_seqs + block_seqs
+            given = [*row_seqs, *block_seqs]
             if not given:
                 continue
             new = set(given)

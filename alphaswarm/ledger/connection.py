@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from alphaswarm.ledger import revisions
 from alphaswarm.ledger.checkpoint import checkpoint
 from alphaswarm.ledger.dialect import WRITE_OPTION, OpenedEngine, open_engine
 from alphaswarm.ledger.errors import LedgerError, LedgerUnavailable, describe, is_unavailable
@@ -136,15 +137,20 @@ class Database:
 
         See :meth:`alphaswarm.ledger.Ledger.ensure_schema`.
         """
-        from alphaswarm.ledger import migrate  # Alembic loads when a ledger first opens
-
         with self._lock:
-            head = migrate.head_revision()
+            head = revisions.head_revision()
             if self._schema_ready:
                 return head
             engine = self._open().engine
             try:
                 with engine.connect() as conn:
+                    # a ledger at head opens without Alembic (see alphaswarm.ledger.revisions)
+                    if revisions.stamped_revisions(conn) == [head]:
+                        conn.rollback()
+                        self._schema_ready = True
+                        return head
+                    from alphaswarm.ledger import migrate  # creating or upgrading: Alembic
+
                     current = migrate.current_revision(conn)
                     if current != head and not self.upgrade:
                         self._check_upgradable(conn, current, head)

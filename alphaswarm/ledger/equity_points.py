@@ -140,7 +140,8 @@ def split_equity(
         n = len(equity)
         if not n:
             return [], []
-        return [], [((run_id,) * n, equity.times(), equity.equity.tolist(), equity.cash.tolist())]
+        # the arrays themselves: a group commit holds each session's chunk until it commits
+        return [], [((run_id,) * n, equity.times(), equity.equity, equity.cash)]
     rows: list[dict[str, Any]] = []
     points: list[tuple[Any, ...]] = []
     fixed = {"paper_run_id": run_id}

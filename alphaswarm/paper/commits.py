@@ -44,14 +44,23 @@ class SessionCommits:
         """
         engine = self._engine
         broker = engine.broker
-        orders = [o.to_dict() for o in broker.dirty_orders.values()]
-        for o, order in zip(orders, broker.dirty_orders.values(), strict=True):
-            o["updated_at"] = order.updated_at
-            o["created_at"] = order.created_at
-        with_broker_order_ids(broker, orders)  # a real broker's ids beside ours
+        # Kinds with nothing new stay the shared empty tuple: a group commit holds every
+        # session's batch until it has committed (see _GroupCommit).
+        dirty = broker.dirty_orders
+        orders: list[dict[str, Any]] | tuple[()] = ()
+        if dirty:
+            orders = [o.to_dict() for o in dirty.values()]
+            for o, order in zip(orders, dirty.values(), strict=True):
+                o["updated_at"] = order.updated_at
+                o["created_at"] = order.created_at
+            with_broker_order_ids(broker, orders)  # a real broker's ids beside ours
         n_fills = len(broker.fills)
-        fills = [{**f.to_dict(), "filled_at": f.ts} for f in broker.fills[self._fills_written :]]
-        risk_events = list(engine.risk_events)
+        fills = (
+            [{**f.to_dict(), "filled_at": f.ts} for f in broker.fills[self._fills_written :]]
+            if n_fills > self._fills_written
+            else ()
+        )
+        risk_events = tuple(engine.risk_events)
         if summary is None:
             summary = engine.summary()
         update = {
@@ -69,7 +78,7 @@ class SessionCommits:
         update.update(run_update or {})
         equity = self._equity_points.copy()
         self._mark = (
-            list(broker.dirty_orders),
+            tuple(dirty),
             n_fills,
             len(equity),
             len(risk_events),
@@ -82,7 +91,7 @@ class SessionCommits:
             "fills": fills,
             "equity": equity,
             "frames": list(self._pending),
-            "risk_events": [{**r, "paper_run_id": self.paper_run_id} for r in risk_events],
+            "risk_events": tuple({**r, "paper_run_id": self.paper_run_id} for r in risk_events),
             "run_update": update,
         }
 

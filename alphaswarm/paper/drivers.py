@@ -55,7 +55,9 @@ class SessionDriver:
         if is_live(self._feed):
             await self._trade_live()
             return
-        groups = self._feed.groups(start=self.start_at, limit=self.max_bars)
+        # The next bar's time is read before its wait, the bar itself made after it:
+        # a bar made first would outlive the young collections during the wait.
+        cursor = self._feed.cursor(start=self.start_at, limit=self.max_bars)
         duration = (
             timedelta(minutes=self.duration_minutes) if self.duration_minutes is not None else None
         )
@@ -75,16 +77,15 @@ class SessionDriver:
         self._speed = self.speed
         # The first bar is read off the engine loop: building the feed's first block (tens
         # of ms for a synthetic feed) must not delay the bars of the sessions already running.
-        first = await asyncio.get_running_loop().run_in_executor(None, next, groups, None)
+        await loop.run_in_executor(None, cursor.peek)
         self._last_bar_wall = self._last_heartbeat = time.monotonic()
         while not self._finished:
-            group, first = (first, None) if first is not None else (next(groups, None), None)
-            if group is None:
+            ts = cursor.peek()
+            if ts is None:
                 reached_max = self.max_bars is not None and n >= self.max_bars
                 why = f"max_bars {self.max_bars} reached" if reached_max else "end of data"
                 self._finish("completed", why)
                 return
-            ts = group[0].ts
             if first_ts is None:
                 first_ts = ts
             if duration is not None and ts >= first_ts + duration:
@@ -119,7 +120,7 @@ class SessionDriver:
             with lock:
                 if self._finished:
                     return
-                process(group)
+                process(cursor.take())
             prev_ts = ts
             engine = self._engine
             if engine.halted is not None:

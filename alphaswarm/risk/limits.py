@@ -204,7 +204,18 @@ class RiskLimits(param.Parameterized):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._compile()
-        self.param.watch(self._compile, [*self.LIMIT_KEYS, "universe"])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set an attribute; a limit or the universe set anew recompiles the thresholds.
+
+        Every way of setting a parameter (``risk.max_order_qty = 5``,
+        ``risk.param.update(...)``) comes through here. A watcher would do the same at
+        about thirty objects per instance (one per session), which every full garbage
+        collection walks.
+        """
+        object.__setattr__(self, name, value)
+        if name in _COMPILED_FROM and "_t" in self.__dict__:
+            self._compile()
 
     def _compile(self, *_: Any) -> None:
         """Cache the set limits as plain values: param lookups are too slow per bar."""
@@ -518,3 +529,7 @@ class RiskLimits(param.Parameterized):
                 }
             )
         return rows
+
+
+#: The parameters :meth:`RiskLimits._compile` reads.
+_COMPILED_FROM = frozenset((*RiskLimits.LIMIT_KEYS, "universe"))

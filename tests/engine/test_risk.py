@@ -308,3 +308,18 @@ def test_equity_limits_fail_closed_when_equity_is_gone():
     decision = risk.check_order(buy(1), state(equity=0.0))
     assert decision is not None and decision.limit == "max_position_pct"
     assert "undefined (equity <= 0)" in decision.message
+
+
+def test_limits_changed_after_construction_apply_to_the_next_order():
+    """Thresholds are compiled once; setting a limit or the universe later recompiles them."""
+    risk = limits(max_order_qty=10)
+    assert risk.check_order(buy(20), state()).limit == "max_order_qty"
+    risk.max_order_qty = 50
+    assert risk.check_order(buy(20), state()) is None
+    assert risk.check_order(buy(1, OTHER), state()).limit == "universe"
+    risk.param.update(max_order_qty=5, universe=[SYM, OTHER])
+    assert risk.check_order(buy(20), state()).threshold == 5
+    assert risk.check_order(buy(1, OTHER), state()) is None
+    with pytest.raises(ValueError):
+        risk.max_order_qty = -1  # refused by the parameter: the compiled limit stays
+    assert risk.check_order(buy(6), state()).threshold == 5

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from alphaswarm.ledger import Ledger, LedgerError, default_url, migrate
+from alphaswarm.ledger import revisions as light_revisions
 from alphaswarm.ledger.schema import metadata
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +57,35 @@ def test_migrations_ship_in_the_package():
     assert revisions()[0] == "0001"
     assert migrate.head_revision() == revisions()[-1]
     assert not (REPO / "alembic.ini").exists()
+
+
+def test_head_revision_is_read_without_alembic():
+    assert light_revisions.head_revision() == migrate.head_revision() == revisions()[-1]
+
+
+_OPEN_AND_REPORT_ALEMBIC = """
+import sys
+from alphaswarm.ledger import Ledger
+with Ledger(url=sys.argv[1]) as led:
+    print(led.ensure_schema(), "alembic" in sys.modules)
+"""
+
+
+def test_a_ledger_at_head_opens_without_loading_alembic(ledger_url):
+    def open_in_child() -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", _OPEN_AND_REPORT_ALEMBIC, ledger_url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return out.stdout.split()
+
+    head = migrate.head_revision()
+    assert open_in_child() == [head, "True"]  # created: by Alembic
+    assert open_in_child() == [head, "False"]  # at head: Alembic stays unloaded
+    assert version(ledger_url) == [head]
 
 
 def test_first_use_creates_schema_via_alembic(ledger_url):
@@ -217,6 +247,7 @@ def test_schema_migrated_by_another_process_after_the_first_look(ledger_url, mon
         return None if len(looks) == 1 else real(conn)
 
     monkeypatch.setattr(migrate, "current_revision", stale_then_real)
+    monkeypatch.setattr(light_revisions, "stamped_revisions", lambda conn: [])  # stale too
     with Ledger(url=ledger_url) as led:
         assert led.ensure_schema() == migrate.head_revision()
         assert led.list_bots() == []
