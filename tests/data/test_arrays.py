@@ -208,3 +208,33 @@ def test_replay_groups_yield_what_groups_yields(monkeypatch, chunk):
             expected = rows(feed.groups(**bounds))
             assert expected
             assert rows(feed.replay_groups(**bounds)) == expected
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1024])
+def test_cursor_peeks_each_groups_time_then_takes_what_groups_yields(monkeypatch, chunk):
+    """A paced session reads the next group's time first and makes its bars after its wait."""
+    monkeypatch.setattr(feed_base, "GROUPS_SLICE", 7)
+    monkeypatch.setattr(feed_base, "STAMP_CHUNK", chunk)
+
+    def rows(groups):
+        return [
+            [(b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in g] for g in groups
+        ]
+
+    for feed in (
+        SyntheticFeed(["AAA", "BBB", "CCC"], seed=2, bars=50),
+        SyntheticFeed(["ONE"], seed=3, bars=40),
+        holes(["A", "B"], 1, 60, 0.3),
+    ):
+        ts = feed.frame()["ts"]
+        for bounds in ({}, {"limit": 17}, {"start": ts.iloc[5], "end": ts.iloc[30]}):
+            expected = rows(feed.groups(**bounds))
+            cursor = feed.cursor(**bounds)
+            taken = []
+            while (when := cursor.peek()) is not None:
+                assert cursor.peek() == when  # peeking again changes nothing
+                group = cursor.take()
+                assert {b.ts for b in group} == {when}
+                taken.append(group)
+            assert rows(taken) == expected
+            assert cursor.take() is None
