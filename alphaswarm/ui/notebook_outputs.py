@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import panel as pn
 import param
 
-from alphaswarm.ui.notebook_documents import DOCUMENT_LOCK
+from alphaswarm.ui.notebook_documents import DOCUMENT_LOCK, stop_waiting
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,9 @@ def forget(ref: str) -> OutputOwner | None:
 def deleted(ref: str) -> None:
     """Output ``ref`` is gone for good (its cell ran again, or the front end disposed of it)."""
     owner = forget(ref)
-    if owner is not None:
-        with DOCUMENT_LOCK:
+    with DOCUMENT_LOCK:
+        stop_waiting(ref)
+        if owner is not None:
             owner.output_deleted(ref)
 
 
