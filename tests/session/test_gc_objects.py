@@ -20,9 +20,10 @@ SNAPSHOTS = 5
 #: objects per paced session before the bar iterator became a slotted object (no
 #: suspended generator frame, closure cells and per-column iterators), the session's
 #: task started without a concurrent future (its condition, locks and chaining
-#: callbacks) and the bus kept its frame history marshalled; 148-167 after. The bound
-#: sits between the two, ~25 objects from each.
-MAX_OBJECTS_PER_SESSION = 190
+#: callbacks) and the bus kept its frame history marshalled; 148-167 after; 117 (one run) once
+#: RiskLimits stopped watching its own parameters (Param keeps two containers per
+#: watched parameter). The bound sits between the last two.
+MAX_OBJECTS_PER_SESSION = 140
 
 
 def _start(bot: aw.Bot, ledger, n: int) -> list[aw.PaperSession]:
