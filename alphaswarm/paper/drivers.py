@@ -36,7 +36,13 @@ _REPLAY_FLUSH_BARS = 2000
 class SessionDriver:
     """The loop that feeds a session its bars (a mixin of :class:`PaperSession`)."""
 
+    #: Whether the feed streams in real time (then the session's clock is the wall
+    #: clock); set once the session runs, read per bar through :attr:`_clock`.
+    _realtime: bool = False
+
     async def _run(self) -> None:
+        feed = self._feed
+        self._realtime = bool(is_live(feed) and feed.realtime)
         loop = asyncio.get_running_loop()
         self._pacer = Pacer.of(loop)
         self._commits = _GroupCommit.of(loop)
@@ -135,8 +141,7 @@ class SessionDriver:
     @property
     def _clock(self) -> float:
         """Session seconds per wall second: 1 on a real-time feed (``speed`` is ignored)."""
-        feed = getattr(self, "_feed", None)
-        return 1.0 if is_live(feed) and feed.realtime else self._speed
+        return 1.0 if self._realtime else self._speed
 
     async def _trade_live(self) -> None:
         """Trade the bars a live feed streams, turning its events into ``feed.*`` frames.

@@ -140,10 +140,10 @@ def stop_waiting(ref: str) -> None:
         _waiting.pop(id(view[2]), None)
 
 
-def waiting_outputs() -> int:
-    """Number of notebook documents whose changes wait for the page to open their comm."""
+def is_waiting(doc: Any) -> bool:
+    """Whether ``doc``'s changes wait for the page to open its output's comm."""
     with DOCUMENT_LOCK:
-        return len(_waiting)
+        return id(doc) in _waiting
 
 
 def _send_once_open() -> None:

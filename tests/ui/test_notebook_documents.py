@@ -48,7 +48,7 @@ def test_changes_made_before_the_comm_opens_reach_the_page_in_one_message_once_i
     view.pump.tick()
     time.sleep(0.3)
     assert page.receive() == 0  # nothing reached a page that has not opened the comm
-    assert notebook_documents.waiting_outputs() == 1
+    assert notebook_documents.is_waiting(page.doc)
 
     page.comm.open()  # no tick after this
     deadline = time.monotonic() + 10
@@ -57,27 +57,20 @@ def test_changes_made_before_the_comm_opens_reach_the_page_in_one_message_once_i
     assert page.receive() == 1
     assert page.unknown_references == []
     assert "done: 4/4 trials" in _page_status(page, view)
-    deadline = time.monotonic() + 10
-    while notebook_documents.waiting_outputs() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert notebook_documents.waiting_outputs() == 0  # and the waiter's thread has ended
+    assert not notebook_documents.is_waiting(page.doc)
 
 
 def test_an_output_closed_before_its_comm_opened_is_not_waited_for():
     """A cell re-run or cleared before the page opened its output leaves nothing waiting."""
-    deadline = time.monotonic() + 10
-    while notebook_documents.waiting_outputs() and time.monotonic() < deadline:
-        time.sleep(0.02)  # another test's output, sent or dropped
     progress, view, page = _progress_output(comm_open=False)
     progress.update(done=2)
     view.pump.tick()
-    assert notebook_documents.waiting_outputs() == 1
+    assert notebook_documents.is_waiting(page.doc)
     notebook_outputs.deleted(page.ref)  # its cell ran again, or the front end disposed of it
-    deadline = time.monotonic() + 10
-    while notebook_documents.waiting_outputs() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert notebook_documents.waiting_outputs() == 0
-    assert page.receive() == 0
+    assert not notebook_documents.is_waiting(page.doc)
+    page.comm.open()
+    time.sleep(0.3)
+    assert page.receive() == 0  # nothing is sent for an output that is gone
 
 
 def test_a_tick_sends_one_message_per_output():
