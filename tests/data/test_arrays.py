@@ -186,18 +186,15 @@ def test_replay_feed_owns_its_data():
     assert feed.arrays().symbols[0].close.tolist() == before
 
 
-@pytest.mark.parametrize("chunk", [3, feed_base.STAMP_CHUNK])
-def test_replay_groups_yield_what_groups_yields(monkeypatch, chunk):
-    """A backtest reads replay_groups(): the same bars, types and grouping as groups()."""
-    monkeypatch.setattr(feed_base, "GROUPS_SLICE", 7)
-    monkeypatch.setattr(feed_base, "STAMP_CHUNK", chunk)
+def _bar_rows(groups):
+    return [
+        [(type(b), b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in g]
+        for g in groups
+    ]
 
-    def rows(groups):
-        return [
-            [(type(b), b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in g]
-            for g in groups
-        ]
 
+def _feeds_and_bounds():
+    """Feeds of several shapes (aligned, one symbol, with holes), each with three reads."""
     for feed in (
         SyntheticFeed(["AAA", "BBB", "CCC"], seed=2, bars=50),
         SyntheticFeed(["ONE"], seed=3, bars=40),
@@ -205,9 +202,18 @@ def test_replay_groups_yield_what_groups_yields(monkeypatch, chunk):
     ):
         ts = feed.frame()["ts"]
         for bounds in ({}, {"limit": 17}, {"start": ts.iloc[5], "end": ts.iloc[30]}):
-            expected = rows(feed.groups(**bounds))
-            assert expected
-            assert rows(feed.replay_groups(**bounds)) == expected
+            yield feed, bounds
+
+
+@pytest.mark.parametrize("chunk", [3, feed_base.STAMP_CHUNK])
+def test_replay_groups_yield_what_groups_yields(monkeypatch, chunk):
+    """A backtest reads replay_groups(): the same bars, types and grouping as groups()."""
+    monkeypatch.setattr(feed_base, "GROUPS_SLICE", 7)
+    monkeypatch.setattr(feed_base, "STAMP_CHUNK", chunk)
+    for feed, bounds in _feeds_and_bounds():
+        expected = _bar_rows(feed.groups(**bounds))
+        assert expected
+        assert _bar_rows(feed.replay_groups(**bounds)) == expected
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 1024])
@@ -215,26 +221,13 @@ def test_cursor_peeks_each_groups_time_then_takes_what_groups_yields(monkeypatch
     """A paced session reads the next group's time first and makes its bars after its wait."""
     monkeypatch.setattr(feed_base, "GROUPS_SLICE", 7)
     monkeypatch.setattr(feed_base, "STAMP_CHUNK", chunk)
-
-    def rows(groups):
-        return [
-            [(b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume) for b in g] for g in groups
-        ]
-
-    for feed in (
-        SyntheticFeed(["AAA", "BBB", "CCC"], seed=2, bars=50),
-        SyntheticFeed(["ONE"], seed=3, bars=40),
-        holes(["A", "B"], 1, 60, 0.3),
-    ):
-        ts = feed.frame()["ts"]
-        for bounds in ({}, {"limit": 17}, {"start": ts.iloc[5], "end": ts.iloc[30]}):
-            expected = rows(feed.groups(**bounds))
-            cursor = feed.cursor(**bounds)
-            taken = []
-            while (when := cursor.peek()) is not None:
-                assert cursor.peek() == when  # peeking again changes nothing
-                group = cursor.take()
-                assert {b.ts for b in group} == {when}
-                taken.append(group)
-            assert rows(taken) == expected
-            assert cursor.take() is None
+    for feed, bounds in _feeds_and_bounds():
+        cursor = feed.cursor(**bounds)
+        taken = []
+        while (when := cursor.peek()) is not None:
+            assert cursor.peek() == when  # peeking again changes nothing
+            group = cursor.take()
+            assert {b.ts for b in group} == {when}
+            taken.append(group)
+        assert _bar_rows(taken) == _bar_rows(feed.groups(**bounds))
+        assert cursor.take() is None
