@@ -19,17 +19,16 @@ So the kit changes its outputs' documents in batches (:func:`batch`): under
 :data:`DOCUMENT_LOCK` (which the page's messages to a kit output also take, see
 :class:`KitOutput`), with Panel's sending paused and the model graphs frozen, then
 one message per document once the graphs are recomputed. While the page has not
-opened an output's comm, the batch's changes stay in the document; a waiter
-(:func:`send_when_open`, one thread, only while some output waits) sends them as
-one message as soon as the page opens the comm, whether or not the views change
-again (a sweep's progress view stops changing when its sweep ends).
+opened an output's comm yet, a batch only takes the lock: Panel sends and retries
+each change itself (the first fault above is then still possible; keeping the
+changes back until the comm opened lost them for good in a JupyterLab run where
+the views stopped changing first).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import panel as pn
@@ -98,69 +97,8 @@ def _send_others(skip: set[int]) -> None:
         if doc is None or id(doc) in seen or doc.session_context is not None:
             continue
         seen.add(id(doc))
-        if not send_pending(doc, comm):
-            send_when_open(doc, comm)
-
-
-#: Seconds between two looks at the comms of outputs waiting to be sent: at first,
-#: then once an output has waited :data:`_SLOW_AFTER` seconds (an output scrolled out
-#: of view may be opened by the page only when it comes back into view).
-_POLL_FIRST, _POLL_SLOW, _SLOW_AFTER = 0.05, 1.0, 30.0
-#: Seconds after which an output whose comm never opened is no longer waited for.
-_GIVE_UP = 6 * 3600.0
-
-#: Documents with changes kept back until the page opens their comm: id -> (doc, comm,
-#: since). Read and changed under DOCUMENT_LOCK.
-_waiting: dict[int, tuple[Any, Any, float]] = {}
-_waiter: threading.Thread | None = None
-
-
-def send_when_open(doc: Any, comm: Any) -> None:
-    """Send ``doc``'s changes as one message as soon as the page opens ``comm``.
-
-    Call under :data:`DOCUMENT_LOCK`. A thread looks at the comms of the waiting
-    documents until none is left waiting; the changes made meanwhile join the same
-    message.
-    """
-    global _waiter
-    if comm is None or not doc.callbacks._held_events:
-        return
-    _waiting.setdefault(id(doc), (doc, comm, time.monotonic()))
-    if _waiter is None:
-        _waiter = threading.Thread(
-            target=_send_once_open, name="alphaswarm-notebook-outputs", daemon=True
-        )
-        _waiter.start()
-
-
-def stop_waiting(ref: str) -> None:
-    """Output ``ref`` is gone: drop its changes waiting for the page (under the lock)."""
-    view = pn.state._views.get(ref)
-    if view is not None and len(view) > 3:
-        _waiting.pop(id(view[2]), None)
-
-
-def is_waiting(doc: Any) -> bool:
-    """Whether ``doc``'s changes wait for the page to open its output's comm."""
-    with DOCUMENT_LOCK:
-        return id(doc) in _waiting
-
-
-def _send_once_open() -> None:
-    global _waiter
-    while True:
-        with DOCUMENT_LOCK:
-            now = time.monotonic()
-            shown = {id(view[2]) for view in list(pn.state._views.values()) if len(view) > 3}
-            for key, (doc, comm, since) in list(_waiting.items()):
-                # sent, nothing left to send, an output cleaned up, or waited for too long
-                if send_pending(doc, comm) or key not in shown or now - since > _GIVE_UP:
-                    del _waiting[key]
-            if not _waiting:
-                _waiter = None
-                return
-            oldest = now - min(since for _doc, _comm, since in _waiting.values())
-        time.sleep(_POLL_FIRST if oldest < _SLOW_AFTER else _POLL_SLOW)
+        if doc.callbacks._held_events and comm_open(comm):
+            send_pending(doc, comm)
 
 
 @contextlib.contextmanager
@@ -176,7 +114,10 @@ def batch(components: list[Any], *, freeze: bool = True) -> Iterator[None]:
     """
     outputs = output_documents(components)
     with DOCUMENT_LOCK:
-        if not outputs:
+        if not outputs or not all(comm_open(comm) for _doc, comm in outputs):
+            # an output the page has not opened yet: Panel sends (and retries) each
+            # change itself, as it does for any output; a change kept back here could
+            # wait for good if the views stop changing before the page opens the comm
             yield
             return
         paused = pn.state._hold
@@ -192,8 +133,7 @@ def batch(components: list[Any], *, freeze: bool = True) -> Iterator[None]:
         if paused:
             return
         for doc, comm in outputs:
-            if not send_pending(doc, comm):  # the page has not opened the comm yet
-                send_when_open(doc, comm)
+            send_pending(doc, comm)
         _send_others({id(doc) for doc, _comm in outputs})
 
 

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import panel as pn
 import param
 
-from alphaswarm.ui.notebook_documents import DOCUMENT_LOCK, stop_waiting
+from alphaswarm.ui.notebook_documents import DOCUMENT_LOCK
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +116,8 @@ def forget(ref: str) -> OutputOwner | None:
 def deleted(ref: str) -> None:
     """Output ``ref`` is gone for good (its cell ran again, or the front end disposed of it)."""
     owner = forget(ref)
-    with DOCUMENT_LOCK:
-        stop_waiting(ref)
-        if owner is not None:
+    if owner is not None:
+        with DOCUMENT_LOCK:
             owner.output_deleted(ref)
 
 

@@ -14,7 +14,7 @@ import uuid
 from panel.models.comm_manager import CommManager
 
 from alphaswarm.sweep.progress import SweepProgress
-from alphaswarm.ui import notebook_documents, notebook_outputs
+from alphaswarm.ui import notebook_documents
 from alphaswarm.ui.notebook_documents import KitOutput
 from alphaswarm.ui.notebook_outputs import OutputHeartbeat
 from alphaswarm.ui.sweep_progress import SweepProgressView
@@ -34,43 +34,24 @@ def _page_status(page: PageCopy, view: SweepProgressView) -> str:
     return page.model(status_model).text
 
 
-def test_changes_made_before_the_comm_opens_reach_the_page_in_one_message_once_it_opens():
-    """Before the page opens an output's comm, Panel retried each change on its own
-    timer, and the retries could overtake each other: a sweep's older "running: 4/4"
-    line overwrote its final "done" line for good (JupyterLab). The kit keeps the
-    changes in the document and sends them as one message when the comm opens, even
-    if the views do not change again (the progress view stops with its sweep)."""
+def test_changes_made_before_the_comm_opens_are_not_kept_back():
+    """Before the page opens an output's comm, Panel sends (and retries) each change
+    itself: a batch keeps nothing back in the document, where it could wait for good
+    once the views stop changing (a killed session's view stood at RUNNING in a
+    JupyterLab run). Once the comm is open, a tick's changes go in one message."""
     progress, view, page = _progress_output(comm_open=False)
-    for _ in range(4):
-        progress.update(done=1)
-        view.pump.tick()
+    progress.update(done=1)
+    view.pump.tick()
+    assert page.doc.callbacks._held_events == []
+    assert page.receive() == 0  # nothing reached a page that has not opened the comm
+
+    page.comm.open()
+    progress.update(done=3)
     progress.close("done")
     view.pump.tick()
-    time.sleep(0.3)
-    assert page.receive() == 0  # nothing reached a page that has not opened the comm
-    assert notebook_documents.is_waiting(page.doc)
-
-    page.comm.open()  # no tick after this
-    deadline = time.monotonic() + 10
-    while not page.comm.parts and time.monotonic() < deadline:
-        time.sleep(0.02)
     assert page.receive() == 1
     assert page.unknown_references == []
     assert "done: 4/4 trials" in _page_status(page, view)
-    assert not notebook_documents.is_waiting(page.doc)
-
-
-def test_an_output_closed_before_its_comm_opened_is_not_waited_for():
-    """A cell re-run or cleared before the page opened its output leaves nothing waiting."""
-    progress, view, page = _progress_output(comm_open=False)
-    progress.update(done=2)
-    view.pump.tick()
-    assert notebook_documents.is_waiting(page.doc)
-    notebook_outputs.deleted(page.ref)  # its cell ran again, or the front end disposed of it
-    assert not notebook_documents.is_waiting(page.doc)
-    page.comm.open()
-    time.sleep(0.3)
-    assert page.receive() == 0  # nothing is sent for an output that is gone
 
 
 def test_a_tick_sends_one_message_per_output():
